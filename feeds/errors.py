@@ -1,0 +1,40 @@
+"""Errors of every stage. Each names what was wrong and where.
+
+FeedsError
+ +-- ParseError     a document could not be read (carries the document's origin and the field)
+ +-- ConfigError    a setting is missing or malformed (carries the key)
+ +-- SourceError    a source could not be listed or fetched (carries the source)
+ +-- StoreError     the database could not be opened or written
+"""
+
+from __future__ import annotations
+
+
+class FeedsError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ParseError(FeedsError):
+    def __init__(self, origin: str, reason: str, field: str | None = None) -> None:
+        self.origin = origin
+        self.reason = reason
+        self.field = field
+        where = f"{origin}: {field}: " if field else f"{origin}: "
+        super().__init__(where + reason)
+
+
+class ConfigError(FeedsError):
+    def __init__(self, key: str, reason: str, origin: str | None = None) -> None:
+        self.key = key
+        prefix = f"{origin}: " if origin else ""
+        super().__init__(f"{prefix}config {key}: {reason}")
+
+
+class SourceError(FeedsError):
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        super().__init__(f"source {source}: {reason}")
+
+
+class StoreError(FeedsError):
+    pass

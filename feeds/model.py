@@ -1,0 +1,164 @@
+"""Frozen records shared by every stage. Imports nothing from the package."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+UTC = dt.timezone.utc
+
+ChangeKind = Literal["first", "update", "current"]
+FORMATS: tuple[str, ...] = ("rss", "atom", "json")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(UTC).replace(microsecond=0)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SourceLink:
+    """One numbered source of a page: an outlet's name and the article URL."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Related:
+    """A related event as the page lists it: its headline, its page path and its contexts."""
+
+    headline: str
+    url: str
+    contexts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of a page's `### Changes:` list."""
+
+    headline: str
+    url: str
+    kind: ChangeKind
+    timestamp: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One version of one event page, as read from markdown, JSON or XML.
+
+    `path` is the canonical page path (`/news/YYYY/MM/DD/slug`, day zero-padded) that every
+    link to the page normalises to; a reworded event is a new Page with a new path.
+    """
+
+    path: str
+    date: dt.date
+    headline: str
+    heading: str | None = None
+    summary: str = ""
+    sources: tuple[SourceLink, ...] = ()
+    image: str | None = None
+    related: tuple[Related, ...] = ()
+    changes: tuple[Change, ...] = ()
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The heading, then every context of the related list; first spelling wins."""
+        seen: dict[str, str] = {}
+        names = ([self.heading] if self.heading else []) + [c for r in self.related for c in r.contexts]
+        for name in names:
+            seen.setdefault(name.casefold(), name)
+        return tuple(seen.values())
+
+
+@dataclass(frozen=True)
+class DayEntry:
+    headline: str
+    path: str
+    heading: str | None = None
+    summary: str = ""
+    contexts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DayListing:
+    """A day page (`index.md` / `README.md`): what the archive says happened that day."""
+
+    path: str
+    date: dt.date
+    entries: tuple[DayEntry, ...] = ()
+    previous: str | None = None
+
+
+@dataclass(frozen=True)
+class Topic:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event as the feeds show it: the current version of a chain of page versions.
+
+    `key` is the path of the chain's first version and never changes; `guid` derives from it.
+    """
+
+    key: str
+    guid: str
+    page: Page
+    topics: tuple[Topic, ...]
+    published: dt.datetime
+    updated: dt.datetime
+    relpath: str = ""  # where its current version lives in its source (`news/2018/01/1/x.md`)
+    source: str = ""
+    deleted: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class FeedKey:
+    """Which feed: `latest`, `dates/YYYY-MM-DD` or `topics/<slug>` (plus a page number)."""
+
+    kind: Literal["latest", "date", "topic"]
+    value: str = ""
+
+    @property
+    def name(self) -> str:
+        if self.kind == "latest":
+            return "latest"
+        return f"{'dates' if self.kind == 'date' else 'topics'}/{self.value}"
+
+    @classmethod
+    def parse(cls, name: str) -> FeedKey:
+        if name == "latest":
+            return cls("latest")
+        prefix, _, value = name.partition("/")
+        if prefix == "dates" and value:
+            return cls("date", value)
+        if prefix == "topics" and value:
+            return cls("topic", value)
+        raise ValueError(f"not a feed name: {name!r}")
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """Stored bytes of one feed in one format, with every encoding made once at render time."""
+
+    feed: str
+    fmt: str
+    body: bytes
+    gzip: bytes
+    br: bytes
+    etag: str
+    last_modified: dt.datetime
+    content_type: str

@@ -1,0 +1,200 @@
+"""The archive's markdown pages: event pages and day listings.
+
+Real pages vary (see the Offstream samples): an optional `Formats:` line, unpadded dates, optional
+`#####` heading, `### Source:` or `### Sources:`, leading spaces in titles, HTML character
+references, numbering that repeats its last number, wiki leftovers with brackets inside titles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+
+from feeds.errors import ParseError
+from feeds.ids import page_path
+from feeds.model import Change, ChangeKind, DayEntry, DayListing, Page, Related, SourceLink, UTC
+
+_DATE_LINE = re.compile(r"^(?P<level>#{2,3})\s*\[\s*(?P<date>\d{4}-\d{1,2}-\d{1,2})\s*\]\([^)]*\)\s*$")
+_HEADING = re.compile(r"^#####\s*(?P<text>.*?)\s*$")
+_HEADLINE = re.compile(r"^#\s(?P<text>.*)$")
+_SECTION = re.compile(r"^###\s+(?P<name>[A-Za-z ]+):\s*$")
+# The title is greedy so brackets inside it (wiki leftovers) stay in the title.
+_ITEM = re.compile(r"^\d+\.\s*\[(?P<title>.*)\]\((?P<url>[^)\s]*)\)\s*(?:_(?P<tail>.*)_)?\s*$")
+_LISTED = re.compile(r"^###\s*\[(?P<title>.*)\]\((?P<url>[^)\s]*)\)\s*$")
+_PREVIOUS = re.compile(r"^##\s*\[Previous Day[^\]]*\]\((?P<url>[^)\s]*)\)\s*$")
+_CHANGE_TAIL = re.compile(r"^(?:(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\s*)?\((?P<kind>First version|Update|Current version)\)$")
+_CONTEXT = re.compile(r"^_?Context:\s*(?P<names>.*?)_?\s*$")
+
+_KINDS: dict[str, ChangeKind] = {"First version": "first", "Update": "update", "Current version": "current"}
+
+
+def text(value: str) -> str:
+    """Plain text of a title or name: references decoded, whitespace collapsed."""
+    return " ".join(html.unescape(value).split())
+
+
+def parse_date(value: str, origin: str, field: str = "date") -> dt.date:
+    try:
+        y, m, d = (int(part) for part in value.split("-"))
+        return dt.date(y, m, d)
+    except ValueError as exc:
+        raise ParseError(origin, f"not a date: {value!r}", field) from exc
+
+
+def split_contexts(names: str, known: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Split `A, B, C`, keeping together known names that contain a comma ("Boycott, Divestment
+    and Sanctions"), which the archive does not quote."""
+    parts = [text(p) for p in names.split(",")]
+    parts = [p for p in parts if p]
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        for name in known:
+            n = name.count(",") + 1
+            if n > 1 and ", ".join(parts[i : i + n]).casefold() == name.casefold():
+                out.append(", ".join(parts[i : i + n]))
+                i += n
+                break
+        else:
+            out.append(parts[i])
+            i += 1
+    return tuple(out)
+
+
+def _sections(lines: list[str]) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in lines:
+        match = _SECTION.match(line)
+        if match:
+            current = match["name"].strip().casefold()
+            sections[current] = []
+        else:
+            sections[current].append(line)
+    return sections
+
+
+def _items(lines: list[str], origin: str, field: str) -> list[tuple[str, str, str]]:
+    items = []
+    for line in lines:
+        if not line.strip():
+            continue
+        match = _ITEM.match(line.strip())
+        if not match:
+            raise ParseError(origin, f"not a list item: {line.strip()[:80]!r}", field)
+        items.append((match["title"], match["url"], match["tail"] or ""))
+    return items
+
+
+def parse_event_markdown(source: str, path: str, origin: str) -> Page:
+    lines = source.replace("\r\n", "\n").split("\n")
+    date_at = next((i for i, line in enumerate(lines) if _DATE_LINE.match(line.strip())), None)
+    if date_at is None:
+        raise ParseError(origin, "no date line (### [YYYY-MM-DD](...))", "date")
+    date = parse_date(_DATE_LINE.match(lines[date_at].strip())["date"], origin)  # type: ignore[index]
+    body = lines[date_at + 1 :]
+    heading: str | None = None
+    headline: str | None = None
+    rest_at = len(body)
+    for i, line in enumerate(body):
+        if (m := _HEADING.match(line)) and headline is None:
+            heading = text(m["text"]) or None
+        elif (m := _HEADLINE.match(line)) and headline is None:
+            headline = text(m["text"])
+            rest_at = i + 1
+            break
+        elif line.strip():
+            raise ParseError(origin, f"unexpected line before the headline: {line.strip()[:80]!r}", "headline")
+    if not headline:
+        raise ParseError(origin, "no headline (# ...)", "headline")
+    sections = _sections(body[rest_at:])
+    summary = "\n\n".join(
+        " ".join(p.split()) for p in "\n".join(sections[""]).split("\n\n") if p.strip()
+    )
+    sources: list[SourceLink] = []
+    image: str | None = None
+    for name in ("sources", "source"):
+        for title, url, _ in _items(sections.get(name, []), origin, name):
+            if text(title).casefold() == "cover image":
+                image = _absolute(html.unescape(url))
+            else:
+                sources.append(SourceLink(text(title), html.unescape(url)))
+    known = (heading,) if heading else ()
+    related = []
+    for title, url, tail in _items(sections.get("related", []), origin, "related"):
+        contexts = _CONTEXT.match(tail.strip())
+        related.append(Related(text(title), url, split_contexts(contexts["names"], known) if contexts else ()))
+    changes = []
+    for title, url, tail in _items(sections.get("changes", []), origin, "changes"):
+        m = _CHANGE_TAIL.match(tail.strip())
+        if not m:
+            raise ParseError(origin, f"not a change marker: {tail!r}", "changes")
+        ts = dt.datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) if m["ts"] else None
+        changes.append(Change(text(title), url, _KINDS[m["kind"]], ts))
+    return Page(
+        path=path,
+        date=date,
+        headline=headline,
+        heading=heading,
+        summary=html.unescape(summary) if "&" in summary else summary,
+        sources=tuple(sources),
+        image=image,
+        related=tuple(related),
+        changes=tuple(changes),
+    )
+
+
+def _absolute(url: str) -> str:
+    # One real Cover Image is protocol-relative (`//assets...`).
+    return "https:" + url if url.startswith("//") else url
+
+
+def parse_day_markdown(source: str, path: str, origin: str) -> DayListing:
+    lines = source.replace("\r\n", "\n").split("\n")
+    date: dt.date | None = None
+    entries: list[DayEntry] = []
+    previous: str | None = None
+    heading: str | None = None
+    pending: dict[str, str] | None = None
+
+    def flush() -> None:
+        nonlocal pending
+        if pending is not None:
+            entries.append(
+                DayEntry(
+                    headline=pending["headline"],
+                    path=pending["path"],
+                    heading=pending["heading"] or None,
+                    summary=pending["summary"],
+                    contexts=split_contexts(pending["contexts"], (pending["heading"],) if pending["heading"] else ()),
+                )
+            )
+            pending = None
+
+    for raw in lines:
+        line = raw.strip()
+        if (m := _DATE_LINE.match(line)) and date is None:
+            date = parse_date(m["date"], origin)
+        elif m := _PREVIOUS.match(line):
+            flush()
+            previous = page_path(m["url"]) or m["url"]
+        elif m := _HEADING.match(line):
+            flush()
+            heading = text(m["text"])
+        elif m := _LISTED.match(line):
+            flush()
+            target = page_path(m["url"])
+            if target is None:
+                raise ParseError(origin, f"listed page is not a /news/ path: {m['url']!r}", "entries")
+            pending = {"headline": text(m["title"]), "path": target, "heading": heading or "", "summary": "", "contexts": ""}
+            heading = None
+        elif pending is not None and line:
+            if c := _CONTEXT.match(line):
+                pending["contexts"] = c["names"]
+            else:
+                pending["summary"] = text(line)
+    flush()
+    if date is None:
+        raise ParseError(origin, "no date line (## [YYYY-MM-DD](...))", "date")
+    return DayListing(path=path, date=date, entries=tuple(entries), previous=previous)

@@ -1,0 +1,158 @@
+"""The JSON and XML shapes of an event page (documented in the README).
+
+Both carry the same fields as the markdown page; both are checked field by field so an error names
+the field. XML is parsed with defusedxml with DTDs forbidden: no external entities, no entity
+expansion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from feeds.errors import ParseError
+from feeds.model import Change, ChangeKind, Page, Related, SourceLink, as_utc
+from feeds.pages.markdown import parse_date, text
+
+_KINDS: tuple[ChangeKind, ...] = ("first", "update", "current")
+
+
+def _str(value: Any, origin: str, field: str, required: bool = False) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ParseError(origin, "must be a non-empty string" if required else "must be a string", field)
+    return value
+
+
+def _timestamp(value: str, origin: str, field: str) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return as_utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError as exc:
+        raise ParseError(origin, f"not an ISO 8601 timestamp: {value!r}", field) from exc
+
+
+def _kind(value: str, origin: str, field: str) -> ChangeKind:
+    for kind in _KINDS:
+        if value == kind:
+            return kind
+    raise ParseError(origin, f"must be one of {', '.join(_KINDS)}, not {value!r}", field)
+
+
+def _page(fields: dict[str, Any], path: str, origin: str) -> Page:
+    return Page(
+        path=path,
+        date=parse_date(_str(fields["date"], origin, "date", required=True), origin),
+        headline=text(_str(fields["headline"], origin, "headline", required=True)),
+        heading=text(_str(fields.get("heading"), origin, "heading")) or None,
+        summary=_str(fields.get("summary"), origin, "summary").strip(),
+        image=_str(fields.get("image"), origin, "image") or None,
+        sources=tuple(fields["sources"]),
+        related=tuple(fields["related"]),
+        changes=tuple(fields["changes"]),
+    )
+
+
+def parse_event_json(data: bytes, path: str, origin: str) -> Page:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(origin, f"invalid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ParseError(origin, "the document must be a JSON object")
+
+    def listing(name: str) -> list[dict[str, Any]]:
+        value = doc.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ParseError(origin, "must be a list of objects", name)
+        return value
+
+    fields = dict(doc)
+    fields.setdefault("date", None)
+    fields.setdefault("headline", None)
+    fields["sources"] = [
+        SourceLink(_str(s.get("name"), origin, f"sources[{i}].name", True), _str(s.get("url"), origin, f"sources[{i}].url", True))
+        for i, s in enumerate(listing("sources"))
+    ]
+    related = []
+    for i, r in enumerate(listing("related")):
+        contexts = r.get("contexts", [])
+        if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
+            raise ParseError(origin, "must be a list of strings", f"related[{i}].contexts")
+        related.append(
+            Related(
+                text(_str(r.get("headline"), origin, f"related[{i}].headline", True)),
+                _str(r.get("url"), origin, f"related[{i}].url", True),
+                tuple(text(c) for c in contexts if c.strip()),
+            )
+        )
+    fields["related"] = related
+    fields["changes"] = [
+        Change(
+            text(_str(c.get("headline"), origin, f"changes[{i}].headline", True)),
+            _str(c.get("url"), origin, f"changes[{i}].url", True),
+            _kind(_str(c.get("kind"), origin, f"changes[{i}].kind", True), origin, f"changes[{i}].kind"),
+            _timestamp(_str(c.get("timestamp"), origin, f"changes[{i}].timestamp"), origin, f"changes[{i}].timestamp"),
+        )
+        for i, c in enumerate(listing("changes"))
+    ]
+    return _page(fields, path, origin)
+
+
+def _child_text(element: Element, name: str) -> str | None:
+    child = element.find(name)
+    return None if child is None else "".join(child.itertext())
+
+
+def parse_event_xml(data: bytes, path: str, origin: str) -> Page:
+    try:
+        root = SafeET.fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise ParseError(origin, f"unsafe XML refused ({type(exc).__name__})") from exc
+    except SafeET.ParseError as exc:
+        raise ParseError(origin, f"invalid XML: {exc}") from exc
+    if root.tag != "event":
+        raise ParseError(origin, f"root element must be <event>, not <{root.tag}>")
+    sources = [
+        SourceLink(
+            _str(text("".join(s.itertext())), origin, f"sources/source[{i}]", True),
+            _str(s.get("url"), origin, f"sources/source[{i}]/@url", True),
+        )
+        for i, s in enumerate(root.iterfind("sources/source"), 1)
+    ]
+    related = [
+        Related(
+            text(_str(_child_text(r, "headline"), origin, f"related/event[{i}]/headline", True)),
+            _str(r.get("url"), origin, f"related/event[{i}]/@url", True),
+            tuple(text("".join(c.itertext())) for c in r.iterfind("context") if "".join(c.itertext()).strip()),
+        )
+        for i, r in enumerate(root.iterfind("related/event"), 1)
+    ]
+    changes = [
+        Change(
+            text(_str("".join(c.itertext()), origin, f"changes/change[{i}]", True)),
+            _str(c.get("url"), origin, f"changes/change[{i}]/@url", True),
+            _kind(c.get("kind", ""), origin, f"changes/change[{i}]/@kind"),
+            _timestamp(c.get("timestamp", ""), origin, f"changes/change[{i}]/@timestamp"),
+        )
+        for i, c in enumerate(root.iterfind("changes/change"), 1)
+    ]
+    image = root.find("image")
+    fields = {
+        "date": root.get("date"),
+        "heading": _child_text(root, "heading"),
+        "headline": _child_text(root, "headline"),
+        "summary": _child_text(root, "summary"),
+        "image": None if image is None else image.get("url"),
+        "sources": sources,
+        "related": related,
+        "changes": changes,
+    }
+    return _page(fields, path, origin)

@@ -1,0 +1,604 @@
+"""The store: one SQLite file in WAL mode, reached through aiosqlite.
+
+Tables: `pages` (every version of every event page, as read), `aliases` (page path -> event key,
+including versions only known from a Changes list), `events` (one row per version chain, its
+current content), `topics` and `event_topics`, `renditions` (rendered feed bytes, every encoding,
+with validators), `cursors` (per-source progress such as a git commit) and `meta`.
+
+Writes go through one connection, one `BEGIN IMMEDIATE` transaction per batch, serialised by an
+asyncio lock (statements of coroutines sharing an aiosqlite connection would interleave). A batch
+says which feeds it touched so only those re-render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from feeds.chains import Version, chain_root, current_version, linked_paths
+from feeds.codec import page_from_json, page_to_json
+from feeds.errors import StoreError
+from feeds.ids import content_hash, event_guid, topic_key, topic_slug
+from feeds.model import Event, FeedKey, Page, Rendition, Topic, day_start, utcnow
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE pages (
+        path TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        relpath TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        version TEXT NOT NULL,
+        chain TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        deleted_at TEXT
+    );
+    CREATE INDEX pages_chain ON pages(chain);
+    CREATE INDEX pages_source ON pages(source);
+    CREATE TABLE links (page TEXT NOT NULL, linked TEXT NOT NULL, PRIMARY KEY (page, linked)) WITHOUT ROWID;
+    CREATE INDEX links_linked ON links(linked);
+    CREATE TABLE aliases (path TEXT PRIMARY KEY, chain TEXT NOT NULL);
+    CREATE INDEX aliases_chain ON aliases(chain);
+    CREATE TABLE events (
+        key TEXT PRIMARY KEY,
+        guid TEXT NOT NULL,
+        date TEXT NOT NULL,
+        current TEXT NOT NULL,
+        relpath TEXT NOT NULL,
+        source TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        published TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        live INTEGER NOT NULL DEFAULT 1,
+        deleted_at TEXT
+    );
+    CREATE INDEX events_order ON events(live, date DESC, first_seen DESC, key DESC);
+    CREATE INDEX events_deleted ON events(deleted_at) WHERE deleted_at IS NOT NULL;
+    CREATE TABLE topics (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        slug TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        events INTEGER NOT NULL DEFAULT 0,
+        updated TEXT
+    );
+    CREATE TABLE event_topics (
+        topic_id INTEGER NOT NULL REFERENCES topics(id),
+        event TEXT NOT NULL REFERENCES events(key),
+        spelling TEXT NOT NULL,
+        live INTEGER NOT NULL,
+        date TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        PRIMARY KEY (topic_id, event)
+    ) WITHOUT ROWID;
+    CREATE INDEX event_topics_order ON event_topics(topic_id, live, date DESC, first_seen DESC, event DESC);
+    CREATE INDEX event_topics_event ON event_topics(event);
+    CREATE TABLE renditions (
+        feed TEXT NOT NULL,
+        fmt TEXT NOT NULL,
+        body BLOB NOT NULL,
+        gz BLOB NOT NULL,
+        br BLOB NOT NULL,
+        etag TEXT NOT NULL,
+        last_modified TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        rendered_at TEXT NOT NULL,
+        PRIMARY KEY (feed, fmt)
+    ) WITHOUT ROWID;
+    CREATE TABLE cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+}
+
+
+def iso(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
+def from_iso(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A parsed page and where it came from."""
+
+    page: Page
+    relpath: str
+    source: str
+
+
+@dataclass
+class BatchResult:
+    """What one batch changed: counts, and the feeds to re-render."""
+
+    added: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
+    feeds: set[str] = field(default_factory=set)
+
+    def merge(self, other: BatchResult) -> None:
+        self.added |= other.added
+        self.changed |= other.changed - self.added
+        self.deleted |= other.deleted
+        self.feeds |= other.feeds
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.added)} new, {len(self.changed)} changed, {len(self.deleted)} deleted events; "
+            f"{len(self.feeds)} feeds to render"
+        )
+
+
+@dataclass(frozen=True)
+class TopicRow:
+    slug: str
+    name: str
+    events: int
+    updated: dt.datetime | None
+
+
+class Store:
+    """Async access to the database. Use `await Store.open(path)`; close with `await store.close()`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: str) -> None:
+        self._db = db
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=10000")
+            await db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store: unable to open {path}: {exc}") from exc
+        store = cls(db, path)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        # aiosqlite runs every call on its connection's own thread; running a whole batch there as
+        # one function keeps it to one hop instead of one per statement.
+        return await self._db._execute(fn, self._db._conn)  # noqa: SLF001
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def tx(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        async with self._write_lock:
+            try:
+                return await self._run(tx)
+            except sqlite3.Error as exc:
+                raise StoreError(f"store: write failed: {exc}") from exc
+
+    async def _migrate(self) -> None:
+        def migrate(conn: sqlite3.Connection) -> None:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"store: {self.path} has schema {version}, newer than this program's {SCHEMA_VERSION}")
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                # executescript commits whatever is open, so each migration carries its own
+                # transaction: a crash mid-way leaves the previous version intact.
+                conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version={number};\nCOMMIT;")
+
+        async with self._write_lock:
+            try:
+                await self._run(migrate)
+            except sqlite3.Error as exc:
+                raise StoreError(f"store: unable to create the schema of {self.path}: {exc}") from exc
+
+    # ----- writes -------------------------------------------------------------------------------
+
+    async def apply(
+        self,
+        incoming: Sequence[Incoming],
+        deleted: Iterable[str] = (),
+        now: dt.datetime | None = None,
+    ) -> BatchResult:
+        """Store a batch of pages (and page paths gone from their source) in one transaction."""
+        stamp = now or utcnow()
+        gone = list(deleted)
+        return await self._write(lambda conn: _apply(conn, incoming, gone, stamp))
+
+    async def missing_pages(self, source: str, present: set[str]) -> list[str]:
+        """Live pages of `source` that a full listing of it no longer has."""
+        rows = await self._db.execute_fetchall(
+            "SELECT path FROM pages WHERE source = ? AND deleted_at IS NULL", (source,)
+        )
+        return [r[0] for r in rows if r[0] not in present]
+
+    async def put_rendition(self, rendition: Rendition, now: dt.datetime | None = None) -> None:
+        r = rendition
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO renditions VALUES (?,?,?,?,?,?,?,?,?)",
+                (r.feed, r.fmt, r.body, r.gzip, r.br, r.etag, iso(r.last_modified), r.content_type, iso(now or utcnow())),
+            )
+        )
+
+    async def delete_renditions(self, feed: str) -> None:
+        await self._write(lambda conn: conn.execute("DELETE FROM renditions WHERE feed = ?", (feed,)))
+
+    async def set_cursor(self, source: str, value: str) -> None:
+        await self._write(
+            lambda conn: conn.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (source, value))
+        )
+
+    # ----- reads --------------------------------------------------------------------------------
+
+    async def cursor(self, source: str) -> str | None:
+        rows = await self._db.execute_fetchall("SELECT value FROM cursors WHERE source = ?", (source,))
+        return rows[0][0] if rows else None
+
+    async def rendition(self, feed: str, fmt: str) -> Rendition | None:
+        rows = await self._db.execute_fetchall(
+            "SELECT body, gz, br, etag, last_modified, content_type FROM renditions WHERE feed = ? AND fmt = ?",
+            (feed, fmt),
+        )
+        if not rows:
+            return None
+        body, gz, br, etag, last_modified, content_type = rows[0]
+        return Rendition(feed, fmt, body, gz, br, etag, from_iso(last_modified), content_type)
+
+    async def rendition_etags(self) -> dict[tuple[str, str], str]:
+        rows = await self._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions")
+        return {(feed, fmt): etag for feed, fmt, etag in rows}
+
+    async def feed_names(self) -> list[str]:
+        """Every feed the store can render: latest, each date with events, each topic."""
+        dates = await self._db.execute_fetchall("SELECT DISTINCT date FROM events WHERE live = 1 ORDER BY date")
+        topics = await self._db.execute_fetchall("SELECT slug FROM topics WHERE events > 0 ORDER BY slug")
+        return ["latest"] + [f"dates/{d}" for (d,) in dates] + [f"topics/{s}" for (s,) in topics]
+
+    async def topic(self, slug: str) -> TopicRow | None:
+        rows = await self._db.execute_fetchall(
+            "SELECT slug, name, events, updated FROM topics WHERE slug = ?", (slug,)
+        )
+        return _topic_row(rows[0]) if rows else None
+
+    async def topics(self) -> list[TopicRow]:
+        rows = await self._db.execute_fetchall(
+            "SELECT slug, name, events, updated FROM topics WHERE events > 0 ORDER BY events DESC, slug"
+        )
+        return [_topic_row(r) for r in rows]
+
+    async def dates(self) -> list[str]:
+        rows = await self._db.execute_fetchall("SELECT DISTINCT date FROM events WHERE live = 1 ORDER BY date")
+        return [d for (d,) in rows]
+
+    async def count_events(self) -> int:
+        rows = await self._db.execute_fetchall("SELECT count(*) FROM events WHERE live = 1")
+        return int(rows[0][0])
+
+    async def events(self, feed: FeedKey, limit: int, offset: int = 0) -> list[Event]:
+        """Live events of a feed, newest first."""
+        order = "ORDER BY e.date DESC, e.first_seen DESC, e.key DESC LIMIT ? OFFSET ?"
+        cols = "e.key, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at"
+        if feed.kind == "latest":
+            sql, args = f"SELECT {cols} FROM events e WHERE e.live = 1 {order}", ()
+        elif feed.kind == "date":
+            sql, args = f"SELECT {cols} FROM events e WHERE e.live = 1 AND e.date = ? {order}", (feed.value,)
+        else:
+            sql = (
+                f"SELECT {cols} FROM topics t JOIN event_topics et ON et.topic_id = t.id AND et.live = 1 "
+                f"JOIN events e ON e.key = et.event WHERE t.slug = ? "
+                "ORDER BY et.date DESC, et.first_seen DESC, et.event DESC LIMIT ? OFFSET ?"
+            )
+            args = (feed.value,)
+        rows = await self._db.execute_fetchall(sql, (*args, limit, offset))
+        return await self._events_from_rows(list(rows))
+
+    async def deleted_events(self, feed: FeedKey, since: dt.datetime) -> list[Event]:
+        """Events of a feed deleted after `since` (for Atom tombstones)."""
+        cols = "e.key, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at"
+        if feed.kind == "latest":
+            sql, args = f"SELECT {cols} FROM events e WHERE e.live = 0 AND e.deleted_at >= ?", (iso(since),)
+        elif feed.kind == "date":
+            sql, args = (
+                f"SELECT {cols} FROM events e WHERE e.live = 0 AND e.deleted_at >= ? AND e.date = ?",
+                (iso(since), feed.value),
+            )
+        else:
+            sql = (
+                f"SELECT {cols} FROM topics t JOIN event_topics et ON et.topic_id = t.id AND et.live = 0 "
+                "JOIN events e ON e.key = et.event WHERE e.deleted_at >= ? AND t.slug = ?"
+            )
+            args = (iso(since), feed.value)
+        rows = await self._db.execute_fetchall(sql + " ORDER BY e.deleted_at DESC, e.key LIMIT 100", args)
+        return await self._events_from_rows(list(rows))
+
+    async def count_feed(self, feed: FeedKey) -> int:
+        if feed.kind == "latest":
+            return await self.count_events()
+        if feed.kind == "date":
+            rows = await self._db.execute_fetchall(
+                "SELECT count(*) FROM events WHERE live = 1 AND date = ?", (feed.value,)
+            )
+        else:
+            rows = await self._db.execute_fetchall("SELECT events FROM topics WHERE slug = ?", (feed.value,))
+        return int(rows[0][0]) if rows else 0
+
+    async def resolve_links(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """For page paths (any version), the (relpath, source) of their event's current version."""
+        wanted = list(set(paths))
+        found: dict[str, tuple[str, str]] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            rows = await self._db.execute_fetchall(
+                "SELECT a.path, e.relpath, e.source FROM aliases a JOIN events e ON e.key = a.chain "
+                f"WHERE e.live = 1 AND a.path IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update({p: (r, s) for p, r, s in rows})
+        return found
+
+    async def _events_from_rows(self, rows: list[Any]) -> list[Event]:
+        if not rows:
+            return []
+        keys = [r[0] for r in rows]
+        topic_rows = await self._db.execute_fetchall(
+            "SELECT et.event, t.slug, t.name FROM event_topics et JOIN topics t ON t.id = et.topic_id "
+            f"WHERE et.event IN ({','.join('?' * len(keys))}) ORDER BY t.slug",
+            keys,
+        )
+        topics: dict[str, list[Topic]] = {}
+        for event_key, slug, name in topic_rows:
+            topics.setdefault(event_key, []).append(Topic(slug, name))
+        events = []
+        for key, doc, published, updated, relpath, source, deleted_at in rows:
+            page = page_from_json(doc)
+            # Topics in the page's own order: heading first, then contexts.
+            by_key = {topic_key(t.name): t for t in topics.get(key, [])}
+            ordered = [by_key.pop(topic_key(n)) for n in page.topics if topic_key(n) in by_key]
+            events.append(
+                Event(
+                    key=key,
+                    guid=event_guid(key),
+                    page=page,
+                    topics=tuple(ordered + list(by_key.values())),
+                    published=from_iso(published),
+                    updated=from_iso(updated),
+                    relpath=relpath,
+                    source=source,
+                    deleted=from_iso(deleted_at) if deleted_at else None,
+                )
+            )
+        return events
+
+
+def _topic_row(row: Any) -> TopicRow:
+    slug, name, events, updated = row
+    return TopicRow(slug, name, int(events), from_iso(updated) if updated else None)
+
+
+# ----- the batch, run on the writer thread inside one transaction ------------------------------------
+
+
+def _version_of(conn: sqlite3.Connection, path: str) -> Version | None:
+    row = conn.execute("SELECT version FROM pages WHERE path = ? AND deleted_at IS NULL", (path,)).fetchone()
+    if row is None:
+        return None
+    path_, first, ts, listed = json.loads(row[0])
+    return Version(path_, first, from_iso(ts) if ts else None, tuple(listed))
+
+
+def _version_json(v: Version) -> str:
+    return json.dumps([v.path, v.first, iso(v.first_ts) if v.first_ts else None, list(v.listed)])
+
+
+def _component(conn: sqlite3.Connection, start: set[str]) -> tuple[set[str], set[str]]:
+    """Every page path linked to `start` through Changes lists, and the event keys they had."""
+    paths: set[str] = set()
+    keys: set[str] = set()
+    todo = set(start)
+    while todo:
+        path = todo.pop()
+        if path in paths:
+            continue
+        paths.add(path)
+        row = conn.execute("SELECT chain FROM aliases WHERE path = ?", (path,)).fetchone()
+        if row:
+            keys.add(row[0])
+            todo |= {p for (p,) in conn.execute("SELECT path FROM aliases WHERE chain = ?", (row[0],))} - paths
+        todo |= {p for (p,) in conn.execute("SELECT linked FROM links WHERE page = ?", (path,))} - paths
+        todo |= {p for (p,) in conn.execute("SELECT page FROM links WHERE linked = ?", (path,))} - paths
+    return paths, keys
+
+
+def _apply(conn: sqlite3.Connection, incoming: Sequence[Incoming], deleted: list[str], now: dt.datetime) -> BatchResult:
+    result = BatchResult()
+    dirty: set[str] = set()
+    for item in incoming:
+        page = item.page
+        doc = page_to_json(page)
+        digest = content_hash(doc.encode("utf-8"))
+        row = conn.execute("SELECT hash, deleted_at, relpath FROM pages WHERE path = ?", (page.path,)).fetchone()
+        if row and row[0] == digest and row[1] is None and row[2] == item.relpath:
+            continue
+        version = Version.of(page)
+        conn.execute(
+            "INSERT INTO pages (path, source, relpath, hash, doc, version, chain, seen_at, deleted_at) "
+            "VALUES (?,?,?,?,?,?,?,?,NULL) ON CONFLICT(path) DO UPDATE SET source=excluded.source, "
+            "relpath=excluded.relpath, hash=excluded.hash, doc=excluded.doc, version=excluded.version, "
+            "seen_at=excluded.seen_at, deleted_at=NULL",
+            (page.path, item.source, item.relpath, digest, doc, _version_json(version), page.path, iso(now)),
+        )
+        conn.execute("DELETE FROM links WHERE page = ?", (page.path,))
+        conn.executemany(
+            "INSERT OR IGNORE INTO links VALUES (?, ?)", [(page.path, p) for p in linked_paths(version) - {page.path}]
+        )
+        dirty |= linked_paths(version)
+    for path in deleted:
+        cur = conn.execute(
+            "UPDATE pages SET deleted_at = ? WHERE path = ? AND deleted_at IS NULL", (iso(now), path)
+        )
+        if cur.rowcount:
+            dirty.add(path)
+            dirty |= {p for (p,) in conn.execute("SELECT linked FROM links WHERE page = ?", (path,))}
+            conn.execute("DELETE FROM links WHERE page = ?", (path,))
+    done: set[str] = set()
+    for path in sorted(dirty):
+        if path in done:
+            continue
+        paths, old_keys = _component(conn, {path})
+        done |= paths
+        _settle_chain(conn, paths, old_keys, now, result)
+    return result
+
+
+def _settle_chain(
+    conn: sqlite3.Connection, paths: set[str], old_keys: set[str], now: dt.datetime, result: BatchResult
+) -> None:
+    versions = [v for p in sorted(paths) if (v := _version_of(conn, p))]
+    if not versions:
+        for key in old_keys:
+            _retire_event(conn, key, now, result)
+        return
+    key = chain_root(versions)
+    current = current_version(versions)
+    conn.executemany("INSERT OR REPLACE INTO aliases VALUES (?, ?)", [(p, key) for p in paths])
+    conn.executemany("UPDATE pages SET chain = ? WHERE path = ?", [(key, v.path) for v in versions])
+    for old in old_keys - {key}:
+        # The chain turned out to start earlier than thought: the old id leaves every feed (Atom
+        # carries a tombstone for it) and the event goes on under its first version's id.
+        _retire_event(conn, old, now, result)
+    _upsert_event(conn, key, current, now, result)
+
+
+def _feeds_of(conn: sqlite3.Connection, key: str) -> set[str]:
+    row = conn.execute("SELECT date FROM events WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        return set()
+    slugs = conn.execute(
+        "SELECT t.slug FROM event_topics et JOIN topics t ON t.id = et.topic_id WHERE et.event = ?", (key,)
+    ).fetchall()
+    return {"latest", f"dates/{row[0]}"} | {f"topics/{s}" for (s,) in slugs}
+
+
+def _retire_event(conn: sqlite3.Connection, key: str, now: dt.datetime, result: BatchResult) -> None:
+    cur = conn.execute(
+        "UPDATE events SET live = 0, deleted_at = ?, updated = ? WHERE key = ? AND live = 1", (iso(now), iso(now), key)
+    )
+    if not cur.rowcount:
+        return
+    result.deleted.add(key)
+    result.added.discard(key)
+    result.changed.discard(key)
+    result.feeds |= _feeds_of(conn, key)
+    topic_ids = [t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ?", (key,))]
+    conn.execute("UPDATE event_topics SET live = 0 WHERE event = ?", (key,))
+    _refresh_topics(conn, topic_ids, now)
+
+
+def _upsert_event(conn: sqlite3.Connection, key: str, current: str, now: dt.datetime, result: BatchResult) -> None:
+    page_row = conn.execute("SELECT doc, relpath, source FROM pages WHERE path = ?", (current,)).fetchone()
+    doc, relpath, source = page_row
+    page = page_from_json(doc)
+    digest = content_hash(f"{doc}\n{relpath}\n{source}".encode("utf-8"))
+    old = conn.execute("SELECT hash, live, first_seen FROM events WHERE key = ?", (key,)).fetchone()
+    if old and old[0] == digest and old[1] == 1:
+        return
+    before = _feeds_of(conn, key)
+    first_seen = old[2] if old else iso(now)
+    conn.execute(
+        "INSERT INTO events (key, guid, date, current, relpath, source, hash, doc, published, updated, first_seen, live, deleted_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,1,NULL) ON CONFLICT(key) DO UPDATE SET date=excluded.date, "
+        "current=excluded.current, relpath=excluded.relpath, source=excluded.source, hash=excluded.hash, "
+        "doc=excluded.doc, published=excluded.published, updated=excluded.updated, live=1, deleted_at=NULL",
+        (
+            key,
+            event_guid(key),
+            page.date.isoformat(),
+            current,
+            relpath,
+            source,
+            digest,
+            doc,
+            iso(day_start(page.date)),
+            iso(now),
+            first_seen,
+        ),
+    )
+    if old is None:
+        result.added.add(key)
+    elif key not in result.added:
+        result.changed.add(key)
+    result.deleted.discard(key)
+    old_topics = {t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ?", (key,))}
+    conn.execute("DELETE FROM event_topics WHERE event = ?", (key,))
+    new_topics = set()
+    for name in page.topics:
+        topic_id = _topic_id(conn, name)
+        if topic_id in new_topics:
+            continue
+        new_topics.add(topic_id)
+        conn.execute(
+            "INSERT INTO event_topics VALUES (?,?,?,1,?,?)", (topic_id, key, name, page.date.isoformat(), first_seen)
+        )
+    _refresh_topics(conn, old_topics | new_topics, now)
+    result.feeds |= before | _feeds_of(conn, key)
+
+
+def _topic_id(conn: sqlite3.Connection, name: str) -> int:
+    key = topic_key(name) or f"#{name}"
+    row = conn.execute("SELECT id FROM topics WHERE key = ?", (key,)).fetchone()
+    if row:
+        return int(row[0])
+    slug = topic_slug(name)
+    if conn.execute("SELECT 1 FROM topics WHERE slug = ?", (slug,)).fetchone():
+        # Another topic (a long name cut to the same prefix) holds the slug: this one gets a
+        # suffix derived from its own key, so it never depends on which arrived first twice.
+        slug = f"{slug[:70]}-{content_hash(key.encode('utf-8'))[:8]}"
+    cur = conn.execute("INSERT INTO topics (key, slug, name) VALUES (?,?,?)", (key, slug, name))
+    return int(cur.lastrowid or 0)
+
+
+def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.datetime) -> None:
+    """Recount a topic's events and pick its most frequent spelling (ties: alphabetical)."""
+    for topic_id in topic_ids:
+        count = conn.execute(
+            "SELECT count(*) FROM event_topics WHERE topic_id = ? AND live = 1", (topic_id,)
+        ).fetchone()[0]
+        spelling = conn.execute(
+            "SELECT spelling FROM event_topics WHERE topic_id = ? AND live = 1 GROUP BY spelling "
+            "ORDER BY count(*) DESC, spelling LIMIT 1",
+            (topic_id,),
+        ).fetchone()
+        if spelling:
+            conn.execute(
+                "UPDATE topics SET events = ?, name = ?, updated = ? WHERE id = ?", (count, spelling[0], iso(now), topic_id)
+            )
+        else:
+            conn.execute("UPDATE topics SET events = 0, updated = ? WHERE id = ?", (iso(now), topic_id))
