@@ -101,6 +101,13 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (feed, fmt)
     ) WITHOUT ROWID;
     CREATE TABLE cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE fetches (
+        url TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        body BLOB,
+        missing_since TEXT
+    ) WITHOUT ROWID;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
 }
@@ -256,7 +263,44 @@ class Store:
             lambda conn: conn.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (source, value))
         )
 
+    async def save_fetch(self, url: str, etag: str | None, last_modified: str | None, body: bytes | None) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO fetches VALUES (?,?,?,?,NULL)", (url, etag, last_modified, body)
+            )
+        )
+
+    async def mark_missing(self, url: str, now: dt.datetime) -> dt.datetime:
+        """Note that `url` answered 404/410; returns since when it has been missing."""
+
+        def mark(conn: sqlite3.Connection) -> str:
+            conn.execute(
+                "INSERT INTO fetches (url, missing_since) VALUES (?, ?) ON CONFLICT(url) DO UPDATE SET "
+                "missing_since = coalesce(missing_since, excluded.missing_since), etag = NULL, last_modified = NULL",
+                (url, iso(now)),
+            )
+            return str(conn.execute("SELECT missing_since FROM fetches WHERE url = ?", (url,)).fetchone()[0])
+
+        return from_iso(await self._write(mark))
+
     # ----- reads --------------------------------------------------------------------------------
+
+    async def fetch_state(self, url: str) -> tuple[str | None, str | None, bytes | None]:
+        rows = await self._db.execute_fetchall("SELECT etag, last_modified, body FROM fetches WHERE url = ?", (url,))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else (None, None, None)
+
+    async def page_sources(self, paths: Iterable[str]) -> dict[str, str]:
+        """Which live stored pages exist among `paths`, with their source."""
+        wanted = list(set(paths))
+        found: dict[str, str] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            rows = await self._db.execute_fetchall(
+                f"SELECT path, source FROM pages WHERE deleted_at IS NULL AND path IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update({p: s for p, s in rows})
+        return found
 
     async def cursor(self, source: str) -> str | None:
         rows = await self._db.execute_fetchall("SELECT value FROM cursors WHERE source = ?", (source,))
@@ -272,9 +316,9 @@ class Store:
         body, gz, br, etag, last_modified, content_type = rows[0]
         return Rendition(feed, fmt, body, gz, br, etag, from_iso(last_modified), content_type)
 
-    async def rendition_etags(self) -> dict[tuple[str, str], str]:
-        rows = await self._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions")
-        return {(feed, fmt): etag for feed, fmt, etag in rows}
+    async def rendition_etags(self, feed: str) -> dict[str, str]:
+        rows = await self._db.execute_fetchall("SELECT fmt, etag FROM renditions WHERE feed = ?", (feed,))
+        return {fmt: etag for fmt, etag in rows}
 
     async def feed_names(self) -> list[str]:
         """Every feed the store can render: latest, each date with events, each topic."""

@@ -20,7 +20,7 @@ _HEADING = re.compile(r"^#####\s*(?P<text>.*?)\s*$")
 _HEADLINE = re.compile(r"^#\s(?P<text>.*)$")
 _SECTION = re.compile(r"^###\s+(?P<name>[A-Za-z ]+):\s*$")
 # The title is greedy so brackets inside it (wiki leftovers) stay in the title.
-_ITEM = re.compile(r"^\d+\.\s*\[(?P<title>.*)\]\((?P<url>[^)\s]*)\)\s*(?:_(?P<tail>.*)_)?\s*$")
+_ITEM = re.compile(r"^\d+\.\s*\[(?P<title>.*)\]\((?P<url>\S*?)\)\s*(?:_(?P<tail>.*)_)?\s*$")
 _LISTED = re.compile(r"^###\s*\[(?P<title>.*)\]\((?P<url>[^)\s]*)\)\s*$")
 _PREVIOUS = re.compile(r"^##\s*\[Previous Day[^\]]*\]\((?P<url>[^)\s]*)\)\s*$")
 _CHANGE_TAIL = re.compile(r"^(?:(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\s*)?\((?P<kind>First version|Update|Current version)\)$")

@@ -1,0 +1,150 @@
+"""The `feeds` command: serve, ingest, refresh, topics. Composes the other modules.
+
+Errors are one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from feeds import config
+from feeds.config import Settings, SourceConfig
+from feeds.errors import FeedsError
+from feeds.store import Store
+
+T = TypeVar("T")
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(fn())  # type: ignore[arg-type]
+    except FeedsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Config file (default: config/feeds.toml or $FEEDS_CONFIG).")
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """A syndication feed server for current events."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        ctx.obj = config.load(config_path)
+    except FeedsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to bind (default from config).")
+@click.option("--port", type=int, default=None, help="Port (default from config).")
+@click.pass_obj
+def serve(settings: Settings, host: str | None, port: int | None) -> None:
+    """Serve the feeds, refreshing the configured sources on schedule."""
+    import uvicorn
+
+    from feeds.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+@cli.command()
+@click.argument("location")
+@click.option("--name", default=None, help="Source name to record (default: a configured source with this location, else the location).")
+@click.pass_obj
+def ingest(settings: Settings, location: str, name: str | None) -> None:
+    """Ingest a directory tree, a single document or an HTTP base URL, then render."""
+    from feeds.refresh import ingest as ingest_collected
+    from feeds.refresh import render_feeds
+    from feeds.sources import Collected, Document, open_source
+
+    async def go() -> int:
+        store = await Store.open(settings.database)
+        try:
+            path = Path(location)
+            if path.is_file():
+                rel = _relpath(path)
+                collected = Collected(documents=[Document(rel, path.read_bytes(), str(path))])
+                report = await ingest_collected(store, name or _source_name(settings, location), collected)
+            else:
+                kind = config.guess_kind(location)
+                loc = str(path.resolve()) if kind == "directory" else location
+                source = open_source(SourceConfig(name=name or _source_name(settings, loc), kind=kind, location=loc))
+                from feeds.refresh import refresh_source
+
+                try:
+                    report = await refresh_source(store, source)
+                finally:
+                    await source.aclose()
+            report.rendered = await render_feeds(store, settings, report.result.feeds)
+        finally:
+            await store.close()
+        for line in report.lines():
+            click.echo(line)
+        return 1 if report.problems else 0
+
+    sys.exit(run(go))
+
+
+def _relpath(path: Path) -> str:
+    parts = path.resolve().parts
+    if "news" not in parts:
+        raise click.ClickException(f"{path}: not under a news/YYYY/MM/D/ folder")
+    return "/".join(parts[len(parts) - 1 - parts[::-1].index("news") :])
+
+
+def _source_name(settings: Settings, location: str) -> str:
+    for source in settings.sources:
+        if source.location == location:
+            return source.name
+    return location
+
+
+@cli.command()
+@click.pass_obj
+def refresh(settings: Settings) -> None:
+    """Refresh every configured source once and re-render what changed."""
+    from feeds.refresh import open_sources, refresh_all
+
+    async def go() -> int:
+        store = await Store.open(settings.database)
+        sources = open_sources(settings.sources)
+        try:
+            report = await refresh_all(store, settings, sources)
+        finally:
+            for source in sources:
+                await source.aclose()
+            await store.close()
+        for line in report.lines():
+            click.echo(line)
+        return 1 if report.failed_sources else 0
+
+    sys.exit(run(go))
+
+
+@cli.command()
+@click.pass_obj
+def topics(settings: Settings) -> None:
+    """List the topics: events, slug, name."""
+
+    async def go() -> list[Any]:
+        store = await Store.open(settings.database)
+        try:
+            return await store.topics()
+        finally:
+            await store.close()
+
+    for row in run(go):
+        click.echo(f"{row.events:6d}  {row.slug}  {row.name}")
+
+
+def main() -> None:
+    cli(prog_name="feeds")

@@ -1,0 +1,179 @@
+"""Settings: `config/feeds.toml` (or `FEEDS_CONFIG`), then `FEEDS_*` environment variables.
+
+Relative paths in a config file are relative to that file's directory. Every value is checked
+here, so a bad one stops the program with the key named, before anything is opened.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from feeds.errors import ConfigError
+
+SOURCE_KINDS = ("directory", "http", "git")
+DEFAULT_CONFIG = Path("config/feeds.toml")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    kind: str  # directory | http | git
+    location: str  # a directory, a base URL, or a git repository (path or URL)
+    # Template for an entry's web link; {path} is the page's path without extension
+    # (`news/2018/01/1/slug`). Empty: entries carry no link.
+    link: str = ""
+    depth: int = 7  # http: how many days to follow back through `Previous Day` links
+    start: str = ""  # http: path of the newest day index; empty = probe back from today
+    concurrency: int = 4  # http: requests in flight
+    rate: float = 10.0  # http: requests per second at most
+    timeout: float = 10.0  # http: seconds per request
+    max_bytes: int = 2_000_000  # http: largest response accepted
+    retries: int = 2  # http: retries of a failed request, with exponential backoff
+    deletion_grace: int = 86_400  # http: seconds a page must stay 404/410 before its event is deleted
+    branch: str = ""  # git: branch to follow (empty: the remote's default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str = "http://127.0.0.1:8000"
+    database: str = "var/feeds.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    title: str = "Current events"
+    author: str = "Wikipedia Current Events contributors"
+    refresh_interval: int = 600  # seconds
+    items_per_feed: int = 50
+    cache_max_age: int = 300  # seconds, live feeds
+    archive_max_age: int = 86_400  # seconds, date feeds older than the settle window
+    settle_days: int = 2
+    tombstone_days: int = 7  # how long Atom feeds carry at:deleted-entry for a deleted event
+    sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
+    origin: str = "<defaults>"
+
+
+_SETTINGS_TYPES: dict[str, type] = {
+    "base_url": str,
+    "database": str,
+    "host": str,
+    "port": int,
+    "title": str,
+    "author": str,
+    "refresh_interval": int,
+    "items_per_feed": int,
+    "cache_max_age": int,
+    "archive_max_age": int,
+    "settle_days": int,
+    "tombstone_days": int,
+}
+_POSITIVE = {"port", "refresh_interval", "items_per_feed"}
+_SOURCE_TYPES: dict[str, type] = {
+    "name": str,
+    "kind": str,
+    "location": str,
+    "link": str,
+    "depth": int,
+    "start": str,
+    "concurrency": int,
+    "rate": float,
+    "timeout": float,
+    "max_bytes": int,
+    "retries": int,
+    "deletion_grace": int,
+    "branch": str,
+}
+
+
+def _cast(key: str, value: Any, kind: type, origin: str) -> Any:
+    if isinstance(value, str) and kind is not str:
+        try:
+            value = kind(value)
+        except ValueError:
+            raise ConfigError(key, f"must be {kind.__name__}, got {value!r}", origin) from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(key, f"must be {kind.__name__}, got {value!r}", origin)
+    if kind in (int, float) and value < 0:
+        raise ConfigError(key, f"must not be negative, got {value!r}", origin)
+    return value
+
+
+def _source(raw: Any, index: int, base: Path, origin: str) -> SourceConfig:
+    where = f"sources[{index}]"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, "must be a table", origin)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _SOURCE_TYPES:
+            raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(_SOURCE_TYPES)})", origin)
+        values[key] = _cast(f"{where}.{key}", value, _SOURCE_TYPES[key], origin)
+    for required in ("name", "location"):
+        if not values.get(required):
+            raise ConfigError(f"{where}.{required}", "is required", origin)
+    values.setdefault("kind", guess_kind(values["location"]))
+    if values["kind"] not in SOURCE_KINDS:
+        raise ConfigError(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}", origin)
+    if values["kind"] == "directory" or (values["kind"] == "git" and "://" not in values["location"]):
+        values["location"] = str((base / values["location"]).resolve())
+    return SourceConfig(**values)
+
+
+def guess_kind(location: str) -> str:
+    if location.startswith(("http://", "https://")):
+        return "git" if location.endswith(".git") else "http"
+    if location.endswith(".git") or Path(location, ".git").exists():
+        return "git"
+    return "directory"
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the config file (if any) and the environment, validated."""
+    env = os.environ if env is None else env
+    chosen = Path(path or env.get("FEEDS_CONFIG") or DEFAULT_CONFIG)
+    raw: dict[str, Any] = {}
+    origin = str(chosen)
+    if chosen.exists():
+        try:
+            raw = tomllib.loads(chosen.read_text("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError("file", f"not valid TOML: {exc}", origin) from exc
+    elif path is not None or "FEEDS_CONFIG" in env:
+        raise ConfigError("file", "no such file", origin)
+    base = chosen.parent.resolve()
+    values: dict[str, Any] = {"origin": origin}
+    for key, value in raw.items():
+        if key == "sources":
+            continue
+        if key not in _SETTINGS_TYPES:
+            raise ConfigError(key, f"unknown key (known: {', '.join(_SETTINGS_TYPES)}, sources)", origin)
+        values[key] = _cast(key, value, _SETTINGS_TYPES[key], origin)
+    for key, kind in _SETTINGS_TYPES.items():
+        env_key = f"FEEDS_{key.upper()}"
+        if env_key in env:
+            values[key] = _cast(env_key, env[env_key], kind, "environment")
+    for key in _POSITIVE:
+        if key in values and values[key] == 0:
+            raise ConfigError(key, "must be positive", origin)
+    if "database" in values and "FEEDS_DATABASE" not in env and raw.get("database"):
+        values["database"] = str((base / values["database"]).resolve())
+    sources_raw = raw.get("sources", [])
+    if not isinstance(sources_raw, list):
+        raise ConfigError("sources", "must be an array of tables ([[sources]])", origin)
+    sources = tuple(_source(s, i, base, origin) for i, s in enumerate(sources_raw))
+    if "FEEDS_SOURCES" in env:
+        # Comma-separated locations replace the file's sources (handy for one-off runs).
+        sources = tuple(
+            _source({"name": f"source{i + 1}", "location": loc.strip()}, i, Path.cwd(), "FEEDS_SOURCES")
+            for i, loc in enumerate(env["FEEDS_SOURCES"].split(","))
+            if loc.strip()
+        )
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError("sources", f"source names must be unique, got {names}", origin)
+    settings = Settings(**values)
+    return replace(settings, sources=sources, base_url=settings.base_url.rstrip("/"))

@@ -1,0 +1,73 @@
+"""Rendering: (feed description, entries) -> bytes, pure. One renderer per format.
+
+Nothing here reads a clock: every date in the output comes from the events, so the same content
+always renders to the same bytes and keeps its ETag.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from feeds.ids import GUID_NAMESPACE
+from feeds.model import Event
+
+CONTENT_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An event with what rendering needs resolved: its link and its HTML/text content."""
+
+    event: Event
+    link: str | None
+    content_html: str
+    summary_text: str
+
+
+@dataclass(frozen=True)
+class FeedInfo:
+    name: str  # `latest`, `dates/2017-09-28`, `topics/isil`
+    title: str
+    description: str
+    base_url: str
+    updated: dt.datetime
+    ttl_minutes: int
+    author: str
+    language: str = "en"
+    # RFC 5005 / paging relations -> feed names (e.g. {"prev-archive": "dates/2017-09-27"}).
+    links: dict[str, str] = field(default_factory=dict)
+    archive: bool = False
+    deleted: tuple[Event, ...] = ()
+
+    def url(self, fmt: str, name: str | None = None) -> str:
+        return feed_url(self.base_url, name or self.name, fmt)
+
+    @property
+    def id(self) -> str:
+        # Stable across base URL changes: readers that key on the feed id keep their state.
+        return f"urn:uuid:{uuid.uuid5(GUID_NAMESPACE, 'feed:' + self.name)}"
+
+    @property
+    def home(self) -> str:
+        return self.base_url.rstrip("/") + "/"
+
+
+def feed_url(base_url: str, name: str, fmt: str) -> str:
+    return f"{base_url.rstrip('/')}/feeds/{name}.{fmt}"
+
+
+Renderer = Callable[[FeedInfo, list[Entry]], bytes]
+
+
+def renderers() -> dict[str, Renderer]:
+    from feeds.render.atom_rss import render_atom, render_rss
+    from feeds.render.jsonfeed import render_json
+
+    return {"rss": render_rss, "atom": render_atom, "json": render_json}

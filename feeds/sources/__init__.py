@@ -1,0 +1,50 @@
+"""Where documents come from: a directory tree, an HTTP site, a git repository.
+
+Each source's `collect()` returns what changed since its last run: documents to parse, page paths
+that are gone, and problems met on the way (reported, never fatal to the other documents).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from feeds.config import SourceConfig
+from feeds.store import Store
+
+
+@dataclass(frozen=True)
+class Document:
+    relpath: str  # `news/YYYY/MM/D/slug.md`, as the source lays it out
+    data: bytes
+    origin: str  # a file path or URL, for messages
+
+
+@dataclass
+class Collected:
+    documents: list[Document] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # canonical page paths gone from the source
+    problems: list[str] = field(default_factory=list)
+    cursor: str | None = None  # saved once the batch is stored (e.g. a git commit)
+
+
+class Source(Protocol):
+    name: str
+
+    async def collect(self, store: Store) -> Collected: ...
+
+    async def aclose(self) -> None: ...
+
+
+def open_source(config: SourceConfig) -> Source:
+    if config.kind == "directory":
+        from feeds.sources.directory import DirectorySource
+
+        return DirectorySource(config)
+    if config.kind == "http":
+        from feeds.sources.http import HttpSource
+
+        return HttpSource(config)
+    from feeds.sources.git import GitSource
+
+    return GitSource(config)

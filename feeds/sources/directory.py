@@ -1,0 +1,63 @@
+"""A local tree laid out like the archive: `news/YYYY/MM/D/*.md|json|xml` (padded days too)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from feeds.config import SourceConfig
+from feeds.errors import SourceError
+from feeds.ids import page_path
+from feeds.pages import is_day_listing, is_document
+from feeds.sources import Collected, Document
+from feeds.store import Store
+
+
+def scan(root: Path) -> dict[str, tuple[int, int]]:
+    """relpath -> (mtime_ns, size) of every document under root/news."""
+    found: dict[str, tuple[int, int]] = {}
+    news = root / "news"
+    for dirpath, dirnames, filenames in os.walk(news):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        for filename in sorted(filenames):
+            relpath = f"{rel_dir}/{filename}"
+            if is_document(relpath):
+                st = os.stat(os.path.join(dirpath, filename))
+                found[relpath] = (st.st_mtime_ns, st.st_size)
+    return found
+
+
+class DirectorySource:
+    def __init__(self, config: SourceConfig) -> None:
+        self.name = config.name
+        self.root = Path(config.location)
+        # Files unchanged since the last scan (same mtime and size) are not read again.
+        self._seen: dict[str, tuple[int, int]] = {}
+
+    async def collect(self, store: Store) -> Collected:
+        if not (self.root / "news").is_dir():
+            raise SourceError(self.name, f"{self.root} has no news/ directory")
+        stats = await asyncio.to_thread(scan, self.root)
+        changed = [rel for rel, st in stats.items() if self._seen.get(rel) != st]
+        collected = Collected()
+        for relpath in changed:
+            try:
+                data = await asyncio.to_thread((self.root / relpath).read_bytes)
+            except OSError as exc:
+                collected.problems.append(f"{self.root / relpath}: unreadable: {exc.strerror}")
+                continue
+            collected.documents.append(Document(relpath, data, str(self.root / relpath)))
+        present = {page_path(rel) for rel in stats if not is_day_listing(rel)}
+        collected.deleted = await store.missing_pages(self.name, {p for p in present if p})
+        self._seen = stats
+        return collected
+
+    def forget(self, relpaths: list[str]) -> None:
+        """Read these again next time (their parse failed: the fix may keep mtime and size)."""
+        for rel in relpaths:
+            self._seen.pop(rel, None)
+
+    async def aclose(self) -> None:
+        return None
