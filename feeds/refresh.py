@@ -145,7 +145,7 @@ def encode(feed: str, fmt: str, body: bytes, last_modified: dt.datetime) -> Rend
         fmt=fmt,
         body=body,
         gzip=gzip.compress(body, compresslevel=9, mtime=0),
-        br=brotli.compress(body, quality=11),
+        br=brotli.compress(body, quality=6),  # q11 is 30x slower for ~12% smaller feeds
         etag=etag_of(body),
         last_modified=last_modified,
         content_type=CONTENT_TYPES[fmt],

@@ -62,11 +62,28 @@ def _generator(info: FeedInfo, entries: list[Entry], fmt: str) -> FeedGenerator:
     return fg
 
 
+def _entry_links(element: etree._Element, entry: Entry) -> None:
+    # feedgen 1.0 drops rel/type of entry links (it reads them from the new element), which would
+    # turn the enclosure into an alternate link: write them here instead.
+    for link in element.findall(f"{{{ATOM_NS}}}link"):
+        element.remove(link)
+    at = list(element).index(element.find(f"{{{ATOM_NS}}}updated")) + 1
+    image = entry.event.page.image
+    if image:
+        element.insert(at, etree.Element(f"{{{ATOM_NS}}}link", href=image, rel="enclosure", type=_image_type(image)))
+    if entry.link:
+        element.insert(at, etree.Element(f"{{{ATOM_NS}}}link", href=entry.link, rel="alternate", type="text/html"))
+
+
 def render_atom(info: FeedInfo, entries: list[Entry]) -> bytes:
     with _LOCK:
         fg = _generator(info, entries, "atom")
-        tree = fg._create_atom()  # noqa: SLF001 - feedgen exposes no public tree; we add RFC 5005/6721 elements
-    root, _ = tree
+        xml = fg.atom_str()
+    # Re-parsed so every element is namespaced (feedgen builds un-namespaced elements under a
+    # default namespace) before RFC 5005/6721 elements are added.
+    root = etree.fromstring(xml)
+    for element, entry in zip(root.iterfind(f"{{{ATOM_NS}}}entry"), entries, strict=True):
+        _entry_links(element, entry)
     for rel, name in info.links.items():
         etree.SubElement(root, f"{{{ATOM_NS}}}link", href=info.url("atom", name), rel=rel, type="application/atom+xml")
     for event in info.deleted:
@@ -82,8 +99,8 @@ def render_atom(info: FeedInfo, entries: list[Entry]) -> bytes:
 def render_rss(info: FeedInfo, entries: list[Entry]) -> bytes:
     with _LOCK:
         fg = _generator(info, entries, "rss")
-        tree = fg._create_rss()  # noqa: SLF001
-    root, _ = tree
+        xml = fg.rss_str()
+    root = etree.fromstring(xml)
     channel = root.find("channel")
     assert channel is not None
     for rel, name in info.links.items():

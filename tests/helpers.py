@@ -1,0 +1,59 @@
+"""Small shared steps of the tests: read real pages, ingest them, look at renditions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from feeds.model import Page
+from feeds.pages import parse_document
+from feeds.store import Incoming, Store
+
+
+def read_pages(root: Path, pattern: str = "news/**/*.md", source: str = "test") -> list[Incoming]:
+    """Every event page (not day listings) under root matching pattern, parsed."""
+    out = []
+    for file in sorted(root.glob(pattern)):
+        rel = file.relative_to(root).as_posix()
+        doc = parse_document(rel, file.read_bytes())
+        if isinstance(doc, Page):
+            out.append(Incoming(doc, rel, source))
+    return out
+
+
+async def etags(store: Store) -> dict[tuple[str, str], str]:
+    rows = await store._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions")  # noqa: SLF001
+    return {(feed, fmt): etag for feed, fmt, etag in rows}
+
+
+def entries(fmt: str, body: bytes) -> list[dict[str, object]]:
+    """Entries of a feed as a reader sees them: feedparser for RSS/Atom (it has no JSON Feed
+    support), the json module for JSON Feed. Keys: id, title, tags, published, content."""
+    import json
+
+    import feedparser
+
+    if fmt == "json":
+        feed = json.loads(body)
+        assert feed["version"] == "https://jsonfeed.org/version/1.1"
+        return [
+            {
+                "id": i["id"],
+                "title": i["title"],
+                "tags": set(i.get("tags", [])),
+                "published": i["date_published"][:10],
+                "content": i["content_html"],
+            }
+            for i in feed["items"]
+        ]
+    parsed = feedparser.parse(body)
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    return [
+        {
+            "id": e.id,
+            "title": e.title,
+            "tags": {t.get("label") or t.term for t in e.get("tags", [])},
+            "published": "%04d-%02d-%02d" % e.published_parsed[:3],
+            "content": e.content[0].value if "content" in e else e.summary,
+        }
+        for e in parsed.entries
+    ]

@@ -1,0 +1,115 @@
+"""Rendered feeds read back by real parsers: feedparser, lxml, json."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import replace
+
+import feedparser
+import pytest
+from lxml import etree
+
+from feeds.config import Settings
+from feeds.ids import event_guid
+from feeds.model import FeedKey
+from feeds.refresh import ingest, render_all, render_feed
+from feeds.sources import Collected, Document
+from feeds.store import Store
+from tests.conftest import EXAMPLE, SAMPLE_RELPATH, SAMPLES
+from tests.helpers import entries, etags, read_pages
+
+
+async def load_example(store: Store, settings: Settings) -> None:
+    await store.apply(read_pages(EXAMPLE, source="example"))
+    await render_all(store, settings)
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom", "json"])
+async def test_topic_feed_parses_with_expected_entries(store: Store, settings: Settings, fmt: str) -> None:
+    await load_example(store, settings)
+    rendition = await store.rendition("topics/russian-invasion-of-ukraine", fmt)
+    assert rendition is not None
+    got = entries(fmt, rendition.body)
+    expected = await store.events(FeedKey("topic", "russian-invasion-of-ukraine"), 100)
+    assert len(expected) >= 10
+    assert [e["id"] for e in got] == [e.guid for e in expected]
+    assert [e["title"] for e in got] == [e.page.headline for e in expected]
+    assert all("Russian invasion of Ukraine" in e["tags"] for e in got)  # type: ignore[operator]
+    assert [e["published"] for e in got] == [e.published.date().isoformat() for e in expected]
+
+
+async def test_sample_event_in_every_format(store: Store, settings: Settings) -> None:
+    doc = Document(SAMPLE_RELPATH, (SAMPLES / "event-page.md").read_bytes(), "event-page.md")
+    await ingest(store, "example", Collected(documents=[doc]))
+    await render_all(store, settings)
+    guid = event_guid(SAMPLE_RELPATH.removesuffix(".md").replace("news/", "/news/", 1))
+    for name in ("latest", "dates/2017-09-28", "topics/syrian-civil-war", "topics/abu-bakr-al-baghdadi", "topics/isil"):
+        for fmt in ("rss", "atom", "json"):
+            rendition = await store.rendition(name, fmt)
+            assert rendition is not None, (name, fmt)
+            got = entries(fmt, rendition.body)
+            assert [e["id"] for e in got] == [guid]
+            entry = got[0]
+            assert str(entry["title"]).startswith("The Islamic State of Iraq and the Levant releases footage")
+            assert "http://www.latimes.com/world/la-fg-islamic-state-abu-bakr-20170928-story.html" in str(entry["content"])
+            assert {"Syrian Civil War", "ISIL", "Abu Bakr al-Baghdadi"} <= entry["tags"]  # type: ignore[operator]
+    atom = etree.fromstring((await store.rendition("latest", "atom")).body)  # type: ignore[union-attr]
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    enclosure = atom.find("a:entry/a:link[@rel='enclosure']", ns)
+    assert enclosure is not None and enclosure.get("href", "").startswith("http://www.trbimg.com/")
+    feed = json.loads((await store.rendition("latest", "json")).body)  # type: ignore[union-attr]
+    assert feed["version"] == "https://jsonfeed.org/version/1.1"
+    assert feed["items"][0]["image"].startswith("http://www.trbimg.com/")
+    assert feed["items"][0]["date_published"] == "2017-09-28T00:00:00+00:00"
+
+
+async def test_feed_dates_come_from_events_not_the_clock(store: Store, settings: Settings) -> None:
+    await load_example(store, settings)
+    before = await etags(store)
+    # Rendering again (a restart, a no-op refresh) changes no byte and so no ETag.
+    await render_all(store, settings)
+    assert await etags(store) == before
+    newest = max(e.updated for e in await store.events(FeedKey("latest"), 1000))
+    rendition = await store.rendition("latest", "atom")
+    assert rendition is not None and rendition.last_modified == newest
+
+
+def assert_harmless(fragment: str) -> None:
+    """No element, attribute or URL that could run script, as a browser would parse it."""
+    import lxml.html
+
+    root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    for element in root.iter():
+        assert element.tag not in ("script", "style", "iframe", "object", "embed"), element.tag
+        for name, value in element.attrib.items():
+            assert not name.startswith("on"), (element.tag, name)
+            assert not value.strip().lower().startswith(("javascript:", "data:", "vbscript:")), (name, value)
+
+
+async def test_untrusted_text_is_sanitised(store: Store, settings: Settings) -> None:
+    hostile = (
+        b"### [2020-01-1](/news/2020/01/1/index.md)\n\n##### <b>Topic</b>\n"
+        b"# Headline <script>alert(1)</script> \n\n"
+        b"Summary with [a link](javascript:alert(1)) and <img src=x onerror=alert(1)> raw html.\n\n"
+        b"### Sources:\n\n1. [Evil](javascript:alert(2))\n1. [Cover Image](http://img.test/a.jpg\"onload=\"x)\n"
+    )
+    await ingest(store, "example", Collected(documents=[Document("news/2020/01/1/x.md", hostile, "x.md")]))
+    await render_all(store, settings)
+    for fmt in ("rss", "atom", "json"):
+        rendition = await store.rendition("dates/2020-01-01", fmt)
+        assert rendition is not None
+        content = str(entries(fmt, rendition.body)[0]["content"])
+        assert "raw html" in content
+        assert_harmless(content)
+
+
+async def test_limits_items_per_feed(store: Store, settings: Settings) -> None:
+    await load_example(store, replace(settings, items_per_feed=5))
+    await render_feed(store, replace(settings, items_per_feed=5), "latest")
+    rendition = await store.rendition("latest", "rss")
+    assert rendition is not None
+    assert len(feedparser.parse(rendition.body).entries) == 5
+    parsed = feedparser.parse(rendition.body)
+    dates = [dt.datetime(*e.published_parsed[:6]) for e in parsed.entries]
+    assert dates == sorted(dates, reverse=True)

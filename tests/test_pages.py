@@ -1,0 +1,131 @@
+"""The readers: the sample page field by field, JSON/XML agreement, malformed and hostile input."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from feeds.errors import ParseError
+from feeds.ids import event_guid, page_path, topic_slug
+from feeds.model import Page, Related, SourceLink
+from feeds.pages import parse_document
+from tests.conftest import DATA, SAMPLE_RELPATH, SAMPLES
+
+SAMPLE_PATH = (
+    "/news/2017/09/28/the-islamic-state-of-iraq-and-the-levant-releases-footage-which-apparently-show-its-"
+    "leader-abu-bakr-al-baghdadi-urging-his-followers-to-expa"
+)
+
+
+def sample() -> Page:
+    page = parse_document(SAMPLE_RELPATH, (SAMPLES / "event-page.md").read_bytes())
+    assert isinstance(page, Page)
+    return page
+
+
+def test_sample_page_every_field() -> None:
+    page = sample()
+    assert page.path == SAMPLE_PATH
+    assert page.date == dt.date(2017, 9, 28)
+    assert page.heading == "Syrian Civil War"
+    assert page.headline == (
+        "The Islamic State of Iraq and the Levant releases footage which apparently show its leader Abu Bakr "
+        'al-Baghdadi urging his followers to expand their attacks against "crusaders and apostates".'
+    )
+    assert page.summary == (
+        "The extremist group released what it said was a new recording of its leader, Abu Bakr Baghdadi, a move "
+        "apparently intended to counter rumors of his death and rally followers after battlefield losses."
+    )
+    assert page.sources == (
+        SourceLink("Los Angeles Times", "http://www.latimes.com/world/la-fg-islamic-state-abu-bakr-20170928-story.html"),
+    )
+    assert page.image == "http://www.trbimg.com/img-59cd8d63/turbine/la-fg-islamic-state-abu-bakr-20170928"
+    assert len(page.related) == 5
+    assert page.related[0] == Related(
+        "The Syrian Observatory for Human Rights says ISIL leader Abu Bakr al-Baghdadi is confirmed dead, according "
+        "to information from tribal leaders close to ISIL in the Deir ez-Zor Governorate. In June, Russia said it had "
+        '"most likely" killed al-Baghdadi and several other high profile ISIL leaders in an airstrike but provided '
+        "no evidence.",
+        "/news/2017/07/11/the-syrian-observatory-for-human-rights-says-isil-leader-abu-bakr-al-baghdadi-is-confirmed-"
+        "dead-according-to-information-from-tribal-leader.md",
+        ("Abu Bakr al-Baghdadi", "ISIL", "Syrian Civil War"),
+    )
+    assert [r.contexts for r in page.related[1:]] == [("ISIL", "Syrian Civil War")] * 4
+    assert page.related[3].headline == (
+        "Syrian government troops and allied militia retake Abu Kamal, ISIL's last urban stronghold in Syria."
+    )
+    assert page.changes == ()
+    assert page.topics == ("Syrian Civil War", "Abu Bakr al-Baghdadi", "ISIL")
+    assert [topic_slug(t) for t in page.topics] == ["syrian-civil-war", "abu-bakr-al-baghdadi", "isil"]
+
+
+def test_sample_id_is_stable_and_from_the_path() -> None:
+    page = sample()
+    assert page_path("/news/2017/09/28/" + SAMPLE_PATH.rsplit("/", 1)[1] + ".md") == page.path
+    assert event_guid(page.path) == event_guid(sample().path)
+    assert event_guid(page.path).startswith("urn:uuid:")
+
+
+@pytest.mark.parametrize("name", ["event-page.json", "event-page.xml"])
+def test_json_and_xml_readers_agree_with_markdown(name: str) -> None:
+    relpath = SAMPLE_RELPATH.replace(".md", "." + name.rsplit(".", 1)[1])
+    assert parse_document(relpath, (DATA / name).read_bytes()) == sample()
+
+
+def test_topic_slugs_transliterate_and_never_empty() -> None:
+    assert topic_slug("Recep Tayyip Erdoğan") == "recep-tayyip-erdogan"
+    assert topic_slug("Euro") == topic_slug("euro") == "euro"
+    assert topic_slug("北京") == "bei-jing"
+    assert topic_slug("🙂").startswith("topic-")
+    assert topic_slug("🙂") == topic_slug("🙂")
+
+
+@pytest.mark.parametrize(
+    ("relpath", "data", "field"),
+    [
+        ("news/2020/01/1/a.md", b"# headline only, no date line\n", "date"),
+        ("news/2020/01/1/a.md", b"### [2020-01-1](/news/2020/01/1/index.md)\n\nno headline\n", "headline"),
+        ("news/2020/01/1/a.md", b"### [2020-13-1](/x)\n# h\n", "date"),
+        ("news/2020/01/1/a.md", b"\xff\xfe\x00bad", None),
+        ("news/2020/01/1/a.md", b"### [2020-01-1](/x)\n# h\n### Sources:\n\nnot an item\n", "sources"),
+        ("news/2020/01/1/a.json", b"{not json", None),
+        ("news/2020/01/1/a.json", b'{"date": "2020-01-01"}', "headline"),
+        ("news/2020/01/1/a.json", b'{"date": "2020-01-01", "headline": "h", "sources": [{"name": 3}]}', "sources[0].name"),
+        ("news/2020/01/1/a.json", b'{"date": "2020-01-01", "headline": "h", "changes": [{"headline": "h", "url": "u", "kind": "x"}]}', "changes[0].kind"),
+        ("news/2020/01/1/a.xml", b"<event><headline>h</headline></event>", "date"),
+        ("news/2020/01/1/a.xml", b"<other/>", None),
+        ("news/2020/01/1/a.xml", b"<event date='2020-01-01'", None),
+        ("elsewhere/a.md", b"### [2020-01-1](/x)\n# h\n", None),
+    ],
+)
+def test_malformed_documents_name_file_and_field(relpath: str, data: bytes, field: str | None) -> None:
+    with pytest.raises(ParseError) as info:
+        parse_document(relpath, data, origin=f"/tmp/{relpath}")
+    assert info.value.origin == f"/tmp/{relpath}"
+    assert info.value.field == field
+    assert relpath in str(info.value)
+
+
+BOMB = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<event date="2020-01-01"><headline>&lol3;</headline></event>"""
+EXTERNAL = b"""<?xml version="1.0"?>
+<!DOCTYPE event [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<event date="2020-01-01"><headline>&xxe;</headline></event>"""
+
+
+@pytest.mark.parametrize("data", [BOMB, EXTERNAL])
+def test_xml_entities_are_refused(data: bytes) -> None:
+    with pytest.raises(ParseError, match="unsafe XML refused"):
+        parse_document("news/2020/01/1/a.xml", data)
+
+
+def test_every_bundled_example_parses() -> None:
+    from tests.conftest import EXAMPLE
+
+    files = sorted((EXAMPLE / "news").rglob("*.*"))
+    assert len(files) >= 40
+    for file in files:
+        parse_document(file.relative_to(EXAMPLE).as_posix(), file.read_bytes())

@@ -1,0 +1,109 @@
+"""The store: idempotent upserts, real changes only, version chains in any order."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import random
+import sqlite3
+from dataclasses import replace
+
+import pytest
+
+from feeds.ids import event_guid
+from feeds.model import UTC, FeedKey
+from feeds.store import Store
+from tests.conftest import EXAMPLE, OFFSTREAM
+from tests.helpers import read_pages
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+T1 = T0 + dt.timedelta(hours=1)
+
+
+async def test_schema_is_versioned_and_wal(store: Store) -> None:
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_reingest_is_idempotent(store: Store) -> None:
+    pages = read_pages(EXAMPLE)
+    first = await store.apply(pages, now=T0)
+    assert len(first.added) == 59 and not first.changed and not first.deleted
+    again = await store.apply(pages, now=T1)
+    assert not again.added and not again.changed and not again.deleted and not again.feeds
+    events = await store.events(FeedKey("latest"), 1000)
+    assert len(events) == 59
+    assert {e.updated for e in events} == {T0}
+
+
+async def test_only_a_real_change_moves_updated_and_touches_its_feeds(store: Store) -> None:
+    pages = read_pages(EXAMPLE)
+    await store.apply(pages, now=T0)
+    target = next(p for p in pages if p.page.heading == "Russian invasion of Ukraine")
+    reworded = replace(target, page=replace(target.page, summary=target.page.summary + " (updated)"))
+    result = await store.apply([reworded], now=T1)
+    assert len(result.changed) == 1 and not result.added
+    key = next(iter(result.changed))
+    assert key == target.page.path
+    assert result.feeds == {"latest", f"dates/{target.page.date}"} | {
+        f"topics/{t.slug}" for e in await store.events(FeedKey("latest"), 1000) if e.key == key for t in e.topics
+    }
+    event = next(e for e in await store.events(FeedKey("latest"), 1000) if e.key == key)
+    assert event.updated == T1 and event.published == dt.datetime.combine(target.page.date, dt.time(), UTC)
+    assert event.guid == event_guid(target.page.path)
+
+
+BORNEO = "news/2018/01/1/a-boat-capsizes-in-the-north-of-indonesian-borneo-*.md"
+BORNEO_FIRST = "/news/2018/01/01/a-boat-capsizes-in-the-north-of-indonesian-borneo-with-at-least-8-people-dead"
+BORNEO_CURRENT = "/news/2018/01/01/a-boat-capsizes-in-the-north-of-indonesian-borneo-leaving-at-least-eight-people-dead"
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+async def test_version_chain_folds_to_first_version_in_any_order(store: Store, order: tuple[int, ...]) -> None:
+    versions = read_pages(OFFSTREAM, BORNEO)
+    assert len(versions) == 3
+    for step, index in enumerate(order):  # one batch per version
+        await store.apply([versions[index]], now=T0 + dt.timedelta(minutes=step))
+    events = await store.events(FeedKey("date", "2018-01-01"), 100)
+    assert len(events) == 1
+    assert events[0].key == BORNEO_FIRST
+    assert events[0].guid == event_guid(BORNEO_FIRST)
+    assert events[0].page.path == BORNEO_CURRENT
+
+
+async def test_whole_days_fold_the_same_in_any_batching(tmp_path: object) -> None:
+    pages = read_pages(OFFSTREAM, "news/201[78]/*/*/*.md")
+    results = []
+    for seed in range(4):
+        shuffled = pages[:]
+        random.Random(seed).shuffle(shuffled)
+        store = await Store.open(f"{tmp_path}/s{seed}.db")
+        try:
+            size = [len(shuffled), 1, 5, 13][seed]
+            for i in range(0, len(shuffled), size):
+                await store.apply(shuffled[i : i + size], now=T0)
+            events = await store.events(FeedKey("latest"), 1000)
+            results.append(sorted((e.key, e.page.path) for e in events))
+        finally:
+            await store.close()
+    assert all(r == results[0] for r in results)
+    keys = [k for k, _ in results[0]]
+    assert len(keys) == len(set(keys))
+    # Kenya's truck collision: five versions, one event, keyed by the oldest ("took place").
+    kenya = [(k, p) for k, p in results[0] if "truck-collision" in k]
+    assert len(kenya) == 1
+    assert kenya[0][0].endswith("a-truck-collision-took-place-in-west-kenya-caused-at-least-30-death-and-18-injures")
+    assert "kills-at-least-36-people" in kenya[0][1]
+
+
+async def test_a_failed_batch_leaves_the_store_as_it_was(store: Store) -> None:
+    pages = read_pages(EXAMPLE)
+    await store.apply(pages[:10], now=T0)
+    before = await store.count_events()
+    broken = replace(pages[20], page=replace(pages[20].page, date=None))  # type: ignore[arg-type]
+    with pytest.raises(Exception):
+        await store.apply(pages[10:20] + [broken], now=T1)
+    assert await store.count_events() == before
+    assert len(await store.events(FeedKey("latest"), 100)) == before
