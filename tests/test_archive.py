@@ -1,0 +1,115 @@
+"""Real archive pages: whole days, day listings, topics as people name them, deletions."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from lxml import etree
+
+from feeds.config import Settings, SourceConfig
+from feeds.ids import event_guid
+from feeds.model import FeedKey
+from feeds.refresh import open_sources, refresh_all
+from feeds.store import Store
+from tests.conftest import OFFSTREAM
+from tests.helpers import entries
+
+DAYS = ("news/2017/12/31", "news/2018/01/1")
+TAX = "news/2018/01/1/taxation-in-the-united-arab-emirates.md"
+TAX_KEY = "/news/2018/01/01/taxation-in-the-united-arab-emirates"
+
+
+def archive_copy(tmp_path: Path, days: tuple[str, ...] = DAYS) -> Path:
+    root = tmp_path / "archive"
+    for day in days:
+        shutil.copytree(OFFSTREAM / day, root / day)
+    return root
+
+
+def archive_settings(settings: Settings, root: Path) -> Settings:
+    return replace(settings, sources=(SourceConfig(name="offstream", kind="directory", location=str(root)),))
+
+
+async def test_whole_days_ingest_without_problems(store: Store, settings: Settings, tmp_path: Path) -> None:
+    config = archive_settings(settings, archive_copy(tmp_path))
+    report = await refresh_all(store, config, open_sources(config.sources))
+    # index.md and README.md are day listings, not malformed events; every listed page exists.
+    assert report.problems == []
+    # 43 page files are 26 events once version chains are folded.
+    assert len(report.result.added) == 26
+    events = await store.events(FeedKey("latest"), 1000)
+    assert len({e.guid for e in events}) == len(events) == 26
+
+
+async def test_a_listed_page_missing_is_reported_with_both_paths(store: Store, settings: Settings, tmp_path: Path) -> None:
+    root = archive_copy(tmp_path, ("news/2018/01/1",))
+    page = "news/2018/01/1/california-becomes-the-latest-and-most-populated-state-to-legalize-the-recreational-use-of-cannabis.md"
+    (root / page).unlink()
+    config = archive_settings(settings, root)
+    report = await refresh_all(store, config, open_sources(config.sources))
+    missing = [p for p in report.problems if "california-becomes" in p]
+    assert len(missing) == 2  # index.md and README.md both list it
+    assert all(str(root / "news/2018/01/1") in p and "/news/2018/01/01/california-becomes" in p for p in missing)
+
+
+async def test_topics_differing_in_case_are_one(store: Store, settings: Settings, tmp_path: Path) -> None:
+    root = archive_copy(tmp_path, ("news/1999/01/1",))
+    config = archive_settings(settings, root)
+    await refresh_all(store, config, open_sources(config.sources))
+    # The euro page's heading is "Euro", its related contexts say "euro": one topic, one slug.
+    topics = await store.topics()
+    assert [(t.slug, t.events) for t in topics] == [("euro", 1)]
+    assert (await store.rendition("topics/euro", "atom")) is not None
+
+
+async def test_deleted_page_leaves_feeds_with_a_tombstone_and_comes_back(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    root = archive_copy(tmp_path, ("news/2018/01/1",))
+    config = archive_settings(settings, root)
+    sources = open_sources(config.sources)
+    await refresh_all(store, config, sources)
+    guid = event_guid(TAX_KEY)
+    date_feed = "dates/2018-01-01"
+    assert guid in [e["id"] for e in entries("atom", (await store.rendition(date_feed, "atom")).body)]  # type: ignore[union-attr]
+
+    saved = (root / TAX).read_bytes()
+    (root / TAX).unlink()
+    report = await refresh_all(store, config, sources)
+    assert report.result.deleted == {TAX_KEY}
+    for fmt in ("rss", "atom", "json"):
+        rendition = await store.rendition(date_feed, fmt)
+        assert rendition is not None
+        assert guid not in [e["id"] for e in entries(fmt, rendition.body)]
+    atom = etree.fromstring((await store.rendition(date_feed, "atom")).body)  # type: ignore[union-attr]
+    tombstones = atom.findall("{http://purl.org/atompub/tombstones/1.0}deleted-entry")
+    assert [t.get("ref") for t in tombstones] == [guid]
+    assert tombstones[0].get("when", "").endswith("+00:00")
+    assert (await store.rendition("topics/united-arab-emirates", "atom")) is None or guid not in (
+        await store.rendition("topics/united-arab-emirates", "atom")  # type: ignore[union-attr]
+    ).body.decode()
+
+    (root / TAX).write_bytes(saved)
+    report = await refresh_all(store, config, sources)
+    assert report.result.changed == {TAX_KEY} or report.result.added == {TAX_KEY}
+    atom = etree.fromstring((await store.rendition(date_feed, "atom")).body)  # type: ignore[union-attr]
+    assert atom.findall("{http://purl.org/atompub/tombstones/1.0}deleted-entry") == []
+    assert guid in [e["id"] for e in entries("atom", (await store.rendition(date_feed, "atom")).body)]  # type: ignore[union-attr]
+
+
+async def test_deleting_the_current_version_falls_back_to_the_previous(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    root = archive_copy(tmp_path, ("news/2018/01/1",))
+    config = archive_settings(settings, root)
+    sources = open_sources(config.sources)
+    await refresh_all(store, config, sources)
+    newest = root / "news/2018/01/1/a-boat-capsizes-in-the-north-of-indonesian-borneo-leaving-at-least-eight-people-dead.md"
+    newest.unlink()
+    report = await refresh_all(store, config, sources)
+    key = "/news/2018/01/01/a-boat-capsizes-in-the-north-of-indonesian-borneo-with-at-least-8-people-dead"
+    assert report.result.changed == {key} and not report.result.deleted
+    event = next(e for e in await store.events(FeedKey("latest"), 100) if e.key == key)
+    assert event.page.headline.endswith("leaving at least 8 people dead.")
