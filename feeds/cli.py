@@ -63,7 +63,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
 def ingest(settings: Settings, location: str, name: str | None) -> None:
     """Ingest a directory tree, a single document or an HTTP base URL, then render."""
     from feeds.refresh import ingest as ingest_collected
-    from feeds.refresh import render_feeds
+    from feeds.publish import publish_changes
     from feeds.sources import Collected, Document, open_source
 
     async def go() -> int:
@@ -84,7 +84,7 @@ def ingest(settings: Settings, location: str, name: str | None) -> None:
                     report = await refresh_source(store, source)
                 finally:
                     await source.aclose()
-            report.rendered = await render_feeds(store, settings, report.result.feeds)
+            report.rendered = await publish_changes(store, settings, report.result.feeds, report.result.events)
         finally:
             await store.close()
         for line in report.lines():

@@ -123,30 +123,37 @@ class Event:
     relpath: str = ""  # where its current version lives in its source (`news/2018/01/1/x.md`)
     source: str = ""
     deleted: dt.datetime | None = None
+    seq: int = 0  # arrival order
 
 
 @dataclass(frozen=True)
 class FeedKey:
-    """Which feed: `latest`, `dates/YYYY-MM-DD` or `topics/<slug>` (plus a page number)."""
+    """Which feed: `latest`, `dates/YYYY-MM-DD`, `topics/<slug>`, or an older page of a topic
+    (`topics/<slug>/pages/<n>`, n from 1 = the oldest)."""
 
     kind: Literal["latest", "date", "topic"]
     value: str = ""
+    page: int = 0  # topics only: 0 is the head (the subscription document)
 
     @property
     def name(self) -> str:
         if self.kind == "latest":
             return "latest"
-        return f"{'dates' if self.kind == 'date' else 'topics'}/{self.value}"
+        if self.kind == "date":
+            return f"dates/{self.value}"
+        return f"topics/{self.value}/pages/{self.page}" if self.page else f"topics/{self.value}"
 
     @classmethod
     def parse(cls, name: str) -> FeedKey:
         if name == "latest":
             return cls("latest")
         prefix, _, value = name.partition("/")
-        if prefix == "dates" and value:
+        if prefix == "dates" and value and "/" not in value:
             return cls("date", value)
         if prefix == "topics" and value:
-            return cls("topic", value)
+            slug, _, page = value.partition("/pages/")
+            if "/" not in slug and (not page or (page.isdigit() and int(page) > 0 and page[0] != "0")):
+                return cls("topic", slug, int(page) if page else 0)
         raise ValueError(f"not a feed name: {name!r}")
 
 

@@ -64,10 +64,11 @@ MIGRATIONS: dict[int, str] = {
         published TEXT NOT NULL,
         updated TEXT NOT NULL,
         first_seen TEXT NOT NULL,
+        seq INTEGER NOT NULL UNIQUE,  -- arrival order, never reused: stable topic pages
         live INTEGER NOT NULL DEFAULT 1,
         deleted_at TEXT
     );
-    CREATE INDEX events_order ON events(live, date DESC, first_seen DESC, key DESC);
+    CREATE INDEX events_order ON events(live, date DESC, seq DESC);
     CREATE INDEX events_deleted ON events(deleted_at) WHERE deleted_at IS NOT NULL;
     CREATE TABLE topics (
         id INTEGER PRIMARY KEY,
@@ -83,10 +84,10 @@ MIGRATIONS: dict[int, str] = {
         spelling TEXT NOT NULL,
         live INTEGER NOT NULL,
         date TEXT NOT NULL,
-        first_seen TEXT NOT NULL,
+        seq INTEGER NOT NULL,
         PRIMARY KEY (topic_id, event)
     ) WITHOUT ROWID;
-    CREATE INDEX event_topics_order ON event_topics(topic_id, live, date DESC, first_seen DESC, event DESC);
+    CREATE INDEX event_topics_seq ON event_topics(topic_id, seq);
     CREATE INDEX event_topics_event ON event_topics(event);
     CREATE TABLE renditions (
         feed TEXT NOT NULL,
@@ -144,6 +145,10 @@ class BatchResult:
         self.changed |= other.changed - self.added
         self.deleted |= other.deleted
         self.feeds |= other.feeds
+
+    @property
+    def events(self) -> set[str]:
+        return self.added | self.changed | self.deleted
 
     def summary(self) -> str:
         return (
@@ -348,8 +353,8 @@ class Store:
 
     async def events(self, feed: FeedKey, limit: int, offset: int = 0) -> list[Event]:
         """Live events of a feed, newest first."""
-        order = "ORDER BY e.date DESC, e.first_seen DESC, e.key DESC LIMIT ? OFFSET ?"
-        cols = "e.key, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at"
+        order = "ORDER BY e.date DESC, e.seq DESC LIMIT ? OFFSET ?"
+        cols = EVENT_COLUMNS
         if feed.kind == "latest":
             sql, args = f"SELECT {cols} FROM events e WHERE e.live = 1 {order}", ()
         elif feed.kind == "date":
@@ -358,7 +363,7 @@ class Store:
             sql = (
                 f"SELECT {cols} FROM topics t JOIN event_topics et ON et.topic_id = t.id AND et.live = 1 "
                 f"JOIN events e ON e.key = et.event WHERE t.slug = ? "
-                "ORDER BY et.date DESC, et.first_seen DESC, et.event DESC LIMIT ? OFFSET ?"
+                "ORDER BY et.date DESC, et.seq DESC LIMIT ? OFFSET ?"
             )
             args = (feed.value,)
         rows = await self._db.execute_fetchall(sql, (*args, limit, offset))
@@ -366,7 +371,7 @@ class Store:
 
     async def deleted_events(self, feed: FeedKey, since: dt.datetime) -> list[Event]:
         """Events of a feed deleted after `since` (for Atom tombstones)."""
-        cols = "e.key, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at"
+        cols = EVENT_COLUMNS
         if feed.kind == "latest":
             sql, args = f"SELECT {cols} FROM events e WHERE e.live = 0 AND e.deleted_at >= ?", (iso(since),)
         elif feed.kind == "date":
@@ -382,6 +387,55 @@ class Store:
             args = (iso(since), feed.value)
         rows = await self._db.execute_fetchall(sql + " ORDER BY e.deleted_at DESC, e.key LIMIT 100", args)
         return await self._events_from_rows(list(rows))
+
+    async def topic_slots(self, slug: str) -> int:
+        """How many events ever joined the topic: the length of its stable page sequence."""
+        rows = await self._db.execute_fetchall(
+            "SELECT count(*) FROM event_topics et JOIN topics t ON t.id = et.topic_id WHERE t.slug = ?", (slug,)
+        )
+        return int(rows[0][0])
+
+    async def topic_slot_events(self, slug: str, start: int, stop: int) -> tuple[list[Event], list[Event]]:
+        """Events in slots [start, stop) of a topic (by arrival): the live ones and the deleted
+        ones, each newest first."""
+        rows = await self._db.execute_fetchall(
+            f"SELECT {EVENT_COLUMNS}, et.live FROM topics t JOIN event_topics et ON et.topic_id = t.id "
+            "JOIN events e ON e.key = et.event WHERE t.slug = ? ORDER BY et.seq LIMIT ? OFFSET ?",
+            (slug, stop - start, start),
+        )
+        rows = sorted(rows, key=lambda r: (r[2], r[7]), reverse=True)  # published (= date), seq
+        live = [r[:-1] for r in rows if r[-1] == 1]
+        dead = [r[:-1] for r in rows if r[-1] == 0 and r[6] is not None]
+        return await self._events_from_rows(live), await self._events_from_rows(dead)
+
+    async def topic_ranks(self, slug: str, keys: Iterable[str]) -> dict[str, int]:
+        """Slot index (0 = first to arrive) of each of `keys` that belongs to the topic."""
+        wanted = list(set(keys))
+        ranks: dict[str, int] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            rows = await self._db.execute_fetchall(
+                "SELECT et.event, (SELECT count(*) FROM event_topics o WHERE o.topic_id = et.topic_id AND o.seq < et.seq) "
+                "FROM event_topics et JOIN topics t ON t.id = et.topic_id "
+                f"WHERE t.slug = ? AND et.event IN ({','.join('?' * len(chunk))})",
+                (slug, *chunk),
+            )
+            ranks.update({k: int(r) for k, r in rows})
+        return ranks
+
+    async def neighbour_dates(self, day: str) -> tuple[str | None, str | None]:
+        """The nearest earlier and later dates that have live events."""
+        before = await self._db.execute_fetchall(
+            "SELECT date FROM events WHERE live = 1 AND date < ? ORDER BY date DESC LIMIT 1", (day,)
+        )
+        after = await self._db.execute_fetchall(
+            "SELECT date FROM events WHERE live = 1 AND date > ? ORDER BY date LIMIT 1", (day,)
+        )
+        return (before[0][0] if before else None, after[0][0] if after else None)
+
+    async def newest_date(self) -> str | None:
+        rows = await self._db.execute_fetchall("SELECT max(date) FROM events WHERE live = 1")
+        return rows[0][0] if rows else None
 
     async def count_feed(self, feed: FeedKey) -> int:
         if feed.kind == "latest":
@@ -421,7 +475,7 @@ class Store:
         for event_key, slug, name in topic_rows:
             topics.setdefault(event_key, []).append(Topic(slug, name))
         events = []
-        for key, doc, published, updated, relpath, source, deleted_at in rows:
+        for key, doc, published, updated, relpath, source, deleted_at, seq in rows:
             page = page_from_json(doc)
             # Topics in the page's own order: heading first, then contexts.
             by_key = {topic_key(t.name): t for t in topics.get(key, [])}
@@ -437,9 +491,13 @@ class Store:
                     relpath=relpath,
                     source=source,
                     deleted=from_iso(deleted_at) if deleted_at else None,
+                    seq=seq,
                 )
             )
         return events
+
+
+EVENT_COLUMNS = "e.key, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at, e.seq"
 
 
 def _topic_row(row: Any) -> TopicRow:
@@ -571,14 +629,15 @@ def _upsert_event(conn: sqlite3.Connection, key: str, current: str, now: dt.date
     doc, relpath, source = page_row
     page = page_from_json(doc)
     digest = content_hash(f"{doc}\n{relpath}\n{source}".encode("utf-8"))
-    old = conn.execute("SELECT hash, live, first_seen FROM events WHERE key = ?", (key,)).fetchone()
+    old = conn.execute("SELECT hash, live, first_seen, seq FROM events WHERE key = ?", (key,)).fetchone()
     if old and old[0] == digest and old[1] == 1:
         return
     before = _feeds_of(conn, key)
     first_seen = old[2] if old else iso(now)
+    seq = old[3] if old else conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
     conn.execute(
-        "INSERT INTO events (key, guid, date, current, relpath, source, hash, doc, published, updated, first_seen, live, deleted_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,1,NULL) ON CONFLICT(key) DO UPDATE SET date=excluded.date, "
+        "INSERT INTO events (key, guid, date, current, relpath, source, hash, doc, published, updated, first_seen, seq, live, deleted_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,NULL) ON CONFLICT(key) DO UPDATE SET date=excluded.date, "
         "current=excluded.current, relpath=excluded.relpath, source=excluded.source, hash=excluded.hash, "
         "doc=excluded.doc, published=excluded.published, updated=excluded.updated, live=1, deleted_at=NULL",
         (
@@ -593,6 +652,7 @@ def _upsert_event(conn: sqlite3.Connection, key: str, current: str, now: dt.date
             iso(day_start(page.date)),
             iso(now),
             first_seen,
+            seq,
         ),
     )
     if old is None:
@@ -600,8 +660,10 @@ def _upsert_event(conn: sqlite3.Connection, key: str, current: str, now: dt.date
     elif key not in result.added:
         result.changed.add(key)
     result.deleted.discard(key)
-    old_topics = {t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ?", (key,))}
-    conn.execute("DELETE FROM event_topics WHERE event = ?", (key,))
+    old_topics = {t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ? AND live = 1", (key,))}
+    # Rows of topics the event leaves stay (not live) so every later event keeps its slot in the
+    # topic's stable pages.
+    conn.execute("UPDATE event_topics SET live = 0 WHERE event = ?", (key,))
     new_topics = set()
     for name in page.topics:
         topic_id = _topic_id(conn, name)
@@ -609,7 +671,9 @@ def _upsert_event(conn: sqlite3.Connection, key: str, current: str, now: dt.date
             continue
         new_topics.add(topic_id)
         conn.execute(
-            "INSERT INTO event_topics VALUES (?,?,?,1,?,?)", (topic_id, key, name, page.date.isoformat(), first_seen)
+            "INSERT INTO event_topics VALUES (?,?,?,1,?,?) ON CONFLICT(topic_id, event) DO UPDATE SET "
+            "live = 1, spelling = excluded.spelling, date = excluded.date",
+            (topic_id, key, name, page.date.isoformat(), seq),
         )
     _refresh_topics(conn, old_topics | new_topics, now)
     result.feeds |= before | _feeds_of(conn, key)

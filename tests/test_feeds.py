@@ -13,7 +13,9 @@ from lxml import etree
 from feeds.config import Settings
 from feeds.ids import event_guid
 from feeds.model import FeedKey
-from feeds.refresh import ingest, render_all, render_feed
+from feeds.publish import publish, publish_all
+from feeds.refresh import ingest
+from feeds.render import renderers
 from feeds.sources import Collected, Document
 from feeds.store import Store
 from tests.conftest import EXAMPLE, SAMPLE_RELPATH, SAMPLES
@@ -22,7 +24,7 @@ from tests.helpers import entries, etags, read_pages
 
 async def load_example(store: Store, settings: Settings) -> None:
     await store.apply(read_pages(EXAMPLE, source="example"))
-    await render_all(store, settings)
+    await publish_all(store, settings)
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom", "json"])
@@ -42,7 +44,7 @@ async def test_topic_feed_parses_with_expected_entries(store: Store, settings: S
 async def test_sample_event_in_every_format(store: Store, settings: Settings) -> None:
     doc = Document(SAMPLE_RELPATH, (SAMPLES / "event-page.md").read_bytes(), "event-page.md")
     await ingest(store, "example", Collected(documents=[doc]))
-    await render_all(store, settings)
+    await publish_all(store, settings)
     guid = event_guid(SAMPLE_RELPATH.removesuffix(".md").replace("news/", "/news/", 1))
     for name in ("latest", "dates/2017-09-28", "topics/syrian-civil-war", "topics/abu-bakr-al-baghdadi", "topics/isil"):
         for fmt in ("rss", "atom", "json"):
@@ -68,7 +70,7 @@ async def test_feed_dates_come_from_events_not_the_clock(store: Store, settings:
     await load_example(store, settings)
     before = await etags(store)
     # Rendering again (a restart, a no-op refresh) changes no byte and so no ETag.
-    await render_all(store, settings)
+    await publish_all(store, settings)
     assert await etags(store) == before
     newest = max(e.updated for e in await store.events(FeedKey("latest"), 1000))
     rendition = await store.rendition("latest", "atom")
@@ -95,7 +97,7 @@ async def test_untrusted_text_is_sanitised(store: Store, settings: Settings) -> 
         b"### Sources:\n\n1. [Evil](javascript:alert(2))\n1. [Cover Image](http://img.test/a.jpg\"onload=\"x)\n"
     )
     await ingest(store, "example", Collected(documents=[Document("news/2020/01/1/x.md", hostile, "x.md")]))
-    await render_all(store, settings)
+    await publish_all(store, settings)
     for fmt in ("rss", "atom", "json"):
         rendition = await store.rendition("dates/2020-01-01", fmt)
         assert rendition is not None
@@ -106,7 +108,7 @@ async def test_untrusted_text_is_sanitised(store: Store, settings: Settings) -> 
 
 async def test_limits_items_per_feed(store: Store, settings: Settings) -> None:
     await load_example(store, replace(settings, items_per_feed=5))
-    await render_feed(store, replace(settings, items_per_feed=5), "latest")
+    await publish(store, replace(settings, items_per_feed=5), FeedKey("latest"), renderers())
     rendition = await store.rendition("latest", "rss")
     assert rendition is not None
     assert len(feedparser.parse(rendition.body).entries) == 5

@@ -132,8 +132,9 @@ async def test_refresh_picks_up_a_new_document_and_changes_only_its_feeds(
     assert len(report.result.added) == 1
     after = await etags(store)
     changed = {feed for key, tag in after.items() if before.get(key) != tag for feed in [key[0]]}
-    # Its day, its topics and the topic list; not `latest`, whose newest events are years later.
-    assert changed == {"dates/2018-01-01", "topics/indonesia", "topics/borneo", "_topics"}
+    # Its day, its topics, the topic list, and the day after it (whose prev-archive link now
+    # points to the new day); not `latest`, whose newest events are years later.
+    assert changed == {"dates/2018-01-01", "dates/2022-02-24", "topics/indonesia", "topics/borneo", "_topics"}
 
 
 async def test_scheduler_refreshes_while_serving(store: Store, settings: Settings, tree: object) -> None:

@@ -1,0 +1,239 @@
+"""Publishing: events in the store -> rendered feeds -> every encoding, made once -> the store.
+
+Which documents exist and how they link (RFC 5005):
+- `latest`: the newest `items_per_feed` events; `prev-archive` -> the newest date.
+- `dates/D`: an archive document (`fh:archive`) of every event of day D, `prev-archive` /
+  `next-archive` -> the nearest days with events, `current` -> latest.
+- `topics/S`: a paged feed. Events join a topic in arrival order and keep their slot; slots are cut
+  into pages of `items_per_feed` from the oldest, so a page's members never change when newer
+  events arrive. The head (`topics/S`, what people subscribe to) holds the last complete page plus
+  the incomplete one (N to 2N-1 slots); `next` walks to older pages `topics/S/pages/K-1` ... `1`.
+A document is stored only when its bytes change, so an unchanged feed keeps ETag and Last-Modified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gzip
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+import brotli
+
+from feeds.config import Settings
+from feeds.ids import page_path
+from feeds.model import FORMATS, Event, FeedKey, Rendition, utcnow
+from feeds.render import CONTENT_TYPES, Entry, FeedInfo, Renderer, renderers
+from feeds.render.content import event_html, plain_summary, resolver
+from feeds.render.topics import TOPICS_DOC, topics_document
+from feeds.store import Store
+
+DATE_FEED_LIMIT = 1000  # a day of the portal has tens of events; this only bounds a pathological day
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def etag_of(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
+def encode(feed: str, fmt: str, body: bytes, last_modified: dt.datetime, content_type: str | None = None) -> Rendition:
+    """Every representation of one document version, made once: plain, gzip, Brotli."""
+    return Rendition(
+        feed=feed,
+        fmt=fmt,
+        body=body,
+        gzip=gzip.compress(body, compresslevel=9, mtime=0),
+        br=brotli.compress(body, quality=6),  # q11 is 30x slower for ~12% smaller feeds
+        etag=etag_of(body),
+        last_modified=last_modified,
+        content_type=content_type or CONTENT_TYPES[fmt],
+    )
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Where a topic's pages start and end, for N items per page and M slots."""
+
+    slots: int
+    size: int
+
+    @property
+    def archive_pages(self) -> int:
+        """Complete pages before the head (numbered 1 = oldest .. archive_pages)."""
+        return max(0, self.slots // self.size - 1)
+
+    def bounds(self, page: int) -> tuple[int, int]:
+        if page == 0:
+            return self.archive_pages * self.size, self.slots
+        return (page - 1) * self.size, page * self.size
+
+    def page_of(self, slot: int) -> int:
+        page = slot // self.size + 1
+        return page if page <= self.archive_pages else 0
+
+    def links(self, slug: str, page: int) -> dict[str, str]:
+        def name(p: int) -> str:
+            return FeedKey("topic", slug, p).name
+
+        links = {"first": name(0)}
+        if self.archive_pages:
+            links["last"] = name(1)
+        older = self.archive_pages if page == 0 else page - 1
+        if older >= 1:
+            links["next"] = name(older)
+        if page:
+            links["previous"] = name(page + 1 if page < self.archive_pages else 0)
+        return links
+
+
+def link_for(settings: Settings, source: str, relpath: str) -> str | None:
+    for cfg in settings.sources:
+        if cfg.name == source and cfg.link:
+            return cfg.link.format(path=relpath.rsplit(".", 1)[0])
+    return None
+
+
+async def entries_for(store: Store, settings: Settings, events: list[Event]) -> list[Entry]:
+    paths = {p for e in events for r in e.page.related if (p := page_path(r.url))}
+    found = await store.resolve_links(paths)
+    urls = {path: url for path, (relpath, source) in found.items() if (url := link_for(settings, source, relpath))}
+    sites = {c.name: c.location for c in settings.sources if c.kind == "http"}
+    out = []
+    for event in events:
+        resolve = resolver(sites.get(event.source), urls)
+        link = link_for(settings, event.source, event.relpath)
+        out.append(Entry(event, link, event_html(event, resolve), plain_summary(event)))
+    return out
+
+
+async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[FeedInfo, list[Event]] | None:
+    """What a feed holds and how it links; None when it has nothing to show, not even a tombstone."""
+    since = utcnow() - dt.timedelta(days=settings.tombstone_days)
+    links: dict[str, str] = {}
+    archive = False
+    if key.kind == "latest":
+        events = await store.events(key, settings.items_per_feed)
+        deleted = await store.deleted_events(key, since)
+        newest = await store.newest_date()
+        if newest:
+            links["prev-archive"] = FeedKey("date", newest).name
+        title, description = settings.title, f"{settings.title}: the newest events"
+    elif key.kind == "date":
+        events = await store.events(key, DATE_FEED_LIMIT)
+        deleted = await store.deleted_events(key, since)
+        before, after = await store.neighbour_dates(key.value)
+        links = {"current": "latest"}
+        if before:
+            links["prev-archive"] = FeedKey("date", before).name
+        if after:
+            links["next-archive"] = FeedKey("date", after).name
+        archive = True
+        title, description = f"{settings.title}: {key.value}", f"Events of {key.value} (UTC)"
+    else:
+        topic = await store.topic(key.value)
+        if topic is None:
+            return None
+        paging = Paging(await store.topic_slots(key.value), settings.items_per_feed)
+        if key.page > paging.archive_pages:
+            return None
+        events, deleted = await store.topic_slot_events(key.value, *paging.bounds(key.page))
+        deleted = [e for e in deleted if e.deleted and e.deleted >= since]
+        links = paging.links(key.value, key.page)
+        page_note = f" (page {key.page} of {paging.archive_pages}, oldest first)" if key.page else ""
+        title = f"{settings.title}: {topic.name}{page_note}"
+        description = f"Events about {topic.name}{page_note}"
+    if not events and not deleted and key.kind != "latest":
+        return None
+    changes = [e.updated for e in events] + [e.deleted for e in deleted if e.deleted]
+    info = FeedInfo(
+        name=key.name,
+        title=title,
+        description=description,
+        base_url=settings.base_url,
+        updated=max(changes, default=EPOCH),
+        ttl_minutes=max(1, settings.refresh_interval // 60),
+        author=settings.author,
+        links=links,
+        archive=archive,
+        deleted=tuple(deleted),
+    )
+    return info, events
+
+
+async def publish(store: Store, settings: Settings, key: FeedKey, table: dict[str, Renderer]) -> int:
+    """Render one document in every format; store what changed. Returns how many were stored."""
+    name = key.name
+    described = await describe(store, settings, key)
+    if described is None:
+        await store.delete_renditions(name)
+        return 0
+    info, events = described
+    entries = await entries_for(store, settings, events)
+    current = await store.rendition_etags(name)
+    stored = 0
+    for fmt in FORMATS:
+        body = await asyncio.to_thread(table[fmt], info, entries)
+        if current.get(fmt) == etag_of(body):
+            continue
+        await store.put_rendition(await asyncio.to_thread(encode, name, fmt, body, info.updated))
+        stored += 1
+    return stored
+
+
+async def affected(store: Store, settings: Settings, names: Iterable[str], events: Iterable[str]) -> set[FeedKey]:
+    """The documents to re-render after a change: the touched feeds, the neighbours of touched
+    days (their archive links may move), and the topic pages holding changed events."""
+    changed = set(events)
+    keys: set[FeedKey] = set()
+    for name in set(names):
+        key = FeedKey.parse(name)
+        keys.add(key)
+        if key.kind == "date":
+            keys |= {FeedKey("date", d) for d in await store.neighbour_dates(key.value) if d}
+        elif key.kind == "topic":
+            paging = Paging(await store.topic_slots(key.value), settings.items_per_feed)
+            for slot in (await store.topic_ranks(key.value, changed)).values():
+                if page := paging.page_of(slot):
+                    keys.add(FeedKey("topic", key.value, page))
+            newest = paging.archive_pages
+            if newest and not await store.rendition_etags(FeedKey("topic", key.value, newest).name):
+                # A page just filled: it appears, and the page before it now links to it.
+                keys |= {FeedKey("topic", key.value, p) for p in (newest, newest - 1) if p >= 1}
+    return keys
+
+
+async def publish_changes(store: Store, settings: Settings, names: Iterable[str], events: Iterable[str] = ()) -> int:
+    table = renderers()
+    keys = await affected(store, settings, names, events)
+    total = 0
+    for key in sorted(keys, key=lambda k: k.name):
+        total += await publish(store, settings, key, table)
+    if any(k.kind == "topic" for k in keys) or not await store.rendition_etags(TOPICS_DOC):
+        total += await publish_topics(store, settings)
+    return total
+
+
+async def publish_topics(store: Store, settings: Settings) -> int:
+    rows = await store.topics()
+    body = topics_document(settings.base_url, rows)
+    if (await store.rendition_etags(TOPICS_DOC)).get("json") == etag_of(body):
+        return 0
+    updated = max((r.updated for r in rows if r.updated), default=EPOCH)
+    await store.put_rendition(encode(TOPICS_DOC, "json", body, updated, "application/json; charset=utf-8"))
+    return 1
+
+
+async def publish_all(store: Store, settings: Settings) -> int:
+    """Render every document (after a bulk load or an upgrade); unchanged bytes are not stored."""
+    table = renderers()
+    total = 0
+    for name in await store.feed_names():
+        key = FeedKey.parse(name)
+        pages = [0]
+        if key.kind == "topic":
+            pages += range(1, Paging(await store.topic_slots(key.value), settings.items_per_feed).archive_pages + 1)
+        for page in pages:
+            total += await publish(store, settings, replace(key, page=page), table)
+    return total + await publish_topics(store, settings)
