@@ -38,7 +38,8 @@ def error(status: int, message: str) -> JSONResponse:
 
 
 def feed_name(path: str) -> tuple[str, str]:
-    """`dates/2017-09-28.atom` -> (`dates/2017-09-28`, `atom`), or HTTPError 400/404."""
+    """`dates/2017-09-28.atom` -> (`dates/2017-09-28`, `atom`); `topics/isil/pages/2.rss` ->
+    (`topics/isil/pages/2`, `rss`); or HTTPError 400/404."""
     stem, dot, fmt = path.rpartition(".")
     if not dot or fmt not in FORMATS:
         raise HTTPError(400, f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -54,8 +55,11 @@ def feed_name(path: str) -> tuple[str, str]:
             raise HTTPError(400, f"malformed date {value!r}: use YYYY-MM-DD")
         return f"dates/{day.isoformat()}", fmt
     if kind == "topics":
-        if not _SLUG.match(value):
-            raise HTTPError(404, f"no topic {value!r}")
+        slug, paged, page = value.partition("/pages/")
+        if not _SLUG.match(slug):
+            raise HTTPError(404, f"no topic {slug!r}")
+        if paged and not (page.isdigit() and page[0] != "0"):
+            raise HTTPError(400, f"malformed page number {page!r}: use 1, 2, ...")
         return stem, fmt
     raise HTTPError(404, f"no feed {stem!r}")
 

@@ -40,10 +40,12 @@ def choose_encoding(accept_encoding: str | None) -> str:
         if coding:
             weights[coding] = _q(params)
     star = weights.get("*")
-    best, best_q = "identity", weights.get("identity", star if star is not None and star > 0 else 1.0)
+    # identity is acceptable unless refused, but when the client did not weigh it, any coding it
+    # accepts is preferred: that is why it asked for codings.
+    best, best_q = "identity", weights.get("identity", 0.001 if star is None or star > 0 else 0.0)
     for coding in ENCODINGS:
         q = weights.get(coding, star if star is not None else 0.0)
-        if q > 0 and (q > best_q or (q == best_q and best == "identity")):
+        if q > 0 and q > best_q:
             best, best_q = coding, q
     return best
 
