@@ -172,14 +172,13 @@ async def publish(store: Store, settings: Settings, key: FeedKey, table: dict[st
     info, events = described
     entries = await entries_for(store, settings, events)
     current = await store.rendition_etags(name)
-    stored = 0
+    fresh = []
     for fmt in FORMATS:
         body = await asyncio.to_thread(table[fmt], info, entries)
-        if current.get(fmt) == etag_of(body):
-            continue
-        await store.put_rendition(await asyncio.to_thread(encode, name, fmt, body, info.updated))
-        stored += 1
-    return stored
+        if current.get(fmt) != etag_of(body):
+            fresh.append(await asyncio.to_thread(encode, name, fmt, body, info.updated))
+    await store.put_renditions(fresh)
+    return len(fresh)
 
 
 async def affected(store: Store, settings: Settings, names: Iterable[str], events: Iterable[str]) -> set[FeedKey]:

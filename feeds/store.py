@@ -99,8 +99,10 @@ MIGRATIONS: dict[int, str] = {
         last_modified TEXT NOT NULL,
         content_type TEXT NOT NULL,
         rendered_at TEXT NOT NULL,
+        version INTEGER NOT NULL,  -- the `renditions` counter in meta when written
         PRIMARY KEY (feed, fmt)
     ) WITHOUT ROWID;
+    CREATE INDEX renditions_version ON renditions(version);
     CREATE TABLE cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE fetches (
         url TEXT PRIMARY KEY,
@@ -251,17 +253,45 @@ class Store:
         )
         return [r[0] for r in rows if r[0] not in present]
 
-    async def put_rendition(self, rendition: Rendition, now: dt.datetime | None = None) -> None:
-        r = rendition
-        await self._write(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO renditions VALUES (?,?,?,?,?,?,?,?,?)",
-                (r.feed, r.fmt, r.body, r.gzip, r.br, r.etag, iso(r.last_modified), r.content_type, iso(now or utcnow())),
+    async def put_renditions(self, renditions: Sequence[Rendition], now: dt.datetime | None = None) -> None:
+        """Store new versions of documents; readers see all of them or none."""
+        stamp = iso(now or utcnow())
+
+        def put(conn: sqlite3.Connection) -> None:
+            version = _bump(conn, "renditions")
+            conn.executemany(
+                "INSERT OR REPLACE INTO renditions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (r.feed, r.fmt, r.body, r.gzip, r.br, r.etag, iso(r.last_modified), r.content_type, stamp, version)
+                    for r in renditions
+                ],
             )
-        )
+
+        if renditions:
+            await self._write(put)
+
+    async def put_rendition(self, rendition: Rendition, now: dt.datetime | None = None) -> None:
+        await self.put_renditions([rendition], now)
 
     async def delete_renditions(self, feed: str) -> None:
-        await self._write(lambda conn: conn.execute("DELETE FROM renditions WHERE feed = ?", (feed,)))
+        def delete(conn: sqlite3.Connection) -> None:
+            if conn.execute("DELETE FROM renditions WHERE feed = ?", (feed,)).rowcount:
+                _bump(conn, "renditions")
+                _bump(conn, "renditions_deleted")
+
+        await self._write(delete)
+
+    async def rendition_versions(self) -> tuple[int, int]:
+        """(last write, last deletion) counters: what a cache of renditions checks to stay fresh."""
+        rows = await self._db.execute_fetchall(
+            "SELECT key, value FROM meta WHERE key IN ('renditions', 'renditions_deleted')"
+        )
+        values = {k: int(v) for k, v in rows}
+        return values.get("renditions", 0), values.get("renditions_deleted", 0)
+
+    async def renditions_since(self, version: int) -> list[tuple[str, str]]:
+        rows = await self._db.execute_fetchall("SELECT feed, fmt FROM renditions WHERE version > ?", (version,))
+        return [(f, fmt) for f, fmt in rows]
 
     async def set_cursor(self, source: str, value: str) -> None:
         await self._write(
@@ -498,6 +528,14 @@ class Store:
 
 
 EVENT_COLUMNS = "e.key, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at, e.seq"
+
+
+def _bump(conn: sqlite3.Connection, counter: str) -> int:
+    conn.execute(
+        "INSERT INTO meta VALUES (?, '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        (counter,),
+    )
+    return int(conn.execute("SELECT value FROM meta WHERE key = ?", (counter,)).fetchone()[0])
 
 
 def _topic_row(row: Any) -> TopicRow:

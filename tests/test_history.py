@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import Counter
 from dataclasses import replace
@@ -134,6 +135,7 @@ async def test_rewording_keeps_the_id_and_moves_updated_end_to_end(
     before = {fmt: entries(fmt, (await store.rendition("dates/2023-02-06", fmt)).body) for fmt in ("rss", "atom", "json")}  # type: ignore[union-attr]
     text = page.read_text()
     headline = next(line for line in text.splitlines() if line.startswith("# "))
+    await asyncio.sleep(1.1)  # updated times have a resolution of one second
     page.write_text(text.replace(headline, headline.rstrip() + " (reworded) "))
     report = await refresh_all(store, settings, sources)
     assert len(report.result.changed) == 1 and not report.result.added
