@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from feeds.cache import RenditionCache
 from feeds.conditional import choose_encoding, etag_header, http_date, is_not_modified
 from feeds.config import Settings
 from feeds.model import FORMATS, Rendition
@@ -103,6 +104,9 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
         own = state["store"] is None
         if own:
             state["store"] = await Store.open(settings.database)
+        cache = RenditionCache(state["store"], settings.cache_bytes)
+        await cache.start()
+        state["cache"] = cache
         runner = None
         if scheduler:
             from feeds.scheduler import Refresher
@@ -114,6 +118,7 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
         finally:
             if runner:
                 await runner.stop()
+            await cache.stop()
             if own:
                 await state["store"].close()
 
@@ -122,14 +127,14 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
             name, fmt = feed_name(request.path_params["path"])
         except HTTPError as exc:
             return error(exc.status, exc.message)
-        rendition = await state["store"].rendition(name, fmt)
+        rendition = await state["cache"].get(name, fmt)
         if rendition is None:
             what = "date" if name.startswith("dates/") else "topic" if name.startswith("topics/") else "feed"
             return error(404, f"no {what} {name.partition('/')[2] or name!r}")
         return serve(request, rendition, cache_control(settings, name, dt.datetime.now(dt.timezone.utc).date()))
 
     async def topics(request: Request) -> Response:
-        rendition = await state["store"].rendition(TOPICS_DOC, "json")
+        rendition = await state["cache"].get(TOPICS_DOC, "json")
         if rendition is None:
             return JSONResponse([], headers={"Cache-Control": "no-store"})
         return serve(request, rendition, f"public, max-age={settings.cache_max_age}")
@@ -147,3 +152,11 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+
+
+def app_from_environment() -> Starlette:
+    """Factory for server workers started by import string (`feeds serve --workers N`): each
+    worker reads the same config (FEEDS_CONFIG and FEEDS_* variables)."""
+    from feeds import config
+
+    return create_app(config.load())

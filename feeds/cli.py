@@ -45,15 +45,33 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 @cli.command()
 @click.option("--host", default=None, help="Interface to bind (default from config).")
 @click.option("--port", type=int, default=None, help="Port (default from config).")
-@click.pass_obj
-def serve(settings: Settings, host: str | None, port: int | None) -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Server processes (default from config); one runs the scheduler.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the feeds, refreshing the configured sources on schedule."""
+    import os
+
     import uvicorn
 
-    from feeds.app import create_app
+    settings: Settings = ctx.obj
+    options: dict[str, Any] = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_level": "info",
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+    }
+    count = workers or settings.workers
+    if count > 1:
+        # Workers are separate processes: they rebuild the app from the same config file.
+        if settings.origin != "<defaults>":
+            os.environ["FEEDS_CONFIG"] = str(Path(settings.origin).resolve())
+        uvicorn.run("feeds.app:app_from_environment", factory=True, workers=count, **options)
+    else:
+        from feeds.app import create_app
 
-    app = create_app(settings)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+        uvicorn.run(create_app(settings), **options)
 
 
 @cli.command()

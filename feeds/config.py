@@ -52,6 +52,8 @@ class Settings:
     archive_max_age: int = 86_400  # seconds, date feeds older than the settle window
     settle_days: int = 2
     tombstone_days: int = 7  # how long Atom feeds carry at:deleted-entry for a deleted event
+    cache_bytes: int = 64 * 1024 * 1024  # per server process: rendered feeds kept in memory
+    workers: int = 1  # server processes; exactly one of them runs the scheduler
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
     origin: str = "<defaults>"
 
@@ -69,8 +71,10 @@ _SETTINGS_TYPES: dict[str, type] = {
     "archive_max_age": int,
     "settle_days": int,
     "tombstone_days": int,
+    "cache_bytes": int,
+    "workers": int,
 }
-_POSITIVE = {"port", "refresh_interval", "items_per_feed"}
+_POSITIVE = {"port", "refresh_interval", "items_per_feed", "workers"}
 _SOURCE_TYPES: dict[str, type] = {
     "name": str,
     "kind": str,

@@ -3,12 +3,18 @@
 One job, every `refresh_interval` seconds, first run at start-up; `max_instances=1` means runs
 never overlap and `coalesce=True` folds missed runs into one. A run that fails is logged and the
 next one tries again; the server keeps serving what the store holds.
+
+With several server workers on one store, only the holder of the `scheduler` lease (a row in the
+store, renewed every few seconds) refreshes; if it dies, the lease runs out and another worker
+takes over.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import uuid
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -18,18 +24,36 @@ from feeds.sources import Source
 from feeds.store import Store
 
 log = logging.getLogger("feeds.scheduler")
+LEASE = "scheduler"
 
 
 class Refresher:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, lease_seconds: float = 30.0) -> None:
         self.store = store
         self.settings = settings
         self.sources: list[Source] = open_sources(settings.sources)
         self.scheduler = AsyncIOScheduler(timezone=dt.timezone.utc)
+        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.leader = False
         self.last: Report | None = None
         self.runs = 0
 
+    async def keep_lease(self) -> None:
+        try:
+            leader = await self.store.acquire_lease(LEASE, self.holder, self.lease_seconds)
+        except Exception:
+            log.exception("scheduler: lease check failed")
+            leader = False
+        if leader and not self.leader:
+            log.info("scheduler: worker %s runs the refreshes", self.holder)
+            self.leader = True
+            self.scheduler.modify_job("refresh", next_run_time=dt.datetime.now(dt.timezone.utc))
+        self.leader = leader
+
     async def run(self) -> None:
+        if not self.leader:
+            return
         try:
             report = await refresh_all(self.store, self.settings, self.sources)
         except Exception:  # a scheduled job must never die: log, and try again next time
@@ -49,11 +73,21 @@ class Refresher:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=self.settings.refresh_interval,
+        )
+        self.scheduler.add_job(
+            self.keep_lease,
+            "interval",
+            seconds=max(0.2, self.lease_seconds / 3),
+            id="lease",
+            max_instances=1,
+            coalesce=True,
             next_run_time=dt.datetime.now(dt.timezone.utc),
         )
         self.scheduler.start()
 
-    async def stop(self) -> None:
+    async def stop(self, release: bool = True) -> None:
         self.scheduler.shutdown(wait=False)
+        if release and self.leader:
+            await self.store.release_lease(LEASE, self.holder)
         for source in self.sources:
             await source.aclose()

@@ -112,6 +112,7 @@ MIGRATIONS: dict[int, str] = {
         missing_since TEXT
     ) WITHOUT ROWID;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires TEXT NOT NULL);
     """,
 }
 
@@ -292,6 +293,27 @@ class Store:
     async def renditions_since(self, version: int) -> list[tuple[str, str]]:
         rows = await self._db.execute_fetchall("SELECT feed, fmt FROM renditions WHERE version > ?", (version,))
         return [(f, fmt) for f, fmt in rows]
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float, now: dt.datetime | None = None) -> bool:
+        """Take or renew the lease `name` for `holder` if it is free, expired or already ours.
+
+        Server workers use it so that exactly one runs the scheduler; when that worker dies its
+        lease runs out and another takes over.
+        """
+        stamp = now or dt.datetime.now(dt.timezone.utc)
+        expires = iso(stamp + dt.timedelta(seconds=ttl))
+
+        def take(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT holder, expires FROM leases WHERE name = ?", (name,)).fetchone()
+            if row and row[0] != holder and from_iso(row[1]) > stamp:
+                return False
+            conn.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?)", (name, holder, expires))
+            return True
+
+        return await self._write(take)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._write(lambda conn: conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)))
 
     async def set_cursor(self, source: str, value: str) -> None:
         await self._write(
