@@ -157,6 +157,9 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
 def app_from_environment() -> Starlette:
     """Factory for server workers started by import string (`feeds serve --workers N`): each
     worker reads the same config (FEEDS_CONFIG and FEEDS_* variables)."""
+    import logging
+
     from feeds import config
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return create_app(config.load())

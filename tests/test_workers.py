@@ -1,0 +1,113 @@
+"""Several server workers on one store: the rendition cache stays fresh and bounded, and exactly
+one worker runs the scheduler, taken over when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+
+from feeds.cache import RenditionCache
+from feeds.config import Settings
+from feeds.publish import encode
+from feeds.scheduler import LEASE, Refresher
+from feeds.store import Store
+from tests.conftest import free_port
+
+
+async def test_cache_serves_new_versions_after_a_sync_and_stays_bounded(store: Store) -> None:
+    first = encode("latest", "atom", b"<feed>one</feed>" * 100, dt.datetime.now(dt.timezone.utc))
+    await store.put_rendition(first)
+    cache = RenditionCache(store, max_bytes=10_000)
+    await cache.start()
+    try:
+        assert (await cache.get("latest", "atom")).etag == first.etag  # type: ignore[union-attr]
+        assert await cache.get("latest", "rss") is None
+        second = replace(first, body=b"<feed>two</feed>", etag="two")
+        await store.put_rendition(second)
+        assert (await cache.get("latest", "atom")).etag == first.etag  # type: ignore[union-attr]
+        await cache.sync()
+        assert (await cache.get("latest", "atom")).etag == "two"  # type: ignore[union-attr]
+        for i in range(50):
+            await store.put_rendition(replace(first, feed=f"dates/2020-01-{i:02d}"))
+            await cache.get(f"dates/2020-01-{i:02d}", "atom")
+            assert cache.size <= 10_000
+        await store.delete_renditions("latest")
+        await cache.sync()
+        assert await cache.get("latest", "atom") is None
+    finally:
+        await cache.stop()
+
+
+async def test_exactly_one_worker_refreshes_and_another_takes_over(settings: Settings) -> None:
+    fast = replace(settings, refresh_interval=3600)
+    stores = [await Store.open(settings.database) for _ in range(2)]
+    workers = [Refresher(s, fast, lease_seconds=0.6) for s in stores]
+    try:
+        for worker in workers:
+            await worker.start()
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if sum(w.leader for w in workers) == 1 and sum(w.runs for w in workers) == 1:
+                break
+        assert [w.leader for w in workers].count(True) == 1
+        leader = next(w for w in workers if w.leader)
+        other = next(w for w in workers if not w.leader)
+        assert leader.runs == 1 and other.runs == 0
+        await leader.stop(release=False)  # dies without a word
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if other.leader and other.runs == 1:
+                break
+        assert other.leader and other.runs == 1
+    finally:
+        for worker in workers:
+            if worker.scheduler.running:
+                await worker.stop()
+        for s in stores:
+            await s.close()
+
+
+def test_serve_with_two_workers(tmp_path: Path, tree: Path) -> None:
+    port = free_port()
+    config = tmp_path / "feeds.toml"
+    config.write_text(
+        f'database = "feeds.db"\nport = {port}\nrefresh_interval = 3600\n'
+        f'[[sources]]\nname = "example"\nkind = "directory"\nlocation = "{tree}"\n'
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "feeds", "--config", str(config), "serve", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = 0
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/feeds/latest.atom", timeout=2).status_code
+                if status == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        assert status == 200
+        time.sleep(1.0)  # each worker's cache notices new renditions within its poll interval (0.5 s)
+        etags = {httpx.get(f"http://127.0.0.1:{port}/feeds/latest.atom").headers["etag"] for _ in range(20)}
+        assert len(etags) == 1
+        conn = sqlite3.connect(tmp_path / "feeds.db")
+        holders = conn.execute("SELECT holder FROM leases WHERE name = ?", (LEASE,)).fetchall()
+        conn.close()
+        assert len(holders) == 1
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        output = server.communicate(timeout=30)[0].decode()
+    assert output.count("runs the refreshes") == 1, output
