@@ -77,33 +77,44 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 @cli.command()
 @click.argument("location")
 @click.option("--name", default=None, help="Source name to record (default: a configured source with this location, else the location).")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
 @click.pass_obj
-def ingest(settings: Settings, location: str, name: str | None) -> None:
-    """Ingest a directory tree, a single document or an HTTP base URL, then render."""
-    from feeds.refresh import ingest as ingest_collected
+def ingest(settings: Settings, location: str, name: str | None, progress: bool | None) -> None:
+    """Ingest a directory tree, a single document or an HTTP base URL, then render what changed."""
+    from tqdm import tqdm
+
     from feeds.publish import publish_changes
+    from feeds.refresh import ingest as ingest_collected
     from feeds.sources import Collected, Document, open_source
+
+    show = sys.stderr.isatty() if progress is None else progress
 
     async def go() -> int:
         store = await Store.open(settings.database)
+        path = Path(location)
+        source = None
         try:
-            path = Path(location)
             if path.is_file():
                 rel = _relpath(path)
-                collected = Collected(documents=[Document(rel, path.read_bytes(), str(path))])
-                report = await ingest_collected(store, name or _source_name(settings, location), collected)
+                collected = Collected(documents=[Document(rel, path.read_bytes(), str(path))], expected=1)
+                label = name or _source_name(settings, location)
             else:
                 kind = config.guess_kind(location)
                 loc = str(path.resolve()) if kind == "directory" else location
-                source = open_source(SourceConfig(name=name or _source_name(settings, loc), kind=kind, location=loc))
-                from feeds.refresh import refresh_source
-
-                try:
-                    report = await refresh_source(store, source)
-                finally:
-                    await source.aclose()
-            report.rendered = await publish_changes(store, settings, report.result.feeds, report.result.events)
+                label = name or _source_name(settings, loc)
+                source = open_source(SourceConfig(name=label, kind=kind, location=loc))
+                collected = await source.collect(store)
+            with tqdm(total=collected.expected, unit="doc", desc="ingest", disable=not show) as bar:
+                report = await ingest_collected(store, label, collected, progress=bar.update)
+            if collected.cursor is not None:
+                await store.set_cursor(label, collected.cursor)
+            with tqdm(unit="feed", desc="publish", disable=not show) as bar:
+                report.rendered = await publish_changes(
+                    store, settings, report.result.feeds, report.result.events, progress=bar.update
+                )
         finally:
+            if source is not None:
+                await source.aclose()
             await store.close()
         for line in report.lines():
             click.echo(line)

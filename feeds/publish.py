@@ -17,7 +17,7 @@ import asyncio
 import datetime as dt
 import gzip
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import brotli
@@ -203,12 +203,20 @@ async def affected(store: Store, settings: Settings, names: Iterable[str], event
     return keys
 
 
-async def publish_changes(store: Store, settings: Settings, names: Iterable[str], events: Iterable[str] = ()) -> int:
+async def publish_changes(
+    store: Store,
+    settings: Settings,
+    names: Iterable[str],
+    events: Iterable[str] = (),
+    progress: Callable[[int], object] | None = None,
+) -> int:
     table = renderers()
     keys = await affected(store, settings, names, events)
     total = 0
     for key in sorted(keys, key=lambda k: k.name):
         total += await publish(store, settings, key, table)
+        if progress:
+            progress(1)
     if any(k.kind == "topic" for k in keys) or not await store.rendition_etags(TOPICS_DOC):
         total += await publish_topics(store, settings)
     return total

@@ -6,6 +6,8 @@ source that fails is reported and the others go on; what was stored before stays
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ class Report:
     result: BatchResult = field(default_factory=BatchResult)
     problems: list[str] = field(default_factory=list)
     failed_sources: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # relpaths that did not parse
     rendered: int = 0
 
     def lines(self) -> list[str]:
@@ -40,31 +43,30 @@ class Report:
 
 
 def parse_documents(
-    documents: Iterable[Document], source: str, problems: list[str]
-) -> tuple[list[Incoming], list[tuple[DayListing, str]]]:
+    documents: Iterable[Document], source: str, report: Report
+) -> tuple[list[Incoming], list[tuple[str, list[str]]]]:
+    """Pages to store and, for each day listing, (its origin, the page paths it lists)."""
     pages: list[Incoming] = []
-    days: list[tuple[DayListing, str]] = []
+    days: list[tuple[str, list[str]]] = []
     for doc in documents:
         try:
             parsed = parse_document(doc.relpath, doc.data, doc.origin)
         except ParseError as exc:
-            problems.append(str(exc))
+            report.problems.append(str(exc))
+            report.failed.append(doc.relpath)
             continue
         if isinstance(parsed, Page):
             pages.append(Incoming(parsed, doc.relpath, source))
         else:
-            days.append((parsed, doc.origin))
+            days.append((doc.origin, [e.path for e in parsed.entries]))
     return pages, days
 
 
-async def check_day_listings(store: Store, days: list[tuple[DayListing, str]], problems: list[str]) -> None:
+async def check_day_listings(store: Store, days: list[tuple[str, list[str]]], problems: list[str]) -> None:
     """An event a day listing names whose page is in no source is reported with both paths."""
-    for day, origin in days:
-        listed = [e.path for e in day.entries]
+    for origin, listed in days:
         known = await store.page_sources(listed)
-        for path in listed:
-            if path not in known:
-                problems.append(f"{origin}: lists {path}, which no source has")
+        problems += [f"{origin}: lists {path}, which no source has" for path in listed if path not in known]
 
 
 async def ingest(
@@ -73,14 +75,26 @@ async def ingest(
     collected: Collected,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
-    """Parse and store what a source collected, in batches of one transaction each."""
+    """Read, parse and store what a source collected, a batch (one transaction) at a time, so
+    memory holds one batch of documents however large the source."""
     report = Report(problems=list(collected.problems))
-    pages, days = parse_documents(collected.documents, source, report.problems)
-    for start in range(0, len(pages), BATCH_SIZE):
-        chunk = pages[start : start + BATCH_SIZE]
-        report.result.merge(await store.apply(chunk))
+    documents = iter(collected.documents)
+    days: list[tuple[str, list[str]]] = []
+
+    def next_batch() -> tuple[int, list[Incoming], list[tuple[str, list[str]]]]:
+        chunk = list(itertools.islice(documents, BATCH_SIZE))
+        return (len(chunk), *parse_documents(chunk, source, report))
+
+    while True:
+        # Reading and parsing run off the event loop: a server keeps answering during a refresh.
+        count, pages, listed = await asyncio.to_thread(next_batch)
+        if not count:
+            break
+        # Sorted by path (= by date): events get their arrival order in date order.
+        report.result.merge(await store.apply(sorted(pages, key=lambda p: p.page.path)))
+        days += listed
         if progress:
-            progress(len(chunk))
+            progress(count)
     if collected.deleted:
         report.result.merge(await store.apply([], deleted=collected.deleted))
     await check_day_listings(store, days, report.problems)
@@ -93,8 +107,8 @@ async def refresh_source(store: Store, source: Source) -> Report:
     if collected.cursor is not None:
         await store.set_cursor(source.name, collected.cursor)
     forget = getattr(source, "forget", None)
-    if forget and report.problems:
-        forget([d.relpath for d in collected.documents if any(d.origin in p for p in report.problems)])
+    if forget and report.failed:
+        forget(report.failed)
     return report
 
 

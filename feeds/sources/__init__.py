@@ -6,6 +6,7 @@ that are gone, and problems met on the way (reported, never fatal to the other d
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,10 +23,13 @@ class Document:
 
 @dataclass
 class Collected:
-    documents: list[Document] = field(default_factory=list)
+    # A list, or a generator that reads each document when it is reached (a large tree is never
+    # held in memory at once).
+    documents: Iterable[Document] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # canonical page paths gone from the source
     problems: list[str] = field(default_factory=list)
     cursor: str | None = None  # saved once the batch is stored (e.g. a git commit)
+    expected: int | None = None  # how many documents, when known (for progress bars)
 
 
 class Source(Protocol):

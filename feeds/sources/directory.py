@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from feeds.config import SourceConfig
@@ -12,6 +14,8 @@ from feeds.ids import page_path
 from feeds.pages import is_day_listing, is_document
 from feeds.sources import Collected, Document
 from feeds.store import Store
+
+log = logging.getLogger("feeds.sources.directory")
 
 
 def scan(root: Path) -> dict[str, tuple[int, int]]:
@@ -41,18 +45,23 @@ class DirectorySource:
             raise SourceError(self.name, f"{self.root} has no news/ directory")
         stats = await asyncio.to_thread(scan, self.root)
         changed = [rel for rel, st in stats.items() if self._seen.get(rel) != st]
-        collected = Collected()
-        for relpath in changed:
-            try:
-                data = await asyncio.to_thread((self.root / relpath).read_bytes)
-            except OSError as exc:
-                collected.problems.append(f"{self.root / relpath}: unreadable: {exc.strerror}")
-                continue
-            collected.documents.append(Document(relpath, data, str(self.root / relpath)))
+        collected = Collected(documents=self._read(changed), expected=len(changed))
         present = {page_path(rel) for rel in stats if not is_day_listing(rel)}
         collected.deleted = await store.missing_pages(self.name, {p for p in present if p})
         self._seen = stats
         return collected
+
+    def _read(self, relpaths: list[str]) -> Iterator[Document]:
+        for relpath in relpaths:
+            path = self.root / relpath
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                # Gone or unreadable since the scan: read it again next time.
+                self._seen.pop(relpath, None)
+                log.warning("source %s: %s: unreadable: %s", self.name, path, exc.strerror)
+                continue
+            yield Document(relpath, data, str(path))
 
     def forget(self, relpaths: list[str]) -> None:
         """Read these again next time (their parse failed: the fix may keep mtime and size)."""
