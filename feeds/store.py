@@ -88,6 +88,27 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (topic_id, event)
     ) WITHOUT ROWID;
     CREATE INDEX event_topics_seq ON event_topics(topic_id, seq);
+    -- How often each spelling of a topic is used by live events, kept by triggers so that a
+    -- topic's count and display name never need a scan of its events.
+    CREATE TABLE topic_spellings (
+        topic_id INTEGER NOT NULL,
+        spelling TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (topic_id, spelling)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER event_topics_insert AFTER INSERT ON event_topics WHEN NEW.live = 1 BEGIN
+        INSERT INTO topic_spellings VALUES (NEW.topic_id, NEW.spelling, 1)
+            ON CONFLICT (topic_id, spelling) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER event_topics_update AFTER UPDATE OF live, spelling ON event_topics BEGIN
+        UPDATE topic_spellings SET n = n - 1
+            WHERE OLD.live = 1 AND topic_id = OLD.topic_id AND spelling = OLD.spelling;
+        INSERT INTO topic_spellings SELECT NEW.topic_id, NEW.spelling, 1 WHERE NEW.live = 1
+            ON CONFLICT (topic_id, spelling) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER event_topics_delete AFTER DELETE ON event_topics WHEN OLD.live = 1 BEGIN
+        UPDATE topic_spellings SET n = n - 1 WHERE topic_id = OLD.topic_id AND spelling = OLD.spelling;
+    END;
     CREATE INDEX event_topics_event ON event_topics(event);
     CREATE TABLE renditions (
         feed TEXT NOT NULL,
@@ -142,6 +163,7 @@ class BatchResult:
     changed: set[str] = field(default_factory=set)
     deleted: set[str] = field(default_factory=set)
     feeds: set[str] = field(default_factory=set)
+    topic_ids: set[int] = field(default_factory=set)  # internal: topics to recount at batch end
 
     def merge(self, other: BatchResult) -> None:
         self.added |= other.added
@@ -508,7 +530,7 @@ class Store:
             chunk = wanted[i : i + 500]
             rows = await self._db.execute_fetchall(
                 "SELECT a.path, e.relpath, e.source FROM aliases a JOIN events e ON e.key = a.chain "
-                f"WHERE e.live = 1 AND a.path IN ({','.join('?' * len(chunk))})",
+                f"WHERE +e.live = 1 AND a.path IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
             found.update({p: (r, s) for p, r, s in rows})
@@ -637,6 +659,7 @@ def _apply(conn: sqlite3.Connection, incoming: Sequence[Incoming], deleted: list
         paths, old_keys = _component(conn, {path})
         done |= paths
         _settle_chain(conn, paths, old_keys, now, result)
+    _refresh_topics(conn, sorted(result.topic_ids), now)
     return result
 
 
@@ -681,7 +704,7 @@ def _retire_event(conn: sqlite3.Connection, key: str, now: dt.datetime, result: 
     result.feeds |= _feeds_of(conn, key)
     topic_ids = [t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ?", (key,))]
     conn.execute("UPDATE event_topics SET live = 0 WHERE event = ?", (key,))
-    _refresh_topics(conn, topic_ids, now)
+    result.topic_ids.update(topic_ids)
 
 
 def _upsert_event(conn: sqlite3.Connection, key: str, current: str, now: dt.datetime, result: BatchResult) -> None:
@@ -735,7 +758,7 @@ def _upsert_event(conn: sqlite3.Connection, key: str, current: str, now: dt.date
             "live = 1, spelling = excluded.spelling, date = excluded.date",
             (topic_id, key, name, page.date.isoformat(), seq),
         )
-    _refresh_topics(conn, old_topics | new_topics, now)
+    result.topic_ids |= old_topics | new_topics
     result.feeds |= before | _feeds_of(conn, key)
 
 
@@ -754,14 +777,11 @@ def _topic_id(conn: sqlite3.Connection, name: str) -> int:
 
 
 def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.datetime) -> None:
-    """Recount a topic's events and pick its most frequent spelling (ties: alphabetical)."""
+    """A topic's live event count and its most frequent spelling (ties: alphabetical)."""
     for topic_id in topic_ids:
-        count = conn.execute(
-            "SELECT count(*) FROM event_topics WHERE topic_id = ? AND live = 1", (topic_id,)
-        ).fetchone()[0]
+        count = conn.execute("SELECT coalesce(sum(n), 0) FROM topic_spellings WHERE topic_id = ?", (topic_id,)).fetchone()[0]
         spelling = conn.execute(
-            "SELECT spelling FROM event_topics WHERE topic_id = ? AND live = 1 GROUP BY spelling "
-            "ORDER BY count(*) DESC, spelling LIMIT 1",
+            "SELECT spelling FROM topic_spellings WHERE topic_id = ? AND n > 0 ORDER BY n DESC, spelling LIMIT 1",
             (topic_id,),
         ).fetchone()
         if spelling:

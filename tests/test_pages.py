@@ -129,3 +129,44 @@ def test_every_bundled_example_parses() -> None:
     assert len(files) >= 40
     for file in files:
         parse_document(file.relative_to(EXAMPLE).as_posix(), file.read_bytes())
+
+
+def test_every_real_sample_page_gives_exactly_the_expected_fields() -> None:
+    """Every page of the Offstream samples, field by field (expectations checked by hand against
+    the raw files; see tests/data/offstream-pages.json)."""
+    import json
+
+    from feeds.model import DayListing
+    from tests.conftest import OFFSTREAM
+
+    expected = json.loads((DATA / "offstream-pages.json").read_text("utf-8"))
+    files = sorted(p.relative_to(OFFSTREAM).as_posix() for p in OFFSTREAM.rglob("*.md") if p.name != "README.md" or p.parent != OFFSTREAM)
+    assert sorted(expected) == files
+    for rel, want in expected.items():
+        doc = parse_document(rel, (OFFSTREAM / rel).read_bytes())
+        if want["kind"] == "day":
+            assert isinstance(doc, DayListing), rel
+            got = {
+                "kind": "day", "path": doc.path, "date": doc.date.isoformat(), "previous": doc.previous,
+                "entries": [[e.heading, e.headline, e.path, e.summary, list(e.contexts)] for e in doc.entries],
+            }
+        else:
+            assert isinstance(doc, Page), rel
+            got = {
+                "kind": "event", "path": doc.path, "date": doc.date.isoformat(), "heading": doc.heading,
+                "headline": doc.headline, "summary": doc.summary, "sources": [[s.name, s.url] for s in doc.sources],
+                "image": doc.image, "related": [[r.headline, r.url, list(r.contexts)] for r in doc.related],
+                "changes": [[c.headline, c.url, c.kind, c.timestamp.isoformat() if c.timestamp else None] for c in doc.changes],
+                "topics": list(doc.topics),
+            }
+        assert got == want, rel
+
+
+def test_urls_keep_query_parameters_that_look_like_entities() -> None:
+    page = parse_document(
+        "news/2020/01/1/a.md",
+        b"### [2020-01-1](/x)\n# h\n### Sources:\n\n1. [A](http://a.test/?x=1&para=2&amp;y=3)\n1. [Cover Image](//img.test/a.jpg?w=1&amp;h=2)\n",
+    )
+    assert isinstance(page, Page)
+    assert page.sources[0].url == "http://a.test/?x=1&para=2&y=3"
+    assert page.image == "https://img.test/a.jpg?w=1&h=2"

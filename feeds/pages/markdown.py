@@ -30,8 +30,17 @@ _KINDS: dict[str, ChangeKind] = {"First version": "first", "Update": "update", "
 
 
 def text(value: str) -> str:
-    """Plain text of a title or name: references decoded, whitespace collapsed."""
+    """Plain text of a title or name: references decoded, whitespace (any kind) collapsed."""
     return " ".join(html.unescape(value).split())
+
+
+_REFERENCE = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def unescape_url(value: str) -> str:
+    """A URL as written, with only complete character references decoded (`&amp;` -> `&`):
+    html.unescape would also turn a query's `&para=` into `¶=`."""
+    return _REFERENCE.sub(lambda m: html.unescape(m.group(0)), value.strip())
 
 
 def parse_date(value: str, origin: str, field: str = "date") -> dt.date:
@@ -109,17 +118,16 @@ def parse_event_markdown(source: str, path: str, origin: str) -> Page:
     if not headline:
         raise ParseError(origin, "no headline (# ...)", "headline")
     sections = _sections(body[rest_at:])
-    summary = "\n\n".join(
-        " ".join(p.split()) for p in "\n".join(sections[""]).split("\n\n") if p.strip()
-    )
+    # Decoded before whitespace is collapsed: the archive writes spaces as `&#x20;` / `&#x00A0;`.
+    summary = "\n\n".join(t for p in "\n".join(sections[""]).split("\n\n") if (t := text(p)))
     sources: list[SourceLink] = []
     image: str | None = None
     for name in ("sources", "source"):
-        for title, url, _ in _items(sections.get(name, []), origin, name):
+        for title, link, _ in _items(sections.get(name, []), origin, name):
             if text(title).casefold() == "cover image":
-                image = _absolute(html.unescape(url))
+                image = _absolute(unescape_url(link))
             else:
-                sources.append(SourceLink(text(title), html.unescape(url)))
+                sources.append(SourceLink(text(title), unescape_url(link)))
     known = (heading,) if heading else ()
     related = []
     for title, url, tail in _items(sections.get("related", []), origin, "related"):
@@ -137,7 +145,7 @@ def parse_event_markdown(source: str, path: str, origin: str) -> Page:
         date=date,
         headline=headline,
         heading=heading,
-        summary=html.unescape(summary) if "&" in summary else summary,
+        summary=summary,
         sources=tuple(sources),
         image=image,
         related=tuple(related),
