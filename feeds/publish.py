@@ -18,6 +18,7 @@ import datetime as dt
 import gzip
 import hashlib
 from collections.abc import Callable, Iterable
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import brotli
@@ -30,6 +31,7 @@ from feeds.render.content import event_html, plain_summary, resolver
 from feeds.render.topics import TOPICS_DOC, topics_document
 from feeds.store import Store
 
+PUBLISH_CONCURRENCY = 4
 DATE_FEED_LIMIT = 1000  # a day of the portal has tens of events; this only bounds a pathological day
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -95,17 +97,36 @@ def link_for(settings: Settings, source: str, relpath: str) -> str | None:
     return None
 
 
-async def entries_for(store: Store, settings: Settings, events: list[Event]) -> list[Entry]:
-    paths = {p for e in events for r in e.page.related if (p := page_path(r.url))}
-    found = await store.resolve_links(paths)
+class EntryMemo:
+    """Entries (content HTML, summary) made once per event version within one publishing run: an
+    event shows in `latest`, its day and each of its topics, so it would be rendered many times."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, dt.datetime], Entry] = OrderedDict()
+
+    def get(self, event: Event) -> Entry | None:
+        entry = self._items.get((event.key, event.updated))
+        return replace(entry, event=event) if entry else None
+
+    def put(self, entry: Entry) -> None:
+        self._items[(entry.event.key, entry.event.updated)] = entry
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+async def entries_for(store: Store, settings: Settings, events: list[Event], memo: EntryMemo | None = None) -> list[Entry]:
+    memo = memo or EntryMemo()
+    todo = [e for e in events if memo.get(e) is None]
+    paths = {p for e in todo for r in e.page.related if (p := page_path(r.url))}
+    found = await store.resolve_links(paths) if paths else {}
     urls = {path: url for path, (relpath, source) in found.items() if (url := link_for(settings, source, relpath))}
     sites = {c.name: c.location for c in settings.sources if c.kind == "http"}
-    out = []
-    for event in events:
+    for event in todo:
         resolve = resolver(sites.get(event.source), urls)
         link = link_for(settings, event.source, event.relpath)
-        out.append(Entry(event, link, event_html(event, resolve), plain_summary(event)))
-    return out
+        memo.put(Entry(event, link, event_html(event, resolve), plain_summary(event)))
+    return [entry for e in events if (entry := memo.get(e)) is not None]
 
 
 async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[FeedInfo, list[Event]] | None:
@@ -162,7 +183,9 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
     return info, events
 
 
-async def publish(store: Store, settings: Settings, key: FeedKey, table: dict[str, Renderer]) -> int:
+async def publish(
+    store: Store, settings: Settings, key: FeedKey, table: dict[str, Renderer], memo: EntryMemo | None = None
+) -> int:
     """Render one document in every format; store what changed. Returns how many were stored."""
     name = key.name
     described = await describe(store, settings, key)
@@ -170,15 +193,44 @@ async def publish(store: Store, settings: Settings, key: FeedKey, table: dict[st
         await store.delete_renditions(name)
         return 0
     info, events = described
-    entries = await entries_for(store, settings, events)
+    entries = await entries_for(store, settings, events, memo)
     current = await store.rendition_etags(name)
-    fresh = []
-    for fmt in FORMATS:
-        body = await asyncio.to_thread(table[fmt], info, entries)
-        if current.get(fmt) != etag_of(body):
-            fresh.append(await asyncio.to_thread(encode, name, fmt, body, info.updated))
+
+    def render() -> list[Rendition]:
+        # One thread hop per document: rendering and compressing (which releases the GIL) run off
+        # the event loop while other documents are read and written.
+        fresh = []
+        for fmt in FORMATS:
+            body = table[fmt](info, entries)
+            if current.get(fmt) != etag_of(body):
+                fresh.append(encode(name, fmt, body, info.updated))
+        return fresh
+
+    fresh = await asyncio.to_thread(render)
     await store.put_renditions(fresh)
     return len(fresh)
+
+
+async def publish_keys(
+    store: Store, settings: Settings, keys: Iterable[FeedKey], progress: Callable[[int], object] | None = None
+) -> int:
+    """Publish many documents, a few at a time (both cores: compression runs beside rendering)."""
+    table = renderers()
+    memo = EntryMemo()
+    limit = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+    async def one(key: FeedKey) -> int:
+        async with limit:
+            stored = await publish(store, settings, key, table, memo)
+        if progress:
+            progress(1)
+        return stored
+
+    ordered = sorted(keys, key=lambda k: (k.kind, k.value, k.page))
+    total = 0
+    for start in range(0, len(ordered), 256):  # bounded number of pending tasks
+        total += sum(await asyncio.gather(*(one(k) for k in ordered[start : start + 256])))
+    return total
 
 
 async def affected(store: Store, settings: Settings, names: Iterable[str], events: Iterable[str]) -> set[FeedKey]:
@@ -210,13 +262,8 @@ async def publish_changes(
     events: Iterable[str] = (),
     progress: Callable[[int], object] | None = None,
 ) -> int:
-    table = renderers()
     keys = await affected(store, settings, names, events)
-    total = 0
-    for key in sorted(keys, key=lambda k: k.name):
-        total += await publish(store, settings, key, table)
-        if progress:
-            progress(1)
+    total = await publish_keys(store, settings, keys, progress)
     if any(k.kind == "topic" for k in keys) or not await store.rendition_etags(TOPICS_DOC):
         total += await publish_topics(store, settings)
     return total
@@ -232,15 +279,13 @@ async def publish_topics(store: Store, settings: Settings) -> int:
     return 1
 
 
-async def publish_all(store: Store, settings: Settings) -> int:
+async def publish_all(store: Store, settings: Settings, progress: Callable[[int], object] | None = None) -> int:
     """Render every document (after a bulk load or an upgrade); unchanged bytes are not stored."""
-    table = renderers()
-    total = 0
+    keys = []
     for name in await store.feed_names():
         key = FeedKey.parse(name)
-        pages = [0]
+        keys.append(key)
         if key.kind == "topic":
-            pages += range(1, Paging(await store.topic_slots(key.value), settings.items_per_feed).archive_pages + 1)
-        for page in pages:
-            total += await publish(store, settings, replace(key, page=page), table)
-    return total + await publish_topics(store, settings)
+            pages = Paging(await store.topic_slots(key.value), settings.items_per_feed).archive_pages
+            keys += [replace(key, page=p) for p in range(1, pages + 1)]
+    return await publish_keys(store, settings, keys, progress) + await publish_topics(store, settings)
