@@ -113,3 +113,26 @@ async def test_deleting_the_current_version_falls_back_to_the_previous(
     assert report.result.changed == {key} and not report.result.deleted
     event = next(e for e in await store.events(FeedKey("latest"), 100) if e.key == key)
     assert event.page.headline.endswith("leaving at least 8 people dead.")
+
+
+async def test_related_links_to_any_version_resolve_to_the_event(store: Store, settings: Settings, tmp_path: Path) -> None:
+    """A related link naming an old version of an event leads to the event's current page."""
+    root = archive_copy(tmp_path, ("news/2018/01/1",))
+    first = "news/2018/01/1/2017-iranian-protests-caused-12-death-yet.md"
+    # A page of another day whose related list names the *first* version of the Iran chain.
+    other = root / "news/2018/01/2/later.md"
+    other.parent.mkdir(parents=True)
+    other.write_text(
+        "### [2018-01-2](/news/2018/01/2/index.md)\n\n# Protests go on.\n\n### Related:\n\n"
+        f"1. [2017 Iranian protests caused 12 death yet. ](/{first}) _Context: 2017 Iranian protests_\n"
+    )
+    config = replace(
+        archive_settings(settings, root),
+        sources=(SourceConfig(name="offstream", kind="directory", location=str(root), link="https://archive.test/{path}.html"),),
+    )
+    await refresh_all(store, config, open_sources(config.sources))
+    body = (await store.rendition("dates/2018-01-02", "atom")).body.decode()  # type: ignore[union-attr]
+    current = "https://archive.test/news/2018/01/1/2017a18-iranian-protests-caused-12-death-yet.html"
+    assert f'href="{current}"' in body.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
+    entry = entries("atom", (await store.rendition("dates/2018-01-02", "atom")).body)[0]  # type: ignore[union-attr]
+    assert entry["id"] == event_guid("/news/2018/01/02/later")
