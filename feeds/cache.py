@@ -2,7 +2,7 @@
 
 Serving from memory saves a trip to the database thread per request; the cache stays fresh by
 polling two counters the store bumps on every write/deletion of renditions (a cheap indexed read,
-twice a second), so every worker of `feeds serve --workers N` sees a new version within
+ten times a second), so every worker of `feeds serve --workers N` sees a new version within
 `poll_interval` seconds. Bounded by bytes: a server with 400,000 feeds keeps only the hot ones.
 """
 
@@ -21,7 +21,7 @@ _MISS_COST = 200  # bytes charged for remembering that a document does not exist
 
 
 class RenditionCache:
-    def __init__(self, store: Store, max_bytes: int, poll_interval: float = 0.5) -> None:
+    def __init__(self, store: Store, max_bytes: int, poll_interval: float = 0.1) -> None:
         self.store = store
         self.max_bytes = max_bytes
         self.poll_interval = poll_interval

@@ -100,7 +100,7 @@ def test_serve_with_two_workers(tmp_path: Path, tree: Path) -> None:
                 pass
             time.sleep(0.3)
         assert status == 200
-        time.sleep(1.0)  # each worker's cache notices new renditions within its poll interval (0.5 s)
+        time.sleep(0.5)  # each worker's cache notices new renditions within its poll interval (0.1 s)
         etags = {httpx.get(f"http://127.0.0.1:{port}/feeds/latest.atom").headers["etag"] for _ in range(20)}
         assert len(etags) == 1
         conn = sqlite3.connect(tmp_path / "feeds.db")
