@@ -100,7 +100,8 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
                 label = name or _source_name(settings, location)
             else:
                 kind = config.guess_kind(location)
-                loc = str(path.resolve()) if kind == "directory" else location
+                local = kind == "directory" or (kind == "git" and path.exists())
+                loc = str(path.resolve()) if local else location
                 label = name or _source_name(settings, loc)
                 source = open_source(SourceConfig(name=label, kind=kind, location=loc))
                 collected = await source.collect(store)

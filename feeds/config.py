@@ -7,6 +7,7 @@ here, so a bad one stops the program with the key named, before anything is open
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -122,15 +123,22 @@ def _source(raw: Any, index: int, base: Path, origin: str) -> SourceConfig:
     values.setdefault("kind", guess_kind(values["location"]))
     if values["kind"] not in SOURCE_KINDS:
         raise ConfigError(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}", origin)
-    if values["kind"] == "directory" or (values["kind"] == "git" and "://" not in values["location"]):
+    if values["kind"] == "directory" or (values["kind"] == "git" and "://" not in values["location"] and not is_remote_git(values["location"])):
         values["location"] = str((base / values["location"]).resolve())
     return SourceConfig(**values)
+
+
+_SCP_STYLE = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@github.com:owner/repo.git
+
+
+def is_remote_git(location: str) -> bool:
+    return location.startswith(("file://", "ssh://", "git://", "git+ssh://")) or bool(_SCP_STYLE.match(location))
 
 
 def guess_kind(location: str) -> str:
     if location.startswith(("http://", "https://")):
         return "git" if location.endswith(".git") else "http"
-    if location.endswith(".git") or Path(location, ".git").exists():
+    if is_remote_git(location) or location.endswith(".git") or Path(location, ".git").exists():
         return "git"
     return "directory"
 

@@ -197,6 +197,7 @@ class Store:
         self._db = db
         self.path = path
         self._write_lock = asyncio.Lock()
+        self._topics: TopicMemo = {}
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -237,8 +238,11 @@ class Store:
         async with self._write_lock:
             try:
                 return await self._run(tx)
-            except sqlite3.Error as exc:
-                raise StoreError(f"store: write failed: {exc}") from exc
+            except BaseException as exc:
+                self._topics.clear()  # it may name topics the rolled-back transaction created
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"store: write failed: {exc}") from exc
+                raise
 
     async def _migrate(self) -> None:
         def migrate(conn: sqlite3.Connection) -> None:
@@ -267,7 +271,7 @@ class Store:
         """Store a batch of pages (and page paths gone from their source) in one transaction."""
         stamp = now or utcnow()
         gone = list(deleted)
-        return await self._write(lambda conn: _apply(conn, incoming, gone, stamp))
+        return await self._write(lambda conn: _apply(conn, incoming, gone, stamp, self._topics))
 
     async def missing_pages(self, source: str, present: set[str]) -> list[str]:
         """Live pages of `source` that a full listing of it no longer has."""
@@ -621,7 +625,12 @@ def _component(conn: sqlite3.Connection, start: set[str]) -> tuple[set[str], set
     return paths, keys
 
 
-def _apply(conn: sqlite3.Connection, incoming: Sequence[Incoming], deleted: list[str], now: dt.datetime) -> BatchResult:
+TopicMemo = dict[str, tuple[int, str]]  # topic key -> (id, slug); topics are never deleted
+
+
+def _apply(
+    conn: sqlite3.Connection, incoming: Sequence[Incoming], deleted: list[str], now: dt.datetime, memo: TopicMemo
+) -> BatchResult:
     result = BatchResult()
     dirty: set[str] = set()
     for item in incoming:
@@ -658,13 +667,13 @@ def _apply(conn: sqlite3.Connection, incoming: Sequence[Incoming], deleted: list
             continue
         paths, old_keys = _component(conn, {path})
         done |= paths
-        _settle_chain(conn, paths, old_keys, now, result)
+        _settle_chain(conn, paths, old_keys, now, result, memo)
     _refresh_topics(conn, sorted(result.topic_ids), now)
     return result
 
 
 def _settle_chain(
-    conn: sqlite3.Connection, paths: set[str], old_keys: set[str], now: dt.datetime, result: BatchResult
+    conn: sqlite3.Connection, paths: set[str], old_keys: set[str], now: dt.datetime, result: BatchResult, memo: TopicMemo
 ) -> None:
     versions = [v for p in sorted(paths) if (v := _version_of(conn, p))]
     if not versions:
@@ -679,7 +688,7 @@ def _settle_chain(
         # The chain turned out to start earlier than thought: the old id leaves every feed (Atom
         # carries a tombstone for it) and the event goes on under its first version's id.
         _retire_event(conn, old, now, result)
-    _upsert_event(conn, key, current, now, result)
+    _upsert_event(conn, key, current, now, result, memo)
 
 
 def _feeds_of(conn: sqlite3.Connection, key: str) -> set[str]:
@@ -707,7 +716,9 @@ def _retire_event(conn: sqlite3.Connection, key: str, now: dt.datetime, result: 
     result.topic_ids.update(topic_ids)
 
 
-def _upsert_event(conn: sqlite3.Connection, key: str, current: str, now: dt.datetime, result: BatchResult) -> None:
+def _upsert_event(
+    conn: sqlite3.Connection, key: str, current: str, now: dt.datetime, result: BatchResult, memo: TopicMemo
+) -> None:
     page_row = conn.execute("SELECT doc, relpath, source FROM pages WHERE path = ?", (current,)).fetchone()
     doc, relpath, source = page_row
     page = page_from_json(doc)
@@ -715,7 +726,7 @@ def _upsert_event(conn: sqlite3.Connection, key: str, current: str, now: dt.date
     old = conn.execute("SELECT hash, live, first_seen, seq FROM events WHERE key = ?", (key,)).fetchone()
     if old and old[0] == digest and old[1] == 1:
         return
-    before = _feeds_of(conn, key)
+    before = _feeds_of(conn, key) if old else set()
     first_seen = old[2] if old else iso(now)
     seq = old[3] if old else conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
     conn.execute(
@@ -743,37 +754,45 @@ def _upsert_event(conn: sqlite3.Connection, key: str, current: str, now: dt.date
     elif key not in result.added:
         result.changed.add(key)
     result.deleted.discard(key)
-    old_topics = {t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ? AND live = 1", (key,))}
-    # Rows of topics the event leaves stay (not live) so every later event keeps its slot in the
-    # topic's stable pages.
-    conn.execute("UPDATE event_topics SET live = 0 WHERE event = ?", (key,))
+    old_topics: set[int] = set()
+    if old:
+        old_topics = {t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ? AND live = 1", (key,))}
+        # Rows of topics the event leaves stay (not live) so every later event keeps its slot in
+        # the topic's stable pages.
+        conn.execute("UPDATE event_topics SET live = 0 WHERE event = ?", (key,))
     new_topics = set()
+    feeds = {"latest", f"dates/{page.date.isoformat()}"}
     for name in page.topics:
-        topic_id = _topic_id(conn, name)
+        topic_id, slug = _topic_id(conn, name, memo)
         if topic_id in new_topics:
             continue
         new_topics.add(topic_id)
+        feeds.add(f"topics/{slug}")
         conn.execute(
             "INSERT INTO event_topics VALUES (?,?,?,1,?,?) ON CONFLICT(topic_id, event) DO UPDATE SET "
             "live = 1, spelling = excluded.spelling, date = excluded.date",
             (topic_id, key, name, page.date.isoformat(), seq),
         )
     result.topic_ids |= old_topics | new_topics
-    result.feeds |= before | _feeds_of(conn, key)
+    result.feeds |= before | feeds
 
 
-def _topic_id(conn: sqlite3.Connection, name: str) -> int:
+def _topic_id(conn: sqlite3.Connection, name: str, memo: TopicMemo) -> tuple[int, str]:
     key = topic_key(name) or f"#{name}"
-    row = conn.execute("SELECT id FROM topics WHERE key = ?", (key,)).fetchone()
+    if key in memo:
+        return memo[key]
+    row = conn.execute("SELECT id, slug FROM topics WHERE key = ?", (key,)).fetchone()
     if row:
-        return int(row[0])
+        memo[key] = (int(row[0]), row[1])
+        return memo[key]
     slug = topic_slug(name)
     if conn.execute("SELECT 1 FROM topics WHERE slug = ?", (slug,)).fetchone():
         # Another topic (a long name cut to the same prefix) holds the slug: this one gets a
         # suffix derived from its own key, so it never depends on which arrived first twice.
         slug = f"{slug[:70]}-{content_hash(key.encode('utf-8'))[:8]}"
     cur = conn.execute("INSERT INTO topics (key, slug, name) VALUES (?,?,?)", (key, slug, name))
-    return int(cur.lastrowid or 0)
+    memo[key] = (int(cur.lastrowid or 0), slug)
+    return memo[key]
 
 
 def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.datetime) -> None:

@@ -1,0 +1,439 @@
+"""A git repository holding the archive tree (`news/YYYY/MM/D/*.md|json|xml`), local or remote.
+
+The repository is fetched into a bare cache next to the database (`<db dir>/git/<source name>`; a
+temporary directory for an in-memory store). Only the trees of the commits that get ingested are
+ever needed, never the history, so fetches are shallow (`--depth=1`); each one fetches the followed
+branch (`branch`, else the remote's HEAD) into `refs/feeds/head`.
+
+The last ingested commit is the source's cursor in the store (saved by refresh once the batch is
+stored, so a crash in between re-ingests, which is idempotent). A collect reads:
+
+- nothing when the head is the cursor;
+- the files that differ between the cursor's tree and the head's (`git diff-tree`), when the cursor
+  commit is in the cache: added or modified documents are read, deleted pages are reported gone
+  (unless another file of the head still holds the same page: another extension or day spelling).
+  Trees are compared, not history, so a force-pushed (rewritten) branch costs no more than a commit;
+- every document of the head otherwise (first run, cache lost, cursor pruned), and as deleted every
+  stored page of this source the head no longer has.
+
+Git runs as a subprocess (`git` on PATH), never prompting (`GIT_TERMINAL_PROMPT=0`, ssh in batch
+mode), with a timeout, in its own process group (killed whole on timeout or cancellation). Documents
+are read lazily through one `git cat-file --batch` process by blob id, on the thread that consumes
+them (refresh reads batches off the event loop), so a large tree is never held in memory at once.
+A lock file serialises processes sharing a cache (a server worker and `feeds ingest`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from feeds.config import SourceConfig
+from feeds.errors import SourceError
+from feeds.ids import page_path
+from feeds.pages import is_day_listing, is_document
+from feeds.sources import Collected, Document
+from feeds.store import Store
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("feeds.sources.git")
+
+HEAD_REF = "refs/feeds/head"  # the fetched head: what a collect reads
+BASE_REF = "refs/feeds/base"  # the stored cursor, kept reachable so gc never prunes its tree
+TREE_ROOT = "news"
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_REGULAR = ("100644", "100755")
+# Variables that would point git at another repository than the cache (set, e.g., in a git hook).
+_REPO_VARIABLES = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_SHALLOW_FILE",
+    "GIT_QUARANTINE_PATH",
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file of a tree: its path and the blob to read."""
+
+    relpath: str
+    oid: str
+
+
+def git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _REPO_VARIABLES}
+    env["GIT_TERMINAL_PROMPT"] = "0"  # never wait for a password on a terminal
+    env["GCM_INTERACTIVE"] = "never"  # nor in Git Credential Manager
+    if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"  # nor for an ssh passphrase or host key
+    return env
+
+
+def redact(location: str) -> str:
+    """The location without a password it may carry (`https://user:token@host/...`)."""
+    if "://" not in location:
+        return location
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def safe_name(name: str) -> str:
+    """A directory name for a source; distinct names never share one."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
+    if safe != name or not safe:
+        safe = f"{safe or 'source'}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+    return safe
+
+
+def _summary(stderr: bytes) -> str:
+    """The useful lines of git's stderr, on one line."""
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    wanted = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines[-3:]
+    text = "; ".join(wanted) or "no message"
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+        if hasattr(os, "killpg"):
+            os.killpg(pid, signal.SIGKILL)  # git and whatever it started (ssh, remote helpers)
+        else:  # pragma: no cover
+            os.kill(pid, signal.SIGTERM)
+
+
+def _parse_tree(out: bytes) -> list[tuple[str, str, str]]:
+    """`git ls-tree -r -z` output -> (mode, oid, relpath) of every blob."""
+    found = []
+    for record in out.split(b"\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition(b"\t")
+        mode, kind, oid = meta.decode("ascii").split(" ")
+        if kind == "blob":
+            found.append((mode, oid, path.decode("utf-8", "replace")))
+    return found
+
+
+def _parse_diff(out: bytes) -> list[tuple[str, str, str, str]]:
+    """`git diff-tree -r -z` output -> (status, new mode, new oid, relpath) of every change."""
+    fields = out.split(b"\0")
+    changes = []
+    i = 0
+    while i + 1 < len(fields):
+        meta = fields[i].decode("ascii")
+        if not meta.startswith(":"):
+            i += 1
+            continue
+        _, new_mode, _, new_oid, status = meta[1:].split(" ")
+        changes.append((status[:1], new_mode, new_oid, fields[i + 1].decode("utf-8", "replace")))
+        i += 2
+    return changes
+
+
+def _day_spellings(path: str) -> list[str]:
+    """Every folder a canonical page path's file may live in (`news/2018/01/1`, `news/2018/1/01`...)."""
+    _, _, year, month, day, _ = path.split("/", 5)
+    return sorted({f"{TREE_ROOT}/{year}/{m}/{d}" for m in (month, str(int(month))) for d in (day, str(int(day)))})
+
+
+class GitSource:
+    fetch_timeout = 900.0  # seconds for a fetch (the first one downloads the whole tree)
+    command_timeout = 120.0  # seconds for any other git command
+    depth: int | None = 1  # shallow fetches: only the fetched commit's tree is needed
+
+    def __init__(self, config: SourceConfig) -> None:
+        self.name = config.name
+        self.config = config
+        self.location = config.location
+        self.display = redact(config.location)
+        self.branch = config.branch
+        self._lock = asyncio.Lock()
+        self._tempdir: str | None = None
+        self._checked_branch = False
+
+    # ----- collect ---------------------------------------------------------------------------------
+
+    async def collect(self, store: Store) -> Collected:
+        if not self.location.strip():
+            raise SourceError(self.name, "no repository given (location is empty)")
+        cache = self.cache_dir(store)
+        async with self._lock, self._cache_lock(cache):
+            await self._prepare(cache)
+            cursor = await store.cursor(self.name)
+            if cursor is not None and not _COMMIT_ID.fullmatch(cursor):
+                log.warning("source %s: stored cursor %r is not a commit id; reading every document", self.name, cursor)
+                cursor = None
+            if cursor is not None and await self._has_tree(cache, cursor):
+                # Reachable from a ref, the cursor's objects outlive any gc the fetch starts.
+                await self._git(cache, "update-ref", BASE_REF, cursor, what="unable to record the cursor")
+            head = await self._fetch(cache)
+            if cursor == head:
+                return Collected(cursor=head, expected=0)
+            if cursor is not None and await self._has_tree(cache, cursor):
+                collected = await self._changes(cache, cursor, head)
+                log.info("source %s: %s..%s: %d documents to read, %d pages gone", self.name, cursor[:12],
+                         head[:12], collected.expected, len(collected.deleted))
+            else:
+                if cursor is not None:
+                    log.info("source %s: commit %s is not in %s any more; reading every document",
+                             self.name, cursor[:12], self.display)
+                collected = await self._everything(cache, head, store)
+                log.info("source %s: %s: %d documents to read, %d pages gone", self.name, head[:12],
+                         collected.expected, len(collected.deleted))
+            return collected
+
+    async def _changes(self, cache: Path, old: str, head: str) -> Collected:
+        out = await self._git(
+            cache, "diff-tree", "-r", "-z", "--no-renames", old, head, "--", TREE_ROOT,
+            what=f"unable to compare commits {old[:12]} and {head[:12]}",
+        )
+        reads: list[Entry] = []
+        gone: list[str] = []
+        problems: list[str] = []
+        for status, mode, oid, relpath in _parse_diff(out):
+            if not is_document(relpath):
+                continue
+            if status == "D" or (status == "T" and mode not in _REGULAR):
+                gone.append(relpath)
+            elif mode in _REGULAR:
+                reads.append(Entry(relpath, oid))
+            else:
+                problems.append(f"{self.display}@{head[:12]}:{relpath}: not a regular file (mode {mode}), skipped")
+        return Collected(
+            documents=self._read(cache, head, reads),
+            deleted=await self._gone_pages(cache, head, gone, reads),
+            problems=problems,
+            cursor=head,
+            expected=len(reads),
+        )
+
+    async def _gone_pages(self, cache: Path, head: str, gone: list[str], reads: list[Entry]) -> list[str]:
+        """Canonical paths of the deleted files' pages that no file of the head still holds."""
+        candidates = {p for rel in gone if not is_day_listing(rel) and (p := page_path(rel))}
+        candidates -= {page_path(e.relpath) for e in reads}
+        if not candidates:
+            return []
+        folders = sorted({d for p in candidates for d in _day_spellings(p)})
+        present: set[str | None] = set()
+        for i in range(0, len(folders), 200):
+            out = await self._git(
+                cache, "ls-tree", "-r", "-z", "--name-only", head, "--", *folders[i : i + 200],
+                what=f"unable to list commit {head[:12]}",
+            )
+            present |= {page_path(rel) for rel in out.decode("utf-8", "replace").split("\0") if is_document(rel)}
+        return sorted(candidates - present)
+
+    async def _everything(self, cache: Path, head: str, store: Store) -> Collected:
+        out = await self._git(cache, "ls-tree", "-r", "-z", head, "--", TREE_ROOT, what=f"unable to list commit {head[:12]}")
+        reads: list[Entry] = []
+        problems: list[str] = []
+        for mode, oid, relpath in _parse_tree(out):
+            if not is_document(relpath):
+                continue
+            if mode in _REGULAR:
+                reads.append(Entry(relpath, oid))
+            else:
+                problems.append(f"{self.display}@{head[:12]}:{relpath}: not a regular file (mode {mode}), skipped")
+        present = {p for e in reads if not is_day_listing(e.relpath) and (p := page_path(e.relpath))}
+        return Collected(
+            documents=self._read(cache, head, reads),
+            deleted=sorted(await store.missing_pages(self.name, present)),
+            problems=problems,
+            cursor=head,
+            expected=len(reads),
+        )
+
+    def _read(self, cache: Path, head: str, entries: Sequence[Entry]) -> Iterator[Document]:
+        """The entries' contents, through one `git cat-file --batch`, started on the first read.
+
+        Plain blocking I/O: the consumer (refresh) runs it on a worker thread.
+        """
+        if not entries:
+            return
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(
+                ["git", f"--git-dir={cache}", "cat-file", "--batch"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=git_env(),
+            )
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                for entry in entries:
+                    try:
+                        proc.stdin.write(entry.oid.encode("ascii") + b"\n")
+                        proc.stdin.flush()
+                    except BrokenPipeError:
+                        pass  # reported below: no header
+                    header = proc.stdout.readline().split()
+                    if len(header) != 3 or header[1] != b"blob":
+                        errors.seek(0)
+                        reason = _summary(errors.read()) if not header else header[-1].decode("ascii", "replace")
+                        raise SourceError(
+                            self.name, f"unable to read {entry.relpath} ({entry.oid}) of commit {head[:12]}: {reason}"
+                        )
+                    size = int(header[2])
+                    data = proc.stdout.read(size)
+                    proc.stdout.read(1)  # the newline after each object
+                    if len(data) != size:
+                        errors.seek(0)
+                        raise SourceError(
+                            self.name,
+                            f"unable to read {entry.relpath} of commit {head[:12]}: git stopped after "
+                            f"{len(data)} of {size} bytes: {_summary(errors.read())}",
+                        )
+                    yield Document(entry.relpath, data, f"{self.display}@{head[:12]}:{entry.relpath}")
+            finally:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                proc.stdout.close()
+
+    # ----- the cache -------------------------------------------------------------------------------
+
+    def cache_dir(self, store: Store) -> Path:
+        """`<database dir>/git/<name>`; a temporary directory (removed by aclose) for `:memory:`."""
+        if store.path and store.path != ":memory:":
+            return Path(store.path).resolve().parent / "git" / safe_name(self.name)
+        if self._tempdir is None:
+            self._tempdir = tempfile.mkdtemp(prefix=f"feeds-git-{safe_name(self.name)}-")
+        return Path(self._tempdir) / "repo.git"
+
+    @contextlib.asynccontextmanager
+    async def _cache_lock(self, cache: Path) -> AsyncIterator[None]:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        lock_path = cache.parent / f"{cache.name}.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.fetch_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if loop.time() > deadline:
+                        raise SourceError(
+                            self.name, f"{cache} stayed locked by another process for {self.fetch_timeout:g} s"
+                        ) from None
+                    await asyncio.sleep(0.1)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    async def _prepare(self, cache: Path) -> None:
+        if not self._checked_branch and self.branch:
+            ref = self.branch if self.branch.startswith("refs/") else f"refs/heads/{self.branch}"
+            code, _, _ = await self._run(["check-ref-format", ref], self.command_timeout, "check-ref-format")
+            if code != 0:
+                raise SourceError(self.name, f"branch {self.branch!r} is not a valid branch name")
+        self._checked_branch = True
+        if (cache / "HEAD").is_file() and (cache / "objects").is_dir():
+            return
+        log.info("source %s: new cache %s for %s", self.name, cache, self.display)
+        code, _, err = await self._run(
+            ["-c", "init.defaultBranch=main", "init", "--bare", "--quiet", str(cache)], self.command_timeout, "init"
+        )
+        if code != 0:
+            raise SourceError(self.name, f"unable to create the git cache {cache}: {_summary(err)}")
+
+    async def _fetch(self, cache: Path) -> str:
+        if self.branch:
+            src = self.branch if self.branch.startswith("refs/") else f"refs/heads/{self.branch}"
+        else:
+            src = "HEAD"
+        args = [f"--git-dir={cache}", "-c", "gc.autoDetach=false", "fetch", "--quiet", "--no-tags"]
+        if self.depth:
+            args.append(f"--depth={self.depth}")
+        args += ["--", self.location, f"+{src}:{HEAD_REF}"]
+        what = f"branch {self.branch!r}" if self.branch else "the default branch"
+        code, _, err = await self._run(args, self.fetch_timeout, f"fetch of {what} from {self.display}")
+        if code != 0:
+            raise SourceError(self.name, f"unable to fetch {what} from {self.display} (into {cache}): {_summary(err)}")
+        out = await self._git(cache, "rev-parse", "--verify", f"{HEAD_REF}^{{commit}}", what="no fetched head")
+        head = out.decode("ascii").strip()
+        if not _COMMIT_ID.fullmatch(head):
+            raise SourceError(self.name, f"unexpected head {head!r} fetched from {self.display}")
+        return head
+
+    async def _has_tree(self, cache: Path, commit: str) -> bool:
+        code, _, _ = await self._run(
+            [f"--git-dir={cache}", "cat-file", "-e", f"{commit}^{{tree}}"], self.command_timeout, "cat-file"
+        )
+        return code == 0
+
+    # ----- running git -----------------------------------------------------------------------------
+
+    async def _git(self, cache: Path, *args: str, what: str) -> bytes:
+        code, out, err = await self._run([f"--git-dir={cache}", *args], self.command_timeout, f"git {args[0]}")
+        if code != 0:
+            raise SourceError(self.name, f"{what} (repository {self.display}, cache {cache}): {_summary(err)}")
+        return out
+
+    async def _run(self, args: list[str], timeout: float, label: str) -> tuple[int, bytes, bytes]:
+        """(exit status, stdout, stderr) of `git args`; SourceError when git is missing or too slow."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "git",
+                *args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=git_env(),
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise SourceError(self.name, "the git command is not installed (no git on PATH)") from None
+        except OSError as exc:
+            raise SourceError(self.name, f"unable to run git: {exc}") from exc
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            _kill(proc.pid)
+            await proc.communicate()
+            raise SourceError(self.name, f"{label} timed out after {timeout:g} s") from None
+        except BaseException:
+            _kill(proc.pid)
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(proc.wait())
+            raise
+        assert proc.returncode is not None
+        return proc.returncode, out, err
+
+    async def aclose(self) -> None:
+        if self._tempdir is not None:
+            await asyncio.to_thread(shutil.rmtree, self._tempdir, True)
+            self._tempdir = None
