@@ -98,6 +98,8 @@ async def ingest(
     if collected.deleted:
         report.result.merge(await store.apply([], deleted=collected.deleted))
     await check_day_listings(store, days, report.problems)
+    for url, etag, last_modified in collected.validators:
+        await store.save_fetch(url, etag, last_modified, None)
     return report
 
 

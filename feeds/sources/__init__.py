@@ -30,6 +30,8 @@ class Collected:
     problems: list[str] = field(default_factory=list)
     cursor: str | None = None  # saved once the batch is stored (e.g. a git commit)
     expected: int | None = None  # how many documents, when known (for progress bars)
+    # HTTP validators (url, ETag, Last-Modified) to remember once the documents are stored.
+    validators: list[tuple[str, str | None, str | None]] = field(default_factory=list)
 
 
 class Source(Protocol):

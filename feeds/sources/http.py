@@ -341,7 +341,8 @@ class _Crawl:
         if answer.status == 304 and headers:
             return
         if answer.status == 200:
-            await self.store.save_fetch(url, answer.etag, answer.last_modified, None)
+            # Saved only once the batch is stored: if storing fails, the next run fetches it again.
+            self.collected.validators.append((url, answer.etag, answer.last_modified))
             self.collected.documents.append(Document(relpath, answer.body, url))
             try:
                 page = parse_document(relpath, answer.body, url)
