@@ -81,6 +81,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 @click.pass_obj
 def ingest(settings: Settings, location: str, name: str | None, progress: bool | None) -> None:
     """Ingest a directory tree, a single document or an HTTP base URL, then render what changed."""
+    import os
+
     from tqdm import tqdm
 
     from feeds.publish import publish_changes
@@ -111,7 +113,8 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
                 await store.set_cursor(label, collected.cursor)
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 report.rendered = await publish_changes(
-                    store, settings, report.result.feeds, report.result.events, progress=bar.update
+                    store, settings, report.result.feeds, report.result.events, progress=bar.update,
+                    processes=os.cpu_count() or 1,
                 )
         finally:
             if source is not None:

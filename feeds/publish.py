@@ -18,6 +18,7 @@ import datetime as dt
 import gzip
 import hashlib
 from collections.abc import Callable, Iterable
+from typing import Any
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
@@ -261,9 +262,10 @@ async def publish_changes(
     names: Iterable[str],
     events: Iterable[str] = (),
     progress: Callable[[int], object] | None = None,
+    processes: int = 1,
 ) -> int:
     keys = await affected(store, settings, names, events)
-    total = await publish_keys(store, settings, keys, progress)
+    total = await publish_keys_in_processes(store, settings, keys, processes, progress)
     if any(k.kind == "topic" for k in keys) or not await store.rendition_etags(TOPICS_DOC):
         total += await publish_topics(store, settings)
     return total
@@ -279,7 +281,9 @@ async def publish_topics(store: Store, settings: Settings) -> int:
     return 1
 
 
-async def publish_all(store: Store, settings: Settings, progress: Callable[[int], object] | None = None) -> int:
+async def publish_all(
+    store: Store, settings: Settings, progress: Callable[[int], object] | None = None, processes: int = 1
+) -> int:
     """Render every document (after a bulk load or an upgrade); unchanged bytes are not stored."""
     keys = []
     for name in await store.feed_names():
@@ -288,4 +292,54 @@ async def publish_all(store: Store, settings: Settings, progress: Callable[[int]
         if key.kind == "topic":
             pages = Paging(await store.topic_slots(key.value), settings.items_per_feed).archive_pages
             keys += [replace(key, page=p) for p in range(1, pages + 1)]
-    return await publish_keys(store, settings, keys, progress) + await publish_topics(store, settings)
+    total = await publish_keys_in_processes(store, settings, keys, processes, progress)
+    return total + await publish_topics(store, settings)
+
+
+def _publish_shard(database: str, settings: Settings, names: list[str], done: Any) -> int:
+    """Child process: publish `names` through its own connection to the store."""
+
+    async def run() -> int:
+        store = await Store.open(database)
+        try:
+            return await publish_keys(store, settings, [FeedKey.parse(n) for n in names], lambda n: done.put(n))
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+async def publish_keys_in_processes(
+    store: Store,
+    settings: Settings,
+    keys: Iterable[FeedKey],
+    processes: int,
+    progress: Callable[[int], object] | None = None,
+) -> int:
+    """Publish many documents with several processes (a bulk load uses every core). Each process
+    reads the store on its own connection; their short write transactions take turns."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    names = sorted(k.name for k in keys)
+    if processes <= 1 or len(names) < 500:
+        return await publish_keys(store, settings, [FeedKey.parse(n) for n in names], progress)
+    context = multiprocessing.get_context("spawn")  # no inherited event loop or database threads
+    manager = context.Manager()
+    done = manager.Queue()
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = [
+            loop.run_in_executor(pool, _publish_shard, store.path, settings, names[i::processes], done)
+            for i in range(processes)
+        ]
+        pending = asyncio.gather(*futures)
+        while not pending.done():
+            await asyncio.sleep(0.2)
+            while not done.empty():
+                count = done.get()
+                if progress:
+                    progress(count)
+        results = await pending
+    manager.shutdown()
+    return sum(results)

@@ -34,10 +34,11 @@ HISTORY_NS = "http://purl.org/syndication/history/1.0"
 _URI_SAFE = ":/?#[]@!$&'()*+,;=-._~%"
 
 
-def media_url(url: str | None) -> str | None:
-    """An image URL fit for an enclosure (RSS: "The url must be an http url"), an Atom link or a
-    JSON Feed `image`: absolute http(s), with anything a URI cannot hold percent-encoded (spaces,
-    quotes, non-ASCII); None for anything else (relative, javascript:, data:, ...)."""
+def http_url(url: str | None) -> str | None:
+    """A URL from a page, fit for an RSS enclosure ("The url must be an http url"), an Atom link
+    or a JSON Feed URL field: absolute http(s), with anything a URI cannot hold percent-encoded
+    (spaces, quotes, non-ASCII: an IRI becomes a URI); None for anything else (relative,
+    javascript:, data:, ...), which the renderers then leave out."""
     if not url:
         return None
     url = url.strip()
@@ -48,6 +49,15 @@ def media_url(url: str | None) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
     return quote(url, safe=_URI_SAFE)
+
+
+def entry_html(entry: Entry) -> str:
+    """The entry's content: its HTML, or, for a page that has nothing but a headline (no summary,
+    no sources), that text as a paragraph. An empty atom:content / content:encoded says nothing
+    and the W3C validator reports it ("content should not be blank")."""
+    if entry.content_html.strip():
+        return entry.content_html
+    return f"<p>{html.escape(entry.summary_text, quote=False)}</p>"
 
 
 def _image_type(url: str) -> str:
@@ -83,13 +93,13 @@ def _generator(info: FeedInfo, entries: list[Entry], fmt: str) -> FeedGenerator:
         # suitable for presentation as HTML"), so plain text goes in HTML-escaped: a summary
         # saying "5 < 8" must not open a tag (W3C validator: "Invalid HTML").
         fe.description(html.escape(entry.summary_text, quote=False))
-        fe.content(entry.content_html, type="CDATA" if fmt == "rss" else "html")
+        fe.content(entry_html(entry), type="CDATA" if fmt == "rss" else "html")
         fe.published(event.published)
         fe.pubDate(event.published)
         fe.updated(event.updated)
         for topic in event.topics:
             fe.category(term=topic.slug, label=topic.name, scheme=info.url(fmt, f"topics/{topic.slug}"))
-        image = media_url(event.page.image)
+        image = http_url(event.page.image)
         if image:
             # The image's size is unknown (it lives on the news site; fetching it to count bytes
             # would make rendering depend on the network and the bytes on someone else's
@@ -109,7 +119,7 @@ def _entry_links(element: etree._Element, entry: Entry) -> None:
     for link in element.findall(f"{{{ATOM_NS}}}link"):
         element.remove(link)
     at = list(element).index(element.find(f"{{{ATOM_NS}}}updated")) + 1
-    image = media_url(entry.event.page.image)
+    image = http_url(entry.event.page.image)
     if image:
         element.insert(at, etree.Element(f"{{{ATOM_NS}}}link", href=image, rel="enclosure", type=_image_type(image)))
     if entry.link:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from feeds.render import Entry, FeedInfo
+from feeds.render.atom_rss import entry_html, http_url
 
 
 def render_json(info: FeedInfo, entries: list[Entry]) -> bytes:
@@ -26,18 +27,19 @@ def render_json(info: FeedInfo, entries: list[Entry]) -> bytes:
         item: dict[str, Any] = {
             "id": event.guid,  # required, a string, unique and permanent
             "title": event.page.headline,
-            "content_html": entry.content_html,
-            "summary": entry.summary_text,
+            "content_html": entry_html(entry),
+            "summary": entry.summary_text,  # plain text, as the spec says
             "date_published": event.published.isoformat(),  # RFC 3339
             "date_modified": event.updated.isoformat(),
             "tags": [t.name for t in event.topics],
         }
         if entry.link:
             item["url"] = entry.link
-        if event.page.image:
-            item["image"] = event.page.image
-        if event.page.sources:
-            item["external_url"] = event.page.sources[0].url
+        # URL fields hold absolute URLs only (a page's relative or javascript: URL is left out).
+        if image := http_url(event.page.image):
+            item["image"] = image
+        if event.page.sources and (external := http_url(event.page.sources[0].url)):
+            item["external_url"] = external
         items.append(item)
     feed["items"] = items  # required
     return json.dumps(feed, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"

@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Cached serving: `feeds serve` against a bare Starlette app sending the same bytes from memory.
+
+    .venv/bin/python benchmarks/serve.py            # 5 rounds x 4 cases x 2 servers x 10 s (~8 min)
+    .venv/bin/python benchmarks/serve.py --quick    # smoke run, under a minute
+
+Steps: generate a synthetic corpus (benchmarks/generate_corpus.py), `feeds ingest` it into a fresh
+database (temp config, FEEDS_* variables), pick a topic feed with 50 entries, start `feeds serve` and
+benchmarks/bare_app.py (same uvicorn options, one process each, pinned to the same CPU when there
+are two or more; wrk gets another), check that both answer every case with the same status, headers
+and bytes, then run `wrk -t1 -c32 -d10s` against each, alternating, for four cases:
+
+    plain   GET, no conditional, no Accept-Encoding       200, identity body
+    304     GET with If-None-Match: <the ETag>            304, no body
+    gzip    GET with Accept-Encoding: gzip                200, the pre-compressed gzip bytes
+    br      GET with Accept-Encoding: br                  200, the pre-compressed Brotli bytes
+
+and prints the median requests/s of each server per case and the ratio feeds/bare (1.0 = feeds
+costs nothing beyond Starlette + uvicorn; 0.5 = feeds does as much work again per request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+CASES = ("plain", "304", "gzip", "br")
+IGNORED_HEADERS = {"date"}  # differs per request; everything else must match byte for byte
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Result:
+    rps: list[float] = field(default_factory=list)
+    bytes_per_response: list[float] = field(default_factory=list)
+    p50_ms: list[float] = field(default_factory=list)
+    p99_ms: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # server CPU time per request (all its threads)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fail(message: str, code: int = 1) -> None:
+    print(f"serve.py: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+# ----- preparing the database ------------------------------------------------------------------------
+
+
+def prepare(work: Path, events: int, seed: int) -> tuple[Path, dict[str, str]]:
+    """Corpus -> fresh database through `feeds ingest`; returns (database, environment for feeds)."""
+    from generate_corpus import generate
+
+    corpus = work / "corpus"
+    started = time.perf_counter()
+    _, files, _ = generate(corpus, events, seed=seed, progress=False)
+    print(f"corpus: {events} events, {files} files in {time.perf_counter() - started:.1f} s ({corpus})")
+    config = work / "feeds.toml"
+    # No [[sources]]: the scheduler of `feeds serve` has nothing to refresh while we measure.
+    config.write_text('# benchmarks/serve.py: temporary config, no sources\ntitle = "Current events"\n', "utf-8")
+    database = work / "feeds.db"
+    env = dict(os.environ)
+    env.update(
+        FEEDS_CONFIG=str(config),
+        FEEDS_DATABASE=str(database),
+        FEEDS_REFRESH_INTERVAL="86400",
+        FEEDS_CACHE_MAX_AGE="300",
+        FEEDS_BASE_URL="http://127.0.0.1:8000",
+    )
+    env.pop("FEEDS_SOURCES", None)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "feeds", "ingest", str(corpus), "--no-progress"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        fail(f"feeds ingest failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    print(f"ingest: {done.stdout.strip().splitlines()[0]} in {time.perf_counter() - started:.1f} s")
+    return database, env
+
+
+def pick_feed(database: Path, target_bytes: int = 30_000) -> tuple[str, int, int, int, int]:
+    """A topic feed (Atom) with exactly 50 entries, preferring a topic's head document (what
+    readers subscribe to) and then the size nearest `target_bytes`. Returns (feed, entries,
+    plain, gzip, br bytes)."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT feed, body, length(gz), length(br) FROM renditions WHERE fmt = 'atom' AND feed LIKE 'topics/%'"
+        ).fetchall()
+    finally:
+        conn.close()
+    if not rows:
+        fail(f"no topic feeds in {database}")
+    candidates = [(feed, body.count(b"<entry>"), len(body), gz, br) for feed, body, gz, br in rows]
+    fifty = [c for c in candidates if c[1] == 50]
+    if not fifty:
+        best = min(candidates, key=lambda c: (abs(c[1] - 50), abs(c[2] - target_bytes)))
+        print(f"note: no topic feed has exactly 50 entries; using {best[0]} ({best[1]} entries)")
+        return best
+    return min(fifty, key=lambda c: ("/pages/" in c[0], abs(c[2] - target_bytes), c[0]))
+
+
+# ----- servers -----------------------------------------------------------------------------------
+
+
+def pinned(cpu: int | None) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if cpu is not None else []
+
+
+def start(name: str, argv: list[str], env: dict[str, str], port: int, work: Path) -> Server:
+    log = work / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    return Server(name, port, process, log)
+
+
+def wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            fail(f"{server.name} exited ({server.process.returncode}); log:\n{server.log.read_text(errors='replace')[-3000:]}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            status, _, _ = request(server.port, path, {})
+            if status == 200:
+                return
+        time.sleep(0.1)
+    fail(f"{server.name} did not answer {path} within {timeout:.0f} s; log: {server.log}")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGINT)
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+def request(port: int, path: str, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, response.getheaders(), body
+    finally:
+        conn.close()
+
+
+def case_headers(case: str, etag: str) -> dict[str, str]:
+    return {
+        "plain": {},
+        "304": {"If-None-Match": etag},
+        "gzip": {"Accept-Encoding": "gzip"},
+        "br": {"Accept-Encoding": "br"},
+    }[case]
+
+
+def check_same(feeds: Server, bare: Server, path: str, etag: str, stored: dict[str, bytes]) -> None:
+    """Both servers must give the same status, headers (but Date) and bytes in every case, and the
+    bytes must be the stored ones (feeds sends its pre-compressed renditions)."""
+    expected = {"plain": (200, stored["plain"]), "304": (304, b""), "gzip": (200, stored["gzip"]), "br": (200, stored["br"])}
+    for case in CASES:
+        answers = {}
+        for server in (feeds, bare):
+            status, headers, body = request(server.port, path, case_headers(case, etag))
+            norm = sorted((k.lower(), v) for k, v in headers if k.lower() not in IGNORED_HEADERS)
+            if (status, body) != expected[case]:
+                fail(f"{server.name} {case}: status {status}, {len(body)} bytes; expected {expected[case][0]}, {len(expected[case][1])} bytes")
+            answers[server.name] = (status, norm, body)
+        if answers[feeds.name] != answers[bare.name]:
+            fail(
+                f"{case}: feeds and bare answer differently:\n  feeds: {answers[feeds.name][:2]}\n  bare:  {answers[bare.name][:2]}"
+            )
+
+
+# ----- wrk -----------------------------------------------------------------------------------------
+
+LUA = """-- generated by benchmarks/serve.py: request headers of one case, JSON summary at the end
+wrk.method = "GET"
+{headers}
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {{"requests": %d, "duration_us": %d, "bytes": %d, "connect": %d, "read": %d, "write": %d, ' ..
+    '"status": %d, "timeout": %d, "p50_us": %d, "p99_us": %d}}\\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def lua_script(work: Path, case: str, etag: str) -> Path:
+    lines = [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in case_headers(case, etag).items()]
+    path = work / f"case-{case}.lua"
+    path.write_text(LUA.format(headers="\n".join(lines) or "-- no extra headers"), "utf-8")
+    return path
+
+
+def run_wrk(url: str, script: Path, threads: int, connections: int, seconds: int, cpu: int | None) -> dict[str, float]:
+    argv = pinned(cpu) + ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    match = re.search(r"^WRK (\{.*\})$", done.stdout, re.M)
+    if done.returncode != 0 or not match:
+        fail(f"wrk failed ({done.returncode}): {' '.join(argv)}\n{done.stdout}{done.stderr}")
+    stats: dict[str, float] = json.loads(match[1])  # type: ignore[index]
+    errors = {k: stats[k] for k in ("connect", "read", "write", "status", "timeout") if stats[k]}
+    if errors:
+        fail(f"wrk saw errors against {url}: {errors}\n{done.stdout}")
+    return stats
+
+
+# ----- main ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def workdir(keep: Path | None) -> Iterator[Path]:
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    path = Path(tempfile.mkdtemp(prefix="feeds-serve-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="rounds; each runs every case on both servers (default 5)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
+    parser.add_argument("--events", type=int, default=2000, help="corpus size (default 2000)")
+    parser.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
+    parser.add_argument("--feed", default=None, help="feed to request, e.g. topics/climate-change.atom (default: picked)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk per server and case before measuring (0: none)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to separate CPUs")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep corpus, database and logs here")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny corpus, 1 round of 1 s per case")
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    if args.duration < 1 or args.rounds < 1:
+        parser.error("--duration and --rounds must be at least 1 (wrk takes whole seconds)")
+    if args.quick:
+        args.rounds, args.duration, args.warmup, args.events = 1, 1, 1, min(args.events, 800)
+    if shutil.which("wrk") is None:
+        fail("wrk is not installed (it is what generates the load). Install it, e.g. `apt-get install -y wrk`, and run again.", 2)
+    cpus = os.cpu_count() or 1
+    pin = not args.no_pin and cpus >= 2 and shutil.which("taskset") is not None
+    server_cpu, wrk_cpu = (cpus - 1, 0) if pin else (None, None)
+
+    with workdir(args.workdir) as work:
+        database, env = prepare(work, args.events, args.seed)
+        if args.feed:
+            feed, fmt = args.feed.rsplit(".", 1)
+            conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+            row = conn.execute("SELECT body, length(gz), length(br) FROM renditions WHERE feed = ? AND fmt = ?", (feed, fmt)).fetchone()
+            conn.close()
+            if row is None:
+                fail(f"no rendition {args.feed} in the database")
+            chosen = (feed, row[0].count(b"<entry>") or row[0].count(b"<item>"), len(row[0]), row[1], row[2])
+            path = f"/feeds/{args.feed}"
+        else:
+            fmt = "atom"
+            chosen = pick_feed(database)
+            path = f"/feeds/{chosen[0]}.atom"
+        feed = chosen[0]
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        body, gz, br, etag = conn.execute(
+            "SELECT body, gz, br, etag FROM renditions WHERE feed = ? AND fmt = ?", (feed, fmt)
+        ).fetchone()
+        conn.close()
+        stored = {"plain": bytes(body), "gzip": bytes(gz), "br": bytes(br)}
+        print(f"feed: {path}: {chosen[1]} entries, {chosen[2]} bytes plain, {chosen[3]} gzip, {chosen[4]} br")
+
+        feeds_port, bare_port = free_port(), free_port()
+        servers = []
+        try:
+            servers.append(
+                start(
+                    "feeds",
+                    pinned(server_cpu) + [sys.executable, "-m", "feeds", "serve", "--port", str(feeds_port)],
+                    env | {"FEEDS_PORT": str(feeds_port)},
+                    feeds_port,
+                    work,
+                )
+            )
+            servers.append(
+                start(
+                    "bare",
+                    pinned(server_cpu)
+                    + [sys.executable, str(HERE / "bare_app.py"), "--database", str(database), "--port", str(bare_port)]
+                    + ["--feed", feed, "--cache-control", "public, max-age=300"],
+                    env,
+                    bare_port,
+                    work,
+                )
+            )
+            feeds_server, bare_server = servers
+            for server in servers:
+                wait_ready(server, path)
+            check_same(feeds_server, bare_server, path, f'"{etag}"', stored)
+            print("check: both servers send the same status, headers (but Date) and bytes in every case")
+            scripts = {case: lua_script(work, case, f'"{etag}"') for case in CASES}
+            where = f"servers on CPU {server_cpu}, wrk on CPU {wrk_cpu}" if pin else "not pinned"
+            print(
+                f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} round(s), "
+                f"servers alternate; {where}"
+            )
+            if args.warmup > 0:
+                for case in CASES:
+                    for server in servers:
+                        run_wrk(server.base + path, scripts[case], args.threads, args.connections, args.warmup, wrk_cpu)
+            results = {(s.name, c): Result() for s in servers for c in CASES}
+            for r in range(args.rounds):
+                order = servers if r % 2 == 0 else servers[::-1]
+                line = []
+                for case in CASES:
+                    for server in order:
+                        before = cpu_seconds(server.process.pid)
+                        stats = run_wrk(server.base + path, scripts[case], args.threads, args.connections, args.duration, wrk_cpu)
+                        after = cpu_seconds(server.process.pid)
+                        res = results[(server.name, case)]
+                        if before is not None and after is not None:
+                            res.cpu_us.append((after - before) * 1e6 / max(1, stats["requests"]))
+                        res.rps.append(stats["requests"] / stats["duration_us"] * 1e6)
+                        res.bytes_per_response.append(stats["bytes"] / max(1, stats["requests"]))
+                        res.p50_ms.append(stats["p50_us"] / 1000)
+                        res.p99_ms.append(stats["p99_us"] / 1000)
+                    line.append(
+                        f"{case} {results[('feeds', case)].rps[-1]:,.0f}/{results[('bare', case)].rps[-1]:,.0f}"
+                    )
+                print(f"round {r + 1}/{args.rounds} (feeds/bare req/s): " + ", ".join(line), flush=True)
+        finally:
+            for server in servers:
+                stop(server)
+        report(results, args.rounds)
+    return 0
+
+
+def report(results: dict[tuple[str, str], Result], rounds: int) -> None:
+    print()
+    print(f"median over {rounds} round(s), [min-max] across rounds")
+    header = (
+        f"{'case':<6} {'feeds req/s':>24} {'bare req/s':>24} {'feeds/bare':>10}   "
+        f"{'CPU us/req f/b':>15} {'p50 ms f/b':>11} {'bytes/resp':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for case in CASES:
+        f, b = results[("feeds", case)], results[("bare", case)]
+        fm, bm = statistics.median(f.rps), statistics.median(b.rps)
+        cpu = (
+            f"{statistics.median(f.cpu_us):>7.1f}/{statistics.median(b.cpu_us):<7.1f}" if f.cpu_us and b.cpu_us else f"{'n/a':>15}"
+        )
+        print(
+            f"{case:<6} {fm:>9,.0f} [{min(f.rps):>6,.0f}-{max(f.rps):>6,.0f}] "
+            f"{bm:>9,.0f} [{min(b.rps):>6,.0f}-{max(b.rps):>6,.0f}] {fm / bm:>10.2f}   "
+            f"{cpu} {statistics.median(f.p50_ms):>5.2f}/{statistics.median(b.p50_ms):<5.2f} "
+            f"{statistics.median(f.bytes_per_response):>10,.0f}"
+        )
+    print(
+        "feeds/bare: ratio of median req/s (1.00 = feeds adds nothing per request). CPU us/req: server CPU "
+        "time per request,\nless sensitive to other load on the machine than req/s. bytes/resp: what wrk read per "
+        "response, headers included."
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
