@@ -34,7 +34,6 @@ from feeds.store import Store
 
 PUBLISH_CONCURRENCY = 4
 DATE_FEED_LIMIT = 1000  # a day of the portal has tens of events; this only bounds a pathological day
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def etag_of(body: bytes) -> str:
@@ -174,7 +173,7 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         title=title,
         description=description,
         base_url=settings.base_url,
-        updated=max(changes, default=EPOCH),
+        updated=max(changes) if changes else await store.created(),
         ttl_minutes=max(1, settings.refresh_interval // 60),
         author=settings.author,
         links=links,
@@ -276,7 +275,7 @@ async def publish_topics(store: Store, settings: Settings) -> int:
     body = topics_document(settings.base_url, rows)
     if (await store.rendition_etags(TOPICS_DOC)).get("json") == etag_of(body):
         return 0
-    updated = max((r.updated for r in rows if r.updated), default=EPOCH)
+    updated = max((r.updated for r in rows if r.updated), default=None) or await store.created()
     await store.put_rendition(encode(TOPICS_DOC, "json", body, updated, "application/json; charset=utf-8"))
     return 1
 

@@ -134,6 +134,7 @@ MIGRATIONS: dict[int, str] = {
     ) WITHOUT ROWID;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires TEXT NOT NULL);
+    INSERT INTO meta VALUES ('created', strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'));
     """,
 }
 
@@ -510,6 +511,11 @@ class Store:
             "SELECT date FROM events WHERE live = 1 AND date > ? ORDER BY date LIMIT 1", (day,)
         )
         return (before[0][0] if before else None, after[0][0] if after else None)
+
+    async def created(self) -> dt.datetime:
+        """When this store was made: the date of a feed that has never had anything in it."""
+        rows = await self._db.execute_fetchall("SELECT value FROM meta WHERE key = 'created'")
+        return from_iso(rows[0][0])
 
     async def newest_date(self) -> str | None:
         rows = await self._db.execute_fetchall("SELECT max(date) FROM events WHERE live = 1")

@@ -18,47 +18,17 @@ import html
 import mimetypes
 import re
 import threading
-from urllib.parse import quote, urlsplit
 
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feeds.render import Entry, FeedInfo
+from feeds.render.content import entry_html, http_url
 
 _LOCK = threading.Lock()
 ATOM_NS = "http://www.w3.org/2005/Atom"
 TOMBSTONE_NS = "http://purl.org/atompub/tombstones/1.0"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
-
-# Characters a URI may hold as they are (RFC 3986 reserved + unreserved, and `%` of escapes).
-_URI_SAFE = ":/?#[]@!$&'()*+,;=-._~%"
-
-
-def http_url(url: str | None) -> str | None:
-    """A URL from a page, fit for an RSS enclosure ("The url must be an http url"), an Atom link
-    or a JSON Feed URL field: absolute http(s), with anything a URI cannot hold percent-encoded
-    (spaces, quotes, non-ASCII: an IRI becomes a URI); None for anything else (relative,
-    javascript:, data:, ...), which the renderers then leave out."""
-    if not url:
-        return None
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return quote(url, safe=_URI_SAFE)
-
-
-def entry_html(entry: Entry) -> str:
-    """The entry's content: its HTML, or, for a page that has nothing but a headline (no summary,
-    no sources), that text as a paragraph. An empty atom:content / content:encoded says nothing
-    and the W3C validator reports it ("content should not be blank")."""
-    if entry.content_html.strip():
-        return entry.content_html
-    return f"<p>{html.escape(entry.summary_text, quote=False)}</p>"
-
 
 def _image_type(url: str) -> str:
     guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
 
 from feeds.ids import page_path
 from feeds.model import Event
+from feeds.render import Entry
 
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).disable(["image"])
 _TAGS = {"p", "a", "ul", "ol", "li", "h3", "em", "strong", "code", "br", "img", "figure"}
@@ -24,9 +25,45 @@ _SCHEMES = {"http", "https", "mailto"}
 
 LinkResolver = Callable[[str], str | None]
 
+# Characters a URI may hold as they are (RFC 3986 reserved + unreserved, and `%` of escapes).
+_URI_SAFE = ":/?#[]@!$&'()*+,;=-._~%"
+
+
+def http_url(url: str | None) -> str | None:
+    """A URL from a page, fit for an RSS enclosure ("The url must be an http url"), an Atom link
+    or a JSON Feed URL field: absolute http(s), with anything a URI cannot hold percent-encoded
+    (spaces, quotes, non-ASCII: an IRI becomes a URI); None for anything else (relative,
+    javascript:, data:, ...), which the renderers then leave out."""
+    if not url:
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return quote(url, safe=_URI_SAFE)
+
+
+def _absolute_only(element: str, attribute: str, value: str) -> str | None:
+    # Feeds are read far from where they were made: a relative URL resolves against the reader's
+    # idea of a base, so only absolute http(s)/mailto URLs stay (W3C: "should not contain
+    # relative URL references").
+    if attribute in ("href", "src"):
+        return value if value.startswith("mailto:") else http_url(value)
+    return value
+
 
 def sanitize(fragment: str) -> str:
-    return nh3.clean(fragment, tags=_TAGS, attributes=_ATTRS, url_schemes=_SCHEMES, link_rel="noopener nofollow")
+    return nh3.clean(
+        fragment,
+        tags=_TAGS,
+        attributes=_ATTRS,
+        url_schemes=_SCHEMES,
+        link_rel="noopener nofollow",
+        attribute_filter=_absolute_only,
+    )
 
 
 def summary_html(markdown: str, resolve: LinkResolver) -> str:
@@ -35,7 +72,8 @@ def summary_html(markdown: str, resolve: LinkResolver) -> str:
         for child in token.children or []:
             if child.type == "link_open":
                 href = str(child.attrGet("href") or "")
-                child.attrSet("href", resolve(href) or href)
+                # Unresolvable links keep their words and lose the link (the sanitiser drops it).
+                child.attrSet("href", resolve(href) or "")
     return str(_MD.renderer.render(tokens, _MD.options, {}))
 
 
@@ -43,11 +81,14 @@ def event_html(event: Event, resolve: LinkResolver) -> str:
     """The entry content: summary, image, sources, related events (links resolved)."""
     page = event.page
     parts = [summary_html(page.summary, resolve)] if page.summary else []
-    if page.image:
-        parts.append(f'<figure><img src="{html.escape(page.image)}" alt=""></figure>')
+    if image := http_url(page.image):
+        parts.append(f'<figure><img src="{html.escape(image)}" alt=""></figure>')
     if page.sources:
         items = "".join(
-            f'<li><a href="{html.escape(s.url)}">{html.escape(s.name)}</a></li>' for s in page.sources
+            f'<li><a href="{html.escape(url)}">{html.escape(s.name)}</a></li>'
+            if (url := http_url(s.url))
+            else f"<li>{html.escape(s.name)}</li>"
+            for s in page.sources
         )
         parts.append(f"<h3>Sources</h3><ul>{items}</ul>")
     if page.related:
@@ -68,6 +109,15 @@ def plain_summary(event: Event) -> str:
         return event.page.headline
     text = nh3.clean(_MD.render(event.page.summary), tags=set())
     return html.unescape(" ".join(text.split()))
+
+
+def entry_html(entry: Entry) -> str:
+    """The entry's content: its HTML, or, for a page that has nothing but a headline (no summary,
+    no sources), that text as a paragraph. An empty atom:content / content:encoded says nothing
+    and the W3C validator reports it ("content should not be blank")."""
+    if entry.content_html.strip():
+        return entry.content_html
+    return f"<p>{html.escape(entry.summary_text, quote=False)}</p>"
 
 
 def resolver(site: str | None, events: dict[str, str]) -> LinkResolver:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from feeds.render import Entry, FeedInfo
-from feeds.render.atom_rss import entry_html, http_url
+from feeds.render.content import entry_html, http_url
 
 
 def render_json(info: FeedInfo, entries: list[Entry]) -> bytes:
