@@ -46,7 +46,7 @@ def encode(feed: str, fmt: str, body: bytes, last_modified: dt.datetime, content
         feed=feed,
         fmt=fmt,
         body=body,
-        gzip=gzip.compress(body, compresslevel=9, mtime=0),
+        gzip=gzip.compress(body, compresslevel=6, mtime=0),  # 9 costs 1.6x the time for <1% smaller
         br=brotli.compress(body, quality=6),  # q11 is 30x slower for ~12% smaller feeds
         etag=etag_of(body),
         last_modified=last_modified,

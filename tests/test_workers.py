@@ -51,7 +51,7 @@ async def test_cache_serves_new_versions_after_a_sync_and_stays_bounded(store: S
 async def test_exactly_one_worker_refreshes_and_another_takes_over(settings: Settings) -> None:
     fast = replace(settings, refresh_interval=3600)
     stores = [await Store.open(settings.database) for _ in range(2)]
-    workers = [Refresher(s, fast, lease_seconds=0.6) for s in stores]
+    workers = [Refresher(s, fast, lease_seconds=1.5) for s in stores]
     try:
         for worker in workers:
             await worker.start()
@@ -64,7 +64,7 @@ async def test_exactly_one_worker_refreshes_and_another_takes_over(settings: Set
         other = next(w for w in workers if not w.leader)
         assert leader.runs == 1 and other.runs == 0
         await leader.stop(release=False)  # dies without a word
-        for _ in range(50):
+        for _ in range(100):
             await asyncio.sleep(0.1)
             if other.leader and other.runs == 1:
                 break

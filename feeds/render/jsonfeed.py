@@ -42,4 +42,4 @@ def render_json(info: FeedInfo, entries: list[Entry]) -> bytes:
             item["external_url"] = external
         items.append(item)
     feed["items"] = items  # required
-    return json.dumps(feed, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
