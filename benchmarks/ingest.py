@@ -1,0 +1,215 @@
+"""Bulk ingest and incremental refresh, measured.
+
+    .venv/bin/python benchmarks/ingest.py --corpus /tmp/corpus400k          # bulk + incremental
+    .venv/bin/python benchmarks/ingest.py --quick                           # a smoke run (seconds)
+
+Bulk: `feeds ingest CORPUS` as a subprocess on a fresh database; wall time of the ingest and of
+publishing every document, events/s, peak RSS (from the kernel's accounting of the child).
+
+Incremental: on a store of `--small` events (built from the corpus's first days) and on the bulk
+store, change one event's page (its headline reworded) and time until the feeds that carry it
+(latest, its day, each of its topics) answer with a new ETag from a running `feeds serve`.
+Medians of `--repeat` changes; the ratio big/small says whether the cost grows with the change
+or with the corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(workdir: Path, port: int) -> Path:
+    config = workdir / "feeds.toml"
+    config.write_text(f'database = "feeds.db"\nport = {port}\nrefresh_interval = 86400\nbase_url = "http://127.0.0.1:{port}"\n')
+    return config
+
+
+def run_ingest(config: Path, location: Path) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KiB) of the child, and its output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [PYTHON, "-m", "feeds", "--config", str(config), "ingest", str(location), "--progress"],
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"ingest failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return wall, max(peak, before), proc.stdout + proc.stderr
+
+
+def small_corpus(corpus: Path, target: Path, events: int) -> None:
+    """The first days of the corpus holding at least `events` event pages."""
+    count = 0
+    for day in sorted((corpus / "news").glob("*/*/*"), key=lambda p: tuple(int(x) for x in p.parts[-3:])):
+        dest = target / "news" / day.relative_to(corpus / "news")
+        shutil.copytree(day, dest)
+        count += sum(1 for p in day.glob("*.md") if p.name != "index.md")
+        if count >= events:
+            return
+
+
+class Server:
+    def __init__(self, config: Path, port: int) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "feeds", "--config", str(config), "serve"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url("/healthz"), timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise SystemExit("server did not start")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(30)
+
+
+def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Path) -> list[float]:
+    """Seconds from a refresh starting (one reworded page ingested, in this process, through the
+    same code path a scheduled refresh takes) to every feed of the event serving a new ETag from
+    a running `feeds serve` (whose cache polls the store every 0.1 s)."""
+    import asyncio
+
+    from feeds import config as feeds_config
+    from feeds.publish import publish_changes
+    from feeds.refresh import ingest
+    from feeds.sources import Collected, Document
+    from feeds.store import Store
+
+    settings = feeds_config.load(config)
+    server = Server(config, port)
+    client = httpx.Client()
+    try:
+        # Current versions only (what the day listings name): rewording a superseded version
+        # changes nothing a reader sees.
+        days = sorted((corpus_dir / "news").glob("*/*/*"), key=lambda p: tuple(int(x) for x in p.parts[-3:]))
+        listed = re.findall(r"^### \[.*\]\((/news/[^)]*\.md)\)$", (days[-1] / "index.md").read_text(), re.M)
+        pages = [corpus_dir / href.lstrip("/") for href in listed][:repeat]
+        times = []
+        for n, page in enumerate(pages):
+            rel = page.relative_to(corpus_dir).as_posix()
+            text = page.read_text()
+            heading = re.search(r"^##### (.*)$", text, re.M)
+            day = re.search(r"^### \[(\d{4})-(\d{1,2})-(\d{1,2})\]", text, re.M)
+            assert day
+            feeds = [f"/feeds/dates/{int(day[1]):04d}-{int(day[2]):02d}-{int(day[3]):02d}.atom"]
+            if heading:
+                slug = re.sub(r"[^0-9a-z]+", "-", heading[1].lower()).strip("-")
+                feeds.append(f"/feeds/topics/{slug}.atom")
+            before = {f: client.get(server.url(f)).headers.get("etag") for f in feeds}
+            edited = re.sub(r"^# (.*)$", lambda m: f"# {m[1]} (update {n})", text, count=1, flags=re.M).encode()
+            copy = work / "edits" / rel  # the corpus itself is left as it is
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(edited)
+
+            async def refresh() -> None:
+                store = await Store.open(settings.database)
+                try:
+                    report = await ingest(store, "edits", Collected(documents=[Document(rel, edited, str(copy))]))
+                    await publish_changes(store, settings, report.result.feeds, report.result.events)
+                finally:
+                    await store.close()
+
+            start = time.perf_counter()
+            asyncio.run(refresh())
+            while True:
+                now = {f: client.get(server.url(f)).headers.get("etag") for f in feeds}
+                if all(now[f] != before[f] for f in feeds):
+                    break
+                if time.perf_counter() - start > 60:
+                    raise SystemExit(f"feeds of {rel} did not change: {before} {now}")
+            times.append(time.perf_counter() - start)
+        return times
+    finally:
+        client.close()
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, help="a generated corpus (benchmarks/generate_corpus.py)")
+    parser.add_argument("--small", type=int, default=1000, help="events of the small store")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="tiny corpus, one repeat")
+    parser.add_argument("--skip-bulk", action="store_true", help="only the small-store incremental run")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="feeds-ingest-bench-"))
+    if args.quick or not args.corpus:
+        args.corpus = work / "corpus"
+        subprocess.run(
+            [PYTHON, str(ROOT / "benchmarks/generate_corpus.py"), "--events", "2000" if args.quick else "20000",
+             "--out", str(args.corpus), "--no-progress", "--verify", "0"],
+            check=True,
+        )
+        args.small, args.repeat = min(args.small, 300), 1 if args.quick else args.repeat
+    results: dict[str, object] = {"corpus": str(args.corpus)}
+
+    small_dir = work / "small"
+    small_corpus(args.corpus, small_dir, args.small)
+    small_cfg = write_config(small_dir, free_port())
+    wall, _, out = run_ingest(small_cfg, small_dir)
+    small_port = int(re.search(r"port = (\d+)", small_cfg.read_text())[1])  # type: ignore[index]
+    small_times = incremental(small_cfg, small_dir, small_port, args.repeat, work)
+    results["small"] = {"ingest_s": round(wall, 1)}
+    results["incremental_small_ms"] = round(statistics.median(small_times) * 1000, 1)
+    print(json.dumps(results), flush=True)
+
+    if not args.skip_bulk:
+        bulk_dir = work / "bulk"
+        bulk_dir.mkdir()
+        port = free_port()
+        bulk_cfg = write_config(bulk_dir, port)
+        wall, peak_kib, out = run_ingest(bulk_cfg, args.corpus)
+        events = int(re.search(r"(\d+) new", out)[1]) if re.search(r"(\d+) new", out) else 0  # type: ignore[index]
+        results["bulk"] = {
+            "events": events,
+            "wall_s": round(wall, 1),
+            "events_per_s": round(events / wall, 1) if wall else None,
+            "peak_rss_mib": round(peak_kib / 1024, 1),
+        }
+        big_times = incremental(bulk_cfg, args.corpus, port, args.repeat, work)
+        results["incremental_big_ms"] = round(statistics.median(big_times) * 1000, 1)
+        results["incremental_ratio_big_small"] = round(statistics.median(big_times) / statistics.median(small_times), 2)
+    print(json.dumps(results, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
