@@ -394,7 +394,7 @@ def report(results: dict[tuple[str, str], Result], rounds: int) -> None:
     print()
     print(f"median over {rounds} round(s), [min-max] across rounds")
     header = (
-        f"{'case':<6} {'feeds req/s':>24} {'bare req/s':>24} {'feeds/bare':>10}   "
+        f"{'case':<6} {'feeds req/s':>24} {'bare req/s':>24} {'feeds/bare':>10} {'paired':>6}   "
         f"{'CPU us/req f/b':>15} {'p50 ms f/b':>11} {'bytes/resp':>10}"
     )
     print(header)
@@ -402,19 +402,20 @@ def report(results: dict[tuple[str, str], Result], rounds: int) -> None:
     for case in CASES:
         f, b = results[("feeds", case)], results[("bare", case)]
         fm, bm = statistics.median(f.rps), statistics.median(b.rps)
+        paired = statistics.median(x / y for x, y in zip(f.rps, b.rps, strict=True))
         cpu = (
             f"{statistics.median(f.cpu_us):>7.1f}/{statistics.median(b.cpu_us):<7.1f}" if f.cpu_us and b.cpu_us else f"{'n/a':>15}"
         )
         print(
             f"{case:<6} {fm:>9,.0f} [{min(f.rps):>6,.0f}-{max(f.rps):>6,.0f}] "
-            f"{bm:>9,.0f} [{min(b.rps):>6,.0f}-{max(b.rps):>6,.0f}] {fm / bm:>10.2f}   "
+            f"{bm:>9,.0f} [{min(b.rps):>6,.0f}-{max(b.rps):>6,.0f}] {fm / bm:>10.2f} {paired:>6.2f}   "
             f"{cpu} {statistics.median(f.p50_ms):>5.2f}/{statistics.median(b.p50_ms):<5.2f} "
             f"{statistics.median(f.bytes_per_response):>10,.0f}"
         )
     print(
-        "feeds/bare: ratio of median req/s (1.00 = feeds adds nothing per request). CPU us/req: server CPU "
-        "time per request,\nless sensitive to other load on the machine than req/s. bytes/resp: what wrk read per "
-        "response, headers included."
+        "feeds/bare: ratio of the median req/s (1.00 = feeds adds nothing per request); paired: median of the "
+        "per-round\nratios (each round runs both servers back to back). CPU us/req: server CPU time per request, less "
+        "sensitive\nto other load on the machine than req/s. bytes/resp: what wrk read per response, headers included."
     )
 
 
