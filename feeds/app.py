@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from dataclasses import dataclass
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -73,26 +74,63 @@ def cache_control(settings: Settings, name: str, today: dt.date) -> str:
     return f"public, max-age={settings.cache_max_age}"
 
 
-def serve(request: Request, rendition: Rendition, cache: str) -> Response:
-    encoding = choose_encoding(request.headers.get("accept-encoding"))
-    etag = etag_header(rendition.etag, encoding)
-    headers = {
-        "ETag": etag,
-        "Last-Modified": http_date(rendition.last_modified),
-        "Cache-Control": cache,
-        "Vary": "Accept-Encoding",
-    }
+@dataclass(frozen=True)
+class Representation:
+    """One encoding of one stored document, with its response headers built once."""
+
+    body: bytes
+    etag: str
+    ok: list[tuple[bytes, bytes]]
+    not_modified: list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A stored document as the app serves it: every header made when it enters the cache, so a
+    request costs a lookup and a comparison of validators."""
+
+    last_modified: dt.datetime
+    encodings: dict[str, Representation]
+
+    @classmethod
+    def of(cls, rendition: Rendition, cache: str) -> Prepared:
+        common = [
+            (b"last-modified", http_date(rendition.last_modified).encode()),
+            (b"cache-control", cache.encode()),
+            (b"vary", b"Accept-Encoding"),
+        ]
+        encodings = {}
+        for encoding, body in (("identity", rendition.body), ("gzip", rendition.gzip), ("br", rendition.br)):
+            etag = etag_header(rendition.etag, encoding)
+            validators = [(b"etag", etag.encode()), *common]
+            ok = [(b"content-type", rendition.content_type.encode()), (b"content-length", str(len(body)).encode())]
+            if encoding != "identity":
+                ok.append((b"content-encoding", encoding.encode()))
+            encodings[encoding] = Representation(body, etag, ok + validators, validators)
+        return cls(rendition.last_modified, encodings)
+
+
+class RawResponse(Response):
+    """A response whose headers are already encoded (Starlette would encode them per request)."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status_code = status
+        self.raw_headers = headers
+        self.body = body
+        self.background = None
+
+
+def serve(request: Request, document: Prepared) -> Response:
+    representation = document.encodings[choose_encoding(request.headers.get("accept-encoding"))]
     if is_not_modified(
-        request.headers.get("if-none-match"), request.headers.get("if-modified-since"), etag, rendition.last_modified
+        request.headers.get("if-none-match"),
+        request.headers.get("if-modified-since"),
+        representation.etag,
+        document.last_modified,
     ):
-        return Response(status_code=304, headers=headers)
-    body = {"identity": rendition.body, "gzip": rendition.gzip, "br": rendition.br}[encoding]
-    if encoding != "identity":
-        headers["Content-Encoding"] = encoding
-    if request.method == "HEAD":
-        headers["Content-Length"] = str(len(body))
-        return Response(status_code=200, headers=headers, media_type=rendition.content_type)
-    return Response(body, headers=headers, media_type=rendition.content_type)
+        return RawResponse(304, representation.not_modified)
+    body = b"" if request.method == "HEAD" else representation.body
+    return RawResponse(200, representation.ok, body)
 
 
 def create_app(settings: Settings, store: Store | None = None, scheduler: bool = True) -> Starlette:
@@ -104,7 +142,14 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
         own = state["store"] is None
         if own:
             state["store"] = await Store.open(settings.database)
-        cache = RenditionCache(state["store"], settings.cache_bytes)
+        today = dt.datetime.now(dt.timezone.utc).date
+
+        def prepare(rendition: Rendition) -> Prepared:
+            if rendition.feed == TOPICS_DOC:
+                return Prepared.of(rendition, f"public, max-age={settings.cache_max_age}")
+            return Prepared.of(rendition, cache_control(settings, rendition.feed, today()))
+
+        cache = RenditionCache(state["store"], settings.cache_bytes, prepare)
         await cache.start()
         state["cache"] = cache
         runner = None
@@ -127,17 +172,17 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
             name, fmt = feed_name(request.path_params["path"])
         except HTTPError as exc:
             return error(exc.status, exc.message)
-        rendition = await state["cache"].get(name, fmt)
-        if rendition is None:
+        document = await state["cache"].get(name, fmt)
+        if document is None:
             what = "date" if name.startswith("dates/") else "topic" if name.startswith("topics/") else "feed"
             return error(404, f"no {what} {name.partition('/')[2] or name!r}")
-        return serve(request, rendition, cache_control(settings, name, dt.datetime.now(dt.timezone.utc).date()))
+        return serve(request, document)
 
     async def topics(request: Request) -> Response:
-        rendition = await state["cache"].get(TOPICS_DOC, "json")
-        if rendition is None:
+        document = await state["cache"].get(TOPICS_DOC, "json")
+        if document is None:
             return JSONResponse([], headers={"Cache-Control": "no-store"})
-        return serve(request, rendition, f"public, max-age={settings.cache_max_age}")
+        return serve(request, document)
 
     async def healthz(request: Request) -> Response:
         events = await state["store"].count_events()

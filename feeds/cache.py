@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 from feeds.model import Rendition
 from feeds.store import Store
@@ -21,11 +23,21 @@ _MISS_COST = 200  # bytes charged for remembering that a document does not exist
 
 
 class RenditionCache:
-    def __init__(self, store: Store, max_bytes: int, poll_interval: float = 0.1) -> None:
+    """Holds `prepare(rendition)` (what the app serves) per document, charged by the rendition's
+    size."""
+
+    def __init__(
+        self,
+        store: Store,
+        max_bytes: int,
+        prepare: Callable[[Rendition], Any] = lambda r: r,
+        poll_interval: float = 0.1,
+    ) -> None:
         self.store = store
+        self.prepare = prepare
         self.max_bytes = max_bytes
         self.poll_interval = poll_interval
-        self._items: OrderedDict[tuple[str, str], Rendition | None] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._seen: tuple[int, int] = (0, 0)
         self._task: asyncio.Task[None] | None = None
@@ -38,28 +50,32 @@ class RenditionCache:
             return _MISS_COST
         return len(rendition.body) + len(rendition.gzip) + len(rendition.br) + 512
 
-    async def get(self, feed: str, fmt: str) -> Rendition | None:
+    async def get(self, feed: str, fmt: str) -> Any:
+        """`prepare(rendition)` of the stored document, or None if there is none."""
         key = (feed, fmt)
-        if key in self._items:
+        item = self._items.get(key)
+        if item is not None:
             self._items.move_to_end(key)
             self.hits += 1
-            return self._items[key]
+            return item[0]
         self.misses += 1
         rendition = await self.store.rendition(feed, fmt)
+        value = None if rendition is None else self.prepare(rendition)
         if key not in self._items:  # another request may have loaded it meanwhile
-            self._items[key] = rendition
-            self._bytes += self._cost(rendition)
+            cost = self._cost(rendition)
+            self._items[key] = (value, cost)
+            self._bytes += cost
             self._shrink()
-        return rendition
+        return value
 
     def _evict(self, key: tuple[str, str]) -> None:
         if key in self._items:
-            self._bytes -= self._cost(self._items.pop(key))
+            self._bytes -= self._items.pop(key)[1]
 
     def _shrink(self) -> None:
         while self._bytes > self.max_bytes and self._items:
-            _, old = self._items.popitem(last=False)
-            self._bytes -= self._cost(old)
+            _, (_, cost) = self._items.popitem(last=False)
+            self._bytes -= cost
 
     def clear(self) -> None:
         self._items.clear()

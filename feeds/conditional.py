@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from email.utils import formatdate, parsedate_to_datetime
 
 ENCODINGS = ("br", "gzip")  # our preference when the client weighs them equally
@@ -29,6 +30,7 @@ def _q(params: list[str]) -> float:
     return 1.0
 
 
+@functools.lru_cache(maxsize=512)  # clients send a handful of distinct headers
 def choose_encoding(accept_encoding: str | None) -> str:
     """The best coding we have that the client accepts; `identity` unless it is refused too."""
     if not accept_encoding:
@@ -55,10 +57,11 @@ def is_not_modified(
 ) -> bool:
     """If-None-Match wins when present (weak comparison, `*` matches); else If-Modified-Since."""
     if if_none_match is not None:
+        if if_none_match == etag:  # the usual case: a client sending back what it was given
+            return True
         if if_none_match.strip() == "*":
             return True
-        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        return etag in tags
+        return any(t.strip().removeprefix("W/") == etag for t in if_none_match.split(","))
     if if_modified_since:
         try:
             since = parsedate_to_datetime(if_modified_since)
