@@ -115,3 +115,12 @@ async def test_limits_items_per_feed(store: Store, settings: Settings) -> None:
     parsed = feedparser.parse(rendition.body)
     dates = [dt.datetime(*e.published_parsed[:6]) for e in parsed.entries]
     assert dates == sorted(dates, reverse=True)
+
+
+async def test_rss_ttl_is_the_refresh_interval(store: Store, settings: Settings) -> None:
+    configured = replace(settings, refresh_interval=900)
+    await load_example(store, configured)
+    for name in ("latest", "dates/2023-02-06", "topics/russian-invasion-of-ukraine"):
+        rendition = await store.rendition(name, "rss")
+        assert rendition is not None
+        assert etree.fromstring(rendition.body).findtext("channel/ttl") == "15"
