@@ -233,6 +233,9 @@ async def publish_keys(
     return total
 
 
+BULK = 5000  # more changed events than this: re-render whole topics rather than find their pages
+
+
 async def affected(store: Store, settings: Settings, names: Iterable[str], events: Iterable[str]) -> set[FeedKey]:
     """The documents to re-render after a change: the touched feeds, the neighbours of touched
     days (their archive links may move), and the topic pages holding changed events."""
@@ -245,6 +248,10 @@ async def affected(store: Store, settings: Settings, names: Iterable[str], event
             keys |= {FeedKey("date", d) for d in await store.neighbour_dates(key.value) if d}
         elif key.kind == "topic":
             paging = Paging(await store.topic_slots(key.value), settings.items_per_feed)
+            if len(changed) > BULK:
+                # A bulk load: finding each event's page would cost more than rendering them all.
+                keys |= {FeedKey("topic", key.value, p) for p in range(1, paging.archive_pages + 1)}
+                continue
             for slot in (await store.topic_ranks(key.value, changed)).values():
                 if page := paging.page_of(slot):
                     keys.add(FeedKey("topic", key.value, page))
