@@ -169,6 +169,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny corpus, one repeat")
     parser.add_argument("--skip-bulk", action="store_true", help="only the small-store incremental run")
+    parser.add_argument(
+        "--bulk-config", type=Path, help="measure incremental refresh on a store already loaded from --corpus (its config)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="feeds-ingest-bench-"))
     if args.quick or not args.corpus:
@@ -191,7 +194,17 @@ def main() -> None:
     results["incremental_small_ms"] = round(statistics.median(small_times) * 1000, 1)
     print(json.dumps(results), flush=True)
 
-    if not args.skip_bulk:
+    if args.bulk_config:
+        port = free_port()
+        text = args.bulk_config.read_text()
+        text = re.sub(r"^port = .*$", "", text, flags=re.M) + f"\nport = {port}\n"
+        config = work / "bulk.toml"
+        database = (args.bulk_config.parent / re.search(r'database = "([^"]+)"', text)[1]).resolve()  # type: ignore[index]
+        config.write_text(re.sub(r'database = "[^"]+"', f'database = "{database}"', text))
+        big_times = incremental(config, args.corpus, port, args.repeat, work)
+        results["incremental_big_ms"] = round(statistics.median(big_times) * 1000, 1)
+        results["incremental_ratio_big_small"] = round(statistics.median(big_times) / statistics.median(small_times), 2)
+    elif not args.skip_bulk:
         bulk_dir = work / "bulk"
         bulk_dir.mkdir()
         port = free_port()
