@@ -139,6 +139,21 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
+def _statements(script: str) -> list[str]:
+    """A script cut into statements (triggers hold `;` inside BEGIN ... END)."""
+    out, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        out.append(buffer.strip())
+    return out
+
+
 def iso(value: dt.datetime) -> str:
     return value.isoformat()
 
@@ -247,13 +262,23 @@ class Store:
 
     async def _migrate(self) -> None:
         def migrate(conn: sqlite3.Connection) -> None:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"store: {self.path} has schema {version}, newer than this program's {SCHEMA_VERSION}")
-            for number in range(version + 1, SCHEMA_VERSION + 1):
-                # executescript commits whatever is open, so each migration carries its own
-                # transaction: a crash mid-way leaves the previous version intact.
-                conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version={number};\nCOMMIT;")
+            # The version is read inside the write transaction: several server workers opening a
+            # new database at once must not all create the schema.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"store: {self.path} has schema {version}, newer than this program's {SCHEMA_VERSION}"
+                    )
+                for number in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _statements(MIGRATIONS[number]):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={number}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
         async with self._write_lock:
             try:

@@ -99,7 +99,9 @@ def test_serve_with_two_workers(tmp_path: Path, tree: Path) -> None:
             except httpx.TransportError:
                 pass
             time.sleep(0.3)
-        assert status == 200
+        if status != 200:
+            os.killpg(server.pid, signal.SIGTERM)
+            raise AssertionError(f"no feed after 60 s:\n{server.communicate(timeout=30)[0].decode()[-4000:]}")
         time.sleep(0.5)  # each worker's cache notices new renditions within its poll interval (0.1 s)
         etags = {httpx.get(f"http://127.0.0.1:{port}/feeds/latest.atom").headers["etag"] for _ in range(20)}
         assert len(etags) == 1
