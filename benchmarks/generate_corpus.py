@@ -769,7 +769,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"verify: {line}", file=sys.stderr)
             print(f"verify: {len(problems)} problems", file=sys.stderr)
             return 1
-        print(f"verify: a sample of pages, chains and day listings parse with feeds.pages and fold with feeds.chains")
+        print("verify: a sample of pages, chains and day listings parse with feeds.pages and fold with feeds.chains")
     return 0
 
 

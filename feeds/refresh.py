@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError, ParseError
-from feeds.model import DayListing, Page
+from feeds.model import Page
 from feeds.pages import parse_document
 from feeds.publish import publish_changes
 from feeds.sources import Collected, Document, Source, open_source

@@ -474,21 +474,12 @@ class Store:
         return await self._events_from_rows(list(rows))
 
     async def deleted_events(self, feed: FeedKey, since: dt.datetime) -> list[Event]:
-        """Events of a feed deleted after `since` (for Atom tombstones)."""
+        """Events of `latest` or of a date feed deleted after `since` (for Atom tombstones; topic
+        pages find theirs among their slots)."""
         cols = EVENT_COLUMNS
-        if feed.kind == "latest":
-            sql, args = f"SELECT {cols} FROM events e WHERE e.live = 0 AND e.deleted_at >= ?", (iso(since),)
-        elif feed.kind == "date":
-            sql, args = (
-                f"SELECT {cols} FROM events e WHERE e.live = 0 AND e.deleted_at >= ? AND e.date = ?",
-                (iso(since), feed.value),
-            )
-        else:
-            sql = (
-                f"SELECT {cols} FROM topics t JOIN event_topics et ON et.topic_id = t.id AND et.live = 0 "
-                "JOIN events e ON e.key = et.event WHERE e.deleted_at >= ? AND t.slug = ?"
-            )
-            args = (iso(since), feed.value)
+        sql, args = f"SELECT {cols} FROM events e WHERE e.live = 0 AND e.deleted_at >= ?", (iso(since),)
+        if feed.kind == "date":
+            sql, args = sql + " AND e.date = ?", (iso(since), feed.value)
         rows = await self._db.execute_fetchall(sql + " ORDER BY e.deleted_at DESC, e.key LIMIT 100", args)
         return await self._events_from_rows(list(rows))
 
@@ -545,17 +536,6 @@ class Store:
     async def newest_date(self) -> str | None:
         rows = await self._db.execute_fetchall("SELECT max(date) FROM events WHERE live = 1")
         return rows[0][0] if rows else None
-
-    async def count_feed(self, feed: FeedKey) -> int:
-        if feed.kind == "latest":
-            return await self.count_events()
-        if feed.kind == "date":
-            rows = await self._db.execute_fetchall(
-                "SELECT count(*) FROM events WHERE live = 1 AND date = ?", (feed.value,)
-            )
-        else:
-            rows = await self._db.execute_fetchall("SELECT events FROM topics WHERE slug = ?", (feed.value,))
-        return int(rows[0][0]) if rows else 0
 
     async def resolve_links(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
         """For page paths (any version), the (relpath, source) of their event's current version."""
