@@ -1,7 +1,7 @@
 """The HTTP app: Starlette routes serving stored renditions. Requests never render.
 
 `/feeds/latest.{rss,atom,json}`, `/feeds/dates/{YYYY-MM-DD}.{fmt}`, `/feeds/topics/{slug}.{fmt}`,
-`/topics`, `/healthz`. Every feed answer carries a strong per-encoding ETag, Last-Modified (the
+`/feeds/topics/{slug}/pages/{n}.{fmt}`, `/topics`, `/healthz`. Every feed answer carries a strong per-encoding ETag, Last-Modified (the
 newest change of its content), Cache-Control and `Vary: Accept-Encoding`; validators answer 304.
 """
 

@@ -194,7 +194,8 @@ async def publish(
         return 0
     info, events = described
     entries = await entries_for(store, settings, events, memo)
-    current = await store.rendition_etags(name)
+    current = await store.rendition_versions_of(name)
+    now = utcnow()
 
     def render() -> list[Rendition]:
         # One thread hop per document: rendering and compressing (which releases the GIL) run off
@@ -202,8 +203,14 @@ async def publish(
         fresh = []
         for fmt in FORMATS:
             body = table[fmt](info, entries)
-            if current.get(fmt) != etag_of(body):
-                fresh.append(encode(name, fmt, body, info.updated))
+            stored = current.get(fmt)
+            if stored and stored[0] == etag_of(body):
+                continue
+            # New bytes whose entries did not change (a new archive neighbour, a page that filled,
+            # a topic's name): they still need a newer Last-Modified, or If-Modified-Since would
+            # keep the old bytes.
+            modified = info.updated if not stored or info.updated > stored[1] else max(now, stored[1])
+            fresh.append(encode(name, fmt, body, modified))
         return fresh
 
     fresh = await asyncio.to_thread(render)

@@ -7,6 +7,7 @@ source that fails is reported and the others go on; what was stored before stays
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import logging
 from collections.abc import Callable, Iterable
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError, ParseError
-from feeds.model import Page
+from feeds.model import Page, utcnow
 from feeds.pages import parse_document
 from feeds.publish import publish_changes
 from feeds.sources import Collected, Document, Source, open_source
@@ -108,6 +109,9 @@ async def refresh_source(store: Store, source: Source) -> Report:
     report = await ingest(store, source.name, collected)
     if collected.cursor is not None:
         await store.set_cursor(source.name, collected.cursor)
+    commit = getattr(source, "commit", None)
+    if commit:
+        commit()
     forget = getattr(source, "forget", None)
     if forget and report.failed:
         forget(report.failed)
@@ -128,7 +132,13 @@ async def refresh_all(store: Store, settings: Settings, sources: list[Source]) -
         total.problems += report.problems
     for problem in total.problems:
         log.warning("refresh: %s", problem)
-    total.rendered = await publish_changes(store, settings, total.result.feeds, total.result.events)
+    # Tombstones whose window closed since about the last run leave their feeds.
+    window = dt.timedelta(days=settings.tombstone_days)
+    now = utcnow()
+    expiring = await store.feeds_of_tombstones_expiring(
+        now - window - dt.timedelta(seconds=2 * settings.refresh_interval), now - window
+    )
+    total.rendered = await publish_changes(store, settings, total.result.feeds | expiring, total.result.events)
     return total
 
 

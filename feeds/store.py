@@ -426,8 +426,28 @@ class Store:
         return Rendition(feed, fmt, body, gz, br, etag, from_iso(last_modified), content_type)
 
     async def rendition_etags(self, feed: str) -> dict[str, str]:
-        rows = await self._db.execute_fetchall("SELECT fmt, etag FROM renditions WHERE feed = ?", (feed,))
-        return {fmt: etag for fmt, etag in rows}
+        return {fmt: etag for fmt, (etag, _) in (await self.rendition_versions_of(feed)).items()}
+
+    async def rendition_versions_of(self, feed: str) -> dict[str, tuple[str, dt.datetime]]:
+        """fmt -> (ETag, Last-Modified) of a feed's stored renditions."""
+        rows = await self._db.execute_fetchall(
+            "SELECT fmt, etag, last_modified FROM renditions WHERE feed = ?", (feed,)
+        )
+        return {fmt: (etag, from_iso(lm)) for fmt, etag, lm in rows}
+
+    async def feeds_of_tombstones_expiring(self, start: dt.datetime, end: dt.datetime) -> set[str]:
+        """Feeds that carry a tombstone whose window ends in [start, end): they re-render without it."""
+        rows = await self._db.execute_fetchall(
+            "SELECT e.date, t.slug FROM events e LEFT JOIN event_topics et ON et.event = e.key "
+            "LEFT JOIN topics t ON t.id = et.topic_id WHERE e.live = 0 AND e.deleted_at >= ? AND e.deleted_at < ?",
+            (iso(start), iso(end)),
+        )
+        feeds = {"latest"} if rows else set()
+        for date, slug in rows:
+            feeds.add(f"dates/{date}")
+            if slug:
+                feeds.add(f"topics/{slug}")
+        return feeds
 
     async def feed_names(self) -> list[str]:
         """Every feed the store can render: latest, each date with events, each topic."""
@@ -648,8 +668,8 @@ def _apply(
         page = item.page
         doc = page_to_json(page)
         digest = content_hash(doc.encode("utf-8"))
-        row = conn.execute("SELECT hash, deleted_at, relpath FROM pages WHERE path = ?", (page.path,)).fetchone()
-        if row and row[0] == digest and row[1] is None and row[2] == item.relpath:
+        row = conn.execute("SELECT hash, deleted_at, relpath, source FROM pages WHERE path = ?", (page.path,)).fetchone()
+        if row and row == (digest, None, item.relpath, item.source):
             continue
         version = Version.of(page)
         conn.execute(

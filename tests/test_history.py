@@ -151,3 +151,20 @@ async def test_rewording_keeps_the_id_and_moves_updated_end_to_end(
     others = [i for i in items if i is not reworded]
     assert all(reworded["date_modified"] > o["date_modified"] for o in others)
     assert reworded["date_published"] == "2023-02-06T00:00:00+00:00"
+
+
+async def test_last_modified_moves_when_only_links_change(store: Store, settings: Settings) -> None:
+    """A day whose archive neighbour appears gets new bytes with no entry changed: its
+    Last-Modified must still move, or If-Modified-Since pollers keep the old links."""
+    await store.apply(read_pages(EXAMPLE, source="example"))
+    await publish_all(store, settings)
+    before = await store.rendition("dates/2022-02-24", "atom")
+    assert before is not None
+    await asyncio.sleep(1.1)
+    pages = read_pages(EXAMPLE, source="example")
+    older = replace(pages[0], page=replace(pages[0].page, path="/news/2021/01/01/older", date=dt.date(2021, 1, 1), changes=()))
+    result = await store.apply([older])
+    await publish_changes(store, settings, result.feeds, result.events)
+    after = await store.rendition("dates/2022-02-24", "atom")
+    assert after is not None and after.etag != before.etag
+    assert after.last_modified > before.last_modified

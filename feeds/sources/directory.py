@@ -22,7 +22,12 @@ def scan(root: Path) -> dict[str, tuple[int, int]]:
     """relpath -> (mtime_ns, size) of every document under root/news."""
     found: dict[str, tuple[int, int]] = {}
     news = root / "news"
-    for dirpath, dirnames, filenames in os.walk(news):
+    def fail(error: OSError) -> None:
+        # A directory that cannot be read must fail the source: skipping it would look like its
+        # pages were deleted.
+        raise error
+
+    for dirpath, dirnames, filenames in os.walk(news, onerror=fail):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         for filename in sorted(filenames):
@@ -39,17 +44,25 @@ class DirectorySource:
         self.root = Path(config.location)
         # Files unchanged since the last scan (same mtime and size) are not read again.
         self._seen: dict[str, tuple[int, int]] = {}
+        self._pending: dict[str, tuple[int, int]] = {}
 
     async def collect(self, store: Store) -> Collected:
         if not (self.root / "news").is_dir():
             raise SourceError(self.name, f"{self.root} has no news/ directory")
-        stats = await asyncio.to_thread(scan, self.root)
+        try:
+            stats = await asyncio.to_thread(scan, self.root)
+        except OSError as exc:
+            raise SourceError(self.name, f"{exc.filename or self.root}: {exc.strerror}") from exc
         changed = [rel for rel, st in stats.items() if self._seen.get(rel) != st]
+        # Taken as seen only once the batch is stored (`commit`): a failed store re-reads them.
+        self._pending = dict(stats)
         collected = Collected(documents=self._read(changed), expected=len(changed))
         present = {page_path(rel) for rel in stats if not is_day_listing(rel)}
         collected.deleted = await store.missing_pages(self.name, {p for p in present if p})
-        self._seen = stats
         return collected
+
+    def commit(self) -> None:
+        self._seen = self._pending
 
     def _read(self, relpaths: list[str]) -> Iterator[Document]:
         for relpath in relpaths:
@@ -58,7 +71,7 @@ class DirectorySource:
                 data = path.read_bytes()
             except OSError as exc:
                 # Gone or unreadable since the scan: read it again next time.
-                self._seen.pop(relpath, None)
+                self._pending.pop(relpath, None)
                 log.warning("source %s: %s: unreadable: %s", self.name, path, exc.strerror)
                 continue
             yield Document(relpath, data, str(path))
