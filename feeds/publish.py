@@ -97,36 +97,54 @@ def link_for(settings: Settings, source: str, relpath: str) -> str | None:
     return None
 
 
+MemoKey = tuple[str, dt.datetime, tuple[str | None, ...]]
+
+
 class EntryMemo:
-    """Entries (content HTML, summary) made once per event version within one publishing run: an
-    event shows in `latest`, its day and each of its topics, so it would be rendered many times."""
+    """Entries (content HTML, summary) made once per event version: an event shows in `latest`,
+    its day and each of its topics, and stays in big topic pages across many refreshes. The key
+    holds the event's version and where its related links lead now, so a related event that
+    appears or moves makes a new entry."""
 
     def __init__(self, size: int = 20_000) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[str, dt.datetime], Entry] = OrderedDict()
+        self._items: OrderedDict[MemoKey, Entry] = OrderedDict()
 
-    def get(self, event: Event) -> Entry | None:
-        entry = self._items.get((event.key, event.updated))
-        return replace(entry, event=event) if entry else None
+    def get(self, key: MemoKey, event: Event) -> Entry | None:
+        entry = self._items.get(key)
+        if entry is None:
+            return None
+        self._items.move_to_end(key)
+        return replace(entry, event=event)
 
-    def put(self, entry: Entry) -> None:
-        self._items[(entry.event.key, entry.event.updated)] = entry
+    def put(self, key: MemoKey, entry: Entry) -> None:
+        self._items[key] = entry
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
 
+# Kept for the life of the process (a server's scheduled refreshes reuse it); bounded.
+PROCESS_MEMO = EntryMemo()
+
+
 async def entries_for(store: Store, settings: Settings, events: list[Event], memo: EntryMemo | None = None) -> list[Entry]:
-    memo = memo or EntryMemo()
-    todo = [e for e in events if memo.get(e) is None]
-    paths = {p for e in todo for r in e.page.related if (p := page_path(r.url))}
+    memo = memo or PROCESS_MEMO
+    paths = {p for e in events for r in e.page.related if (p := page_path(r.url))}
     found = await store.resolve_links(paths) if paths else {}
     urls = {path: url for path, (relpath, source) in found.items() if (url := link_for(settings, source, relpath))}
     sites = {c.name: c.location for c in settings.sources if c.kind == "http"}
-    for event in todo:
-        resolve = resolver(sites.get(event.source), urls)
-        link = link_for(settings, event.source, event.relpath)
-        memo.put(Entry(event, link, event_html(event, resolve), plain_summary(event)))
-    return [entry for e in events if (entry := memo.get(e)) is not None]
+    out = []
+    for event in events:
+        targets = tuple(urls.get(page_path(r.url) or "") for r in event.page.related)
+        key = (event.key, event.updated, targets)
+        entry = memo.get(key, event)
+        if entry is None:
+            resolve = resolver(sites.get(event.source), urls)
+            link = link_for(settings, event.source, event.relpath)
+            entry = Entry(event, link, event_html(event, resolve), plain_summary(event))
+            memo.put(key, entry)
+        out.append(entry)
+    return out
 
 
 async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[FeedInfo, list[Event]] | None:
@@ -223,7 +241,7 @@ async def publish_keys(
 ) -> int:
     """Publish many documents, a few at a time (both cores: compression runs beside rendering)."""
     table = renderers()
-    memo = EntryMemo()
+    memo = PROCESS_MEMO
     limit = asyncio.Semaphore(PUBLISH_CONCURRENCY)
 
     async def one(key: FeedKey) -> int:

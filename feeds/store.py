@@ -221,7 +221,11 @@ class Store:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = await aiosqlite.connect(path, isolation_level=None)
+            pending = aiosqlite.connect(path, isolation_level=None)
+            # A store left open (a crash, a failed test) must not keep the interpreter alive at
+            # exit; an interrupted transaction is rolled back by SQLite on the next open.
+            pending._thread.daemon = True  # noqa: SLF001
+            db = await pending
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=10000")
