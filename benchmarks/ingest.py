@@ -134,7 +134,8 @@ def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Pa
                 slug = re.sub(r"[^0-9a-z]+", "-", heading[1].lower()).strip("-")
                 feeds.append(f"/feeds/topics/{slug}.atom")
             before = {f: client.get(server.url(f)).headers.get("etag") for f in feeds}
-            edited = re.sub(r"^# (.*)$", lambda m: f"# {m[1]} (update {n})", text, count=1, flags=re.M).encode()
+            stamp = time.time_ns()  # a new wording on every run, even against a store edited before
+            edited = re.sub(r"^# (.*)$", lambda m: f"# {m[1]} (update {n}.{stamp})", text, count=1, flags=re.M).encode()
             copy = work / "edits" / rel  # the corpus itself is left as it is
             copy.parent.mkdir(parents=True, exist_ok=True)
             copy.write_bytes(edited)
