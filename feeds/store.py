@@ -220,20 +220,35 @@ class Store:
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pending = aiosqlite.connect(path, isolation_level=None)
+        # A store left open (a crash, a failed test) must not keep the interpreter alive at
+        # exit; an interrupted transaction is rolled back by SQLite on the next open.
+        pending._thread.daemon = True  # noqa: SLF001
         try:
-            pending = aiosqlite.connect(path, isolation_level=None)
-            # A store left open (a crash, a failed test) must not keep the interpreter alive at
-            # exit; an interrupted transaction is rolled back by SQLite on the next open.
-            pending._thread.daemon = True  # noqa: SLF001
             db = await pending
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA busy_timeout=10000")
-            await db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
             raise StoreError(f"store: unable to open {path}: {exc}") from exc
-        store = cls(db, path)
-        await store._migrate()
+        try:
+            # busy_timeout first: switching a new file to WAL needs a moment of exclusive access,
+            # which other workers opening it at the same time may hold.
+            await db.execute("PRAGMA busy_timeout=10000")
+            for attempt in range(50):
+                try:
+                    await db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError:
+                    if attempt == 49:
+                        raise
+                    await asyncio.sleep(0.05)
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            store = cls(db, path)
+            await store._migrate()
+        except BaseException as exc:
+            await db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"store: unable to open {path}: {exc}") from exc
+            raise
         return store
 
     async def close(self) -> None:
