@@ -136,3 +136,17 @@ async def test_related_links_to_any_version_resolve_to_the_event(store: Store, s
     assert f'href="{current}"' in body.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
     entry = entries("atom", (await store.rendition("dates/2018-01-02", "atom")).body)[0]  # type: ignore[union-attr]
     assert entry["id"] == event_guid("/news/2018/01/02/later")
+
+
+async def test_padded_and_unpadded_day_folders_are_the_same_pages(store: Store, settings: Settings, tmp_path: Path) -> None:
+    root = tmp_path / "padded"
+    shutil.copytree(OFFSTREAM / "news/2018/01/1", root / "news/2018/01/01")
+    config = archive_settings(settings, root)
+    report = await refresh_all(store, config, open_sources(config.sources))
+    assert report.problems == [] and len(report.result.added) == 13
+    # The same pages from the archive's unpadded folder are the same events, not new ones.
+    unpadded = archive_copy(tmp_path, ("news/2018/01/1",))
+    both = replace(config, sources=(SourceConfig(name="offstream", kind="directory", location=str(unpadded)),))
+    report = await refresh_all(store, both, open_sources(both.sources))
+    assert not report.result.added and not report.result.deleted
+    assert len(await store.events(FeedKey("date", "2018-01-01"), 100)) == 13
