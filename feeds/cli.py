@@ -87,6 +87,7 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
 
     from feeds.publish import publish_changes
     from feeds.refresh import ingest as ingest_collected
+    from feeds.refresh import settle
     from feeds.sources import Collected, Document, open_source
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -108,9 +109,10 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
                 source = open_source(SourceConfig(name=label, kind=kind, location=loc))
                 collected = await source.collect(store)
             with tqdm(total=collected.expected, unit="doc", desc="ingest", disable=not show) as bar:
-                report = await ingest_collected(store, label, collected, progress=bar.update)
-            if collected.cursor is not None:
-                await store.set_cursor(label, collected.cursor)
+                if source is None:
+                    report = await ingest_collected(store, label, collected, progress=bar.update)
+                else:
+                    report = await settle(store, source, collected, progress=bar.update)
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 report.rendered = await publish_changes(
                     store, settings, report.result.feeds, report.result.events, progress=bar.update,

@@ -105,8 +105,14 @@ async def ingest(
 
 
 async def refresh_source(store: Store, source: Source) -> Report:
-    collected = await source.collect(store)
-    report = await ingest(store, source.name, collected)
+    return await settle(store, source, await source.collect(store))
+
+
+async def settle(
+    store: Store, source: Source, collected: Collected, progress: Callable[[int], None] | None = None
+) -> Report:
+    """Store what `source` collected, then move the source on: its cursor, the files it has seen."""
+    report = await ingest(store, source.name, collected, progress)
     if collected.cursor is not None:
         await store.set_cursor(source.name, collected.cursor)
     commit = getattr(source, "commit", None)

@@ -12,6 +12,7 @@ from feeds.config import Settings, SourceConfig
 from feeds.ids import event_guid
 from feeds.model import FeedKey
 from feeds.refresh import open_sources, refresh_all
+from feeds.sources import Source
 from feeds.store import Store
 from tests.conftest import OFFSTREAM
 from tests.helpers import entries
@@ -30,6 +31,17 @@ def archive_copy(tmp_path: Path, days: tuple[str, ...] = DAYS) -> Path:
 
 def archive_settings(settings: Settings, root: Path) -> Settings:
     return replace(settings, sources=(SourceConfig(name="offstream", kind="directory", location=str(root)),))
+
+
+async def served_archive(
+    store: Store, settings: Settings, tmp_path: Path, days: tuple[str, ...]
+) -> tuple[Path, Settings, list[Source]]:
+    """A copy of sample days as a directory source, refreshed once into the store."""
+    root = archive_copy(tmp_path, days)
+    config = archive_settings(settings, root)
+    sources = open_sources(config.sources)
+    await refresh_all(store, config, sources)
+    return root, config, sources
 
 
 async def test_whole_days_ingest_without_problems(store: Store, settings: Settings, tmp_path: Path) -> None:
@@ -55,9 +67,7 @@ async def test_a_listed_page_missing_is_reported_with_both_paths(store: Store, s
 
 
 async def test_topics_differing_in_case_are_one(store: Store, settings: Settings, tmp_path: Path) -> None:
-    root = archive_copy(tmp_path, ("news/1999/01/1",))
-    config = archive_settings(settings, root)
-    await refresh_all(store, config, open_sources(config.sources))
+    await served_archive(store, settings, tmp_path, ("news/1999/01/1",))
     # The euro page's heading is "Euro", its related contexts say "euro": one topic, one slug.
     topics = await store.topics()
     assert [(t.slug, t.events) for t in topics] == [("euro", 1)]
@@ -67,10 +77,7 @@ async def test_topics_differing_in_case_are_one(store: Store, settings: Settings
 async def test_deleted_page_leaves_feeds_with_a_tombstone_and_comes_back(
     store: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    root = archive_copy(tmp_path, ("news/2018/01/1",))
-    config = archive_settings(settings, root)
-    sources = open_sources(config.sources)
-    await refresh_all(store, config, sources)
+    root, config, sources = await served_archive(store, settings, tmp_path, ("news/2018/01/1",))
     guid = event_guid(TAX_KEY)
     date_feed = "dates/2018-01-01"
     assert guid in [e["id"] for e in entries("atom", (await store.rendition(date_feed, "atom")).body)]  # type: ignore[union-attr]
@@ -102,10 +109,7 @@ async def test_deleted_page_leaves_feeds_with_a_tombstone_and_comes_back(
 async def test_deleting_the_current_version_falls_back_to_the_previous(
     store: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    root = archive_copy(tmp_path, ("news/2018/01/1",))
-    config = archive_settings(settings, root)
-    sources = open_sources(config.sources)
-    await refresh_all(store, config, sources)
+    root, config, sources = await served_archive(store, settings, tmp_path, ("news/2018/01/1",))
     newest = root / "news/2018/01/1/a-boat-capsizes-in-the-north-of-indonesian-borneo-leaving-at-least-eight-people-dead.md"
     newest.unlink()
     report = await refresh_all(store, config, sources)
