@@ -17,18 +17,19 @@ import asyncio
 import datetime as dt
 import gzip
 import hashlib
-from collections.abc import Callable, Iterable
-from typing import Any
+import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import brotli
 
 from feeds.config import Settings
 from feeds.ids import page_path
 from feeds.model import FORMATS, Event, FeedKey, Rendition, utcnow
-from feeds.render import CONTENT_TYPES, Entry, FeedInfo, Renderer, renderers
-from feeds.render.content import event_html, plain_summary, resolver
+from feeds.render import CONTENT_TYPES, Entry, FeedInfo, Format, formats
+from feeds.render.content import LinkResolver, event_html, plain_summary, resolver
 from feeds.render.topics import TOPICS_DOC, topics_document
 from feeds.store import Store
 
@@ -97,38 +98,62 @@ def link_for(settings: Settings, source: str, relpath: str) -> str | None:
     return None
 
 
-MemoKey = tuple[str, dt.datetime, tuple[str | None, ...]]
+MemoKey = tuple[str, dt.datetime, str | None, tuple[str | None, ...], str]
+Fragments = dict[str, bytes]  # format -> the entry's bytes in that format
 
 
 class EntryMemo:
-    """Entries (content HTML, summary) made once per event version: an event shows in `latest`,
-    its day and each of its topics, and stays in big topic pages across many refreshes. The key
-    holds the event's version and where its related links lead now, so a related event that
-    appears or moves makes a new entry."""
+    """Each event version's entry in every format, made once: an event shows in `latest`, its
+    day and each of its topics, and stays in big topic pages across many refreshes. The key holds
+    the event's version, its web link, where its related links lead now (a related event that
+    appears or moves makes a new entry) and the base URL. Bounded by bytes, least recently used
+    first out; shared by the threads that publish documents."""
 
-    def __init__(self, size: int = 20_000) -> None:
-        self.size = size
-        self._items: OrderedDict[MemoKey, Entry] = OrderedDict()
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.hits = self.misses = 0
+        self._items: OrderedDict[MemoKey, Fragments] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def get(self, key: MemoKey, event: Event) -> Entry | None:
-        entry = self._items.get(key)
-        if entry is None:
-            return None
-        self._items.move_to_end(key)
-        return replace(entry, event=event)
+    def get(self, key: MemoKey) -> Fragments | None:
+        with self._lock:
+            fragments = self._items.get(key)
+            if fragments is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._items.move_to_end(key)
+            return fragments
 
-    def put(self, key: MemoKey, entry: Entry) -> None:
-        self._items[key] = entry
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+    def put(self, key: MemoKey, fragments: Fragments) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = fragments
+            self.size += sum(map(len, fragments.values()))
+            while self.size > self.max_bytes and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self.size -= sum(map(len, dropped.values()))
 
 
 # Kept for the life of the process (a server's scheduled refreshes reuse it); bounded.
 PROCESS_MEMO = EntryMemo()
 
 
-async def entries_for(store: Store, settings: Settings, events: list[Event], memo: EntryMemo | None = None) -> list[Entry]:
-    memo = memo or PROCESS_MEMO
+@dataclass(frozen=True)
+class Pending:
+    """An event whose entry may still have to be made, with what making it needs."""
+
+    key: MemoKey
+    event: Event
+    link: str | None
+    resolve: LinkResolver
+
+
+async def plan_entries(store: Store, settings: Settings, events: list[Event]) -> list[Pending]:
+    """Resolve what each entry depends on (a store read); the entries themselves are made later,
+    off the event loop, by `fragments`."""
     paths = {p for e in events for r in e.page.related if (p := page_path(r.url))}
     found = await store.resolve_links(paths) if paths else {}
     urls = {path: url for path, (relpath, source) in found.items() if (url := link_for(settings, source, relpath))}
@@ -136,14 +161,21 @@ async def entries_for(store: Store, settings: Settings, events: list[Event], mem
     out = []
     for event in events:
         targets = tuple(urls.get(page_path(r.url) or "") for r in event.page.related)
-        key = (event.key, event.updated, targets)
-        entry = memo.get(key, event)
-        if entry is None:
-            resolve = resolver(sites.get(event.source), urls)
-            link = link_for(settings, event.source, event.relpath)
-            entry = Entry(event, link, event_html(event, resolve), plain_summary(event))
-            memo.put(key, entry)
-        out.append(entry)
+        link = link_for(settings, event.source, event.relpath)
+        key = (event.key, event.updated, link, targets, settings.base_url)
+        out.append(Pending(key, event, link, resolver(sites.get(event.source), urls)))
+    return out
+
+
+def fragments(pending: list[Pending], table: dict[str, Format], memo: EntryMemo) -> list[Fragments]:
+    out = []
+    for p in pending:
+        made = memo.get(p.key)
+        if made is None:
+            entry = Entry(p.event, p.link, event_html(p.event, p.resolve), plain_summary(p.event))
+            made = {fmt: f.entry(entry, p.key[4]) for fmt, f in table.items()}
+            memo.put(p.key, made)
+        out.append(made)
     return out
 
 
@@ -202,25 +234,27 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
 
 
 async def publish(
-    store: Store, settings: Settings, key: FeedKey, table: dict[str, Renderer], memo: EntryMemo | None = None
+    store: Store, settings: Settings, key: FeedKey, table: dict[str, Format], memo: EntryMemo | None = None
 ) -> int:
     """Render one document in every format; store what changed. Returns how many were stored."""
+    memo = memo or PROCESS_MEMO
     name = key.name
     described = await describe(store, settings, key)
     if described is None:
         await store.delete_renditions(name)
         return 0
     info, events = described
-    entries = await entries_for(store, settings, events, memo)
+    pending = await plan_entries(store, settings, events)
     current = await store.rendition_versions_of(name)
     now = utcnow()
 
     def render() -> list[Rendition]:
-        # One thread hop per document: rendering and compressing (which releases the GIL) run off
-        # the event loop while other documents are read and written.
+        # One thread hop per document: making entries, joining and compressing (which releases
+        # the GIL) run off the event loop, which keeps serving while other documents are read.
+        entries = fragments(pending, table, memo)
         fresh = []
         for fmt in FORMATS:
-            body = table[fmt](info, entries)
+            body = table[fmt].document(info, [e[fmt] for e in entries])
             stored = current.get(fmt)
             if stored and stored[0] == etag_of(body):
                 continue
@@ -240,7 +274,7 @@ async def publish_keys(
     store: Store, settings: Settings, keys: Iterable[FeedKey], progress: Callable[[int], object] | None = None
 ) -> int:
     """Publish many documents, a few at a time (both cores: compression runs beside rendering)."""
-    table = renderers()
+    table = formats()
     memo = PROCESS_MEMO
     limit = asyncio.Semaphore(PUBLISH_CONCURRENCY)
 

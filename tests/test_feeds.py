@@ -15,7 +15,7 @@ from feeds.ids import event_guid
 from feeds.model import FeedKey
 from feeds.publish import publish, publish_all
 from feeds.refresh import ingest
-from feeds.render import renderers
+from feeds.render import formats
 from feeds.sources import Collected, Document
 from feeds.store import Store
 from tests.conftest import EXAMPLE, SAMPLE_RELPATH, SAMPLES
@@ -108,7 +108,7 @@ async def test_untrusted_text_is_sanitised(store: Store, settings: Settings) -> 
 
 async def test_limits_items_per_feed(store: Store, settings: Settings) -> None:
     await load_example(store, replace(settings, items_per_feed=5))
-    await publish(store, replace(settings, items_per_feed=5), FeedKey("latest"), renderers())
+    await publish(store, replace(settings, items_per_feed=5), FeedKey("latest"), formats())
     rendition = await store.rendition("latest", "rss")
     assert rendition is not None
     assert len(feedparser.parse(rendition.body).entries) == 5

@@ -7,8 +7,9 @@ always renders to the same bytes and keeps its ETag.
 from __future__ import annotations
 
 import datetime as dt
+import mimetypes
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from feeds.ids import GUID_NAMESPACE
@@ -63,11 +64,28 @@ def feed_url(base_url: str, name: str, fmt: str) -> str:
     return f"{base_url.rstrip('/')}/feeds/{name}.{fmt}"
 
 
-Renderer = Callable[[FeedInfo, list[Entry]], bytes]
+def image_type(url: str) -> str:
+    guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
+    return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
 
 
-def renderers() -> dict[str, Renderer]:
-    from feeds.render.atom_rss import render_atom, render_rss
-    from feeds.render.jsonfeed import render_json
+@dataclass(frozen=True)
+class Format:
+    """One output format: an entry's bytes (made once per event version, the same in every
+    document), and a document around already-made entries."""
 
-    return {"rss": render_rss, "atom": render_atom, "json": render_json}
+    entry: Callable[[Entry, str], bytes]  # (entry, base_url)
+    document: Callable[[FeedInfo, Sequence[bytes]], bytes]
+
+    def render(self, info: FeedInfo, entries: Sequence[Entry]) -> bytes:
+        return self.document(info, [self.entry(e, info.base_url) for e in entries])
+
+
+def formats() -> dict[str, Format]:
+    from feeds.render import atom, jsonfeed, rss
+
+    return {
+        "rss": Format(rss.item, rss.document),
+        "atom": Format(atom.entry, atom.document),
+        "json": Format(jsonfeed.item, jsonfeed.document),
+    }

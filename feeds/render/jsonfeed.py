@@ -1,15 +1,45 @@
-"""JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/), written field by field to the spec."""
+"""JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/), written field by field to the spec.
+
+Like the XML formats, an item's JSON is made once per event version and documents are joined
+from those pieces.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from feeds.render import Entry, FeedInfo
 from feeds.render.content import entry_html, http_url
 
 
-def render_json(info: FeedInfo, entries: list[Entry]) -> bytes:
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def item(entry: Entry, base_url: str) -> bytes:
+    event = entry.event
+    doc: dict[str, Any] = {
+        "id": event.guid,  # required, a string, unique and permanent
+        "title": event.page.headline,
+        "content_html": entry_html(entry),
+        "summary": entry.summary_text,  # plain text, as the spec says
+        "date_published": event.published.isoformat(),  # RFC 3339
+        "date_modified": event.updated.isoformat(),
+        "tags": [t.name for t in event.topics],
+    }
+    if entry.link:
+        doc["url"] = entry.link
+    # URL fields hold absolute URLs only (a page's relative or javascript: URL is left out).
+    if image := http_url(event.page.image):
+        doc["image"] = image
+    if event.page.sources and (external := http_url(event.page.sources[0].url)):
+        doc["external_url"] = external
+    return _dumps(doc)
+
+
+def document(info: FeedInfo, items: Sequence[bytes]) -> bytes:
     feed: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",  # required
         "title": info.title,  # required
@@ -21,25 +51,5 @@ def render_json(info: FeedInfo, entries: list[Entry]) -> bytes:
     }
     if "next" in info.links:
         feed["next_url"] = info.url("json", info.links["next"])  # paging: older items
-    items = []
-    for entry in entries:
-        event = entry.event
-        item: dict[str, Any] = {
-            "id": event.guid,  # required, a string, unique and permanent
-            "title": event.page.headline,
-            "content_html": entry_html(entry),
-            "summary": entry.summary_text,  # plain text, as the spec says
-            "date_published": event.published.isoformat(),  # RFC 3339
-            "date_modified": event.updated.isoformat(),
-            "tags": [t.name for t in event.topics],
-        }
-        if entry.link:
-            item["url"] = entry.link
-        # URL fields hold absolute URLs only (a page's relative or javascript: URL is left out).
-        if image := http_url(event.page.image):
-            item["image"] = image
-        if event.page.sources and (external := http_url(event.page.sources[0].url)):
-            item["external_url"] = external
-        items.append(item)
-    feed["items"] = items  # required
-    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    # `items` (required) last: the head object without its closing brace, then the items.
+    return _dumps(feed)[:-1] + b',"items":[' + b",".join(items) + b"]}\n"

@@ -1,4 +1,7 @@
-"""RSS 2.0 and Atom 1.0 with feedgen.
+"""RSS 2.0 and Atom 1.0 made with feedgen: the reference the hand-written serializers in
+feeds/render/ are checked against (tests/test_conformance.py), byte for byte after XML
+canonicalisation. feeds used these renderers until it wrote documents from per-entry pieces (a
+document is then joined, not built: see benchmarks/README.md).
 
 feedgen stamps `updated`/`lastBuildDate` with the render time and prepends entries; both are
 overridden here (dates from the events, `order="append"`) so unchanged content gives unchanged
@@ -15,7 +18,6 @@ at the first entry, so it would also miss `current` and the archive links).
 from __future__ import annotations
 
 import html
-import mimetypes
 import re
 import threading
 
@@ -23,17 +25,13 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feeds.render import Entry, FeedInfo
+from feeds.render import image_type as _image_type
 from feeds.render.content import entry_html, http_url
 
 _LOCK = threading.Lock()
 ATOM_NS = "http://www.w3.org/2005/Atom"
 TOMBSTONE_NS = "http://purl.org/atompub/tombstones/1.0"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
-
-def _image_type(url: str) -> str:
-    guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
-    return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
-
 
 def _generator(info: FeedInfo, entries: list[Entry], fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
@@ -45,7 +43,7 @@ def _generator(info: FeedInfo, entries: list[Entry], fmt: str) -> FeedGenerator:
     fg.author({"name": info.author})
     fg.link(href=info.url(fmt), rel="self", type=f"application/{'rss' if fmt == 'rss' else 'atom'}+xml")
     fg.link(href=info.home, rel="alternate", type="text/html")
-    fg.generator("feeds", uri="https://pypi.org/project/feedgen/")
+    fg.generator("feeds")
     fg.updated(info.updated)
     fg.lastBuildDate(info.updated)
     fg.ttl(info.ttl_minutes)
