@@ -113,6 +113,15 @@ class Corpus:
 
 
 EDGE_PAGES = {
+    # Characters XML 1.0 cannot hold at all, raw and as references: dropped, never a broken feed.
+    "news/2024/11/7/terminal-escapes.md": """\
+### [2024-11-07](/news/2024/11/07/index.md)
+
+##### Control\x01 characters
+# A headline with a bell\x07, an escape\x1b[31m and &#1; a reference
+
+A summary with a form feed\x0c, a NUL-like \x02 and \ufffe a non-character.
+""",
     "news/2024/11/7/at-t-shares-fall.md": """\
 ### [2024-11-07](/news/2024/11/07/index.md)
 

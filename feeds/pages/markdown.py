@@ -13,6 +13,7 @@ import re
 
 from feeds.errors import ParseError
 from feeds.ids import page_path
+from feeds.render.markup import xml_safe
 from feeds.model import Change, ChangeKind, DayEntry, DayListing, Page, Related, SourceLink, UTC
 
 _DATE_LINE = re.compile(r"^(?P<level>#{2,3})\s*\[\s*(?P<date>\d{4}-\d{1,2}-\d{1,2})\s*\]\([^)]*\)\s*$")
@@ -30,8 +31,9 @@ _KINDS: dict[str, ChangeKind] = {"First version": "first", "Update": "update", "
 
 
 def text(value: str) -> str:
-    """Plain text of a title or name: references decoded, whitespace (any kind) collapsed."""
-    return " ".join(html.unescape(value).split())
+    """Plain text of a title or name: references decoded, whitespace (any kind) collapsed,
+    characters no feed can carry (C0 controls, `&#1;`, lone surrogates) dropped."""
+    return " ".join(xml_safe(html.unescape(value)).split())
 
 
 _REFERENCE = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
