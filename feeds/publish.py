@@ -28,8 +28,8 @@ from isal import igzip
 from feeds.config import Settings
 from feeds.ids import page_path
 from feeds.model import FORMATS, Event, FeedKey, Rendition, utcnow
-from feeds.render import CONTENT_TYPES, Entry, FeedInfo, Format, formats
-from feeds.render.content import LinkResolver, event_html, plain_summary, resolver
+from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
+from feeds.render.content import LinkResolver, make_entry, resolver
 from feeds.render.topics import TOPICS_DOC, topics_document
 from feeds.store import Store
 
@@ -175,7 +175,7 @@ def fragments(pending: list[Pending], table: dict[str, Format], memo: EntryMemo)
     for p in pending:
         made = memo.get(p.key)
         if made is None:
-            entry = Entry(p.event, p.link, event_html(p.event, p.resolve), plain_summary(p.event))
+            entry = make_entry(p.event, p.link, p.resolve)
             made = {fmt: f.entry(entry, p.key[4]) for fmt, f in table.items()}
             memo.put(p.key, made)
         out.append(made)

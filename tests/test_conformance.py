@@ -54,8 +54,8 @@ from feeds.config import Settings, SourceConfig
 from feeds.model import Event, FeedKey, Page
 from feeds.pages import parse_document
 from feeds.publish import describe, plan_entries, publish_all, publish_changes
-from feeds.render import Entry, feed_url
-from feeds.render.content import event_html, plain_summary
+from feeds.render import feed_url
+from feeds.render.content import make_entry
 from feeds.store import Incoming, Store
 from tests.conftest import DATA, EXAMPLE, OFFSTREAM, SAMPLE_RELPATH, SAMPLES
 from tests.feedgen_reference import render_atom, render_rss
@@ -768,10 +768,7 @@ def test_xml_feeds_are_what_feedgen_makes_of_the_same_entries(corpus: Corpus) ->
                 described = await describe(store, corpus.settings, FeedKey.parse(feed))
                 assert described is not None, feed
                 info, events = described
-                made = [
-                    Entry(p.event, p.link, event_html(p.event, p.resolve), plain_summary(p.event))
-                    for p in await plan_entries(store, corpus.settings, events)
-                ]
+                made = [make_entry(p.event, p.link, p.resolve) for p in await plan_entries(store, corpus.settings, events)]
                 reference = (render_atom if fmt == "atom" else render_rss)(info, made)
                 assert _canonical(body) == _canonical(reference), (feed, fmt)
                 compared += 1

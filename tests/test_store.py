@@ -12,7 +12,7 @@ import pytest
 
 from feeds.ids import event_guid
 from feeds.model import UTC, FeedKey
-from feeds.store import Store
+from feeds.store import MIGRATIONS, SCHEMA_VERSION, Store, _statements
 from tests.conftest import EXAMPLE, OFFSTREAM
 from tests.helpers import read_pages
 
@@ -22,9 +22,53 @@ T1 = T0 + dt.timedelta(hours=1)
 
 async def test_schema_is_versioned_and_wal(store: Store) -> None:
     conn = sqlite3.connect(store.path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+async def test_topic_slots_are_arrival_ranks_and_survive_leaving_and_coming_back(store: Store) -> None:
+    pages = read_pages(OFFSTREAM) + read_pages(EXAMPLE)
+    random.Random(7).shuffle(pages)
+    for start in range(0, len(pages), 9):
+        await store.apply(pages[start : start + 9])
+    conn = sqlite3.connect(store.path)
+    rows = conn.execute(
+        "SELECT t.slots, et.slot, row_number() OVER (PARTITION BY et.topic_id ORDER BY et.seq) - 1, "
+        "count(*) OVER (PARTITION BY et.topic_id) FROM event_topics et JOIN topics t ON t.id = et.topic_id"
+    ).fetchall()
+    conn.close()
+    assert rows and all(slots == count and slot == rank for slots, slot, rank, count in rows)
+    # An event leaving a topic (reworded without it) and coming back keeps its slot; the
+    # topic's later slots do not move.
+    slug = "syrian-civil-war"
+    before = await store.topic_ranks(slug, [e.key for e in await store.events(FeedKey("topic", slug), 100)])
+    member = next(p for p in pages if "Syrian civil war" in p.page.topics and p.page.heading != "Syrian civil war")
+    assert member.page.path in before
+    left = replace(member.page, related=tuple(r for r in member.page.related if "Syrian civil war" not in r.contexts))
+    await store.apply([replace(member, page=left)])
+    assert member.page.path not in {e.key for e in await store.events(FeedKey("topic", slug), 100)}
+    await store.apply([member])
+    assert await store.topic_ranks(slug, before) == before
+    assert await store.topic_slots(slug) == len(before)
+
+
+async def test_upgrading_a_version_1_store_numbers_existing_slots(tmp_path: object) -> None:
+    path = f"{tmp_path}/old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in _statements(MIGRATIONS[1]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version=1")
+    conn.executemany("INSERT INTO topics (id, key, slug, name) VALUES (?,?,?,?)", [(1, "a", "a", "A"), (2, "b", "b", "B")])
+    members = [(1, "e3", 30), (2, "e1", 10), (1, "e1", 10), (1, "e2", 20)]
+    conn.executemany("INSERT INTO event_topics VALUES (?,?,'A',1,'2024-01-01',?)", members)
+    conn.close()
+    store = await Store.open(path)
+    try:
+        assert await store.topic_slots("a") == 3 and await store.topic_slots("b") == 1
+        assert await store.topic_ranks("a", ["e1", "e2", "e3"]) == {"e1": 0, "e2": 1, "e3": 2}
+    finally:
+        await store.close()
 
 
 async def test_reingest_is_idempotent(store: Store) -> None:

@@ -13,8 +13,8 @@ import re
 
 from feeds.errors import ParseError
 from feeds.ids import page_path
+from feeds.model import UTC, Change, ChangeKind, DayEntry, DayListing, Page, Related, SourceLink
 from feeds.render.markup import xml_safe
-from feeds.model import Change, ChangeKind, DayEntry, DayListing, Page, Related, SourceLink, UTC
 
 _DATE_LINE = re.compile(r"^(?P<level>#{2,3})\s*\[\s*(?P<date>\d{4}-\d{1,2}-\d{1,2})\s*\]\([^)]*\)\s*$")
 _HEADING = re.compile(r"^#####\s*(?P<text>.*?)\s*$")

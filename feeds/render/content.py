@@ -77,10 +77,18 @@ def summary_html(markdown: str, resolve: LinkResolver) -> str:
     return str(_MD.renderer.render(tokens, _MD.options, {}))
 
 
-def event_html(event: Event, resolve: LinkResolver) -> str:
-    """The entry content: summary, image, sources, related events (links resolved)."""
+def make_entry(event: Event, link: str | None, resolve: LinkResolver) -> Entry:
+    """An event's entry: its content HTML and its summary as text (the summary's markdown is
+    parsed once for both)."""
+    summary = summary_html(event.page.summary, resolve) if event.page.summary else ""
+    return Entry(event, link, event_html(event, resolve, summary), plain_summary(event, summary))
+
+
+def event_html(event: Event, resolve: LinkResolver, summary: str) -> str:
+    """The entry content: summary (already HTML), image, sources, related events (links
+    resolved)."""
     page = event.page
-    parts = [summary_html(page.summary, resolve)] if page.summary else []
+    parts = [summary] if summary else []
     if image := http_url(page.image):
         parts.append(f'<figure><img src="{html.escape(image)}" alt=""></figure>')
     if page.sources:
@@ -103,12 +111,12 @@ def event_html(event: Event, resolve: LinkResolver) -> str:
     return sanitize("\n".join(parts))
 
 
-def plain_summary(event: Event) -> str:
-    """The summary as text (links reduced to their words), or the headline when there is none."""
-    if not event.page.summary:
+def plain_summary(event: Event, summary: str) -> str:
+    """The summary (its HTML) as text, links reduced to their words; the headline when there is
+    none."""
+    if not summary:
         return event.page.headline
-    text = nh3.clean(_MD.render(event.page.summary), tags=set())
-    return html.unescape(" ".join(text.split()))
+    return html.unescape(" ".join(nh3.clean(summary, tags=set()).split()))
 
 
 def entry_html(entry: Entry) -> str:
