@@ -307,7 +307,10 @@ async def affected(store: Store, settings: Settings, names: Iterable[str], event
         key = FeedKey.parse(name)
         keys.add(key)
         if key.kind == "date":
-            keys |= {FeedKey("date", d) for d in await store.neighbour_dates(key.value) if d}
+            # Neighbours link to a day only while it has events: they change when it appears or
+            # goes, not when one of its events is reworded.
+            if bool(await store.events(key, 1)) != bool(await store.rendition_etags(key.name)):
+                keys |= {FeedKey("date", d) for d in await store.neighbour_dates(key.value) if d}
         elif key.kind == "topic":
             paging = Paging(await store.topic_slots(key.value), settings.items_per_feed)
             if len(changed) > BULK:

@@ -168,3 +168,24 @@ async def test_last_modified_moves_when_only_links_change(store: Store, settings
     after = await store.rendition("dates/2022-02-24", "atom")
     assert after is not None and after.etag != before.etag
     assert after.last_modified > before.last_modified
+
+
+async def test_a_day_that_loses_its_events_leaves_the_archive_chain(store: Store, settings: Settings) -> None:
+    small = await loaded(store, settings)
+    days = await store.dates()
+    gone = days[len(days) // 2]
+    keys = [e.key for e in await store.events(FeedKey("date", gone), 1000)]
+    result = await store.apply([], deleted=keys)
+    await publish_changes(store, small, result.feeds, result.events)
+    # Walk the stored Atom archive from the newest day: every day but the emptied one, in order.
+    walked = []
+    name: str | None = f"dates/{days[-1]}"
+    while name:
+        rendition = await store.rendition(name, "atom")
+        assert rendition is not None, name
+        walked.append(name.split("/")[1])
+        link = atom_links(rendition.body).get("prev-archive")
+        name = link.split("/feeds/")[1].rsplit(".", 1)[0] if link else None
+    assert walked == [d for d in reversed(days) if d != gone]
+    after = (await store.rendition(f"dates/{days[days.index(gone) - 1]}", "atom")).body  # type: ignore[union-attr]
+    assert f"dates/{days[days.index(gone) + 1]}.atom" in atom_links(after)["next-archive"]
