@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,6 +97,7 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
         store = await Store.open(settings.database)
         path = Path(location)
         source = None
+        started = time.perf_counter()
         try:
             if path.is_file():
                 rel = _relpath(path)
@@ -113,17 +115,20 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
                     report = await ingest_collected(store, label, collected, progress=bar.update)
                 else:
                     report = await settle(store, source, collected, progress=bar.update)
+            stored = time.perf_counter()
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 report.rendered = await publish_changes(
                     store, settings, report.result.feeds, report.result.events, progress=bar.update,
                     processes=os.cpu_count() or 1,
                 )
+            published = time.perf_counter()
         finally:
             if source is not None:
                 await source.aclose()
             await store.close()
         for line in report.lines():
             click.echo(line)
+        click.echo(f"read and stored in {stored - started:.1f} s, published in {published - stored:.1f} s")
         return 1 if report.problems else 0
 
     sys.exit(run(go))

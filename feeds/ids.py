@@ -7,6 +7,7 @@ path of its chain's first version, so rewording never changes it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -21,6 +22,7 @@ _PAGE_PATH = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def page_path(link: str) -> str | None:
     """Canonical `/news/YYYY/MM/DD/slug` for any link or file path to a page, else None."""
     match = _PAGE_PATH.match(link.strip().split("?", 1)[0].split("#", 1)[0])
@@ -32,11 +34,13 @@ def page_path(link: str) -> str | None:
     return f"/news/{y}/{m:02d}/{d:02d}/{slug}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def event_guid(key: str) -> str:
     """The guid/id every format carries for the event whose first version lives at `key`."""
     return f"urn:uuid:{uuid.uuid5(GUID_NAMESPACE, key)}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def topic_key(name: str) -> str:
     """What makes two topic names the same topic: case, diacritics and punctuation don't count."""
     words = re.findall(r"[0-9a-z]+", unidecode(name).casefold())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -32,6 +33,8 @@ from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
 from feeds.render.content import LinkResolver, make_entry, resolver
 from feeds.render.topics import TOPICS_DOC, topics_document
 from feeds.store import Store
+
+log = logging.getLogger(__name__)
 
 PUBLISH_CONCURRENCY = 4
 DATE_FEED_LIMIT = 1000  # a day of the portal has tens of events; this only bounds a pathological day
@@ -142,6 +145,9 @@ class EntryMemo:
 
 # Kept for the life of the process (a server's scheduled refreshes reuse it); bounded.
 PROCESS_MEMO = EntryMemo()
+# A bulk publishing process's own: entries of a stretch of time wide enough that an event's
+# entry is still there when the last page of its topics is published (benchmarks/README.md).
+BULK_MEMO_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -209,7 +215,7 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         topic = await store.topic(key.value)
         if topic is None:
             return None
-        paging = Paging(await store.topic_slots(key.value), settings.items_per_feed)
+        paging = Paging(topic.slots, settings.items_per_feed)
         if key.page > paging.archive_pages:
             return None
         events, deleted = await store.topic_slot_events(key.value, *paging.bounds(key.page))
@@ -236,10 +242,37 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
     return info, events
 
 
+class Writer:
+    """New renditions gathered and stored a batch at a time: one write transaction for many
+    documents (each costs a commit otherwise), and the documents of one refresh appear together."""
+
+    def __init__(self, store: Store, max_bytes: int = 32 << 20) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self._pending: list[Rendition] = []
+        self._size = 0
+
+    async def add(self, renditions: list[Rendition]) -> None:
+        self._pending += renditions
+        self._size += sum(len(r.body) + len(r.gzip) + len(r.br) for r in renditions)
+        if self._size >= self.max_bytes:
+            await self.flush()
+
+    async def flush(self) -> None:
+        pending, self._pending, self._size = self._pending, [], 0
+        await self.store.put_renditions(pending)
+
+
 async def publish(
-    store: Store, settings: Settings, key: FeedKey, table: dict[str, Format], memo: EntryMemo | None = None
+    store: Store,
+    settings: Settings,
+    key: FeedKey,
+    table: dict[str, Format],
+    memo: EntryMemo | None = None,
+    writer: Writer | None = None,
 ) -> int:
-    """Render one document in every format; store what changed. Returns how many were stored."""
+    """Render one document in every format; store what changed (now, or with the writer's next
+    batch). Returns how many renditions changed."""
     memo = memo or PROCESS_MEMO
     name = key.name
     described = await describe(store, settings, key)
@@ -269,29 +302,41 @@ async def publish(
         return fresh
 
     fresh = await asyncio.to_thread(render)
-    await store.put_renditions(fresh)
+    if writer:
+        await writer.add(fresh)
+    else:
+        await store.put_renditions(fresh)
     return len(fresh)
 
 
 async def publish_keys(
-    store: Store, settings: Settings, keys: Iterable[FeedKey], progress: Callable[[int], object] | None = None
+    store: Store,
+    settings: Settings,
+    keys: Iterable[FeedKey],
+    progress: Callable[[int], object] | None = None,
+    memo: EntryMemo | None = None,
+    ordered: bool = False,
 ) -> int:
-    """Publish many documents, a few at a time (both cores: compression runs beside rendering)."""
+    """Publish many documents, a few at a time (both cores: compression runs beside rendering),
+    in the order given when `ordered`, else by name."""
     table = formats()
-    memo = PROCESS_MEMO
+    memo = memo or PROCESS_MEMO
     limit = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+    writer = Writer(store)
 
     async def one(key: FeedKey) -> int:
         async with limit:
-            stored = await publish(store, settings, key, table, memo)
+            stored = await publish(store, settings, key, table, memo, writer)
         if progress:
             progress(1)
         return stored
 
-    ordered = sorted(keys, key=lambda k: (k.kind, k.value, k.page))
+    queue = list(keys) if ordered else sorted(keys, key=lambda k: (k.kind, k.value, k.page))
     total = 0
-    for start in range(0, len(ordered), 256):  # bounded number of pending tasks
-        total += sum(await asyncio.gather(*(one(k) for k in ordered[start : start + 256])))
+    for start in range(0, len(queue), 256):  # bounded number of pending tasks
+        total += sum(await asyncio.gather(*(one(k) for k in queue[start : start + 256])))
+    await writer.flush()
     return total
 
 
@@ -367,13 +412,40 @@ async def publish_all(
     return total + await publish_topics(store, settings)
 
 
-def _publish_shard(database: str, settings: Settings, names: list[str], done: Any) -> int:
-    """Child process: publish `names` through its own connection to the store."""
+async def arrival_order(store: Store, settings: Settings, names: list[str]) -> list[str]:
+    """Documents in the order their newest events arrived. An event's entry is made once and
+    kept (EntryMemo) while the documents that show it (its day, the pages of its topics) are
+    published: in arrival order they come close together, in name order they would be far apart
+    and each entry would be made again for most of them."""
+    dates, topics = await store.newest_arrivals()
+    newest: dict[str, int] = {f"dates/{d}": seq for d, seq in dates.items()}
+    for slug, slots in topics.items():
+        paging = Paging(len(slots), settings.items_per_feed)
+        for slot, seq in slots:
+            name = FeedKey("topic", slug, paging.page_of(slot)).name
+            newest[name] = max(newest.get(name, 0), seq)
+    last = max(newest.values(), default=0) + 1  # `latest`, the topics index: after everything
+    return sorted(names, key=lambda n: (newest.get(n, last), n))
 
-    async def run() -> int:
+
+def _contiguous(names: list[str], parts: int) -> list[list[str]]:
+    """`parts` runs of consecutive names: each process meets the events of its own stretch of
+    time, so its entries are made once and reused."""
+    size = -(-len(names) // parts)
+    return [names[i : i + size] for i in range(0, len(names), size)]
+
+
+def _publish_shard(database: str, settings: Settings, names: list[str], done: Any) -> tuple[int, int, int]:
+    """Child process: publish `names` through its own connection to the store. Returns how many
+    renditions it stored, entries it made and entries it reused."""
+
+    async def run() -> tuple[int, int, int]:
         store = await Store.open(database)
         try:
-            return await publish_keys(store, settings, [FeedKey.parse(n) for n in names], lambda n: done.put(n))
+            memo = EntryMemo(BULK_MEMO_BYTES)
+            keys = [FeedKey.parse(n) for n in names]
+            stored = await publish_keys(store, settings, keys, lambda n: done.put(n), memo=memo, ordered=True)
+            return stored, memo.misses, memo.hits
         finally:
             await store.close()
 
@@ -393,16 +465,18 @@ async def publish_keys_in_processes(
     from concurrent.futures import ProcessPoolExecutor
 
     names = sorted(k.name for k in keys)
+    if len(names) >= 500:
+        names = await arrival_order(store, settings, names)
     if processes <= 1 or len(names) < 500:
-        return await publish_keys(store, settings, [FeedKey.parse(n) for n in names], progress)
+        return await publish_keys(store, settings, [FeedKey.parse(n) for n in names], progress, ordered=True)
     context = multiprocessing.get_context("spawn")  # no inherited event loop or database threads
     manager = context.Manager()
     done = manager.Queue()
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
         futures = [
-            loop.run_in_executor(pool, _publish_shard, store.path, settings, names[i::processes], done)
-            for i in range(processes)
+            loop.run_in_executor(pool, _publish_shard, store.path, settings, shard, done)
+            for shard in _contiguous(names, processes)
         ]
         pending = asyncio.gather(*futures)
         while not pending.done():
@@ -413,4 +487,5 @@ async def publish_keys_in_processes(
                     progress(count)
         results = await pending
     manager.shutdown()
-    return sum(results)
+    log.info("entries made %d, reused %d", sum(r[1] for r in results), sum(r[2] for r in results))
+    return sum(r[0] for r in results)

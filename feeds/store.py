@@ -220,6 +220,7 @@ class TopicRow:
     name: str
     events: int
     updated: dt.datetime | None
+    slots: int = 0  # events that ever joined: the length of its stable page sequence
 
 
 class Store:
@@ -492,13 +493,13 @@ class Store:
 
     async def topic(self, slug: str) -> TopicRow | None:
         rows = await self._db.execute_fetchall(
-            "SELECT slug, name, events, updated FROM topics WHERE slug = ?", (slug,)
+            "SELECT slug, name, events, updated, slots FROM topics WHERE slug = ?", (slug,)
         )
         return _topic_row(rows[0]) if rows else None
 
     async def topics(self) -> list[TopicRow]:
         rows = await self._db.execute_fetchall(
-            "SELECT slug, name, events, updated FROM topics WHERE events > 0 ORDER BY events DESC, slug"
+            "SELECT slug, name, events, updated, slots FROM topics WHERE events > 0 ORDER BY events DESC, slug"
         )
         return [_topic_row(r) for r in rows]
 
@@ -555,6 +556,19 @@ class Store:
         live = [r[:-1] for r in rows if r[-1] == 1]
         dead = [r[:-1] for r in rows if r[-1] == 0 and r[6] is not None]
         return await self._events_from_rows(live), await self._events_from_rows(dead)
+
+    async def newest_arrivals(self) -> tuple[dict[str, int], dict[str, list[tuple[int, int]]]]:
+        """When documents' newest events arrived, to publish a bulk load in arrival order: each
+        date's greatest `seq`, and each topic's (slot, seq) pairs in slot order."""
+        dates = await self._db.execute_fetchall("SELECT date, max(seq) FROM events GROUP BY date")
+        rows = await self._db.execute_fetchall(
+            "SELECT t.slug, et.slot, et.seq FROM event_topics et JOIN topics t ON t.id = et.topic_id "
+            "ORDER BY et.topic_id, et.slot"
+        )
+        topics: dict[str, list[tuple[int, int]]] = {}
+        for slug, slot, seq in rows:
+            topics.setdefault(slug, []).append((slot, seq))
+        return {d: n for d, n in dates}, topics
 
     async def topic_ranks(self, slug: str, keys: Iterable[str]) -> dict[str, int]:
         """Slot index (0 = first to arrive) of each of `keys` that belongs to the topic."""
@@ -650,8 +664,8 @@ def _bump(conn: sqlite3.Connection, counter: str) -> int:
 
 
 def _topic_row(row: Any) -> TopicRow:
-    slug, name, events, updated = row
-    return TopicRow(slug, name, int(events), from_iso(updated) if updated else None)
+    slug, name, events, updated, slots = row
+    return TopicRow(slug, name, int(events), from_iso(updated) if updated else None, int(slots))
 
 
 # ----- the batch, run on the writer thread inside one transaction ------------------------------------

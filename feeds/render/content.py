@@ -7,6 +7,7 @@ then the whole fragment goes through nh3 (ammonia) with a short allow-list, so a
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Callable
 from urllib.parse import quote, urljoin, urlsplit
@@ -29,6 +30,7 @@ LinkResolver = Callable[[str], str | None]
 _URI_SAFE = ":/?#[]@!$&'()*+,;=-._~%"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def http_url(url: str | None) -> str | None:
     """A URL from a page, fit for an RSS enclosure ("The url must be an http url"), an Atom link
     or a JSON Feed URL field: absolute http(s), with anything a URI cannot hold percent-encoded
