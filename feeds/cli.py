@@ -114,7 +114,7 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
                 if source is None:
                     report = await ingest_collected(store, label, collected, progress=bar.update)
                 else:
-                    report = await settle(store, source, collected, progress=bar.update)
+                    report = await settle(store, source, collected, progress=bar.update, processes=os.cpu_count() or 1)
             stored = time.perf_counter()
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 report.rendered = await publish_changes(

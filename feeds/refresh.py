@@ -10,7 +10,10 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
+import multiprocessing
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from feeds.config import Settings, SourceConfig
@@ -43,24 +46,34 @@ class Report:
         return out
 
 
-def parse_documents(
-    documents: Iterable[Document], source: str, report: Report
-) -> tuple[list[Incoming], list[tuple[str, list[str]]]]:
-    """Pages to store and, for each day listing, (its origin, the page paths it lists)."""
-    pages: list[Incoming] = []
-    days: list[tuple[str, list[str]]] = []
+@dataclass
+class Parsed:
+    """One batch of documents, parsed: pages to store, day listings (origin, the page paths they
+    list), and what did not parse."""
+
+    pages: list[Incoming] = field(default_factory=list)
+    days: list[tuple[str, list[str]]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # relpaths
+
+
+def parse_documents(documents: Iterable[Document], source: str) -> Parsed:
+    """Pure, and picklable both ways: a bulk ingest runs it in worker processes."""
+    out = Parsed()
     for doc in documents:
         try:
             parsed = parse_document(doc.relpath, doc.data, doc.origin)
         except ParseError as exc:
-            report.problems.append(str(exc))
-            report.failed.append(doc.relpath)
+            out.problems.append(str(exc))
+            out.failed.append(doc.relpath)
             continue
         if isinstance(parsed, Page):
-            pages.append(Incoming(parsed, doc.relpath, source))
+            out.pages.append(Incoming(parsed, doc.relpath, source))
         else:
-            days.append((doc.origin, [e.path for e in parsed.entries]))
-    return pages, days
+            out.days.append((doc.origin, [e.path for e in parsed.entries]))
+    # Sorted by path (= by date): events get their arrival order in date order.
+    out.pages.sort(key=lambda p: p.page.path)
+    return out
 
 
 async def check_day_listings(store: Store, days: list[tuple[str, list[str]]], problems: list[str]) -> None:
@@ -70,32 +83,62 @@ async def check_day_listings(store: Store, days: list[tuple[str, list[str]]], pr
         problems += [f"{origin}: lists {path}, which no source has" for path in listed if path not in known]
 
 
+# From this many documents on, parsing runs in other processes while this one stores: parsing and
+# storing are both Python, so threads would take turns on one core.
+PARALLEL_FROM = 4 * BATCH_SIZE
+
+
 async def ingest(
     store: Store,
     source: str,
     collected: Collected,
     progress: Callable[[int], None] | None = None,
+    processes: int = 1,
 ) -> Report:
     """Read, parse and store what a source collected, a batch (one transaction) at a time, so
-    memory holds one batch of documents however large the source."""
+    memory holds a few batches of documents however large the source. With `processes` > 1 and a
+    large collection, batches are parsed by `processes - 1` worker processes, a few ahead of the
+    one being stored."""
     report = Report(problems=list(collected.problems))
     documents = iter(collected.documents)
     days: list[tuple[str, list[str]]] = []
+    loop = asyncio.get_running_loop()
+    pool = None
+    if processes > 1 and (collected.expected or 0) >= PARALLEL_FROM:
+        pool = ProcessPoolExecutor(processes - 1, mp_context=multiprocessing.get_context("spawn"))
+    ahead = 2 * (processes - 1) if pool else 1
 
-    def next_batch() -> tuple[int, list[Incoming], list[tuple[str, list[str]]]]:
-        chunk = list(itertools.islice(documents, BATCH_SIZE))
-        return (len(chunk), *parse_documents(chunk, source, report))
+    def read_batch() -> list[Document]:
+        return list(itertools.islice(documents, BATCH_SIZE))
 
-    while True:
-        # Reading and parsing run off the event loop: a server keeps answering during a refresh.
-        count, pages, listed = await asyncio.to_thread(next_batch)
-        if not count:
-            break
-        # Sorted by path (= by date): events get their arrival order in date order.
-        report.result.merge(await store.apply(sorted(pages, key=lambda p: p.page.path)))
-        days += listed
-        if progress:
-            progress(count)
+    pending: deque[tuple[int, asyncio.Future[Parsed]]] = deque()
+    try:
+        while True:
+            while len(pending) < ahead:
+                # Reading runs off the event loop too: a server keeps answering during a refresh.
+                chunk = await asyncio.to_thread(read_batch)
+                if not chunk:
+                    break
+                if pool:
+                    parsing = loop.run_in_executor(pool, parse_documents, chunk, source)
+                else:
+                    parsing = asyncio.ensure_future(asyncio.to_thread(parse_documents, chunk, source))
+                pending.append((len(chunk), parsing))
+            if not pending:
+                break
+            count, parsing = pending.popleft()
+            parsed = await parsing
+            report.problems += parsed.problems
+            report.failed += parsed.failed
+            report.result.merge(await store.apply(parsed.pages))
+            days += parsed.days
+            if progress:
+                progress(count)
+    finally:
+        for _, parsing in pending:
+            parsing.cancel()
+        if pool:
+            pool.shutdown(cancel_futures=True)
     if collected.deleted:
         report.result.merge(await store.apply([], deleted=collected.deleted))
     await check_day_listings(store, days, report.problems)
@@ -109,10 +152,14 @@ async def refresh_source(store: Store, source: Source) -> Report:
 
 
 async def settle(
-    store: Store, source: Source, collected: Collected, progress: Callable[[int], None] | None = None
+    store: Store,
+    source: Source,
+    collected: Collected,
+    progress: Callable[[int], None] | None = None,
+    processes: int = 1,
 ) -> Report:
     """Store what `source` collected, then move the source on: its cursor, the files it has seen."""
-    report = await ingest(store, source.name, collected, progress)
+    report = await ingest(store, source.name, collected, progress, processes)
     if collected.cursor is not None:
         await store.set_cursor(source.name, collected.cursor)
     commit = getattr(source, "commit", None)

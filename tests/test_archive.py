@@ -6,13 +6,15 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
+from feeds import refresh
 from feeds.config import Settings, SourceConfig
 from feeds.ids import event_guid
 from feeds.model import FeedKey
 from feeds.refresh import open_sources, refresh_all
-from feeds.sources import Source
+from feeds.sources import Collected, Document, Source
 from feeds.store import Store
 from tests.conftest import OFFSTREAM
 from tests.helpers import entries
@@ -154,3 +156,32 @@ async def test_padded_and_unpadded_day_folders_are_the_same_pages(store: Store, 
     report = await refresh_all(store, both, open_sources(both.sources))
     assert not report.result.added and not report.result.deleted
     assert len(await store.events(FeedKey("date", "2018-01-01"), 100)) == 13
+
+
+async def test_parsing_in_worker_processes_stores_what_one_process_does(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk ingest parses batches in other processes while this one stores: same pages, same
+    events in the same arrival order, same problems, whatever the batching."""
+    documents = [
+        Document(p.relative_to(OFFSTREAM).as_posix(), p.read_bytes(), str(p))
+        for p in sorted(OFFSTREAM.glob("news/**/*.md"))
+    ]
+    documents.insert(5, Document("news/2018/01/1/broken.json", b"{not json", "broken.json"))
+    monkeypatch.setattr(refresh, "BATCH_SIZE", 7)
+    monkeypatch.setattr(refresh, "PARALLEL_FROM", 1)
+    alone = await Store.open(str(tmp_path / "alone.db"))
+    try:
+        one = await refresh.ingest(alone, "offstream", Collected(documents=list(documents), expected=len(documents)))
+        many = await refresh.ingest(
+            store, "offstream", Collected(documents=iter(documents), expected=len(documents)), processes=3
+        )
+        assert one.problems == many.problems and many.problems[0].startswith("broken.json: invalid JSON")
+        assert one.failed == many.failed == ["news/2018/01/1/broken.json"]
+        assert one.result.added == many.result.added and len(many.result.added) >= 25
+        latest = FeedKey("latest")
+        assert [(e.key, e.seq, e.topics) for e in await alone.events(latest, 1000)] == [
+            (e.key, e.seq, e.topics) for e in await store.events(latest, 1000)
+        ]
+    finally:
+        await alone.close()
