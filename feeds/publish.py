@@ -444,7 +444,18 @@ def _publish_shard(database: str, settings: Settings, names: list[str], done: An
         try:
             memo = EntryMemo(BULK_MEMO_BYTES)
             keys = [FeedKey.parse(n) for n in names]
-            stored = await publish_keys(store, settings, keys, lambda n: done.put(n), memo=memo, ordered=True)
+            unreported = 0
+
+            def report(n: int) -> None:
+                # Through the manager process: a round trip each, so a few dozen at a time.
+                nonlocal unreported
+                unreported += n
+                if unreported >= 32:
+                    done.put(unreported)
+                    unreported = 0
+
+            stored = await publish_keys(store, settings, keys, report, memo=memo, ordered=True)
+            done.put(unreported)
             return stored, memo.misses, memo.hits
         finally:
             await store.close()
