@@ -45,7 +45,14 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 CASES = ("plain", "304", "gzip", "br")
-IGNORED_HEADERS = {"date"}  # differs per request; everything else must match byte for byte
+# `date` differs per request, `server` per server software; everything else must match byte for byte.
+IGNORED_HEADERS = {"date", "server"}
+# What each server is measured against (--against): the reference is the last one listed.
+PLANS = {
+    "bare": ("feeds", "bare"),  # feeds vs a bare Starlette app returning the same bytes, one process each
+    "workers": ("feeds-2w", "feeds-1w"),  # feeds serve --workers 2 vs 1 worker, neither pinned
+    "servers": ("granian", "hypercorn", "uvicorn"),  # the feeds app under each ASGI server, one process
+}
 
 
 @dataclass
@@ -168,12 +175,24 @@ def wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), or None where unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    """User + system CPU time of a process and its descendants (server workers), from Linux
+    /proc; None where unavailable."""
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent, seconds)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    if pid not in stats:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tree, frontier = {pid}, {pid}
+    while frontier:
+        frontier = {p for p, (parent, _) in stats.items() if parent in frontier} - tree
+        tree |= frontier
+    return sum(stats[p][1] for p in tree)
 
 
 def stop(server: Server) -> None:
@@ -206,22 +225,25 @@ def case_headers(case: str, etag: str) -> dict[str, str]:
     }[case]
 
 
-def check_same(feeds: Server, bare: Server, path: str, etag: str, stored: dict[str, bytes]) -> None:
-    """Both servers must give the same status, headers (but Date) and bytes in every case, and the
-    bytes must be the stored ones (feeds sends its pre-compressed renditions)."""
+def check_same(servers: list[Server], path: str, etag: str, stored: dict[str, bytes]) -> None:
+    """Every server must give the same status, headers (but Date and Server) and bytes in every
+    case, and the bytes must be the stored ones (feeds sends its pre-compressed renditions)."""
     expected = {"plain": (200, stored["plain"]), "304": (304, b""), "gzip": (200, stored["gzip"]), "br": (200, stored["br"])}
     for case in CASES:
         answers = {}
-        for server in (feeds, bare):
+        for server in servers:
             status, headers, body = request(server.port, path, case_headers(case, etag))
             norm = sorted((k.lower(), v) for k, v in headers if k.lower() not in IGNORED_HEADERS)
             if (status, body) != expected[case]:
                 fail(f"{server.name} {case}: status {status}, {len(body)} bytes; expected {expected[case][0]}, {len(expected[case][1])} bytes")
             answers[server.name] = (status, norm, body)
-        if answers[feeds.name] != answers[bare.name]:
-            fail(
-                f"{case}: feeds and bare answer differently:\n  feeds: {answers[feeds.name][:2]}\n  bare:  {answers[bare.name][:2]}"
-            )
+        first = servers[0].name
+        for server in servers[1:]:
+            if answers[server.name] != answers[first]:
+                fail(
+                    f"{case}: {first} and {server.name} answer differently:\n  {first}: {answers[first][:2]}\n"
+                    f"  {server.name}: {answers[server.name][:2]}"
+                )
 
 
 # ----- wrk -----------------------------------------------------------------------------------------
@@ -289,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to separate CPUs")
     parser.add_argument("--workdir", type=Path, default=None, help="keep corpus, database and logs here")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny corpus, 1 round of 1 s per case")
+    parser.add_argument(
+        "--against",
+        choices=sorted(PLANS),
+        default="bare",
+        help="bare: feeds vs a bare app (default); workers: --workers 2 vs 1; servers: granian, hypercorn, uvicorn",
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if args.duration < 1 or args.rounds < 1:
@@ -325,36 +353,27 @@ def main(argv: list[str] | None = None) -> int:
         stored = {"plain": bytes(body), "gzip": bytes(gz), "br": bytes(br)}
         print(f"feed: {path}: {chosen[1]} entries, {chosen[2]} bytes plain, {chosen[3]} gzip, {chosen[4]} br")
 
-        feeds_port, bare_port = free_port(), free_port()
+        names = PLANS[args.against]
+        pin_servers = args.against != "workers"  # two workers need both CPUs
+        cpu = server_cpu if pin_servers else None
+        wrk_cpu = wrk_cpu if pin_servers else None
         servers = []
         try:
-            servers.append(
-                start(
-                    "feeds",
-                    pinned(server_cpu) + [sys.executable, "-m", "feeds", "serve", "--port", str(feeds_port)],
-                    env | {"FEEDS_PORT": str(feeds_port)},
-                    feeds_port,
-                    work,
-                )
-            )
-            servers.append(
-                start(
-                    "bare",
-                    pinned(server_cpu)
-                    + [sys.executable, str(HERE / "bare_app.py"), "--database", str(database), "--port", str(bare_port)]
-                    + ["--feed", feed, "--cache-control", "public, max-age=300"],
-                    env,
-                    bare_port,
-                    work,
-                )
-            )
-            feeds_server, bare_server = servers
+            for name in names:
+                port = free_port()
+                argv = server_argv(name, port, database, feed)
+                if argv is None:
+                    print(f"{name}: not installed, skipped (pip install {name})")
+                    continue
+                servers.append(start(name, pinned(cpu) + argv, env | {"FEEDS_PORT": str(port)}, port, work))
+            if len(servers) < 2:
+                fail("fewer than two servers to compare")
             for server in servers:
                 wait_ready(server, path)
-            check_same(feeds_server, bare_server, path, f'"{etag}"', stored)
-            print("check: both servers send the same status, headers (but Date) and bytes in every case")
+            check_same(servers, path, f'"{etag}"', stored)
+            print("check: every server sends the same status, headers (but Date, Server) and bytes in every case")
             scripts = {case: lua_script(work, case, f'"{etag}"') for case in CASES}
-            where = f"servers on CPU {server_cpu}, wrk on CPU {wrk_cpu}" if pin else "not pinned"
+            where = f"servers on CPU {server_cpu}, wrk on CPU {wrk_cpu}" if pin and pin_servers else "not pinned"
             print(
                 f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} round(s), "
                 f"servers alternate; {where}"
@@ -365,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                         run_wrk(server.base + path, scripts[case], args.threads, args.connections, args.warmup, wrk_cpu)
             results = {(s.name, c): Result() for s in servers for c in CASES}
             for r in range(args.rounds):
-                order = servers if r % 2 == 0 else servers[::-1]
+                order = servers if r % 2 == 0 else servers[::-1]  # alternate who goes first
                 line = []
                 for case in CASES:
                     for server in order:
@@ -379,44 +398,69 @@ def main(argv: list[str] | None = None) -> int:
                         res.bytes_per_response.append(stats["bytes"] / max(1, stats["requests"]))
                         res.p50_ms.append(stats["p50_us"] / 1000)
                         res.p99_ms.append(stats["p99_us"] / 1000)
-                    line.append(
-                        f"{case} {results[('feeds', case)].rps[-1]:,.0f}/{results[('bare', case)].rps[-1]:,.0f}"
-                    )
-                print(f"round {r + 1}/{args.rounds} (feeds/bare req/s): " + ", ".join(line), flush=True)
+                    line.append(f"{case} " + "/".join(f"{results[(s.name, case)].rps[-1]:,.0f}" for s in servers))
+                print(f"round {r + 1}/{args.rounds} ({'/'.join(s.name for s in servers)} req/s): " + ", ".join(line), flush=True)
         finally:
             for server in servers:
                 stop(server)
-        report(results, args.rounds)
+        report(results, [s.name for s in servers], args.rounds)
     return 0
 
 
-def report(results: dict[tuple[str, str], Result], rounds: int) -> None:
+def report(results: dict[tuple[str, str], Result], names: list[str], rounds: int) -> None:
+    """A table per server against the reference (the last one): median req/s with the range over
+    rounds, the ratio of medians, the median of per-round ratios, CPU per request, p50."""
+    reference = names[-1]
     print()
-    print(f"median over {rounds} round(s), [min-max] across rounds")
+    print(f"median over {rounds} round(s), [min-max] across rounds; ratios against {reference}")
     header = (
-        f"{'case':<6} {'feeds req/s':>24} {'bare req/s':>24} {'feeds/bare':>10} {'paired':>6}   "
-        f"{'CPU us/req f/b':>15} {'p50 ms f/b':>11} {'bytes/resp':>10}"
+        f"{'case':<6} {'server':<10} {'req/s':>24} {'ratio':>6} {'paired':>6}   {'CPU us/req':>10} {'p50 ms':>7} {'bytes/resp':>10}"
     )
     print(header)
     print("-" * len(header))
     for case in CASES:
-        f, b = results[("feeds", case)], results[("bare", case)]
-        fm, bm = statistics.median(f.rps), statistics.median(b.rps)
-        paired = statistics.median(x / y for x, y in zip(f.rps, b.rps, strict=True))
-        cpu = (
-            f"{statistics.median(f.cpu_us):>7.1f}/{statistics.median(b.cpu_us):<7.1f}" if f.cpu_us and b.cpu_us else f"{'n/a':>15}"
-        )
-        print(
-            f"{case:<6} {fm:>9,.0f} [{min(f.rps):>6,.0f}-{max(f.rps):>6,.0f}] "
-            f"{bm:>9,.0f} [{min(b.rps):>6,.0f}-{max(b.rps):>6,.0f}] {fm / bm:>10.2f} {paired:>6.2f}   "
-            f"{cpu} {statistics.median(f.p50_ms):>5.2f}/{statistics.median(b.p50_ms):<5.2f} "
-            f"{statistics.median(f.bytes_per_response):>10,.0f}"
-        )
+        ref = results[(reference, case)]
+        for name in names:
+            r = results[(name, case)]
+            median = statistics.median(r.rps)
+            ratio = median / statistics.median(ref.rps)
+            paired = statistics.median(x / y for x, y in zip(r.rps, ref.rps, strict=True))
+            cpu = f"{statistics.median(r.cpu_us):>10.1f}" if r.cpu_us else f"{'n/a':>10}"
+            print(
+                f"{case:<6} {name:<10} {median:>9,.0f} [{min(r.rps):>6,.0f}-{max(r.rps):>6,.0f}] {ratio:>6.2f} {paired:>6.2f}   "
+                f"{cpu} {statistics.median(r.p50_ms):>7.2f} {statistics.median(r.bytes_per_response):>10,.0f}"
+            )
     print(
-        "feeds/bare: ratio of the median req/s (1.00 = feeds adds nothing per request); paired: median of the "
-        "per-round\nratios (each round runs both servers back to back). CPU us/req: server CPU time per request, less "
-        "sensitive\nto other load on the machine than req/s. bytes/resp: what wrk read per response, headers included."
+        f"ratio: median req/s over {reference}'s; paired: median of the per-round ratios (each round runs every server "
+        "back to back).\nCPU us/req: server CPU time per request (all its processes), less sensitive to other load "
+        "than req/s.\nbytes/resp: what wrk read per response, headers included."
     )
+
+
+def server_argv(name: str, port: int, database: Path, feed: str) -> list[str] | None:
+    """How to start each server; None when its software is not installed."""
+    factory = "feeds.app:app_from_environment"
+    host = "127.0.0.1"
+    if name in ("feeds", "feeds-1w", "uvicorn"):
+        return [sys.executable, "-m", "feeds", "serve", "--port", str(port)]
+    if name == "feeds-2w":
+        return [sys.executable, "-m", "feeds", "serve", "--port", str(port), "--workers", "2"]
+    if name == "bare":
+        return [sys.executable, str(HERE / "bare_app.py"), "--database", str(database), "--port", str(port)] + [
+            "--feed", feed, "--cache-control", "public, max-age=300"
+        ]
+    binary = Path(sys.executable).with_name(name)
+    if not binary.exists():
+        return None
+    if name == "granian":  # same event loop as feeds serve (uvloop); its own Rust HTTP stack
+        return [str(binary), "--interface", "asgi", "--factory", "--host", host, "--port", str(port)] + [
+            "--workers", "1", "--loop", "uvloop", "--no-access-log", "--log-level", "warning", factory
+        ]
+    if name == "hypercorn":
+        return [str(binary), "--bind", f"{host}:{port}", "--workers", "1", "--worker-class", "uvloop"] + [
+            "--log-level", "warning", f"{factory}()"
+        ]
+    raise ValueError(name)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Serving from memory saves a trip to the database thread per request; the cache stays fresh by
 polling two counters the store bumps on every write/deletion of renditions (a cheap indexed read,
-ten times a second), so every worker of `feeds serve --workers N` sees a new version within
+forty times a second), so every worker of `feeds serve --workers N` sees a new version within
 `poll_interval` seconds. Bounded by bytes: a server with 400,000 feeds keeps only the hot ones.
 """
 
@@ -31,7 +31,7 @@ class RenditionCache:
         store: Store,
         max_bytes: int,
         prepare: Callable[[Rendition], Any] = lambda r: r,
-        poll_interval: float = 0.1,
+        poll_interval: float = 0.025,
     ) -> None:
         self.store = store
         self.prepare = prepare
