@@ -94,7 +94,10 @@ async def test_untrusted_text_is_sanitised(store: Store, settings: Settings) -> 
         b"### [2020-01-1](/news/2020/01/1/index.md)\n\n##### <b>Topic</b>\n"
         b"# Headline <script>alert(1)</script> \n\n"
         b"Summary with [a link](javascript:alert(1)) and <img src=x onerror=alert(1)> raw html.\n\n"
-        b"### Sources:\n\n1. [Evil](javascript:alert(2))\n1. [Cover Image](http://img.test/a.jpg\"onload=\"x)\n"
+        b"### Sources:\n\n1. [Evil](javascript:alert(2))\n1. [<script>alert(4)</script> News](https://news.test/a\"onclick=\"x)\n"
+        b"1. [Cover Image](http://img.test/a.jpg\"onload=\"x)\n\n"
+        b"### Related:\n\n1. [<img src=x onerror=alert(5)> a headline](javascript:alert(3)) _Context: <b onclick=x>A</b>_\n"
+        b"2. [Another <iframe src=//evil.test>](https://news.test/b\"onmouseover=\"x) _Context: B_\n"
     )
     await ingest(store, "example", Collected(documents=[Document("news/2020/01/1/x.md", hostile, "x.md")]))
     await publish_all(store, settings)
@@ -102,7 +105,7 @@ async def test_untrusted_text_is_sanitised(store: Store, settings: Settings) -> 
         rendition = await store.rendition("dates/2020-01-01", fmt)
         assert rendition is not None
         content = str(entries(fmt, rendition.body)[0]["content"])
-        assert "raw html" in content
+        assert "raw html" in content and "a headline" in content and "News" in content
         assert_harmless(content)
 
 

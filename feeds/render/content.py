@@ -82,20 +82,24 @@ def summary_html(markdown: str, resolve: LinkResolver) -> str:
 def make_entry(event: Event, link: str | None, resolve: LinkResolver) -> Entry:
     """An event's entry: its content HTML and its summary as text (the summary's markdown is
     parsed once for both)."""
-    summary = summary_html(event.page.summary, resolve) if event.page.summary else ""
+    summary = sanitize(summary_html(event.page.summary, resolve)) if event.page.summary else ""
     return Entry(event, link, event_html(event, resolve, summary), plain_summary(event, summary))
 
 
+_REL = ' rel="noopener nofollow"'  # what the sanitiser gives the summary's links
+
+
 def event_html(event: Event, resolve: LinkResolver, summary: str) -> str:
-    """The entry content: summary (already HTML), image, sources, related events (links
-    resolved)."""
+    """The entry content: the summary (HTML, already sanitised), image, sources, related events.
+    The parts written here are made of escaped text and URLs that http_url accepted, so only the
+    summary, which comes from a page's markdown, goes through the sanitiser."""
     page = event.page
     parts = [summary] if summary else []
     if image := http_url(page.image):
         parts.append(f'<figure><img src="{html.escape(image)}" alt=""></figure>')
     if page.sources:
         items = "".join(
-            f'<li><a href="{html.escape(url)}">{html.escape(s.name)}</a></li>'
+            f'<li><a href="{html.escape(url)}"{_REL}>{html.escape(s.name)}</a></li>'
             if (url := http_url(s.url))
             else f"<li>{html.escape(s.name)}</li>"
             for s in page.sources
@@ -104,13 +108,13 @@ def event_html(event: Event, resolve: LinkResolver, summary: str) -> str:
     if page.related:
         items = []
         for r in page.related:
-            href = resolve(r.url)
+            href = http_url(resolve(r.url))
             title = html.escape(r.headline)
-            link = f'<a href="{html.escape(href)}">{title}</a>' if href else title
+            link = f'<a href="{html.escape(href)}"{_REL}>{title}</a>' if href else title
             context = f" <em>({html.escape(', '.join(r.contexts))})</em>" if r.contexts else ""
             items.append(f"<li>{link}{context}</li>")
         parts.append(f"<h3>Related</h3><ul>{''.join(items)}</ul>")
-    return sanitize("\n".join(parts))
+    return "\n".join(parts)
 
 
 def plain_summary(event: Event, summary: str) -> str:
