@@ -124,6 +124,7 @@ class Event:
     source: str = ""
     deleted: dt.datetime | None = None
     seq: int = 0  # arrival order
+    digest: str = ""  # of the current version's content and where it lives (store's `hash`)
 
 
 @dataclass(frozen=True)

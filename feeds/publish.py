@@ -29,7 +29,7 @@ from isal import igzip
 from feeds.config import Settings
 from feeds.ids import page_path
 from feeds.model import FORMATS, Event, FeedKey, Rendition, utcnow
-from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
+from feeds.render import CONTENT_TYPES, RENDER_VERSION, FeedInfo, Format, formats
 from feeds.render.content import LinkResolver, make_entry, resolver
 from feeds.render.topics import TOPICS_DOC, topics_document
 from feeds.store import Store
@@ -104,23 +104,27 @@ def link_for(settings: Settings, source: str, relpath: str) -> str | None:
     return None
 
 
-MemoKey = tuple[str, dt.datetime, str | None, tuple[str | None, ...], str]
+MemoKey = tuple[str, str]  # (event key, stamp)
 Fragments = dict[str, bytes]  # format -> the entry's bytes in that format
 
 
 class EntryMemo:
     """Each event version's entry in every format, made once: an event shows in `latest`, its
-    day and each of its topics, and stays in big topic pages across many refreshes. The key holds
-    the event's version, its web link, where its related links lead now (a related event that
-    appears or moves makes a new entry) and the base URL. Bounded by bytes, least recently used
-    first out; shared by the threads that publish documents."""
+    day and each of its topics, and stays in big topic pages across many refreshes. Keyed by the
+    event and the stamp of what its entry depends on (`entry_stamp`). Bounded by bytes, least
+    recently used first out; shared by the threads that publish documents. Behind it, the store
+    keeps every event's latest entry (the `entries` table), so one evicted here, or never made by
+    this process, is read back rather than made again."""
 
     def __init__(self, max_bytes: int = 64 << 20) -> None:
         self.max_bytes = max_bytes
         self.size = 0
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.made = 0
         self._items: OrderedDict[MemoKey, Fragments] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __contains__(self, key: MemoKey) -> bool:
+        return key in self._items
 
     def get(self, key: MemoKey) -> Fragments | None:
         with self._lock:
@@ -154,16 +158,34 @@ BULK_MEMO_BYTES = 256 << 20
 class Pending:
     """An event whose entry may still have to be made, with what making it needs."""
 
-    key: MemoKey
     event: Event
+    stamp: str
     link: str | None
     resolve: LinkResolver
+    base_url: str
+
+    @property
+    def key(self) -> MemoKey:
+        return (self.event.key, self.stamp)
+
+
+def entry_stamp(event: Event, link: str | None, targets: tuple[str | None, ...], base_url: str) -> str:
+    """What an entry's bytes depend on, digested: the event's content and `updated`, its topics'
+    names (a topic's most used spelling can change), its web link, where its related links lead
+    now (a related event that appears or moves makes a new entry), the base URL, and the
+    renderers' own code (RENDER_VERSION: a stored entry made by other code is made again)."""
+    topics = tuple((t.slug, t.name) for t in event.topics)
+    parts = repr((event.digest, event.updated.isoformat(), topics, link, targets, base_url, RENDER_VERSION))
+    return hashlib.sha256(parts.encode("utf-8")).hexdigest()[:32]
 
 
 async def plan_entries(store: Store, settings: Settings, events: list[Event]) -> list[Pending]:
     """Resolve what each entry depends on (a store read); the entries themselves are made later,
     off the event loop, by `fragments`."""
-    paths = {p for e in events for r in e.page.related if (p := page_path(r.url))}
+    # Related events get their own URL only through a source's `link` template: without one, no
+    # lookup can change an entry.
+    linked = any(c.link for c in settings.sources)
+    paths = {p for e in events for r in e.page.related if (p := page_path(r.url))} if linked else set()
     found = await store.resolve_links(paths) if paths else {}
     urls = {path: url for path, (relpath, source) in found.items() if (url := link_for(settings, source, relpath))}
     sites = {c.name: c.location for c in settings.sources if c.kind == "http"}
@@ -171,21 +193,35 @@ async def plan_entries(store: Store, settings: Settings, events: list[Event]) ->
     for event in events:
         targets = tuple(urls.get(page_path(r.url) or "") for r in event.page.related)
         link = link_for(settings, event.source, event.relpath)
-        key = (event.key, event.updated, link, targets, settings.base_url)
-        out.append(Pending(key, event, link, resolver(sites.get(event.source), urls)))
+        stamp = entry_stamp(event, link, targets, settings.base_url)
+        out.append(Pending(event, stamp, link, resolver(sites.get(event.source), urls), settings.base_url))
     return out
 
 
-def fragments(pending: list[Pending], table: dict[str, Format], memo: EntryMemo) -> list[Fragments]:
-    out = []
+StoredEntries = dict[str, tuple[str, Fragments]]  # event key -> (stamp, fragments)
+NewEntry = tuple[str, str, Fragments]  # (event key, stamp, fragments), to store
+
+
+def fragments(
+    pending: list[Pending], table: dict[str, Format], memo: EntryMemo, stored: StoredEntries
+) -> tuple[list[Fragments], list[NewEntry]]:
+    """Each pending event's entry: from the memo, else as stored (same stamp), else made now.
+    Returns the entries and those newly made."""
+    out, made = [], []
     for p in pending:
-        made = memo.get(p.key)
-        if made is None:
-            entry = make_entry(p.event, p.link, p.resolve)
-            made = {fmt: f.entry(entry, p.key[4]) for fmt, f in table.items()}
-            memo.put(p.key, made)
-        out.append(made)
-    return out
+        fragments = memo.get(p.key)
+        if fragments is None:
+            kept = stored.get(p.event.key)
+            if kept and kept[0] == p.stamp:
+                fragments = kept[1]
+            else:
+                entry = make_entry(p.event, p.link, p.resolve)
+                fragments = {fmt: f.entry(entry, p.base_url) for fmt, f in table.items()}
+                made.append((p.event.key, p.stamp, fragments))
+                memo.made += 1
+            memo.put(p.key, fragments)
+        out.append(fragments)
+    return out, made
 
 
 async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[FeedInfo, list[Event]] | None:
@@ -250,17 +286,21 @@ class Writer:
         self.store = store
         self.max_bytes = max_bytes
         self._pending: list[Rendition] = []
+        self._entries: list[NewEntry] = []
         self._size = 0
 
-    async def add(self, renditions: list[Rendition]) -> None:
+    async def add(self, renditions: list[Rendition], entries: list[NewEntry]) -> None:
         self._pending += renditions
+        self._entries += entries
         self._size += sum(len(r.body) + len(r.gzip) + len(r.br) for r in renditions)
+        self._size += sum(len(b) for _, _, f in entries for b in f.values())
         if self._size >= self.max_bytes:
             await self.flush()
 
     async def flush(self) -> None:
-        pending, self._pending, self._size = self._pending, [], 0
-        await self.store.put_renditions(pending)
+        pending, entries = self._pending, self._entries
+        self._pending, self._entries, self._size = [], [], 0
+        await self.store.put_renditions(pending, entries)
 
 
 async def publish(
@@ -281,13 +321,15 @@ async def publish(
         return 0
     info, events = described
     pending = await plan_entries(store, settings, events)
+    wanted = [p.event.key for p in pending if p.key not in memo]
+    kept = await store.entries(wanted) if wanted else {}
     current = await store.rendition_versions_of(name)
     now = utcnow()
 
-    def render() -> list[Rendition]:
+    def render() -> tuple[list[Rendition], list[NewEntry]]:
         # One thread hop per document: making entries, joining and compressing (which releases
         # the GIL) run off the event loop, which keeps serving while other documents are read.
-        entries = fragments(pending, table, memo)
+        entries, made = fragments(pending, table, memo, kept)
         fresh = []
         for fmt in FORMATS:
             body = table[fmt].document(info, [e[fmt] for e in entries])
@@ -299,13 +341,13 @@ async def publish(
             # keep the old bytes.
             modified = info.updated if not stored or info.updated > stored[1] else max(now, stored[1])
             fresh.append(encode(name, fmt, body, modified))
-        return fresh
+        return fresh, made
 
-    fresh = await asyncio.to_thread(render)
+    fresh, made = await asyncio.to_thread(render)
     if writer:
-        await writer.add(fresh)
+        await writer.add(fresh, made)
     else:
-        await store.put_renditions(fresh)
+        await store.put_renditions(fresh, made)
     return len(fresh)
 
 
@@ -388,12 +430,22 @@ async def publish_changes(
 
 
 async def publish_topics(store: Store, settings: Settings) -> int:
+    """The /topics index, after the feeds it lists (they are what readers wait for). With 25,000
+    topics it is a few MB of JSON: made and compressed off the event loop."""
     rows = await store.topics()
-    body = topics_document(settings.base_url, rows)
-    if (await store.rendition_etags(TOPICS_DOC)).get("json") == etag_of(body):
-        return 0
+    current = (await store.rendition_etags(TOPICS_DOC)).get("json")
     updated = max((r.updated for r in rows if r.updated), default=None) or await store.created()
-    await store.put_rendition(encode(TOPICS_DOC, "json", body, updated, "application/json; charset=utf-8"))
+
+    def render() -> Rendition | None:
+        body = topics_document(settings.base_url, rows)
+        if current == etag_of(body):
+            return None
+        return encode(TOPICS_DOC, "json", body, updated, "application/json; charset=utf-8")
+
+    rendition = await asyncio.to_thread(render)
+    if rendition is None:
+        return 0
+    await store.put_rendition(rendition)
     return 1
 
 
@@ -437,7 +489,7 @@ def _contiguous(names: list[str], parts: int) -> list[list[str]]:
 
 def _publish_shard(database: str, settings: Settings, names: list[str], done: Any) -> tuple[int, int, int]:
     """Child process: publish `names` through its own connection to the store. Returns how many
-    renditions it stored, entries it made and entries it reused."""
+    renditions it stored, entries it made and entries it reused from memory."""
 
     async def run() -> tuple[int, int, int]:
         store = await Store.open(database)
@@ -456,7 +508,7 @@ def _publish_shard(database: str, settings: Settings, names: list[str], done: An
 
             stored = await publish_keys(store, settings, keys, report, memo=memo, ordered=True)
             done.put(unreported)
-            return stored, memo.misses, memo.hits
+            return stored, memo.made, memo.hits
         finally:
             await store.close()
 
@@ -498,5 +550,5 @@ async def publish_keys_in_processes(
                     progress(count)
         results = await pending
     manager.shutdown()
-    log.info("entries made %d, reused %d", sum(r[1] for r in results), sum(r[2] for r in results))
+    log.info("entries made %d, reused from memory %d", sum(r[1] for r in results), sum(r[2] for r in results))
     return sum(r[0] for r in results)

@@ -31,7 +31,7 @@ from feeds.model import Event, FeedKey, Page, Rendition, Topic, day_start, utcno
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CACHE_KIB = 64 * 1024  # SQLite page cache per connection
 
 MIGRATIONS: dict[int, str] = {
@@ -157,6 +157,17 @@ MIGRATIONS: dict[int, str] = {
     # reading them walked every overflow page of ~100 KB of body, gzip and Brotli.
     3: """
     CREATE INDEX renditions_validators ON renditions(feed, etag, last_modified);
+    """,
+    # Every event's entry as last rendered, in each format, with the stamp of what it depends on
+    # (feeds.publish.entry_stamp): documents are joined from these without making entries again.
+    4: """
+    CREATE TABLE entries (
+        event TEXT PRIMARY KEY,
+        stamp TEXT NOT NULL,
+        atom BLOB NOT NULL,
+        rss BLOB NOT NULL,
+        json BLOB NOT NULL
+    );
     """,
 }
 
@@ -355,25 +366,47 @@ class Store:
         )
         return [r[0] for r in rows if r[0] not in present]
 
-    async def put_renditions(self, renditions: Sequence[Rendition], now: dt.datetime | None = None) -> None:
-        """Store new versions of documents; readers see all of them or none."""
+    async def put_renditions(
+        self,
+        renditions: Sequence[Rendition],
+        entries: Sequence[tuple[str, str, dict[str, bytes]]] = (),
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Store new versions of documents, and the entries (event, stamp, format -> bytes) they
+        were joined from; readers see all of them or none."""
         stamp = iso(now or utcnow())
 
         def put(conn: sqlite3.Connection) -> None:
-            version = _bump(conn, "renditions")
+            if renditions:
+                version = _bump(conn, "renditions")
+                conn.executemany(
+                    "INSERT OR REPLACE INTO renditions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (r.feed, r.fmt, r.body, r.gzip, r.br, r.etag, iso(r.last_modified), r.content_type, stamp, version)
+                        for r in renditions
+                    ],
+                )
             conn.executemany(
-                "INSERT OR REPLACE INTO renditions VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (r.feed, r.fmt, r.body, r.gzip, r.br, r.etag, iso(r.last_modified), r.content_type, stamp, version)
-                    for r in renditions
-                ],
+                "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?)",
+                [(event, s, f["atom"], f["rss"], f["json"]) for event, s, f in entries],
             )
 
-        if renditions:
+        if renditions or entries:
             await self._write(put)
 
+    async def entries(self, events: Sequence[str]) -> dict[str, tuple[str, dict[str, bytes]]]:
+        """Stored entries of these events: event -> (stamp, format -> bytes)."""
+        found: dict[str, tuple[str, dict[str, bytes]]] = {}
+        for i in range(0, len(events), 500):
+            chunk = events[i : i + 500]
+            rows = await self._db.execute_fetchall(
+                f"SELECT event, stamp, atom, rss, json FROM entries WHERE event IN ({','.join('?' * len(chunk))})", chunk
+            )
+            found.update({e: (s, {"atom": a, "rss": r, "json": j}) for e, s, a, r, j in rows})
+        return found
+
     async def put_rendition(self, rendition: Rendition, now: dt.datetime | None = None) -> None:
-        await self.put_renditions([rendition], now)
+        await self.put_renditions([rendition], now=now)
 
     async def delete_renditions(self, feed: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:
@@ -648,7 +681,7 @@ class Store:
         for event_key, slug, name in topic_rows:
             topics.setdefault(event_key, []).append(Topic(slug, name))
         events = []
-        for key, doc, published, updated, relpath, source, deleted_at, seq in rows:
+        for key, doc, published, updated, relpath, source, deleted_at, seq, digest in rows:
             page = page_from_json(doc)
             # Topics in the page's own order: heading first, then contexts.
             by_key = {topic_key(t.name): t for t in topics.get(key, [])}
@@ -665,12 +698,13 @@ class Store:
                     source=source,
                     deleted=from_iso(deleted_at) if deleted_at else None,
                     seq=seq,
+                    digest=digest,
                 )
             )
         return events
 
 
-EVENT_COLUMNS = "e.key, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at, e.seq"
+EVENT_COLUMNS = "e.key, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at, e.seq, e.hash"
 
 
 def _bump(conn: sqlite3.Connection, counter: str) -> int:

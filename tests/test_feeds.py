@@ -127,3 +127,39 @@ async def test_rss_ttl_is_the_refresh_interval(store: Store, settings: Settings)
         rendition = await store.rendition(name, "rss")
         assert rendition is not None
         assert etree.fromstring(rendition.body).findtext("channel/ttl") == "15"
+
+
+async def test_entries_are_kept_in_the_store_and_made_again_only_when_they_change(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that never made an entry (a restart, another worker) joins documents from the
+    stored entries; a new version of the event, or other renderer code, makes them again."""
+    from feeds import publish as P
+
+    # This process's memo starts empty (other tests' events may share a stamp): every entry is
+    # made, and stored, here.
+    monkeypatch.setattr(P, "PROCESS_MEMO", P.EntryMemo())
+    await load_example(store, settings)
+    key = FeedKey("topic", "russian-invasion-of-ukraine")
+    before = await store.rendition(key.name, "atom")
+    assert before is not None
+    await store.delete_renditions(key.name)
+    fresh = P.EntryMemo()
+    await publish(store, settings, key, formats(), fresh)
+    again = await store.rendition(key.name, "atom")
+    assert again is not None and again.body == before.body
+    assert fresh.made == 0 and fresh.misses > 10  # every entry read back, none made
+
+    pages = read_pages(EXAMPLE, source="example")
+    member = next(p for p in pages if "Russian invasion of Ukraine" in p.page.topics)
+    result = await store.apply([replace(member, page=replace(member.page, headline="Reworded headline."))])
+    await P.publish_changes(store, settings, result.feeds, result.events)
+    assert fresh.made == 0  # the process memo made it, not this one
+    rows = await store.entries([member.page.path])
+    assert b"Reworded headline." in rows[member.page.path][1]["atom"]
+
+    monkeypatch.setattr(P, "RENDER_VERSION", "other-code")
+    other = P.EntryMemo()
+    await store.delete_renditions(key.name)
+    await publish(store, settings, key, formats(), other)
+    assert other.made == other.misses > 10  # nothing stored matches code that changed

@@ -7,10 +7,12 @@ always renders to the same bytes and keeps its ETag.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import mimetypes
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from feeds.ids import GUID_NAMESPACE
 from feeds.model import Event
@@ -62,6 +64,17 @@ class FeedInfo:
 
 def feed_url(base_url: str, name: str, fmt: str) -> str:
     return f"{base_url.rstrip('/')}/feeds/{name}.{fmt}"
+
+
+def _render_version() -> str:
+    """A digest of the renderers' own source: entries stored by other code are made again."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+RENDER_VERSION = _render_version()
 
 
 def image_type(url: str) -> str:

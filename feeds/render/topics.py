@@ -23,4 +23,4 @@ def topics_document(base_url: str, rows: Iterable[TopicRow]) -> bytes:
         }
         for r in rows
     ]
-    return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
