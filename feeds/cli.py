@@ -116,6 +116,13 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
                 else:
                     report = await settle(store, source, collected, progress=bar.update, processes=os.cpu_count() or 1)
             stored = time.perf_counter()
+            # What reading needed (a large tree's file list, its documents) is not needed to
+            # publish: let it go before the publishing processes start beside this one.
+            if source is not None:
+                await source.aclose()
+                source = None
+            del collected
+            release_memory()
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 report.rendered = await publish_changes(
                     store, settings, report.result.feeds, report.result.events, progress=bar.update,
@@ -132,6 +139,19 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
         return 1 if report.problems else 0
 
     sys.exit(run(go))
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the system (glibc keeps them otherwise:
+    after reading 460,000 files the process would stay at its peak while it only waits)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _relpath(path: Path) -> str:

@@ -149,9 +149,9 @@ class EntryMemo:
 
 # Kept for the life of the process (a server's scheduled refreshes reuse it); bounded.
 PROCESS_MEMO = EntryMemo()
-# A bulk publishing process's own: entries of a stretch of time wide enough that an event's
-# entry is still there when the last page of its topics is published (benchmarks/README.md).
-BULK_MEMO_BYTES = 256 << 20
+# A bulk publishing process's own: entries of the stretch of time it is publishing (the documents
+# showing an event come close together in arrival order); older ones are read back from the store.
+BULK_MEMO_BYTES = 96 << 20
 
 
 @dataclass(frozen=True)
