@@ -1,5 +1,6 @@
 """The synthetic corpus generator (benchmarks/generate_corpus.py): deterministic, and everything it
-writes reads back through feeds' own parsers. The wrk benchmark itself is not run here."""
+writes reads back through feeds' own parsers; and a smoke run of the ingest benchmark. The wrk
+benchmarks are not run here."""
 
 from __future__ import annotations
 
@@ -138,3 +139,23 @@ def test_topic_vocabulary_is_large_and_distinct() -> None:
 
     assert len({topic_key(n) for n in names}) == 25_000
     assert names == gen.topic_vocabulary(25_000, 1)
+
+
+def test_ingest_benchmark_smoke_run_measures_every_figure() -> None:
+    """benchmarks/ingest.py --quick (a small corpus; bulk and incremental): it runs and reports
+    every figure. Timings are not judged here."""
+    import json
+    import re
+
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "ingest.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout[done.stdout.rindex("\n{") :])
+    assert report["bulk"]["events"] == 2000 and report["bulk"]["peak_rss_mib"] > 0
+    assert report["incremental_small_ms"] > 0 and report["incremental_big_ms"] > 0
+    assert re.fullmatch(r"[0-9.]+", str(report["incremental_ratio_big_small"]))
