@@ -11,8 +11,9 @@ from pathlib import Path
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
 from feeds.ids import page_path
-from feeds.pages import is_day_listing, is_document
+from feeds.pages import EXTENSIONS, is_day_listing, is_document
 from feeds.sources import Collected, Document
+from feeds.sources.watch import TreeWatch
 from feeds.store import Store
 
 log = logging.getLogger("feeds.sources.directory")
@@ -39,30 +40,85 @@ def scan(root: Path) -> dict[str, tuple[int, int]]:
 
 
 class DirectorySource:
-    def __init__(self, config: SourceConfig) -> None:
+    def __init__(self, config: SourceConfig, watch: bool = True) -> None:
         self.name = config.name
         self.root = Path(config.location)
         # Files unchanged since the last scan (same mtime and size) are not read again.
         self._seen: dict[str, tuple[int, int]] = {}
-        self._pending: dict[str, tuple[int, int]] = {}
+        # What the next `commit` makes of `_seen`: a whole new scan, or changes to it.
+        self._pending: dict[str, tuple[int, int]] | None = None
+        self._delta: dict[str, tuple[int, int] | None] = {}
+        self._retry: set[str] = set()  # failed to parse: read again next time
+        # Between full scans, the kernel says which files were touched (Linux inotify).
+        self._watching = watch
+        self._watch: TreeWatch | None = None
 
     async def collect(self, store: Store) -> Collected:
         if not (self.root / "news").is_dir():
             raise SourceError(self.name, f"{self.root} has no news/ directory")
+        touched = await asyncio.to_thread(self._watch.changes) if self._watch else None
+        retry, self._retry = self._retry, set()
+        if touched is None:
+            return await self._collect_all(store)
+        return self._collect_touched(touched | retry)
+
+    async def _collect_all(self, store: Store) -> Collected:
+        self._stop_watching()
+        if self._watching:
+            # Watches go up before the scan: a file written meanwhile is seen by one or both.
+            try:
+                self._watch = await asyncio.to_thread(TreeWatch, self.root)
+            except OSError as exc:
+                log.info("source %s: not watching %s (%s); every refresh scans it", self.name, self.root, exc)
         try:
             stats = await asyncio.to_thread(scan, self.root)
         except OSError as exc:
+            self._stop_watching()
             raise SourceError(self.name, f"{exc.filename or self.root}: {exc.strerror}") from exc
         changed = [rel for rel, st in stats.items() if self._seen.get(rel) != st]
         # Taken as seen only once the batch is stored (`commit`): a failed store re-reads them.
-        self._pending = dict(stats)
+        self._pending, self._delta = dict(stats), {}
         collected = Collected(documents=self._read(changed), expected=len(changed))
         present = {page_path(rel) for rel in stats if not is_day_listing(rel)}
         collected.deleted = await store.missing_pages(self.name, {p for p in present if p})
         return collected
 
+    def _collect_touched(self, touched: set[str]) -> Collected:
+        delta: dict[str, tuple[int, int] | None] = {}
+        for rel in sorted(r for r in touched if is_document(r)):
+            try:
+                st = os.stat(self.root / rel)
+                delta[rel] = (st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                delta[rel] = None
+        changed = [rel for rel, st in delta.items() if st is not None and self._seen.get(rel) != st]
+        self._pending, self._delta = None, delta
+        collected = Collected(documents=self._read(changed), expected=len(changed))
+        gone = {page_path(rel) for rel, st in delta.items() if st is None and rel in self._seen and not is_day_listing(rel)}
+        collected.deleted = sorted(p for p in gone if p and not self._has_file(p, delta))
+        return collected
+
+    def _has_file(self, path: str, delta: dict[str, tuple[int, int] | None]) -> bool:
+        """Whether a page path still has a file: any spelling of its folder (months and days
+        padded or not), any extension."""
+        _, _, y, m, d, slug = path.split("/")
+        for month in {m, m.lstrip("0")}:
+            for day in {d, d.lstrip("0")}:
+                for ext in EXTENSIONS:
+                    rel = f"news/{y}/{month}/{day}/{slug}{ext}"
+                    if (delta[rel] is not None) if rel in delta else rel in self._seen:
+                        return True
+        return False
+
     def commit(self) -> None:
-        self._seen = self._pending
+        if self._pending is not None:
+            self._seen = self._pending
+        for rel, st in self._delta.items():
+            if st is None:
+                self._seen.pop(rel, None)
+            else:
+                self._seen[rel] = st
+        self._pending, self._delta = None, {}
 
     def _read(self, relpaths: list[str]) -> Iterator[Document]:
         for relpath in relpaths:
@@ -71,7 +127,10 @@ class DirectorySource:
                 data = path.read_bytes()
             except OSError as exc:
                 # Gone or unreadable since the scan: read it again next time.
-                self._pending.pop(relpath, None)
+                if self._pending is not None:
+                    self._pending.pop(relpath, None)
+                self._delta.pop(relpath, None)
+                self._retry.add(relpath)
                 log.warning("source %s: %s: unreadable: %s", self.name, path, exc.strerror)
                 continue
             yield Document(relpath, data, str(path))
@@ -80,6 +139,12 @@ class DirectorySource:
         """Read these again next time (their parse failed: the fix may keep mtime and size)."""
         for rel in relpaths:
             self._seen.pop(rel, None)
+        self._retry |= set(relpaths)
+
+    def _stop_watching(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     async def aclose(self) -> None:
-        return None
+        self._stop_watching()

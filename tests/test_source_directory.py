@@ -1,0 +1,135 @@
+"""The directory source: a full scan first, then only the files the kernel saw touched (inotify),
+and a full scan again whenever the kernel's account may be incomplete."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from feeds.config import SourceConfig
+from feeds.model import FeedKey
+from feeds.refresh import refresh_source
+from feeds.sources import directory
+from feeds.sources.directory import DirectorySource
+from feeds.store import Store
+from tests.conftest import OFFSTREAM
+
+BOAT = "news/2018/01/1/a-boat-capsizes-in-the-north-of-indonesian-borneo-with-at-least-8-people-dead.md"
+TAX = "news/2018/01/1/taxation-in-the-united-arab-emirates.md"
+EURO = "news/1999/01/1/the-euro-currency-is-introduced.md"
+
+pytestmark = pytest.mark.skipif(directory.TreeWatch is None or not Path("/proc/sys/fs/inotify").exists(), reason="no inotify")
+
+
+@pytest.fixture
+def counted_scans(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    calls: list[Path] = []
+    real = directory.scan
+
+    def scan(root: Path) -> dict[str, tuple[int, int]]:
+        calls.append(root)
+        return real(root)
+
+    monkeypatch.setattr(directory, "scan", scan)
+    return calls
+
+
+def tree_with(tmp_path: Path, *relpaths: str) -> Path:
+    root = tmp_path / "watched"
+    for rel in relpaths:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(OFFSTREAM / rel, root / rel)
+    return root
+
+
+async def keys(store: Store) -> set[str]:
+    return {e.key for e in await store.events(FeedKey("latest"), 1000)}
+
+
+async def test_after_one_scan_a_refresh_reads_only_what_the_kernel_saw(
+    store: Store, tmp_path: Path, counted_scans: list[Path]
+) -> None:
+    root = tree_with(tmp_path, TAX)
+    source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)))
+    try:
+        first = await refresh_source(store, source)
+        assert len(first.result.added) == 1 and len(counted_scans) == 1
+
+        # Nothing touched: nothing read, no scan.
+        quiet = await refresh_source(store, source)
+        assert not (quiet.result.added or quiet.result.changed or quiet.result.deleted)
+
+        # A new file in a watched folder, and a new day folder with a file in it.
+        shutil.copy(OFFSTREAM / BOAT, root / BOAT)
+        (root / EURO).parent.mkdir(parents=True)
+        shutil.copy(OFFSTREAM / EURO, root / EURO)
+        grown = await refresh_source(store, source)
+        assert len(grown.result.added) == 2
+
+        # Rewritten in place, then deleted.
+        text = (root / TAX).read_text()
+        (root / TAX).write_text(text.replace("Taxation", "Taxes", 1))
+        edited = await refresh_source(store, source)
+        assert len(edited.result.changed) == 1
+        (root / BOAT).unlink()
+        shrunk = await refresh_source(store, source)
+        assert len(shrunk.result.deleted) == 1
+        assert len(await keys(store)) == 2
+        assert len(counted_scans) == 1  # every refresh after the first read the kernel's account
+    finally:
+        await source.aclose()
+
+
+async def test_a_page_in_another_folder_spelling_is_not_deleted_with_one_of_its_files(
+    store: Store, tmp_path: Path
+) -> None:
+    root = tree_with(tmp_path, TAX)
+    padded = root / TAX.replace("/1/", "/01/")
+    padded.parent.mkdir(parents=True)
+    shutil.copy(root / TAX, padded)
+    source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)))
+    try:
+        await refresh_source(store, source)
+        (root / TAX).unlink()
+        report = await refresh_source(store, source)
+        assert not report.result.deleted and len(await keys(store)) == 1
+        padded.unlink()
+        report = await refresh_source(store, source)
+        assert len(report.result.deleted) == 1
+    finally:
+        await source.aclose()
+
+
+async def test_when_the_kernel_account_is_incomplete_the_tree_is_scanned_again(
+    store: Store, tmp_path: Path, counted_scans: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tree_with(tmp_path, TAX)
+    source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)))
+    try:
+        await refresh_source(store, source)
+        # A folder moved away and back (the watch on it is gone): scan, and find the new file.
+        day = root / "news/2018/01/1"
+        os.rename(day, root / "moved")
+        os.rename(root / "moved", day)
+        shutil.copy(OFFSTREAM / BOAT, root / BOAT)
+        report = await refresh_source(store, source)
+        assert len(counted_scans) == 2 and len(report.result.added) == 1
+        # The kernel dropped events (its queue overflowed): the same.
+        monkeypatch.setattr(directory.TreeWatch, "changes", lambda self: None)
+        (root / BOAT).unlink()
+        report = await refresh_source(store, source)
+        assert len(counted_scans) == 3 and len(report.result.deleted) == 1
+    finally:
+        await source.aclose()
+
+
+async def test_without_watching_every_refresh_scans(store: Store, tmp_path: Path, counted_scans: list[Path]) -> None:
+    root = tree_with(tmp_path, TAX)
+    source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)), watch=False)
+    await refresh_source(store, source)
+    shutil.copy(OFFSTREAM / BOAT, root / BOAT)
+    report = await refresh_source(store, source)
+    assert len(counted_scans) == 2 and len(report.result.added) == 1
