@@ -209,18 +209,18 @@ def fragments(
     Returns the entries and those newly made."""
     out, made = [], []
     for p in pending:
-        fragments = memo.get(p.key)
-        if fragments is None:
+        found = memo.get(p.key)
+        if found is None:
             kept = stored.get(p.event.key)
             if kept and kept[0] == p.stamp:
-                fragments = kept[1]
+                found = kept[1]
             else:
                 entry = make_entry(p.event, p.link, p.resolve)
-                fragments = {fmt: f.entry(entry, p.base_url) for fmt, f in table.items()}
-                made.append((p.event.key, p.stamp, fragments))
+                found = {fmt: f.entry(entry, p.base_url) for fmt, f in table.items()}
+                made.append((p.event.key, p.stamp, found))
                 memo.made += 1
-            memo.put(p.key, fragments)
-        out.append(fragments)
+            memo.put(p.key, found)
+        out.append(found)
     return out, made
 
 
