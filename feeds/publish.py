@@ -376,9 +376,11 @@ async def publish_keys(
 
     queue = list(keys) if ordered else sorted(keys, key=lambda k: (k.kind, k.value, k.page))
     total = 0
-    for start in range(0, len(queue), 256):  # bounded number of pending tasks
-        total += sum(await asyncio.gather(*(one(k) for k in queue[start : start + 256])))
-    await writer.flush()
+    try:
+        for start in range(0, len(queue), 256):  # bounded number of pending tasks
+            total += sum(await asyncio.gather(*(one(k) for k in queue[start : start + 256])))
+    finally:
+        await writer.flush()  # what was rendered is kept even if one document failed
     return total
 
 
