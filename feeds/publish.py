@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -151,7 +152,7 @@ class EntryMemo:
 PROCESS_MEMO = EntryMemo()
 # A bulk publishing process's own: entries of the stretch of time it is publishing (the documents
 # showing an event come close together in arrival order); older ones are read back from the store.
-BULK_MEMO_BYTES = 96 << 20
+BULK_MEMO_BYTES = 48 << 20
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,7 @@ class Writer:
     """New renditions gathered and stored a batch at a time: one write transaction for many
     documents (each costs a commit otherwise), and the documents of one refresh appear together."""
 
-    def __init__(self, store: Store, max_bytes: int = 32 << 20) -> None:
+    def __init__(self, store: Store, max_bytes: int = 16 << 20) -> None:
         self.store = store
         self.max_bytes = max_bytes
         self._pending: list[Rendition] = []
@@ -494,7 +495,8 @@ def _publish_shard(database: str, settings: Settings, names: list[str], done: An
     renditions it stored, entries it made and entries it reused from memory."""
 
     async def run() -> tuple[int, int, int]:
-        store = await Store.open(database)
+        # A small page cache: the events of a stretch of time are read once, in order.
+        store = await Store.open(database, cache_kib=8 * 1024)
         try:
             memo = EntryMemo(BULK_MEMO_BYTES)
             keys = [FeedKey.parse(n) for n in names]
@@ -538,19 +540,28 @@ async def publish_keys_in_processes(
     manager = context.Manager()
     done = manager.Queue()
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        futures = [
-            loop.run_in_executor(pool, _publish_shard, store.path, settings, shard, done)
-            for shard in _contiguous(names, processes)
-        ]
-        pending = asyncio.gather(*futures)
-        while not pending.done():
-            await asyncio.sleep(0.2)
-            while not done.empty():
-                count = done.get()
-                if progress:
-                    progress(count)
-        results = await pending
-    manager.shutdown()
+    await store.release_memory()  # this process only waits now
+    # Two malloc arenas per child instead of eight per core: the compression threads otherwise
+    # keep a few hundred MB of freed buffers between them (read by glibc when a child starts).
+    arenas = os.environ.get("MALLOC_ARENA_MAX")
+    os.environ["MALLOC_ARENA_MAX"] = arenas or "2"
+    try:
+        with ProcessPoolExecutor(processes, mp_context=context) as pool:
+            futures = [
+                loop.run_in_executor(pool, _publish_shard, store.path, settings, shard, done)
+                for shard in _contiguous(names, processes)
+            ]
+            pending = asyncio.gather(*futures)
+            while not pending.done():
+                await asyncio.sleep(0.2)
+                while not done.empty():
+                    count = done.get()
+                    if progress:
+                        progress(count)
+            results = await pending
+    finally:
+        if arenas is None:
+            os.environ.pop("MALLOC_ARENA_MAX", None)
+        manager.shutdown()
     log.info("entries made %d, reused from memory %d", sum(r[1] for r in results), sum(r[2] for r in results))
     return sum(r[0] for r in results)

@@ -254,7 +254,7 @@ class Store:
         self._links_version = -1
 
     @classmethod
-    async def open(cls, path: str | Path) -> Store:
+    async def open(cls, path: str | Path, cache_kib: int = CACHE_KIB) -> Store:
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -282,7 +282,7 @@ class Store:
             await db.execute("PRAGMA foreign_keys=ON")
             # SQLite's default page cache is 2 MB: on a store of 400,000 events most index pages
             # would be read again through a system call for every document published.
-            await db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            await db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
             store = cls(db, path)
             await store._migrate()
         except BaseException as exc:
@@ -648,6 +648,10 @@ class Store:
     async def newest_date(self) -> str | None:
         rows = await self._db.execute_fetchall("SELECT max(date) FROM events WHERE live = 1")
         return rows[0][0] if rows else None
+
+    async def release_memory(self) -> None:
+        """Give back SQLite's page cache (a process about to wait on others)."""
+        await self._db.execute("PRAGMA shrink_memory")
 
     async def resolve_links(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
         """For page paths (any version), the (relpath, source) of their event's current version."""
