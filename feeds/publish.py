@@ -456,12 +456,13 @@ async def publish_all(
     store: Store, settings: Settings, progress: Callable[[int], object] | None = None, processes: int = 1
 ) -> int:
     """Render every document (after a bulk load or an upgrade); unchanged bytes are not stored."""
+    slots = {t.slug: t.slots for t in await store.topics()}
     keys = []
     for name in await store.feed_names():
         key = FeedKey.parse(name)
         keys.append(key)
         if key.kind == "topic":
-            pages = Paging(await store.topic_slots(key.value), settings.items_per_feed).archive_pages
+            pages = Paging(slots[key.value], settings.items_per_feed).archive_pages
             keys += [replace(key, page=p) for p in range(1, pages + 1)]
     total = await publish_keys_in_processes(store, settings, keys, processes, progress)
     return total + await publish_topics(store, settings)
@@ -472,13 +473,13 @@ async def arrival_order(store: Store, settings: Settings, names: list[str]) -> l
     kept (EntryMemo) while the documents that show it (its day, the pages of its topics) are
     published: in arrival order they come close together, in name order they would be far apart
     and each entry would be made again for most of them."""
-    dates, topics = await store.newest_arrivals()
+    size = settings.items_per_feed
+    dates, blocks = await store.newest_arrivals(size)
     newest: dict[str, int] = {f"dates/{d}": seq for d, seq in dates.items()}
-    for slug, slots in topics.items():
-        paging = Paging(len(slots), settings.items_per_feed)
-        for slot, seq in slots:
-            name = FeedKey("topic", slug, paging.page_of(slot)).name
-            newest[name] = max(newest.get(name, 0), seq)
+    for slug, slots, first, seq in blocks:
+        # Every slot of a block is on the same page (the head takes whole blocks).
+        name = FeedKey("topic", slug, Paging(slots, size).page_of(first)).name
+        newest[name] = max(newest.get(name, 0), seq)
     last = max(newest.values(), default=0) + 1  # `latest`, the topics index: after everything
     return sorted(names, key=lambda n: (newest.get(n, last), n))
 

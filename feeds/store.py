@@ -603,18 +603,17 @@ class Store:
         dead = [r[:-1] for r in rows if r[-1] == 0 and r[6] is not None]
         return await self._events_from_rows(live), await self._events_from_rows(dead)
 
-    async def newest_arrivals(self) -> tuple[dict[str, int], dict[str, list[tuple[int, int]]]]:
+    async def newest_arrivals(self, block: int) -> tuple[dict[str, int], list[tuple[str, int, int, int]]]:
         """When documents' newest events arrived, to publish a bulk load in arrival order: each
-        date's greatest `seq`, and each topic's (slot, seq) pairs in slot order."""
+        date's greatest `seq`, and for each topic and block of `block` consecutive slots (a
+        topic page's worth) the topic's slot count, the block's first slot and greatest `seq`."""
         dates = await self._db.execute_fetchall("SELECT date, max(seq) FROM events GROUP BY date")
-        rows = await self._db.execute_fetchall(
-            "SELECT t.slug, et.slot, et.seq FROM event_topics et JOIN topics t ON t.id = et.topic_id "
-            "ORDER BY et.topic_id, et.slot"
+        blocks = await self._db.execute_fetchall(
+            "SELECT t.slug, t.slots, et.slot / ? * ?, max(et.seq) FROM event_topics et "
+            "JOIN topics t ON t.id = et.topic_id GROUP BY et.topic_id, et.slot / ?",
+            (block, block, block),
         )
-        topics: dict[str, list[tuple[int, int]]] = {}
-        for slug, slot, seq in rows:
-            topics.setdefault(slug, []).append((slot, seq))
-        return {d: n for d, n in dates}, topics
+        return {d: n for d, n in dates}, [(slug, slots, first, seq) for slug, slots, first, seq in blocks]
 
     async def topic_ranks(self, slug: str, keys: Iterable[str]) -> dict[str, int]:
         """Slot index (0 = first to arrive) of each of `keys` that belongs to the topic."""

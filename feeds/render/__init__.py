@@ -90,9 +90,6 @@ class Format:
     entry: Callable[[Entry, str], bytes]  # (entry, base_url)
     document: Callable[[FeedInfo, Sequence[bytes]], bytes]
 
-    def render(self, info: FeedInfo, entries: Sequence[Entry]) -> bytes:
-        return self.document(info, [self.entry(e, info.base_url) for e in entries])
-
 
 def formats() -> dict[str, Format]:
     from feeds.render import atom, jsonfeed, rss

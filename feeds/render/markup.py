@@ -42,10 +42,10 @@ def cdata(value: str) -> str:
 
 
 def element(name: str, value: str, indent: str, **attributes: str) -> str:
-    attrs = "".join(f' {k.rstrip("_")}="{attribute(v)}"' for k, v in attributes.items())
+    attrs = "".join(f' {k}="{attribute(v)}"' for k, v in attributes.items())
     return f"{indent}<{name}{attrs}>{text(value)}</{name}>\n"
 
 
 def empty(name: str, indent: str, **attributes: str) -> str:
-    attrs = "".join(f' {k.rstrip("_")}="{attribute(v)}"' for k, v in attributes.items())
+    attrs = "".join(f' {k}="{attribute(v)}"' for k, v in attributes.items())
     return f"{indent}<{name}{attrs}/>\n"
