@@ -106,7 +106,8 @@ class DirectorySource:
             for day in {d, d.lstrip("0")}:
                 for ext in EXTENSIONS:
                     rel = f"news/{y}/{month}/{day}/{slug}{ext}"
-                    if (delta[rel] is not None) if rel in delta else rel in self._seen:
+                    present = delta[rel] is not None if rel in delta else rel in self._seen
+                    if present:
                         return True
         return False
 
