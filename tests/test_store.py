@@ -12,7 +12,7 @@ import pytest
 
 from feeds.ids import event_guid
 from feeds.model import UTC, FeedKey
-from feeds.store import MIGRATIONS, SCHEMA_VERSION, Store, _statements
+from feeds.store import MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION, Store, _statements
 from tests.conftest import EXAMPLE, OFFSTREAM
 from tests.helpers import read_pages
 
@@ -24,6 +24,7 @@ async def test_schema_is_versioned_and_wal(store: Store) -> None:
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
     conn.close()
 
 
@@ -65,6 +66,8 @@ async def test_upgrading_a_version_1_store_numbers_existing_slots(tmp_path: obje
     conn.close()
     store = await Store.open(path)
     try:
+        # An existing file keeps the page size it was made with.
+        assert (await store._db.execute_fetchall("PRAGMA page_size"))[0][0] == 4096
         assert await store.topic_slots("a") == 3 and await store.topic_slots("b") == 1
         assert await store.topic_ranks("a", ["e1", "e2", "e3"]) == {"e1": 0, "e2": 1, "e3": 2}
     finally:
