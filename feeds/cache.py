@@ -1,9 +1,11 @@
 """A bounded in-memory cache of stored renditions for the HTTP workers.
 
 Serving from memory saves a trip to the database thread per request; the cache stays fresh by
-polling two counters the store bumps on every write/deletion of renditions (a cheap indexed read,
-forty times a second), so every worker of `feeds serve --workers N` sees a new version within
-`poll_interval` seconds. Bounded by bytes: a server with 400,000 feeds keeps only the hot ones.
+reading two counters the store bumps on every write/deletion of renditions (a cheap indexed read):
+at once after a write through its own store connection (the worker that runs the scheduler), and
+forty times a second for writes by others, so every worker of `feeds serve --workers N` sees a new
+version within `poll_interval` seconds. Bounded by bytes: a server with 400,000 feeds keeps only
+the hot ones.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class RenditionCache:
         self._bytes = 0
         self._seen: tuple[int, int] = (0, 0)
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._unsubscribe: Callable[[], None] | None = None
         self.hits = 0
         self.misses = 0
 
@@ -99,7 +103,10 @@ class RenditionCache:
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(self.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
+            self._wake.clear()
             try:
                 await self.sync()
             except Exception:  # a failed poll must not stop the next one; serve and retry
@@ -108,9 +115,13 @@ class RenditionCache:
 
     async def start(self) -> None:
         self._seen = await self.store.rendition_versions()
+        self._unsubscribe = self.store.on_renditions_written(self._wake.set)
         self._task = asyncio.create_task(self._poll())
 
     async def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

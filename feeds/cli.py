@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,6 +22,9 @@ from feeds import config
 from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError
 from feeds.store import Store
+
+if TYPE_CHECKING:
+    from feeds.refresh import Report
 
 T = TypeVar("T")
 
@@ -50,8 +56,6 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the feeds, refreshing the configured sources on schedule."""
-    import os
-
     import uvicorn
 
     settings: Settings = ctx.obj
@@ -82,57 +86,50 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 @click.pass_obj
 def ingest(settings: Settings, location: str, name: str | None, progress: bool | None) -> None:
     """Ingest a directory tree, a single document or an HTTP base URL, then render what changed."""
-    import os
-
     from tqdm import tqdm
 
     from feeds.publish import publish_changes
     from feeds.refresh import ingest as ingest_collected
-    from feeds.refresh import settle
-    from feeds.sources import Collected, Document, open_source
+    from feeds.sources import Collected, Document
 
     show = sys.stderr.isatty() if progress is None else progress
+    path = Path(location)
 
     async def go() -> int:
-        store = await Store.open(settings.database)
-        path = Path(location)
-        source = None
         started = time.perf_counter()
+        if path.is_file():
+            rel = _relpath(path)
+            collected = Collected(documents=[Document(rel, path.read_bytes(), str(path))], expected=1)
+            store = await Store.open(settings.database)
+            try:
+                report = await ingest_collected(store, name or _source_name(settings, location), collected)
+            finally:
+                await store.close()
+        else:
+            kind = config.guess_kind(location)
+            local = kind == "directory" or (kind == "git" and path.exists())
+            loc = str(path.resolve()) if local else location
+            source = SourceConfig(name=name or _source_name(settings, loc), kind=kind, location=loc)
+            # Reading a large tree leaves a few hundred MB in the reading process (file lists,
+            # parsed batches, heap that glibc keeps) that publishing does not need: reading runs
+            # in a process of its own, which hands back its report and ends before publishing
+            # starts its processes.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=context) as pool:
+                report = await asyncio.get_running_loop().run_in_executor(
+                    pool, read_and_store, settings.database, source, show, os.cpu_count() or 1
+                )
+        stored = time.perf_counter()
+        store = await Store.open(settings.database)
         try:
-            if path.is_file():
-                rel = _relpath(path)
-                collected = Collected(documents=[Document(rel, path.read_bytes(), str(path))], expected=1)
-                label = name or _source_name(settings, location)
-            else:
-                kind = config.guess_kind(location)
-                local = kind == "directory" or (kind == "git" and path.exists())
-                loc = str(path.resolve()) if local else location
-                label = name or _source_name(settings, loc)
-                source = open_source(SourceConfig(name=label, kind=kind, location=loc))
-                collected = await source.collect(store)
-            with tqdm(total=collected.expected, unit="doc", desc="ingest", disable=not show) as bar:
-                if source is None:
-                    report = await ingest_collected(store, label, collected, progress=bar.update)
-                else:
-                    report = await settle(store, source, collected, progress=bar.update, processes=os.cpu_count() or 1)
-            stored = time.perf_counter()
-            # What reading needed (a large tree's file list, its documents) is not needed to
-            # publish: let it go before the publishing processes start beside this one.
-            if source is not None:
-                await source.aclose()
-                source = None
-            del collected
-            release_memory()
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 report.rendered = await publish_changes(
                     store, settings, report.result.feeds, report.result.events, progress=bar.update,
                     processes=os.cpu_count() or 1,
                 )
-            published = time.perf_counter()
         finally:
-            if source is not None:
-                await source.aclose()
             await store.close()
+        published = time.perf_counter()
         for line in report.lines():
             click.echo(line)
         click.echo(f"read and stored in {stored - started:.1f} s, published in {published - stored:.1f} s")
@@ -141,17 +138,25 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
     sys.exit(run(go))
 
 
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the system (glibc keeps them otherwise:
-    after reading 460,000 files the process would stay at its peak while it only waits)."""
-    import ctypes
-    import gc
+def read_and_store(database: str, config: SourceConfig, show: bool, processes: int) -> Report:
+    """Collect a source, store what it has, move its cursor (in a process of its own)."""
+    from tqdm import tqdm
 
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    from feeds.refresh import settle
+    from feeds.sources import open_source
+
+    async def go() -> Report:
+        store = await Store.open(database)
+        source = open_source(config)
+        try:
+            collected = await source.collect(store)
+            with tqdm(total=collected.expected, unit="doc", desc="ingest", disable=not show) as bar:
+                return await settle(store, source, collected, progress=bar.update, processes=processes)
+        finally:
+            await source.aclose()
+            await store.close()
+
+    return asyncio.run(go())
 
 
 def _relpath(path: Path) -> str:

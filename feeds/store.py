@@ -259,6 +259,7 @@ class Store:
         # changes pages) stays the same: a bulk publish resolves each related page once.
         self._links: dict[str, tuple[str, str] | None] = {}
         self._links_version = -1
+        self._written: list[Callable[[], None]] = []
 
     @classmethod
     async def open(cls, path: str | Path, cache_kib: int = CACHE_KIB) -> Store:
@@ -302,6 +303,17 @@ class Store:
 
     async def close(self) -> None:
         await self._db.close()
+
+    def on_renditions_written(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (on the event loop) after each write of renditions through this
+        connection; returns the function that stops it. Writers elsewhere (other workers, other
+        processes) are seen by polling `rendition_versions`."""
+        self._written.append(callback)
+        return lambda: self._written.remove(callback)
+
+    def _renditions_written(self) -> None:
+        for callback in list(self._written):
+            callback()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         # aiosqlite runs every call on its connection's own thread; running a whole batch there as
@@ -401,6 +413,8 @@ class Store:
 
         if renditions or entries:
             await self._write(put)
+        if renditions:
+            self._renditions_written()
 
     async def entries(self, events: Sequence[str]) -> dict[str, tuple[str, dict[str, bytes]]]:
         """Stored entries of these events: event -> (stamp, format -> bytes)."""
@@ -423,6 +437,7 @@ class Store:
                 _bump(conn, "renditions_deleted")
 
         await self._write(delete)
+        self._renditions_written()
 
     async def rendition_versions(self) -> tuple[int, int]:
         """(last write, last deletion) counters: what a cache of renditions checks to stay fresh."""

@@ -27,7 +27,9 @@ from tests.conftest import free_port
 async def test_cache_serves_new_versions_after_a_sync_and_stays_bounded(store: Store) -> None:
     first = encode("latest", "atom", b"<feed>one</feed>" * 100, dt.datetime.now(dt.timezone.utc))
     await store.put_rendition(first)
-    cache = RenditionCache(store, max_bytes=10_000)
+    # The cache of another worker: its own connection, and it looks only when told to here.
+    other = await Store.open(store.path)
+    cache = RenditionCache(other, max_bytes=10_000, poll_interval=3600)
     await cache.start()
     try:
         assert (await cache.get("latest", "atom")).etag == first.etag  # type: ignore[union-attr]
@@ -46,6 +48,34 @@ async def test_cache_serves_new_versions_after_a_sync_and_stays_bounded(store: S
         assert await cache.get("latest", "atom") is None
     finally:
         await cache.stop()
+        await other.close()
+
+
+async def test_cache_sees_writes_through_its_own_connection_at_once(store: Store) -> None:
+    """The worker running the scheduler serves a new version as soon as it is stored, without
+    waiting for the next poll."""
+    first = encode("latest", "atom", b"<feed>one</feed>", dt.datetime.now(dt.timezone.utc))
+    await store.put_rendition(first)
+    cache = RenditionCache(store, max_bytes=10_000, poll_interval=3600)
+    await cache.start()
+    try:
+        assert (await cache.get("latest", "atom")).etag == first.etag  # type: ignore[union-attr]
+        await store.put_rendition(replace(first, body=b"<feed>two</feed>", etag="two"))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if (await cache.get("latest", "atom")).etag == "two":  # type: ignore[union-attr]
+                break
+        assert (await cache.get("latest", "atom")).etag == "two"  # type: ignore[union-attr]
+        await store.delete_renditions("latest")
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if await cache.get("latest", "atom") is None:
+                break
+        assert await cache.get("latest", "atom") is None
+    finally:
+        await cache.stop()
+    # Stopped: its store no longer calls it.
+    assert not store._written
 
 
 async def test_exactly_one_worker_refreshes_and_another_takes_over(settings: Settings) -> None:
