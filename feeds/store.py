@@ -40,6 +40,18 @@ CACHE_KIB = 64 * 1024  # SQLite page cache per connection
 # cold. 16 KB pages are what SQLite's own measurements recommend for blobs of this size
 # (https://www.sqlite.org/intern-v-extern-blob.html).
 PAGE_SIZE = 16384
+READERS = 4  # reader connections per store: as many as documents published at once
+
+
+async def _connect(path: str) -> aiosqlite.Connection:
+    pending = aiosqlite.connect(path, isolation_level=None)
+    # A store left open (a crash, a failed test) must not keep the interpreter alive at exit; an
+    # interrupted transaction is rolled back by SQLite on the next open.
+    pending._thread.daemon = True  # noqa: SLF001
+    try:
+        return await pending
+    except sqlite3.Error as exc:
+        raise StoreError(f"store: unable to open {path}: {exc}") from exc
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -250,9 +262,14 @@ class TopicRow:
 class Store:
     """Async access to the database. Use `await Store.open(path)`; close with `await store.close()`."""
 
-    def __init__(self, db: aiosqlite.Connection, path: str) -> None:
-        self._db = db
+    def __init__(self, db: aiosqlite.Connection, path: str, readers: int = 0, cache_kib: int = CACHE_KIB) -> None:
+        self._db = db  # writes, and every read when there are no reader connections
         self.path = path
+        self._max_readers = readers
+        self._cache_kib = cache_kib
+        self._readers: list[aiosqlite.Connection] = []
+        self._opened = 0
+        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._write_lock = asyncio.Lock()
         self._topics: TopicMemo = {}
         # resolve_links answers, valid while the `links` counter (bumped by every batch that
@@ -262,18 +279,11 @@ class Store:
         self._written: list[Callable[[], None]] = []
 
     @classmethod
-    async def open(cls, path: str | Path, cache_kib: int = CACHE_KIB) -> Store:
+    async def open(cls, path: str | Path, cache_kib: int = CACHE_KIB, readers: int = READERS) -> Store:
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        pending = aiosqlite.connect(path, isolation_level=None)
-        # A store left open (a crash, a failed test) must not keep the interpreter alive at
-        # exit; an interrupted transaction is rolled back by SQLite on the next open.
-        pending._thread.daemon = True  # noqa: SLF001
-        try:
-            db = await pending
-        except sqlite3.Error as exc:
-            raise StoreError(f"store: unable to open {path}: {exc}") from exc
+        db = await _connect(path)
         try:
             # busy_timeout first: switching a new file to WAL needs a moment of exclusive access,
             # which other workers opening it at the same time may hold.
@@ -292,7 +302,8 @@ class Store:
             # SQLite's default page cache is 2 MB: on a store of 400,000 events most index pages
             # would be read again through a system call for every document published.
             await db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
-            store = cls(db, path)
+            # An in-memory database exists only on its own connection.
+            store = cls(db, path, readers if path != ":memory:" else 0, cache_kib)
             await store._migrate()
         except BaseException as exc:
             await db.close()
@@ -302,7 +313,51 @@ class Store:
         return store
 
     async def close(self) -> None:
+        for reader in self._readers:
+            await reader.close()
+        self._readers.clear()
+        self._opened = 0
         await self._db.close()
+
+    async def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one query, on a reader connection (opened when all are busy, up to the
+        limit): in WAL mode readers run beside each other and beside a write, each on its own
+        thread, so documents published together read the store in parallel (on a cold page cache
+        their random reads overlap instead of queueing) and a request's cache miss never waits
+        behind a write transaction."""
+        if not self._max_readers:
+            return list(await self._db.execute_fetchall(sql, args))
+        if self._idle.empty() and self._opened < self._max_readers:
+            self._opened += 1
+            try:
+                conn = await _connect(self.path)
+            except BaseException:
+                self._opened -= 1
+                raise
+            self._readers.append(conn)
+            await conn.execute("PRAGMA busy_timeout=10000")
+            await conn.execute("PRAGMA query_only=1")
+            await conn.execute(f"PRAGMA cache_size=-{max(1024, self._cache_kib // self._max_readers)}")
+        else:
+            conn = await self._idle.get()
+        try:
+            return list(await conn.execute_fetchall(sql, args))
+        finally:
+            self._idle.put_nowait(conn)
+
+    async def _read_keys(self, sql: str, keys: Sequence[Any], prefix: Sequence[Any] = ()) -> list[Any]:
+        """Rows of `sql`, whose `{keys}` is an `IN` list, for many keys: in parts on the reader
+        connections at once. Each key is a random read (an event, an entry), which on a cold
+        page cache is a disk read; in parts, they overlap."""
+        if not keys:
+            return []
+        parts = max(1, min(self._max_readers, len(keys) // 16))
+        size = min(500, -(-len(keys) // parts))
+        chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
+        found = await asyncio.gather(
+            *(self._read(sql.format(keys=",".join("?" * len(c))), (*prefix, *c)) for c in chunks)
+        )
+        return [row for rows in found for row in rows]
 
     def on_renditions_written(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` (on the event loop) after each write of renditions through this
@@ -381,7 +436,7 @@ class Store:
 
     async def missing_pages(self, source: str, present: set[str]) -> list[str]:
         """Live pages of `source` that a full listing of it no longer has."""
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             "SELECT path FROM pages WHERE source = ? AND deleted_at IS NULL", (source,)
         )
         return [r[0] for r in rows if r[0] not in present]
@@ -418,14 +473,8 @@ class Store:
 
     async def entries(self, events: Sequence[str]) -> dict[str, tuple[str, dict[str, bytes]]]:
         """Stored entries of these events: event -> (stamp, format -> bytes)."""
-        found: dict[str, tuple[str, dict[str, bytes]]] = {}
-        for i in range(0, len(events), 500):
-            chunk = events[i : i + 500]
-            rows = await self._db.execute_fetchall(
-                f"SELECT event, stamp, atom, rss, json FROM entries WHERE event IN ({','.join('?' * len(chunk))})", chunk
-            )
-            found.update({e: (s, {"atom": a, "rss": r, "json": j}) for e, s, a, r, j in rows})
-        return found
+        rows = await self._read_keys("SELECT event, stamp, atom, rss, json FROM entries WHERE event IN ({keys})", events)
+        return {e: (s, {"atom": a, "rss": r, "json": j}) for e, s, a, r, j in rows}
 
     async def put_rendition(self, rendition: Rendition, now: dt.datetime | None = None) -> None:
         await self.put_renditions([rendition], now=now)
@@ -441,14 +490,14 @@ class Store:
 
     async def rendition_versions(self) -> tuple[int, int]:
         """(last write, last deletion) counters: what a cache of renditions checks to stay fresh."""
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             "SELECT key, value FROM meta WHERE key IN ('renditions', 'renditions_deleted')"
         )
         values = {k: int(v) for k, v in rows}
         return values.get("renditions", 0), values.get("renditions_deleted", 0)
 
     async def renditions_since(self, version: int) -> list[tuple[str, str]]:
-        rows = await self._db.execute_fetchall("SELECT feed, fmt FROM renditions WHERE version > ?", (version,))
+        rows = await self._read("SELECT feed, fmt FROM renditions WHERE version > ?", (version,))
         return [(f, fmt) for f, fmt in rows]
 
     async def acquire_lease(self, name: str, holder: str, ttl: float, now: dt.datetime | None = None) -> bool:
@@ -500,28 +549,22 @@ class Store:
     # ----- reads --------------------------------------------------------------------------------
 
     async def fetch_state(self, url: str) -> tuple[str | None, str | None, bytes | None]:
-        rows = await self._db.execute_fetchall("SELECT etag, last_modified, body FROM fetches WHERE url = ?", (url,))
+        rows = await self._read("SELECT etag, last_modified, body FROM fetches WHERE url = ?", (url,))
         return (rows[0][0], rows[0][1], rows[0][2]) if rows else (None, None, None)
 
     async def page_sources(self, paths: Iterable[str]) -> dict[str, str]:
         """Which live stored pages exist among `paths`, with their source."""
-        wanted = list(set(paths))
-        found: dict[str, str] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            rows = await self._db.execute_fetchall(
-                f"SELECT path, source FROM pages WHERE deleted_at IS NULL AND path IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            found.update({p: s for p, s in rows})
-        return found
+        rows = await self._read_keys(
+            "SELECT path, source FROM pages WHERE deleted_at IS NULL AND path IN ({keys})", list(set(paths))
+        )
+        return {p: s for p, s in rows}
 
     async def cursor(self, source: str) -> str | None:
-        rows = await self._db.execute_fetchall("SELECT value FROM cursors WHERE source = ?", (source,))
+        rows = await self._read("SELECT value FROM cursors WHERE source = ?", (source,))
         return rows[0][0] if rows else None
 
     async def rendition(self, feed: str, fmt: str) -> Rendition | None:
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             "SELECT body, gz, br, etag, last_modified, content_type FROM renditions WHERE feed = ? AND fmt = ?",
             (feed, fmt),
         )
@@ -535,14 +578,14 @@ class Store:
 
     async def rendition_versions_of(self, feed: str) -> dict[str, tuple[str, dt.datetime]]:
         """fmt -> (ETag, Last-Modified) of a feed's stored renditions."""
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             "SELECT fmt, etag, last_modified FROM renditions WHERE feed = ?", (feed,)
         )
         return {fmt: (etag, from_iso(lm)) for fmt, etag, lm in rows}
 
     async def feeds_of_tombstones_expiring(self, start: dt.datetime, end: dt.datetime) -> set[str]:
         """Feeds that carry a tombstone whose window ends in [start, end): they re-render without it."""
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             "SELECT e.date, t.slug FROM events e LEFT JOIN event_topics et ON et.event = e.key "
             "LEFT JOIN topics t ON t.id = et.topic_id WHERE e.live = 0 AND e.deleted_at >= ? AND e.deleted_at < ?",
             (iso(start), iso(end)),
@@ -556,28 +599,28 @@ class Store:
 
     async def feed_names(self) -> list[str]:
         """Every feed the store can render: latest, each date with events, each topic."""
-        dates = await self._db.execute_fetchall("SELECT DISTINCT date FROM events WHERE live = 1 ORDER BY date")
-        topics = await self._db.execute_fetchall("SELECT slug FROM topics WHERE events > 0 ORDER BY slug")
+        dates = await self._read("SELECT DISTINCT date FROM events WHERE live = 1 ORDER BY date")
+        topics = await self._read("SELECT slug FROM topics WHERE events > 0 ORDER BY slug")
         return ["latest"] + [f"dates/{d}" for (d,) in dates] + [f"topics/{s}" for (s,) in topics]
 
     async def topic(self, slug: str) -> TopicRow | None:
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             "SELECT slug, name, events, updated, slots FROM topics WHERE slug = ?", (slug,)
         )
         return _topic_row(rows[0]) if rows else None
 
     async def topics(self) -> list[TopicRow]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             "SELECT slug, name, events, updated, slots FROM topics WHERE events > 0 ORDER BY events DESC, slug"
         )
         return [_topic_row(r) for r in rows]
 
     async def dates(self) -> list[str]:
-        rows = await self._db.execute_fetchall("SELECT DISTINCT date FROM events WHERE live = 1 ORDER BY date")
+        rows = await self._read("SELECT DISTINCT date FROM events WHERE live = 1 ORDER BY date")
         return [d for (d,) in rows]
 
     async def count_events(self) -> int:
-        rows = await self._db.execute_fetchall("SELECT count(*) FROM events WHERE live = 1")
+        rows = await self._read("SELECT count(*) FROM events WHERE live = 1")
         return int(rows[0][0])
 
     async def events(self, feed: FeedKey, limit: int, offset: int = 0) -> list[Event]:
@@ -595,7 +638,7 @@ class Store:
                 "ORDER BY et.date DESC, et.seq DESC LIMIT ? OFFSET ?"
             )
             args = (feed.value,)
-        rows = await self._db.execute_fetchall(sql, (*args, limit, offset))
+        rows = await self._read(sql, (*args, limit, offset))
         return await self._events_from_rows(list(rows))
 
     async def deleted_events(self, feed: FeedKey, since: dt.datetime) -> list[Event]:
@@ -605,21 +648,25 @@ class Store:
         sql, args = f"SELECT {cols} FROM events e WHERE e.live = 0 AND e.deleted_at >= ?", (iso(since),)
         if feed.kind == "date":
             sql, args = sql + " AND e.date = ?", (iso(since), feed.value)
-        rows = await self._db.execute_fetchall(sql + " ORDER BY e.deleted_at DESC, e.key LIMIT 100", args)
+        rows = await self._read(sql + " ORDER BY e.deleted_at DESC, e.key LIMIT 100", args)
         return await self._events_from_rows(list(rows))
 
     async def topic_slots(self, slug: str) -> int:
         """How many events ever joined the topic: the length of its stable page sequence."""
-        rows = await self._db.execute_fetchall("SELECT slots FROM topics WHERE slug = ?", (slug,))
+        rows = await self._read("SELECT slots FROM topics WHERE slug = ?", (slug,))
         return int(rows[0][0]) if rows else 0
 
     async def topic_slot_events(self, slug: str, start: int, stop: int) -> tuple[list[Event], list[Event]]:
         """Events in slots [start, stop) of a topic (by arrival): the live ones and the deleted
         ones, each newest first."""
-        rows = await self._db.execute_fetchall(
-            f"SELECT {EVENT_COLUMNS}, et.live FROM topics t JOIN event_topics et ON et.topic_id = t.id "
-            "JOIN events e ON e.key = et.event WHERE t.slug = ? AND et.slot >= ? AND et.slot < ?",
-            (slug, start, stop),
+        # The slots are one index range, their events scattered over the table: read in parts at
+        # once. (Without the hint, SQLite would walk all of a big topic's rows for an IN list.)
+        rows = await self._read_keys(
+            f"SELECT {EVENT_COLUMNS}, et.live FROM topics t JOIN event_topics et INDEXED BY event_topics_slot "
+            "ON et.topic_id = t.id "
+            "JOIN events e ON e.key = et.event WHERE t.slug = ? AND et.slot IN ({keys})",
+            range(start, stop),
+            (slug,),
         )
         rows = sorted(rows, key=lambda r: (r[2], r[7]), reverse=True)  # published (= date), seq
         live = [r[:-1] for r in rows if r[-1] == 1]
@@ -630,8 +677,8 @@ class Store:
         """When documents' newest events arrived, to publish a bulk load in arrival order: each
         date's greatest `seq`, and for each topic and block of `block` consecutive slots (a
         topic page's worth) the topic's slot count, the block's first slot and greatest `seq`."""
-        dates = await self._db.execute_fetchall("SELECT date, max(seq) FROM events GROUP BY date")
-        blocks = await self._db.execute_fetchall(
+        dates = await self._read("SELECT date, max(seq) FROM events GROUP BY date")
+        blocks = await self._read(
             "SELECT t.slug, t.slots, et.slot / ? * ?, max(et.seq) FROM event_topics et "
             "JOIN topics t ON t.id = et.topic_id GROUP BY et.topic_id, et.slot / ?",
             (block, block, block),
@@ -640,68 +687,68 @@ class Store:
 
     async def topic_ranks(self, slug: str, keys: Iterable[str]) -> dict[str, int]:
         """Slot index (0 = first to arrive) of each of `keys` that belongs to the topic."""
-        wanted = list(set(keys))
-        ranks: dict[str, int] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            rows = await self._db.execute_fetchall(
-                "SELECT et.event, et.slot FROM event_topics et JOIN topics t ON t.id = et.topic_id "
-                f"WHERE t.slug = ? AND et.event IN ({','.join('?' * len(chunk))})",
-                (slug, *chunk),
-            )
-            ranks.update({k: int(r) for k, r in rows})
-        return ranks
+        rows = await self._read_keys(
+            "SELECT et.event, et.slot FROM event_topics et JOIN topics t ON t.id = et.topic_id "
+            "WHERE t.slug = ? AND et.event IN ({keys})",
+            list(set(keys)),
+            (slug,),
+        )
+        return {k: int(r) for k, r in rows}
 
     async def neighbour_dates(self, day: str) -> tuple[str | None, str | None]:
         """The nearest earlier and later dates that have live events."""
-        before = await self._db.execute_fetchall(
+        before = await self._read(
             "SELECT date FROM events WHERE live = 1 AND date < ? ORDER BY date DESC LIMIT 1", (day,)
         )
-        after = await self._db.execute_fetchall(
+        after = await self._read(
             "SELECT date FROM events WHERE live = 1 AND date > ? ORDER BY date LIMIT 1", (day,)
         )
         return (before[0][0] if before else None, after[0][0] if after else None)
 
     async def created(self) -> dt.datetime:
         """When this store was made: the date of a feed that has never had anything in it."""
-        rows = await self._db.execute_fetchall("SELECT value FROM meta WHERE key = 'created'")
+        rows = await self._read("SELECT value FROM meta WHERE key = 'created'")
         return from_iso(rows[0][0])
 
     async def newest_date(self) -> str | None:
-        rows = await self._db.execute_fetchall("SELECT max(date) FROM events WHERE live = 1")
+        rows = await self._read("SELECT max(date) FROM events WHERE live = 1")
         return rows[0][0] if rows else None
+
+    async def checkpoint(self) -> None:
+        """Copy what the write-ahead log holds into the database now, without waiting for
+        readers. SQLite otherwise does it inside whichever commit crosses its threshold (16 MB of
+        log), and that commit, which may be the one a reader waits for, takes tens of ms longer."""
+        await self._db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def release_memory(self) -> None:
         """Give back SQLite's page cache (a process about to wait on others)."""
-        await self._db.execute("PRAGMA shrink_memory")
+        for conn in [self._db, *self._readers]:
+            await conn.execute("PRAGMA shrink_memory")
 
     async def resolve_links(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
         """For page paths (any version), the (relpath, source) of their event's current version."""
-        rows = await self._db.execute_fetchall("SELECT value FROM meta WHERE key = 'links'")
+        rows = await self._read("SELECT value FROM meta WHERE key = 'links'")
         version = int(rows[0][0]) if rows else 0
         if version != self._links_version or len(self._links) > 200_000:
             self._links, self._links_version = {}, version
         wanted = set(paths)
         missing = [p for p in wanted if p not in self._links]
-        for i in range(0, len(missing), 500):
-            chunk = missing[i : i + 500]
-            rows = await self._db.execute_fetchall(
-                "SELECT a.path, e.relpath, e.source FROM aliases a JOIN events e ON e.key = a.chain "
-                f"WHERE +e.live = 1 AND a.path IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            found = {p: (r, s) for p, r, s in rows}
-            self._links.update({p: found.get(p) for p in chunk})
+        rows = await self._read_keys(
+            "SELECT a.path, e.relpath, e.source FROM aliases a JOIN events e ON e.key = a.chain "
+            "WHERE +e.live = 1 AND a.path IN ({keys})",
+            missing,
+        )
+        found = {p: (r, s) for p, r, s in rows}
+        self._links.update({p: found.get(p) for p in missing})
         return {p: target for p in wanted if (target := self._links.get(p))}
 
     async def _events_from_rows(self, rows: list[Any]) -> list[Event]:
         if not rows:
             return []
-        keys = [r[0] for r in rows]
-        topic_rows = await self._db.execute_fetchall(
+        topic_rows = await self._read_keys(
             "SELECT et.event, t.slug, t.name FROM event_topics et JOIN topics t ON t.id = et.topic_id "
-            f"WHERE et.event IN ({','.join('?' * len(keys))}) ORDER BY t.slug",
-            keys,
+            "WHERE et.event IN ({keys}) ORDER BY t.slug",
+            [r[0] for r in rows],
         )
         topics: dict[str, list[Topic]] = {}
         for event_key, slug, name in topic_rows:
