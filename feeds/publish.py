@@ -52,10 +52,12 @@ def encode(feed: str, fmt: str, body: bytes, last_modified: dt.datetime, content
         fmt=fmt,
         body=body,
         # Measured on a 180 KB topic feed (benchmarks/README.md): ISA-L level 3 takes 0.46 ms for
-        # 31 KB where zlib level 6 takes 2.3 ms for 27.5 KB; Brotli quality 5 takes 1.7 ms for
-        # 23.6 KB (6: 2.0 ms for 23.3 KB; 11 is 30x slower for ~12% smaller).
+        # 31 KB where zlib level 6 takes 2.3 ms for 27.5 KB. Brotli, on a 235 KB head of 99
+        # entries: quality 4 takes 1.85 ms for 31 KB, 5 takes 2.8 ms for 29 KB, 3 takes 1.15 ms
+        # for 33 KB (11 is ~30x slower for ~12% smaller). Compression is most of the CPU of
+        # publishing a refresh (three formats, two encodings each), which readers wait for.
         gzip=igzip.compress(body, compresslevel=3, mtime=0),
-        br=brotli.compress(body, quality=5),
+        br=brotli.compress(body, quality=4),
         etag=etag_of(body),
         last_modified=last_modified,
         content_type=content_type or CONTENT_TYPES[fmt],
@@ -429,6 +431,8 @@ async def publish_changes(
     total = await publish_keys_in_processes(store, settings, keys, processes, progress)
     if any(k.kind == "topic" for k in keys) or not await store.rendition_etags(TOPICS_DOC):
         total += await publish_topics(store, settings)
+    if total:
+        await store.checkpoint()  # now, while nobody waits for the next write
     return total
 
 
