@@ -166,3 +166,48 @@ async def test_several_workers_opening_a_new_database_at_once(tmp_path: object) 
         finally:
             for s in stores:
                 await s.close()
+
+
+async def test_reads_go_on_while_a_write_transaction_is_open(store: Store) -> None:
+    """A request's cache miss (or a document being published) does not queue behind a write:
+    reads run on reader connections, which WAL lets see the last commit meanwhile."""
+    import asyncio
+    import threading
+
+    await store.apply(read_pages(EXAMPLE)[:5], now=T0)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE events SET live = 0")
+        inside.set()
+        release.wait(10)
+        raise RuntimeError("rolled back")  # the store must stay as it was
+
+    writing = asyncio.ensure_future(store._write(slow))
+    try:
+        assert await asyncio.to_thread(inside.wait, 10)
+        assert await asyncio.wait_for(store.count_events(), 5) == 5
+    finally:
+        release.set()
+        with pytest.raises(RuntimeError):
+            await writing
+    assert await store.count_events() == 5
+
+
+async def test_many_key_lookups_split_over_readers_find_every_key(store: Store) -> None:
+    entries = [(f"e{i:03d}", f"s{i}", {"atom": b"a%d" % i, "rss": b"r%d" % i, "json": b"j%d" % i}) for i in range(230)]
+    await store.put_renditions([], entries)
+    wanted = [e for e, _, _ in entries] + ["missing"]
+    found = await store.entries(wanted)
+    assert found == {e: (s, f) for e, s, f in entries}
+    # Several reader connections took part, never more than the limit.
+    assert 1 < len(store._readers) <= 4
+
+
+async def test_checkpoint_moves_the_log_into_the_database(store: Store) -> None:
+    await store.apply(read_pages(EXAMPLE), now=T0)
+    await store.checkpoint()
+    conn = sqlite3.connect(store.path)
+    busy, logged, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    conn.close()
+    assert busy == 0 and logged == done
