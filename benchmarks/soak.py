@@ -117,6 +117,7 @@ def main() -> None:
         script.write_text(LUA % {"paths": paths, "seed": 1})
         port = free_port()
         config = work / "serve.toml"
+        text = re.sub(r"^port = .*$", "", text, flags=re.M)  # the config's own port may be taken
         config.write_text(re.sub(r'database = "[^"]+"', f'database = "{database}"', text) + f"\nport = {port}\n")
         server = subprocess.Popen(
             [PYTHON, "-m", "feeds", "--config", str(config), "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

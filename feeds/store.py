@@ -328,22 +328,31 @@ class Store:
         if not self._max_readers:
             return list(await self._db.execute_fetchall(sql, args))
         if self._idle.empty() and self._opened < self._max_readers:
-            self._opened += 1
-            try:
-                conn = await _connect(self.path)
-            except BaseException:
-                self._opened -= 1
-                raise
-            self._readers.append(conn)
-            await conn.execute("PRAGMA busy_timeout=10000")
-            await conn.execute("PRAGMA query_only=1")
-            await conn.execute(f"PRAGMA cache_size=-{max(1024, self._cache_kib // self._max_readers)}")
+            conn = await self._open_reader()
         else:
             conn = await self._idle.get()
         try:
             return list(await conn.execute_fetchall(sql, args))
         finally:
             self._idle.put_nowait(conn)
+
+    async def _open_reader(self) -> aiosqlite.Connection:
+        self._opened += 1  # counted before the await: others asking meanwhile wait for an idle one
+        try:
+            conn = await _connect(self.path)
+            try:
+                await conn.execute("PRAGMA busy_timeout=10000")
+                await conn.execute("PRAGMA query_only=1")
+                # The readers share the store's page-cache budget.
+                await conn.execute(f"PRAGMA cache_size=-{max(1024, self._cache_kib // self._max_readers)}")
+            except BaseException:
+                await conn.close()
+                raise
+        except BaseException:
+            self._opened -= 1
+            raise
+        self._readers.append(conn)
+        return conn
 
     async def _read_keys(self, sql: str, keys: Sequence[Any], prefix: Sequence[Any] = ()) -> list[Any]:
         """Rows of `sql`, whose `{keys}` is an `IN` list, for many keys: in parts on the reader
