@@ -162,12 +162,9 @@ async def settle(
     report = await ingest(store, source.name, collected, progress, processes)
     if collected.cursor is not None:
         await store.set_cursor(source.name, collected.cursor)
-    commit = getattr(source, "commit", None)
+    commit = getattr(source, "commit", None)  # a directory source: the files it has read
     if commit:
-        commit()
-    forget = getattr(source, "forget", None)
-    if forget and report.failed:
-        forget(report.failed)
+        await commit(store, report.failed)
     return report
 
 

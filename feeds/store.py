@@ -31,7 +31,7 @@ from feeds.model import Event, FeedKey, Page, Rendition, Topic, day_start, utcno
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 CACHE_KIB = 64 * 1024  # SQLite page cache per connection
 # For a new store (an existing one keeps its own). Most of a store is documents of 100-200 KB in
 # three encodings and entries of ~6 KB: with SQLite's default 4 KB pages every entry overflows to
@@ -187,6 +187,18 @@ MIGRATIONS: dict[int, str] = {
         rss BLOB NOT NULL,
         json BLOB NOT NULL
     );
+    """,
+    # What a directory source last read of each file (mtime, size), kept with the pages it read
+    # them into: a new process (a restarted server) stats the tree and reads only what changed,
+    # instead of every file once.
+    5: """
+    CREATE TABLE source_files (
+        source TEXT NOT NULL,
+        relpath TEXT NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (source, relpath)
+    ) WITHOUT ROWID;
     """,
 }
 
@@ -567,6 +579,28 @@ class Store:
             "SELECT path, source FROM pages WHERE deleted_at IS NULL AND path IN ({keys})", list(set(paths))
         )
         return {p: s for p, s in rows}
+
+    async def source_files(self, source: str) -> dict[str, tuple[int, int]]:
+        """relpath -> (mtime_ns, size) of the files a directory source last read."""
+        rows = await self._read("SELECT relpath, mtime_ns, size FROM source_files WHERE source = ?", (source,))
+        return {rel: (mtime, size) for rel, mtime, size in rows}
+
+    async def put_source_files(self, source: str, changes: dict[str, tuple[int, int] | None]) -> None:
+        """Record files read (relpath -> (mtime_ns, size)) and forget others (-> None)."""
+        if not changes:
+            return
+
+        def put(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR REPLACE INTO source_files VALUES (?,?,?,?)",
+                [(source, rel, *st) for rel, st in changes.items() if st is not None],
+            )
+            conn.executemany(
+                "DELETE FROM source_files WHERE source = ? AND relpath = ?",
+                [(source, rel) for rel, st in changes.items() if st is None],
+            )
+
+        await self._write(put)
 
     async def cursor(self, source: str) -> str | None:
         rows = await self._read("SELECT value FROM cursors WHERE source = ?", (source,))

@@ -11,7 +11,8 @@ import pytest
 
 from feeds.config import SourceConfig
 from feeds.model import FeedKey
-from feeds.refresh import refresh_source
+from feeds.refresh import refresh_source, settle
+from feeds.sources import Collected
 from feeds.sources import directory
 from feeds.sources.directory import DirectorySource
 from feeds.store import Store
@@ -133,3 +134,39 @@ async def test_without_watching_every_refresh_scans(store: Store, tmp_path: Path
     shutil.copy(OFFSTREAM / BOAT, root / BOAT)
     report = await refresh_source(store, source)
     assert len(counted_scans) == 2 and len(report.result.added) == 1
+
+
+async def test_a_restarted_source_reads_only_what_changed_while_it_was_down(store: Store, tmp_path: Path) -> None:
+    """The files a source has read are kept in the store: a new process (a server restarted on a
+    400,000-page tree) stats the tree and reads what changed since, not every file again."""
+    root = tree_with(tmp_path, TAX, BOAT, EURO)
+    broken = root / "news/2018/01/1/broken.md"
+    broken.write_text("no date line here\n")
+    config = SourceConfig(name="d", kind="directory", location=str(root))
+
+    async def run_once() -> tuple[list[str], list[str]]:
+        source = DirectorySource(config)
+        try:
+            collected = await source.collect(store)
+            docs = list(collected.documents)
+            await settle(store, source, Collected(documents=docs, deleted=collected.deleted, expected=len(docs)))
+            return sorted(d.relpath for d in docs), collected.deleted
+        finally:
+            await source.aclose()
+
+    read, gone = await run_once()
+    assert read == sorted([TAX, BOAT, EURO, "news/2018/01/1/broken.md"]) and gone == []
+    # Nothing changed: only the file that failed to parse is read again (its fix may keep its
+    # size and mtime).
+    assert await run_once() == (["news/2018/01/1/broken.md"], [])
+    # While no process runs: one page reworded, one removed, the broken one mended.
+    text = (root / BOAT).read_text()
+    (root / BOAT).write_text(text.replace("capsizes", "capsized", 1))
+    (root / EURO).unlink()
+    mended = (root / TAX).read_text().replace("taxation-in-the-united-arab-emirates", "broken")
+    broken.write_text(mended)
+    read, gone = await run_once()
+    assert read == sorted([BOAT, "news/2018/01/1/broken.md"])
+    assert gone == ["/news/1999/01/01/the-euro-currency-is-introduced"]
+    assert await run_once() == ([], [])
+    assert "/news/1999/01/01/the-euro-currency-is-introduced" not in await keys(store)

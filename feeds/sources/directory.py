@@ -43,8 +43,10 @@ class DirectorySource:
     def __init__(self, config: SourceConfig, watch: bool = True) -> None:
         self.name = config.name
         self.root = Path(config.location)
-        # Files unchanged since the last scan (same mtime and size) are not read again.
+        # Files unchanged since they were last read (same mtime and size) are not read again;
+        # the store keeps this across restarts (loaded on the first scan).
         self._seen: dict[str, tuple[int, int]] = {}
+        self._loaded = False
         # What the next `commit` makes of `_seen`: a whole new scan, or changes to it.
         self._pending: dict[str, tuple[int, int]] | None = None
         self._delta: dict[str, tuple[int, int] | None] = {}
@@ -75,6 +77,8 @@ class DirectorySource:
         except OSError as exc:
             self._stop_watching()
             raise SourceError(self.name, f"{exc.filename or self.root}: {exc.strerror}") from exc
+        if not self._loaded:
+            self._seen, self._loaded = await store.source_files(self.name), True
         changed = [rel for rel, st in stats.items() if self._seen.get(rel) != st]
         # Taken as seen only once the batch is stored (`commit`): a failed store re-reads them.
         self._pending, self._delta = dict(stats), {}
@@ -111,15 +115,28 @@ class DirectorySource:
                         return True
         return False
 
-    def commit(self) -> None:
+    async def commit(self, store: Store, failed: list[str]) -> None:
+        """The collected documents are stored: take their files as read, here and in the store,
+        except those in `failed` (they did not parse; the fix may keep mtime and size), which are
+        read again next time."""
         if self._pending is not None:
-            self._seen = self._pending
-        for rel, st in self._delta.items():
-            if st is None:
-                self._seen.pop(rel, None)
-            else:
-                self._seen[rel] = st
+            new = self._pending
+            changes: dict[str, tuple[int, int] | None] = {rel: st for rel, st in new.items() if self._seen.get(rel) != st}
+            changes.update({rel: None for rel in self._seen if rel not in new})
+            self._seen = new
+        else:
+            changes = dict(self._delta)
+            for rel, st in self._delta.items():
+                if st is None:
+                    self._seen.pop(rel, None)
+                else:
+                    self._seen[rel] = st
+        for rel in failed:
+            self._seen.pop(rel, None)
+            changes[rel] = None
+        self._retry |= set(failed)
         self._pending, self._delta = None, {}
+        await store.put_source_files(self.name, changes)
 
     def _read(self, relpaths: list[str]) -> Iterator[Document]:
         for relpath in relpaths:
@@ -135,12 +152,6 @@ class DirectorySource:
                 log.warning("source %s: %s: unreadable: %s", self.name, path, exc.strerror)
                 continue
             yield Document(relpath, data, str(path))
-
-    def forget(self, relpaths: list[str]) -> None:
-        """Read these again next time (their parse failed: the fix may keep mtime and size)."""
-        for rel in relpaths:
-            self._seen.pop(rel, None)
-        self._retry |= set(relpaths)
 
     def _stop_watching(self) -> None:
         if self._watch is not None:
