@@ -153,6 +153,7 @@ def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Pa
 
     from feeds import config as feeds_config
     from feeds.config import SourceConfig
+    from feeds.process import tune_gc
     from feeds.publish import publish_changes
     from feeds.refresh import ingest, settle
     from feeds.sources import Collected, Document
@@ -160,6 +161,7 @@ def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Pa
     from feeds.store import Store
 
     settings = feeds_config.load(config)
+    tune_gc()  # this process stands in for a server worker running the scheduler: the same settings
     context = multiprocessing.get_context("spawn")
     server = Server(config, port)
     client = httpx.Client()

@@ -205,6 +205,8 @@ def app_from_environment() -> Starlette:
     import logging
 
     from feeds import config
+    from feeds.process import tune_gc
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    tune_gc()
     return create_app(config.load())

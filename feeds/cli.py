@@ -21,6 +21,7 @@ import click
 from feeds import config
 from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError
+from feeds.process import tune_gc
 from feeds.store import Store
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
             # in a process of its own, which hands back its report and ends before publishing
             # starts its processes.
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(1, mp_context=context) as pool:
+            with ProcessPoolExecutor(1, mp_context=context, initializer=tune_gc) as pool:
                 report = await asyncio.get_running_loop().run_in_executor(
                     pool, read_and_store, settings.database, source, show, os.cpu_count() or 1
                 )
@@ -212,4 +213,5 @@ def topics(settings: Settings) -> None:
 
 
 def main() -> None:
+    tune_gc()
     cli(prog_name="feeds")

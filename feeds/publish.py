@@ -30,6 +30,7 @@ from isal import igzip
 from feeds.config import Settings
 from feeds.ids import page_path
 from feeds.model import FORMATS, Event, FeedKey, Rendition, utcnow
+from feeds.process import tune_gc
 from feeds.render import CONTENT_TYPES, RENDER_VERSION, FeedInfo, Format, formats
 from feeds.render.content import LinkResolver, make_entry, resolver
 from feeds.render.topics import TOPICS_DOC, topics_document
@@ -551,7 +552,7 @@ async def publish_keys_in_processes(
     arenas = os.environ.get("MALLOC_ARENA_MAX")
     os.environ["MALLOC_ARENA_MAX"] = arenas or "2"
     try:
-        with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        with ProcessPoolExecutor(processes, mp_context=context, initializer=tune_gc) as pool:
             futures = [
                 loop.run_in_executor(pool, _publish_shard, store.path, settings, shard, done)
                 for shard in _contiguous(names, processes)

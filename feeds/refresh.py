@@ -20,6 +20,7 @@ from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError, ParseError
 from feeds.model import Page, utcnow
 from feeds.pages import parse_document
+from feeds.process import tune_gc
 from feeds.publish import publish_changes
 from feeds.sources import Collected, Document, Source, open_source
 from feeds.store import BatchResult, Incoming, Store
@@ -105,7 +106,7 @@ async def ingest(
     loop = asyncio.get_running_loop()
     pool = None
     if processes > 1 and (collected.expected or 0) >= PARALLEL_FROM:
-        pool = ProcessPoolExecutor(processes - 1, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(processes - 1, mp_context=multiprocessing.get_context("spawn"), initializer=tune_gc)
     ahead = 2 * (processes - 1) if pool else 1
 
     def read_batch() -> list[Document]:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 
 from feeds.cache import RenditionCache
 from feeds.config import Settings
@@ -143,3 +144,31 @@ def test_serve_with_two_workers(tmp_path: Path, tree: Path) -> None:
         os.killpg(server.pid, signal.SIGTERM)
         output = server.communicate(timeout=30)[0].decode()
     assert output.count("runs the refreshes") == 1, output
+
+
+def test_server_workers_and_the_command_collect_garbage_less_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every process that refreshes or serves (a worker started by import string, the `feeds`
+    command) sets the collector's thresholds: a refresh allocates ~100,000 short-lived objects."""
+    import gc
+
+    from feeds.app import app_from_environment
+    from feeds.process import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'database = "{tmp_path / "feeds.db"}"\n')
+    monkeypatch.setenv("FEEDS_CONFIG", str(config))
+    try:
+        gc.set_threshold(700, 10, 10)
+        app_from_environment()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        out = subprocess.run(
+            [sys.executable, "-c", "import contextlib, gc, sys\nfrom feeds.cli import main\nsys.argv = ['feeds', '--help']\n"
+             "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(None): main()\nprint(gc.get_threshold())"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        assert out.strip() == str(GC_THRESHOLDS)
+    finally:
+        gc.set_threshold(*before)
