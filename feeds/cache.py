@@ -2,10 +2,10 @@
 
 Serving from memory saves a trip to the database thread per request; the cache stays fresh by
 reading two counters the store bumps on every write/deletion of renditions (a cheap indexed read):
-at once after a write through its own store connection (the worker that runs the scheduler), and
-forty times a second for writes by others, so every worker of `feeds serve --workers N` sees a new
-version within `poll_interval` seconds. Bounded by bytes: a server with 400,000 feeds keeps only
-the hot ones.
+at once after a write through its own store connection (the worker that runs the scheduler), at
+once after any process appends to the store's write-ahead log (Linux inotify: the other workers
+of `feeds serve --workers N`, a `feeds refresh` beside the server), and in any case every
+`poll_interval` seconds. Bounded by bytes: a server with 400,000 feeds keeps only the hot ones.
 """
 
 from __future__ import annotations
@@ -15,13 +15,21 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from feeds.model import Rendition
 from feeds.store import Store
 
+try:
+    from inotify_simple import INotify
+    from inotify_simple import flags as inotify_flags
+except (ImportError, OSError):  # not Linux: polling only
+    INotify = None  # type: ignore[assignment,misc]
+
 log = logging.getLogger("feeds.cache")
 _MISS_COST = 200  # bytes charged for remembering that a document does not exist
+MIN_SYNC_GAP = 0.005  # seconds between two looks at the store's counters
 
 
 class RenditionCache:
@@ -45,6 +53,7 @@ class RenditionCache:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._unsubscribe: Callable[[], None] | None = None
+        self._unwatch: Callable[[], None] | None = None
         self.hits = 0
         self.misses = 0
 
@@ -112,17 +121,61 @@ class RenditionCache:
             except Exception:  # a failed poll must not stop the next one; serve and retry
                 log.exception("cache: poll failed")
                 self.clear()
+            # A refresh appends to the log many times: look at most every few ms meanwhile.
+            await asyncio.sleep(MIN_SYNC_GAP)
 
     async def start(self) -> None:
         self._seen = await self.store.rendition_versions()
         self._unsubscribe = self.store.on_renditions_written(self._wake.set)
+        self._unwatch = _watch_log(self.store.path, self._wake.set)
         self._task = asyncio.create_task(self._poll())
 
     async def stop(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._unwatch:
+            self._unwatch()
+            self._unwatch = None
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _watch_log(database: str, wake: Callable[[], None]) -> Callable[[], None] | None:
+    """Call `wake` whenever a process writes the store's write-ahead log (each transaction ends
+    with a write of its commit frame, so a wake follows every commit). Returns what stops it;
+    None where the kernel cannot tell (then the poll alone keeps the cache fresh)."""
+    if INotify is None or database == ":memory:":
+        return None
+    path = Path(database).resolve()
+    log_name = f"{path.name}-wal"
+    try:
+        inotify = INotify(nonblocking=True)
+    except OSError:
+        return None
+    try:
+        # The folder, not the file: SQLite removes the log when the last connection closes and
+        # makes it again.
+        inotify.add_watch(str(path.parent), inotify_flags.MODIFY)
+    except OSError:
+        inotify.close()
+        return None
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        try:
+            events = inotify.read(timeout=0)
+        except BlockingIOError:
+            return
+        if any(e.name == log_name for e in events):
+            wake()
+
+    loop.add_reader(inotify.fileno(), readable)
+
+    def stop() -> None:
+        loop.remove_reader(inotify.fileno())
+        inotify.close()
+
+    return stop

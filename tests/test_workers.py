@@ -172,3 +172,28 @@ def test_server_workers_and_the_command_collect_garbage_less_often(
         assert out.strip() == str(GC_THRESHOLDS)
     finally:
         gc.set_threshold(*before)
+
+
+async def test_cache_sees_other_processes_writes_when_they_commit(store: Store) -> None:
+    """Another worker (here: another connection, polled once an hour) serves a new version as
+    soon as the writer commits: the kernel reports the write to the store's log."""
+    from feeds import cache as cache_module
+
+    if cache_module.INotify is None:
+        pytest.skip("no inotify")
+    first = encode("latest", "atom", b"<feed>one</feed>", dt.datetime.now(dt.timezone.utc))
+    await store.put_rendition(first)
+    other = await Store.open(store.path)
+    cache = RenditionCache(other, max_bytes=10_000, poll_interval=3600)
+    await cache.start()
+    try:
+        assert (await cache.get("latest", "atom")).etag == first.etag  # type: ignore[union-attr]
+        await store.put_rendition(replace(first, body=b"<feed>two</feed>", etag="two"))
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if (await cache.get("latest", "atom")).etag == "two":  # type: ignore[union-attr]
+                break
+        assert (await cache.get("latest", "atom")).etag == "two"  # type: ignore[union-attr]
+    finally:
+        await cache.stop()
+        await other.close()
