@@ -22,6 +22,7 @@ from email.utils import formatdate
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
+from isal import igzip
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -32,14 +33,15 @@ def load(database: str, feeds: list[str], cache_control: str) -> dict[str, dict[
     """`<feed>.<fmt>` -> encoding -> (body, headers, content type), read once from `renditions`."""
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        query = "SELECT feed, fmt, body, gz, br, etag, last_modified, content_type FROM renditions"
+        query = "SELECT feed, fmt, gz, br, etag, last_modified, content_type FROM renditions"
         if feeds:
             query += f" WHERE feed IN ({','.join('?' * len(feeds))})"
         rows = conn.execute(query, feeds).fetchall()
     finally:
         conn.close()
     table: dict[str, dict[str, tuple[bytes, dict[str, str], str]]] = {}
-    for feed, fmt, body, gz, br, etag, last_modified, content_type in rows:
+    for feed, fmt, gz, br, etag, last_modified, content_type in rows:
+        body = igzip.decompress(gz)  # the store keeps gzip and Brotli; the plain bytes are what gzip holds
         modified = formatdate(dt.datetime.fromisoformat(last_modified).timestamp(), usegmt=True)
         variants = {}
         for encoding, data in (("identity", body), ("gzip", gz), ("br", br)):

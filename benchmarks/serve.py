@@ -40,6 +40,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from isal import igzip
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -132,13 +134,14 @@ def pick_feed(database: Path, target_bytes: int = 30_000) -> tuple[str, int, int
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
         rows = conn.execute(
-            "SELECT feed, body, length(gz), length(br) FROM renditions WHERE fmt = 'atom' AND feed LIKE 'topics/%'"
+            "SELECT feed, gz, length(gz), length(br) FROM renditions WHERE fmt = 'atom' AND feed LIKE 'topics/%'"
         ).fetchall()
     finally:
         conn.close()
     if not rows:
         fail(f"no topic feeds in {database}")
-    candidates = [(feed, body.count(b"<entry>"), len(body), gz, br) for feed, body, gz, br in rows]
+    bodies = [(feed, igzip.decompress(data), gz, br) for feed, data, gz, br in rows]
+    candidates = [(feed, body.count(b"<entry>"), len(body), gz, br) for feed, body, gz, br in bodies]
     fifty = [c for c in candidates if c[1] == 50]
     if not fifty:
         best = min(candidates, key=lambda c: (abs(c[1] - 50), abs(c[2] - target_bytes)))
@@ -334,11 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.feed:
             feed, fmt = args.feed.rsplit(".", 1)
             conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-            row = conn.execute("SELECT body, length(gz), length(br) FROM renditions WHERE feed = ? AND fmt = ?", (feed, fmt)).fetchone()
+            row = conn.execute("SELECT gz, length(gz), length(br) FROM renditions WHERE feed = ? AND fmt = ?", (feed, fmt)).fetchone()
             conn.close()
             if row is None:
                 fail(f"no rendition {args.feed} in the database")
-            chosen = (feed, row[0].count(b"<entry>") or row[0].count(b"<item>"), len(row[0]), row[1], row[2])
+            plain = igzip.decompress(row[0])
+            chosen = (feed, plain.count(b"<entry>") or plain.count(b"<item>"), len(plain), row[1], row[2])
             path = f"/feeds/{args.feed}"
         else:
             fmt = "atom"
@@ -346,11 +350,9 @@ def main(argv: list[str] | None = None) -> int:
             path = f"/feeds/{chosen[0]}.atom"
         feed = chosen[0]
         conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        body, gz, br, etag = conn.execute(
-            "SELECT body, gz, br, etag FROM renditions WHERE feed = ? AND fmt = ?", (feed, fmt)
-        ).fetchone()
+        gz, br, etag = conn.execute("SELECT gz, br, etag FROM renditions WHERE feed = ? AND fmt = ?", (feed, fmt)).fetchone()
         conn.close()
-        stored = {"plain": bytes(body), "gzip": bytes(gz), "br": bytes(br)}
+        stored = {"plain": igzip.decompress(gz), "gzip": bytes(gz), "br": bytes(br)}
         print(f"feed: {path}: {chosen[1]} entries, {chosen[2]} bytes plain, {chosen[3]} gzip, {chosen[4]} br")
 
         names = PLANS[args.against]

@@ -128,6 +128,25 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Member:
+    """What a document needs of an event whose entry may already be made: which entry (`key`
+    and `rev`, which moves whenever anything the entry shows changes) and when the event last
+    changed. The whole Event (its page decoded) is read only to make an entry."""
+
+    key: str
+    rev: int
+    updated: dt.datetime
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A deleted event, as feeds report it (RFC 6721) for a while."""
+
+    guid: str
+    deleted: dt.datetime
+
+
+@dataclass(frozen=True)
 class FeedKey:
     """Which feed: `latest`, `dates/YYYY-MM-DD`, `topics/<slug>`, or an older page of a topic
     (`topics/<slug>/pages/<n>`, n from 1 = the oldest)."""
@@ -170,3 +189,5 @@ class Rendition:
     etag: str
     last_modified: dt.datetime
     content_type: str
+    # Where each entry lies in `body` (feeds.publish.Spans): what the next version reuses.
+    spans: bytes = b""

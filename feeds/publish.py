@@ -18,8 +18,6 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,11 +26,10 @@ import brotli
 from isal import igzip
 
 from feeds.config import Settings
-from feeds.ids import page_path
-from feeds.model import FORMATS, Event, FeedKey, Rendition, utcnow
+from feeds.entries import EntryMemo, NewEntry, gather_entries, make_entries, memo_for, plan_entries, spans_of
+from feeds.model import FORMATS, FeedKey, Member, Rendition, utcnow
 from feeds.process import tune_gc
-from feeds.render import CONTENT_TYPES, RENDER_VERSION, FeedInfo, Format, formats
-from feeds.render.content import LinkResolver, make_entry, resolver
+from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
 from feeds.render.topics import TOPICS_DOC, topics_document
 from feeds.store import Store
 
@@ -46,22 +43,29 @@ def etag_of(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:32]
 
 
-def encode(feed: str, fmt: str, body: bytes, last_modified: dt.datetime, content_type: str | None = None) -> Rendition:
+# Measured on a 180 KB topic feed (benchmarks/README.md): ISA-L level 3 takes 0.46 ms for 31 KB
+# where zlib level 6 takes 2.3 ms for 27.5 KB. Brotli, on a 235 KB head of 99 entries: quality 4
+# takes 1.85 ms for 31 KB, 5 takes 2.8 ms for 29 KB, 3 takes 1.15 ms for 33 KB (11 is ~30x
+# slower for ~12% smaller). Compression is most of the CPU of publishing a refresh (three
+# formats, two encodings each), which readers wait for.
+GZIP_LEVEL = 3
+BROTLI_QUALITY = 4
+
+
+def encode(
+    feed: str, fmt: str, body: bytes, last_modified: dt.datetime, content_type: str | None = None, spans: bytes = b""
+) -> Rendition:
     """Every representation of one document version, made once: plain, gzip, Brotli."""
     return Rendition(
         feed=feed,
         fmt=fmt,
         body=body,
-        # Measured on a 180 KB topic feed (benchmarks/README.md): ISA-L level 3 takes 0.46 ms for
-        # 31 KB where zlib level 6 takes 2.3 ms for 27.5 KB. Brotli, on a 235 KB head of 99
-        # entries: quality 4 takes 1.85 ms for 31 KB, 5 takes 2.8 ms for 29 KB, 3 takes 1.15 ms
-        # for 33 KB (11 is ~30x slower for ~12% smaller). Compression is most of the CPU of
-        # publishing a refresh (three formats, two encodings each), which readers wait for.
-        gzip=igzip.compress(body, compresslevel=3, mtime=0),
-        br=brotli.compress(body, quality=4),
+        gzip=igzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0),
+        br=brotli.compress(body, quality=BROTLI_QUALITY),
         etag=etag_of(body),
         last_modified=last_modified,
         content_type=content_type or CONTENT_TYPES[fmt],
+        spans=spans,
     )
 
 
@@ -101,148 +105,26 @@ class Paging:
         return links
 
 
-def link_for(settings: Settings, source: str, relpath: str) -> str | None:
-    for cfg in settings.sources:
-        if cfg.name == source and cfg.link:
-            return cfg.link.format(path=relpath.rsplit(".", 1)[0])
-    return None
-
-
-MemoKey = tuple[str, str]  # (event key, stamp)
-Fragments = dict[str, bytes]  # format -> the entry's bytes in that format
-
-
-class EntryMemo:
-    """Each event version's entry in every format, made once: an event shows in `latest`, its
-    day and each of its topics, and stays in big topic pages across many refreshes. Keyed by the
-    event and the stamp of what its entry depends on (`entry_stamp`). Bounded by bytes, least
-    recently used first out; shared by the threads that publish documents. Behind it, the store
-    keeps every event's latest entry (the `entries` table), so one evicted here, or never made by
-    this process, is read back rather than made again."""
-
-    def __init__(self, max_bytes: int = 64 << 20) -> None:
-        self.max_bytes = max_bytes
-        self.size = 0
-        self.hits = self.misses = self.made = 0
-        self._items: OrderedDict[MemoKey, Fragments] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __contains__(self, key: MemoKey) -> bool:
-        return key in self._items
-
-    def get(self, key: MemoKey) -> Fragments | None:
-        with self._lock:
-            fragments = self._items.get(key)
-            if fragments is None:
-                self.misses += 1
-                return None
-            self.hits += 1
-            self._items.move_to_end(key)
-            return fragments
-
-    def put(self, key: MemoKey, fragments: Fragments) -> None:
-        with self._lock:
-            if key in self._items:
-                return
-            self._items[key] = fragments
-            self.size += sum(map(len, fragments.values()))
-            while self.size > self.max_bytes and self._items:
-                _, dropped = self._items.popitem(last=False)
-                self.size -= sum(map(len, dropped.values()))
-
-
-# Kept for the life of the process (a server's scheduled refreshes reuse it); bounded.
-PROCESS_MEMO = EntryMemo()
-# A bulk publishing process's own: entries of the stretch of time it is publishing (the documents
-# showing an event come close together in arrival order); older ones are read back from the store.
+# A bulk publishing process's own memo: entries of the stretch of time it is publishing (the
+# documents showing an event come close together in arrival order); older ones are read back.
 BULK_MEMO_BYTES = 48 << 20
 
 
-@dataclass(frozen=True)
-class Pending:
-    """An event whose entry may still have to be made, with what making it needs."""
-
-    event: Event
-    stamp: str
-    link: str | None
-    resolve: LinkResolver
-    base_url: str
-
-    @property
-    def key(self) -> MemoKey:
-        return (self.event.key, self.stamp)
-
-
-def entry_stamp(event: Event, link: str | None, targets: tuple[str | None, ...], base_url: str) -> str:
-    """What an entry's bytes depend on, digested: the event's content and `updated`, its topics'
-    names (a topic's most used spelling can change), its web link, where its related links lead
-    now (a related event that appears or moves makes a new entry), the base URL, and the
-    renderers' own code (RENDER_VERSION: a stored entry made by other code is made again)."""
-    topics = tuple((t.slug, t.name) for t in event.topics)
-    parts = repr((event.digest, event.updated.isoformat(), topics, link, targets, base_url, RENDER_VERSION))
-    return hashlib.sha256(parts.encode("utf-8")).hexdigest()[:32]
-
-
-async def plan_entries(store: Store, settings: Settings, events: list[Event]) -> list[Pending]:
-    """Resolve what each entry depends on (a store read); the entries themselves are made later,
-    off the event loop, by `fragments`."""
-    # Related events get their own URL only through a source's `link` template: without one, no
-    # lookup can change an entry.
-    linked = any(c.link for c in settings.sources)
-    paths = {p for e in events for r in e.page.related if (p := page_path(r.url))} if linked else set()
-    found = await store.resolve_links(paths) if paths else {}
-    urls = {path: url for path, (relpath, source) in found.items() if (url := link_for(settings, source, relpath))}
-    sites = {c.name: c.location for c in settings.sources if c.kind == "http"}
-    out = []
-    for event in events:
-        targets = tuple(urls.get(page_path(r.url) or "") for r in event.page.related)
-        link = link_for(settings, event.source, event.relpath)
-        stamp = entry_stamp(event, link, targets, settings.base_url)
-        out.append(Pending(event, stamp, link, resolver(sites.get(event.source), urls), settings.base_url))
-    return out
-
-
-StoredEntries = dict[str, tuple[str, Fragments]]  # event key -> (stamp, fragments)
-NewEntry = tuple[str, str, Fragments]  # (event key, stamp, fragments), to store
-
-
-def fragments(
-    pending: list[Pending], table: dict[str, Format], memo: EntryMemo, stored: StoredEntries
-) -> tuple[list[Fragments], list[NewEntry]]:
-    """Each pending event's entry: from the memo, else as stored (same stamp), else made now.
-    Returns the entries and those newly made."""
-    out, made = [], []
-    for p in pending:
-        found = memo.get(p.key)
-        if found is None:
-            kept = stored.get(p.event.key)
-            if kept and kept[0] == p.stamp:
-                found = kept[1]
-            else:
-                entry = make_entry(p.event, p.link, p.resolve)
-                found = {fmt: f.entry(entry, p.base_url) for fmt, f in table.items()}
-                made.append((p.event.key, p.stamp, found))
-                memo.made += 1
-            memo.put(p.key, found)
-        out.append(found)
-    return out, made
-
-
-async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[FeedInfo, list[Event]] | None:
+async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[FeedInfo, list[Member]] | None:
     """What a feed holds and how it links; None when it has nothing to show, not even a tombstone."""
     since = utcnow() - dt.timedelta(days=settings.tombstone_days)
     links: dict[str, str] = {}
     archive = False
     if key.kind == "latest":
-        events = await store.events(key, settings.items_per_feed)
-        deleted = await store.deleted_events(key, since)
+        members = await store.members(key, settings.items_per_feed)
+        deleted = await store.tombstones(key, since)
         newest = await store.newest_date()
         if newest:
             links["prev-archive"] = FeedKey("date", newest).name
         title, description = settings.title, f"{settings.title}: the newest events"
     elif key.kind == "date":
-        events = await store.events(key, DATE_FEED_LIMIT)
-        deleted = await store.deleted_events(key, since)
+        members = await store.members(key, DATE_FEED_LIMIT)
+        deleted = await store.tombstones(key, since)
         before, after = await store.neighbour_dates(key.value)
         links = {"current": "latest"}
         if before:
@@ -258,15 +140,15 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         paging = Paging(topic.slots, settings.items_per_feed)
         if key.page > paging.archive_pages:
             return None
-        events, deleted = await store.topic_slot_events(key.value, *paging.bounds(key.page))
-        deleted = [e for e in deleted if e.deleted and e.deleted >= since]
+        members, deleted = await store.topic_slot_members(key.value, *paging.bounds(key.page))
+        deleted = [t for t in deleted if t.deleted >= since]
         links = paging.links(key.value, key.page)
         page_note = f" (page {key.page} of {paging.archive_pages}, oldest first)" if key.page else ""
         title = f"{settings.title}: {topic.name}{page_note}"
         description = f"Events about {topic.name}{page_note}"
-    if not events and not deleted and key.kind != "latest":
+    if not members and not deleted and key.kind != "latest":
         return None
-    changes = [e.updated for e in events] + [e.deleted for e in deleted if e.deleted]
+    changes = [m.updated for m in members] + [t.deleted for t in deleted]
     info = FeedInfo(
         name=key.name,
         title=title,
@@ -279,7 +161,7 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         archive=archive,
         deleted=tuple(deleted),
     )
-    return info, events
+    return info, members
 
 
 class Writer:
@@ -317,26 +199,26 @@ async def publish(
 ) -> int:
     """Render one document in every format; store what changed (now, or with the writer's next
     batch). Returns how many renditions changed."""
-    memo = memo or PROCESS_MEMO
+    memo = memo or memo_for(store)
     name = key.name
     described = await describe(store, settings, key)
     if described is None:
         await store.delete_renditions(name)
         return 0
-    info, events = described
-    pending = await plan_entries(store, settings, events)
-    wanted = [p.event.key for p in pending if p.key not in memo]
-    kept = await store.entries(wanted) if wanted else {}
+    info, members = described
+    pending = await plan_entries(store, settings, members)
+    gathered = await gather_entries(store, settings, name, pending, memo)
     current = await store.rendition_versions_of(name)
     now = utcnow()
 
     def render() -> tuple[list[Rendition], list[NewEntry]]:
         # One thread hop per document: making entries, joining and compressing (which releases
         # the GIL) run off the event loop, which keeps serving while other documents are read.
-        entries, made = fragments(pending, table, memo, kept)
+        entries, stamps, made = make_entries(settings, pending, gathered, table, memo)
         fresh = []
         for fmt in FORMATS:
-            body = table[fmt].document(info, [e[fmt] for e in entries])
+            pieces = [e[fmt] for e in entries]
+            body = table[fmt].document(info, pieces)
             stored = current.get(fmt)
             if stored and stored[0] == etag_of(body):
                 continue
@@ -344,7 +226,7 @@ async def publish(
             # a topic's name): they still need a newer Last-Modified, or If-Modified-Since would
             # keep the old bytes.
             modified = info.updated if not stored or info.updated > stored[1] else max(now, stored[1])
-            fresh.append(encode(name, fmt, body, modified))
+            fresh.append(encode(name, fmt, body, modified, spans=spans_of(body, stamps, pieces)))
         return fresh, made
 
     fresh, made = await asyncio.to_thread(render)
@@ -366,7 +248,7 @@ async def publish_keys(
     """Publish many documents, a few at a time (both cores: compression runs beside rendering),
     in the order given when `ordered`, else by name."""
     table = formats()
-    memo = memo or PROCESS_MEMO
+    memo = memo or memo_for(store)
     limit = asyncio.Semaphore(PUBLISH_CONCURRENCY)
 
     writer = Writer(store)

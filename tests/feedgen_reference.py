@@ -115,9 +115,8 @@ def render_atom(info: FeedInfo, entries: list[Entry]) -> bytes:
         etree.Element(f"{{{ATOM_NS}}}link", href=info.url("atom", name), rel=rel, type="application/atom+xml")
         for rel, name in info.links.items()
     ]
-    for event in info.deleted:
-        assert event.deleted is not None
-        tomb = etree.Element(f"{{{TOMBSTONE_NS}}}deleted-entry", ref=event.guid, when=event.deleted.isoformat())
+    for tombstone in info.deleted:
+        tomb = etree.Element(f"{{{TOMBSTONE_NS}}}deleted-entry", ref=tombstone.guid, when=tombstone.deleted.isoformat())
         etree.SubElement(tomb, f"{{{TOMBSTONE_NS}}}comment").text = "This event was removed from its source."
         head.append(tomb)
     _before_first(root, f"{{{ATOM_NS}}}entry", head)

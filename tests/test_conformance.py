@@ -52,14 +52,14 @@ from lxml import etree
 
 from feeds.config import Settings, SourceConfig
 from feeds.model import Event, FeedKey, Page
+from feeds.entries import entry_for, whole_events
 from feeds.pages import parse_document
-from feeds.publish import describe, plan_entries, publish_all, publish_changes
+from feeds.publish import describe, publish_all, publish_changes
 from feeds.render import feed_url
-from feeds.render.content import make_entry
 from feeds.store import Incoming, Store
 from tests.conftest import DATA, EXAMPLE, OFFSTREAM, SAMPLE_RELPATH, SAMPLES
 from tests.feedgen_reference import render_atom, render_rss
-from tests.helpers import read_pages
+from tests.helpers import documents, read_pages
 
 SCHEMAS = DATA / "schemas"
 ATOM = "http://www.w3.org/2005/Atom"
@@ -205,8 +205,7 @@ async def build(name: str, root: Path) -> Corpus:
             assert result.deleted == {key}
             await publish_changes(store, settings, result.feeds, result.events)
             deleted.add(gone.guid)
-        rows = await store._db.execute_fetchall("SELECT feed, fmt, body FROM renditions")  # noqa: SLF001
-        docs = {(feed, fmt): bytes(body) for feed, fmt, body in rows if feed != "_topics"}
+        docs = await documents(store)
         events = await store.events(FeedKey("latest"), 100_000)
         latest = [e.guid for e in await store.events(FeedKey("latest"), settings.items_per_feed)]
         return Corpus(name, settings, docs, events, latest, deleted)
@@ -767,8 +766,9 @@ def test_xml_feeds_are_what_feedgen_makes_of_the_same_entries(corpus: Corpus) ->
                     continue
                 described = await describe(store, corpus.settings, FeedKey.parse(feed))
                 assert described is not None, feed
-                info, events = described
-                made = [make_entry(p.event, p.link, p.resolve) for p in await plan_entries(store, corpus.settings, events)]
+                info, members = described
+                events, urls = await whole_events(store, corpus.settings, [m.key for m in members])
+                made = [entry_for(corpus.settings, events[m.key], urls) for m in members]
                 reference = (render_atom if fmt == "atom" else render_rss)(info, made)
                 assert _canonical(body) == _canonical(reference), (feed, fmt)
                 compared += 1
@@ -811,8 +811,7 @@ async def test_the_checks_catch_what_they_look_for(
     small = replace(settings, base_url=BASE_URL, items_per_feed=5, refresh_interval=300)
     await store.apply(read_pages(EXAMPLE, source="example"))
     await publish_all(store, small)
-    rows = await store._db.execute_fetchall("SELECT feed, fmt, body FROM renditions")  # noqa: SLF001
-    docs = {(feed, f): bytes(body) for feed, f, body in rows if feed != "_topics"}
+    docs = await documents(store)
     corpus = Corpus("mutated", small, docs, [], [])
     check = rss_problems if fmt == "rss" else atom_problems
     assert check(corpus, "latest", docs[("latest", fmt)]) == []
@@ -836,8 +835,7 @@ async def small_corpus(store: Store, settings: Settings, pages: dict[str, str]) 
         incoming.append(Incoming(page, relpath, "example"))
     await store.apply(incoming)
     await publish_all(store, config)
-    rows = await store._db.execute_fetchall("SELECT feed, fmt, body FROM renditions")  # noqa: SLF001
-    docs = {(feed, f): bytes(body) for feed, f, body in rows if feed != "_topics"}
+    docs = await documents(store)
     events = await store.events(FeedKey("latest"), 1000)
     return Corpus("small", config, docs, events, [e.guid for e in events])
 

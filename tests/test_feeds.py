@@ -134,17 +134,15 @@ async def test_entries_are_kept_in_the_store_and_made_again_only_when_they_chang
 ) -> None:
     """A process that never made an entry (a restart, another worker) joins documents from the
     stored entries; a new version of the event, or other renderer code, makes them again."""
+    from feeds import entries as E
     from feeds import publish as P
 
-    # This process's memo starts empty (other tests' events may share a stamp): every entry is
-    # made, and stored, here.
-    monkeypatch.setattr(P, "PROCESS_MEMO", P.EntryMemo())
     await load_example(store, settings)
     key = FeedKey("topic", "russian-invasion-of-ukraine")
     before = await store.rendition(key.name, "atom")
     assert before is not None
     await store.delete_renditions(key.name)
-    fresh = P.EntryMemo()
+    fresh = E.EntryMemo()
     await publish(store, settings, key, formats(), fresh)
     again = await store.rendition(key.name, "atom")
     assert again is not None and again.body == before.body
@@ -158,8 +156,79 @@ async def test_entries_are_kept_in_the_store_and_made_again_only_when_they_chang
     rows = await store.entries([member.page.path])
     assert b"Reworded headline." in rows[member.page.path][1]["atom"]
 
-    monkeypatch.setattr(P, "RENDER_VERSION", "other-code")
-    other = P.EntryMemo()
+    monkeypatch.setattr(E, "RENDER_VERSION", "other-code")
+    other = E.EntryMemo()
     await store.delete_renditions(key.name)
     await publish(store, settings, key, formats(), other)
     assert other.made == other.misses > 10  # nothing stored matches code that changed
+
+
+async def test_an_entry_shows_its_topics_new_name_in_every_document_rendered_after(
+    store: Store, settings: Settings
+) -> None:
+    """A topic's name is its most used spelling: when that changes, the entries of its events
+    (kept in memory and in the store) are made again wherever they are rendered next, not only
+    in the documents of the events that changed the count."""
+    await load_example(store, settings)
+    pages = read_pages(EXAMPLE, source="example")
+    member = next(p for p in pages if p.page.heading == "Russian invasion of Ukraine")
+    day = FeedKey("date", member.page.date.isoformat())
+
+    def labels(body: bytes) -> set[str]:
+        root = etree.fromstring(body)
+        return {c.get("label") for c in root.iter("{http://www.w3.org/2005/Atom}category")}
+
+    before = await store.rendition(day.name, "atom")
+    assert before is not None and "Russian invasion of Ukraine" in labels(before.body)
+    # Other days' events spell it in lower case, more often than the example does.
+    uses = sum("Russian invasion of Ukraine" in p.page.topics for p in pages)
+    others = [
+        replace(
+            member,
+            relpath=f"news/2030/01/01/respelled-{n}.md",
+            page=replace(
+                member.page,
+                path=f"/news/2030/01/01/respelled-{n}",
+                date=dt.date(2030, 1, 1),
+                heading="Russian Invasion Of Ukraine",
+                related=(),
+                changes=(),
+            ),
+        )
+        for n in range(uses + 1)
+    ]
+    result = await store.apply(others)
+    assert day.name not in result.feeds  # the member's own day was not touched
+    assert (await store.topic("russian-invasion-of-ukraine")).name == "Russian Invasion Of Ukraine"  # type: ignore[union-attr]
+    await publish(store, settings, day, formats())
+    after = await store.rendition(day.name, "atom")
+    assert after is not None and "Russian Invasion Of Ukraine" in labels(after.body)
+    assert "Russian invasion of Ukraine" not in labels(after.body)
+
+
+async def test_a_re_render_takes_unchanged_entries_from_the_documents_previous_version(
+    store: Store, settings: Settings
+) -> None:
+    """With nothing in memory and nothing in the entries table, a document's stored version
+    still has every unchanged entry (its spans say where): only the reworded event's entry is
+    made, and the bytes are those of a render from scratch."""
+    from feeds.entries import EntryMemo
+
+    await load_example(store, settings)
+    key = FeedKey("topic", "russian-invasion-of-ukraine")
+    await store._db.execute("DELETE FROM entries")  # noqa: SLF001
+    pages = read_pages(EXAMPLE, source="example")
+    members = [p for p in pages if "Russian invasion of Ukraine" in p.page.topics]
+    assert len(members) > 3
+    await store.apply([replace(members[1], page=replace(members[1].page, headline="Reworded headline."))])
+    spliced = EntryMemo()
+    await publish(store, settings, key, formats(), spliced)
+    assert spliced.made == 1
+    after = {fmt: r.body for fmt, r in (await store.renditions_of(key.name)).items()}
+    assert all(b"Reworded headline." in body for body in after.values())
+
+    await store.delete_renditions(key.name)
+    scratch = EntryMemo()
+    await publish(store, settings, key, formats(), scratch)
+    assert scratch.made == len(members) - 1  # all but the reworded one, which the store now has
+    assert {fmt: r.body for fmt, r in (await store.renditions_of(key.name)).items()} == after

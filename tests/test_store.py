@@ -22,7 +22,7 @@ T1 = T0 + dt.timedelta(hours=1)
 
 async def test_schema_is_versioned_and_wal(store: Store) -> None:
     conn = sqlite3.connect(store.path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
     conn.close()
@@ -61,6 +61,11 @@ async def test_upgrading_a_version_1_store_numbers_existing_slots(tmp_path: obje
         conn.execute(statement)
     conn.execute("PRAGMA user_version=1")
     conn.executemany("INSERT INTO topics (id, key, slug, name) VALUES (?,?,?,?)", [(1, "a", "a", "A"), (2, "b", "b", "B")])
+    conn.executemany(
+        "INSERT INTO events (key, guid, date, current, relpath, source, hash, doc, published, updated, first_seen, seq) "
+        "VALUES (?, '', '2024-01-01', ?, '', '', '', '{}', '2024-01-01T00:00:00+00:00', ?, '', ?)",
+        [(key, key, f"2024-01-0{seq // 10}T12:00:00+00:00", seq) for key, seq in [("e1", 10), ("e2", 20), ("e3", 30)]],
+    )
     members = [(1, "e3", 30), (2, "e1", 10), (1, "e1", 10), (1, "e2", 20)]
     conn.executemany("INSERT INTO event_topics VALUES (?,?,'A',1,'2024-01-01',?)", members)
     conn.close()
@@ -70,6 +75,9 @@ async def test_upgrading_a_version_1_store_numbers_existing_slots(tmp_path: obje
         assert (await store._db.execute_fetchall("PRAGMA page_size"))[0][0] == 4096
         assert await store.topic_slots("a") == 3 and await store.topic_slots("b") == 1
         assert await store.topic_ranks("a", ["e1", "e2", "e3"]) == {"e1": 0, "e2": 1, "e3": 2}
+        # Schema 6: a topic's members in slot order, with their events' revision and `updated`.
+        live, gone = await store.topic_slot_members("a", 0, 3)
+        assert [(m.key, m.rev, m.updated.day) for m in live] == [("e3", 1, 3), ("e2", 1, 2), ("e1", 1, 1)] and not gone
     finally:
         await store.close()
 
@@ -211,3 +219,33 @@ async def test_checkpoint_moves_the_log_into_the_database(store: Store) -> None:
     busy, logged, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     conn.close()
     assert busy == 0 and logged == done
+
+
+async def test_upgrading_a_version_5_store_keeps_every_rendition_without_its_plain_copy(tmp_path: object) -> None:
+    """Schema 6 keeps gzip and Brotli only: the plain bytes a version 5 store held are what its
+    gzip decodes to, served as before."""
+    import brotli
+    from isal import igzip
+
+    path = f"{tmp_path}/v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for version in range(1, 6):
+        for statement in _statements(MIGRATIONS[version]):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version=5")
+    body = b"<feed>" + b"<entry>x</entry>" * 1000 + b"</feed>"
+    conn.execute(
+        "INSERT INTO renditions VALUES ('latest', 'atom', ?, ?, ?, 'e1', '2024-01-01T00:00:00+00:00', "
+        "'application/atom+xml; charset=utf-8', '2024-01-01T00:00:00+00:00', 1)",
+        (body, igzip.compress(body), brotli.compress(body)),
+    )
+    conn.close()
+    store = await Store.open(path)
+    try:
+        rendition = await store.rendition("latest", "atom")
+        assert rendition is not None and rendition.body == body and brotli.decompress(rendition.br) == body
+        assert (rendition.etag, rendition.last_modified, rendition.spans) == ("e1", T0.replace(year=2024, month=1, day=1, hour=0), b"")
+        columns = [r[1] for r in await store._db.execute_fetchall("PRAGMA table_info(renditions)")]  # noqa: SLF001
+        assert "body" not in columns and columns[-2:] == ["gz", "br"]
+    finally:
+        await store.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from feeds.ids import GUID_NAMESPACE
-from feeds.model import Event
+from feeds.model import Event, Tombstone
 
 CONTENT_TYPES = {
     "rss": "application/rss+xml; charset=utf-8",
@@ -47,7 +47,7 @@ class FeedInfo:
     # RFC 5005 / paging relations -> feed names (e.g. {"prev-archive": "dates/2017-09-27"}).
     links: dict[str, str] = field(default_factory=dict)
     archive: bool = False
-    deleted: tuple[Event, ...] = ()
+    deleted: tuple[Tombstone, ...] = ()
 
     def url(self, fmt: str, name: str | None = None) -> str:
         return feed_url(self.base_url, name or self.name, fmt)

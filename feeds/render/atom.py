@@ -63,10 +63,9 @@ def document(info: FeedInfo, entries: Sequence[bytes]) -> bytes:
     head += [
         empty("link", "  ", href=info.url("atom", name), rel=rel, type=MEDIA_TYPE) for rel, name in info.links.items()
     ]
-    for event in info.deleted:
-        assert event.deleted is not None
+    for tombstone in info.deleted:
         head.append(
-            f'  <at:deleted-entry ref="{attribute(event.guid)}" when="{event.deleted.isoformat()}">\n'
+            f'  <at:deleted-entry ref="{attribute(tombstone.guid)}" when="{tombstone.deleted.isoformat()}">\n'
             "    <at:comment>This event was removed from its source.</at:comment>\n"
             "  </at:deleted-entry>\n"
         )

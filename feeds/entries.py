@@ -1,0 +1,228 @@
+"""Entries: each event's entry in every format, made once per version of the event and found
+again wherever it is shown.
+
+A document is its head joined to its members' entries (`feeds.publish`). What an entry's bytes
+depend on is digested into its stamp: the event's revision (which moves with its content, its
+deletion and its topics' names), where its related links lead, and the settings and code that
+shape every entry. A document's entries are looked for, in order: in this process's memo, in the
+document's own previous version (its `spans` say where each entry lies, so a re-render of a big
+topic page reads one row, not one per member), in the store's `entries` table, and only then
+made, from the event read whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from feeds.config import Settings
+from feeds.ids import page_path
+from feeds.model import FORMATS, Event, Member, Rendition
+from feeds.render import RENDER_VERSION, Entry, Format
+from feeds.render.content import make_entry, resolver
+from feeds.store import Store
+
+Fragments = dict[str, bytes]  # format -> the entry's bytes in that format
+NewEntry = tuple[str, str, Fragments]  # (event key, stamp, fragments), to store
+
+
+class EntryMemo:
+    """Entries by stamp, bounded by bytes, least recently used first out; shared by the threads
+    that publish documents. Behind it, the store keeps every event's latest entry, so one evicted
+    here, or never made by this process, is read back rather than made again."""
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.hits = self.misses = self.made = 0
+        self._items: OrderedDict[str, Fragments] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, stamp: str) -> bool:
+        return stamp in self._items
+
+    def get(self, stamp: str) -> Fragments | None:
+        with self._lock:
+            fragments = self._items.get(stamp)
+            if fragments is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._items.move_to_end(stamp)
+            return fragments
+
+    def put(self, stamp: str, fragments: Fragments) -> None:
+        with self._lock:
+            if stamp in self._items:
+                return
+            self._items[stamp] = fragments
+            self.size += sum(map(len, fragments.values()))
+            while self.size > self.max_bytes and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self.size -= sum(map(len, dropped.values()))
+
+
+# One memo per open store, for as long as it is open (a server's scheduled refreshes reuse it): a
+# revision numbers an event's versions within one store only.
+_MEMOS: weakref.WeakKeyDictionary[Store, EntryMemo] = weakref.WeakKeyDictionary()
+
+
+def memo_for(store: Store) -> EntryMemo:
+    memo = _MEMOS.get(store)
+    if memo is None:
+        memo = _MEMOS[store] = EntryMemo()
+    return memo
+
+
+def link_for(settings: Settings, source: str, relpath: str) -> str | None:
+    for cfg in settings.sources:
+        if cfg.name == source and cfg.link:
+            return cfg.link.format(path=relpath.rsplit(".", 1)[0])
+    return None
+
+
+def context_digest(settings: Settings) -> str:
+    """What shapes every entry besides its event: the base URL (topic links), the sources' link
+    templates and sites (web links, relative links), and the renderers' own code (RENDER_VERSION:
+    an entry stored by other code is made again)."""
+    sources = sorted((c.name, c.kind, c.location, c.link) for c in settings.sources)
+    return hashlib.sha256(repr((settings.base_url, sources, RENDER_VERSION)).encode("utf-8")).hexdigest()
+
+
+def entry_stamp(member: Member, targets: tuple[str | None, ...], context: str) -> str:
+    """The event's revision (an event's web link comes from where its current version lives,
+    which moves only with a new revision), where its related links lead now (a related event
+    that appears or moves makes a new entry), and the context, digested."""
+    return hashlib.sha256(repr((member.key, member.rev, targets, context)).encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A document's member and the stamp its entry must have."""
+
+    member: Member
+    stamp: str
+
+
+async def plan_entries(store: Store, settings: Settings, members: list[Member]) -> list[Pending]:
+    """The stamp of each member's entry."""
+    context = context_digest(settings)
+    targets: dict[str, tuple[str | None, ...]] = {}
+    # Related events get their own URL only through a source's `link` template: without one, no
+    # lookup can change an entry (and no member's page needs reading).
+    if any(c.link for c in settings.sources):
+        related = await store.related_urls([m.key for m in members])
+        urls = await related_targets(store, settings, {p for us in related.values() for u in us if (p := page_path(u))})
+        targets = {key: tuple(urls.get(page_path(u) or "") for u in us) for key, us in related.items()}
+    return [Pending(m, entry_stamp(m, targets.get(m.key, ()), context)) for m in members]
+
+
+async def related_targets(store: Store, settings: Settings, paths: set[str]) -> dict[str, str]:
+    """Page path (any version) -> the web link of its event's current version, for the sources
+    that have a link template."""
+    found = await store.resolve_links(paths) if paths else {}
+    return {path: url for path, (relpath, source) in found.items() if (url := link_for(settings, source, relpath))}
+
+
+# Where each entry lies in a stored document: per entry its stamp and its byte range.
+_SPAN = struct.Struct("<16sII")
+
+
+def spans_of(body: bytes, stamps: Sequence[str], entries: Sequence[bytes]) -> bytes:
+    """The spans of `entries` (in document order) in `body`, whatever separates them."""
+    out, at = bytearray(), 0
+    for stamp, entry in zip(stamps, entries, strict=True):
+        at = body.index(entry, at)
+        out += _SPAN.pack(bytes.fromhex(stamp), at, at + len(entry))
+        at += len(entry)
+    return bytes(out)
+
+
+def spliced(renditions: dict[str, Rendition]) -> dict[str, Fragments]:
+    """Stamp -> entry of every entry that a document's stored version holds in every format."""
+    found: dict[str, Fragments] = {}
+    for fmt in FORMATS:
+        rendition = renditions.get(fmt)
+        if rendition is None or not rendition.spans:
+            return {}
+        for stamp, start, end in _SPAN.iter_unpack(rendition.spans):
+            found.setdefault(stamp.hex(), {})[fmt] = rendition.body[start:end]
+    return {stamp: fragments for stamp, fragments in found.items() if len(fragments) == len(FORMATS)}
+
+
+@dataclass
+class Gathered:
+    """A document's entries as far as they are already made (None where not), and what making
+    the others needs: their events, read whole (only theirs: decoding a page is most of what
+    reading an event costs), and where their related links lead."""
+
+    found: list[Fragments | None]
+    events: dict[str, Event]
+    urls: dict[str, str]
+
+
+async def gather_entries(
+    store: Store, settings: Settings, document: str, pending: list[Pending], memo: EntryMemo
+) -> Gathered:
+    found = [memo.get(p.stamp) for p in pending]
+
+    def missing() -> list[Pending]:
+        return [p for p, f in zip(pending, found) if f is None]
+
+    def look(source: dict[str, Fragments]) -> None:
+        for i, p in enumerate(pending):
+            if found[i] is None and (fragments := source.get(p.stamp)) is not None:
+                found[i] = fragments
+                memo.put(p.stamp, fragments)
+
+    if missing():
+        look(spliced(await store.renditions_of(document)))
+    if wanted := missing():
+        stored = await store.entries([p.member.key for p in wanted])
+        look({stamp: fragments for stamp, fragments in stored.values()})
+    events, urls = await whole_events(store, settings, [p.member.key for p in missing()])
+    return Gathered(found, events, urls)
+
+
+async def whole_events(store: Store, settings: Settings, keys: list[str]) -> tuple[dict[str, Event], dict[str, str]]:
+    """Events read whole, to make their entries, and where their related links lead."""
+    events = await store.events_of(keys) if keys else {}
+    urls: dict[str, str] = {}
+    if events and any(c.link for c in settings.sources):
+        paths = {p for e in events.values() for r in e.page.related if (p := page_path(r.url))}
+        urls = await related_targets(store, settings, paths)
+    return events, urls
+
+
+def entry_for(settings: Settings, event: Event, urls: dict[str, str]) -> Entry:
+    """What the renderers write of an event: its web link, its content with related links
+    resolved (`urls`: page path -> web link)."""
+    site = next((c.location for c in settings.sources if c.kind == "http" and c.name == event.source), None)
+    return make_entry(event, link_for(settings, event.source, event.relpath), resolver(site, urls))
+
+
+def make_entries(
+    settings: Settings, pending: list[Pending], gathered: Gathered, table: dict[str, Format], memo: EntryMemo
+) -> tuple[list[Fragments], list[str], list[NewEntry]]:
+    """The entries `gather_entries` did not find, made now (off the event loop). Returns every
+    member's entry and stamp in order, and the entries newly made. A member gone from the store
+    since it was listed (another process deleted it) is left out."""
+    out, stamps, made = [], [], []
+    for p, fragments in zip(pending, gathered.found):
+        if fragments is None:
+            event = gathered.events.get(p.member.key)
+            if event is None:
+                continue
+            entry = entry_for(settings, event, gathered.urls)
+            fragments = {fmt: f.entry(entry, settings.base_url) for fmt, f in table.items()}
+            made.append((event.key, p.stamp, fragments))
+            memo.made += 1
+            memo.put(p.stamp, fragments)
+        out.append(fragments)
+        stamps.append(p.stamp)
+    return out, stamps, made
