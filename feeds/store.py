@@ -221,7 +221,7 @@ MIGRATIONS: dict[int, str] = {
     #   entries against it instead of decoding every member's page;
     # - a topic's members are stored in slot order (the primary key), with each event's
     #   revision and `updated`: a page of a topic is one contiguous range, not one random read
-    #   per member into the events table;
+    #   per member into the events table; one index (event, topic) serves lookups both ways;
     # - renditions keep gzip and Brotli only (the plain bytes are decoded from gzip when read,
     #   ~0.2 ms for 200 KB): the plain bytes were 8 of a 400,000-event store's 18 GB. Small
     #   columns first, so validators and `spans` (where each entry lies in the document, what a
@@ -246,8 +246,7 @@ MIGRATIONS: dict[int, str] = {
         FROM event_topics et LEFT JOIN events e ON e.key = et.event;
     DROP TABLE event_topics;
     ALTER TABLE event_topics_v6 RENAME TO event_topics;
-    CREATE UNIQUE INDEX event_topics_member ON event_topics(topic_id, event);
-    CREATE INDEX event_topics_event ON event_topics(event);
+    CREATE UNIQUE INDEX event_topics_event ON event_topics(event, topic_id);
 """ + _SPELLING_TRIGGERS + _SLOT_TRIGGER + """    CREATE TABLE renditions_v6 (
         feed TEXT NOT NULL,
         fmt TEXT NOT NULL,
@@ -538,9 +537,11 @@ class Store:
         renditions: Sequence[Rendition],
         entries: Sequence[tuple[str, str, dict[str, bytes]]] = (),
         now: dt.datetime | None = None,
+        spans: Sequence[tuple[str, str, str, bytes]] = (),
     ) -> None:
         """Store new versions of documents, and the entries (event, stamp, format -> bytes) they
-        were joined from; readers see all of them or none."""
+        were joined from; readers see all of them or none. `spans` (feed, format, ETag, spans)
+        adds the spans of stored versions that have none (made by an older program)."""
         stamp = iso(now or utcnow())
 
         def put(conn: sqlite3.Connection) -> None:
@@ -557,8 +558,12 @@ class Store:
                 "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?)",
                 [(event, s, f["atom"], f["rss"], f["json"]) for event, s, f in entries],
             )
+            conn.executemany(
+                "UPDATE renditions SET spans = ? WHERE feed = ? AND fmt = ? AND etag = ?",
+                [(data, feed, fmt, etag) for feed, fmt, etag, data in spans],
+            )
 
-        if renditions or entries:
+        if renditions or entries or spans:
             await self._write(put)
         if renditions:
             self._renditions_written()
@@ -695,14 +700,14 @@ class Store:
         return {r.fmt: r for r in rows}
 
     async def rendition_etags(self, feed: str) -> dict[str, str]:
-        return {fmt: etag for fmt, (etag, _) in (await self.rendition_versions_of(feed)).items()}
+        return {fmt: etag for fmt, (etag, _, _) in (await self.rendition_versions_of(feed)).items()}
 
-    async def rendition_versions_of(self, feed: str) -> dict[str, tuple[str, dt.datetime]]:
-        """fmt -> (ETag, Last-Modified) of a feed's stored renditions."""
+    async def rendition_versions_of(self, feed: str) -> dict[str, tuple[str, dt.datetime, bool]]:
+        """fmt -> (ETag, Last-Modified, whether its spans are stored) of a feed's renditions."""
         rows = await self._read(
-            "SELECT fmt, etag, last_modified FROM renditions WHERE feed = ?", (feed,)
+            "SELECT fmt, etag, last_modified, spans IS NOT NULL FROM renditions WHERE feed = ?", (feed,)
         )
-        return {fmt: (etag, from_iso(lm)) for fmt, etag, lm in rows}
+        return {fmt: (etag, from_iso(lm), bool(spanned)) for fmt, etag, lm, spanned in rows}
 
     async def feeds_of_tombstones_expiring(self, start: dt.datetime, end: dt.datetime) -> set[str]:
         """Feeds that carry a tombstone whose window ends in [start, end): they re-render without it."""
