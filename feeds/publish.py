@@ -43,17 +43,22 @@ def etag_of(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:32]
 
 
-# Measured on a 180 KB topic feed (benchmarks/README.md): ISA-L level 3 takes 0.46 ms for 31 KB
-# where zlib level 6 takes 2.3 ms for 27.5 KB. Brotli, on a 235 KB head of 99 entries: quality 4
-# takes 1.85 ms for 31 KB, 5 takes 2.8 ms for 29 KB, 3 takes 1.15 ms for 33 KB (11 is ~30x
-# slower for ~12% smaller). Compression is most of the CPU of publishing a refresh (three
-# formats, two encodings each), which readers wait for.
-GZIP_LEVEL = 3
-BROTLI_QUALITY = 4
+# Measured on the documents of a refresh at 400,000 events (benchmarks/README.md): ISA-L gzip
+# level 2 is 3x faster than level 3 for 3% more bytes; Brotli quality 3 takes 64% of quality
+# 4's time for 4% more bytes (5 takes 1.6x for 7% fewer). Compression is most of the CPU of
+# publishing a refresh (three formats, two encodings each), which readers wait for.
+GZIP_LEVEL = 2
+BROTLI_QUALITY = 3
 
 
 def encode(
-    feed: str, fmt: str, body: bytes, last_modified: dt.datetime, content_type: str | None = None, spans: bytes = b""
+    feed: str,
+    fmt: str,
+    body: bytes,
+    last_modified: dt.datetime,
+    content_type: str | None = None,
+    spans: bytes = b"",
+    etag: str | None = None,
 ) -> Rendition:
     """Every representation of one document version, made once: plain, gzip, Brotli."""
     return Rendition(
@@ -62,7 +67,7 @@ def encode(
         body=body,
         gzip=igzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0),
         br=brotli.compress(body, quality=BROTLI_QUALITY),
-        etag=etag_of(body),
+        etag=etag or etag_of(body),
         last_modified=last_modified,
         content_type=content_type or CONTENT_TYPES[fmt],
         spans=spans,
@@ -173,20 +178,25 @@ class Writer:
         self.max_bytes = max_bytes
         self._pending: list[Rendition] = []
         self._entries: list[NewEntry] = []
+        self._spans: list[Spans] = []
         self._size = 0
 
-    async def add(self, renditions: list[Rendition], entries: list[NewEntry]) -> None:
+    async def add(self, renditions: list[Rendition], entries: list[NewEntry], spans: list[Spans]) -> None:
         self._pending += renditions
         self._entries += entries
-        self._size += sum(len(r.body) + len(r.gzip) + len(r.br) for r in renditions)
-        self._size += sum(len(b) for _, _, f in entries for b in f.values())
+        self._spans += spans
+        self._size += sum(len(r.gzip) + len(r.br) + len(r.spans) for r in renditions)
+        self._size += sum(len(b) for _, _, f in entries for b in f.values()) + sum(len(s[3]) for s in spans)
         if self._size >= self.max_bytes:
             await self.flush()
 
     async def flush(self) -> None:
-        pending, entries = self._pending, self._entries
-        self._pending, self._entries, self._size = [], [], 0
-        await self.store.put_renditions(pending, entries)
+        pending, entries, spans = self._pending, self._entries, self._spans
+        self._pending, self._entries, self._spans, self._size = [], [], [], 0
+        await self.store.put_renditions(pending, entries, spans=spans)
+
+
+Spans = tuple[str, str, str, bytes]  # (feed, format, ETag, spans) of a stored version that has none
 
 
 async def publish(
@@ -211,29 +221,32 @@ async def publish(
     current = await store.rendition_versions_of(name)
     now = utcnow()
 
-    def render() -> tuple[list[Rendition], list[NewEntry]]:
+    def render() -> tuple[list[Rendition], list[NewEntry], list[Spans]]:
         # One thread hop per document: making entries, joining and compressing (which releases
         # the GIL) run off the event loop, which keeps serving while other documents are read.
         entries, stamps, made = make_entries(settings, pending, gathered, table, memo)
-        fresh = []
+        fresh, spanned = [], []
         for fmt in FORMATS:
             pieces = [e[fmt] for e in entries]
             body = table[fmt].document(info, pieces)
+            etag = etag_of(body)
             stored = current.get(fmt)
-            if stored and stored[0] == etag_of(body):
+            if stored and stored[0] == etag:
+                if not stored[2]:
+                    spanned.append((name, fmt, etag, spans_of(body, stamps, pieces)))
                 continue
             # New bytes whose entries did not change (a new archive neighbour, a page that filled,
             # a topic's name): they still need a newer Last-Modified, or If-Modified-Since would
             # keep the old bytes.
             modified = info.updated if not stored or info.updated > stored[1] else max(now, stored[1])
-            fresh.append(encode(name, fmt, body, modified, spans=spans_of(body, stamps, pieces)))
-        return fresh, made
+            fresh.append(encode(name, fmt, body, modified, spans=spans_of(body, stamps, pieces), etag=etag))
+        return fresh, made, spanned
 
-    fresh, made = await asyncio.to_thread(render)
+    fresh, made, spanned = await asyncio.to_thread(render)
     if writer:
-        await writer.add(fresh, made)
+        await writer.add(fresh, made, spanned)
     else:
-        await store.put_renditions(fresh, made)
+        await store.put_renditions(fresh, made, spans=spanned)
     return len(fresh)
 
 

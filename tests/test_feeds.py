@@ -232,3 +232,22 @@ async def test_a_re_render_takes_unchanged_entries_from_the_documents_previous_v
     await publish(store, settings, key, formats(), scratch)
     assert scratch.made == len(members) - 1  # all but the reworded one, which the store now has
     assert {fmt: r.body for fmt, r in (await store.renditions_of(key.name)).items()} == after
+
+
+async def test_a_stored_version_without_spans_gets_them_without_changing(store: Store, settings: Settings) -> None:
+    """A store upgraded from schema 5 has no spans: the next render of a document whose bytes
+    come out the same stores its spans, and nothing a reader sees changes (validators, the
+    renditions counter that caches watch)."""
+    await load_example(store, settings)
+    key = FeedKey("topic", "russian-invasion-of-ukraine")
+    before = await store.renditions_of(key.name)
+    await store._db.execute("UPDATE renditions SET spans = NULL WHERE feed = ?", (key.name,))  # noqa: SLF001
+    counters = await store.rendition_versions()
+    assert await publish(store, settings, key, formats()) == 0
+    after = await store.renditions_of(key.name)
+    assert await store.rendition_versions() == counters
+    for fmt, rendition in after.items():
+        assert rendition.spans == before[fmt].spans != b""
+        assert (rendition.etag, rendition.last_modified, rendition.body) == (
+            before[fmt].etag, before[fmt].last_modified, before[fmt].body
+        )
