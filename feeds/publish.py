@@ -411,7 +411,8 @@ def _publish_shard(database: str, settings: Settings, names: list[str], done: An
                     done.put(unreported)
                     unreported = 0
 
-            stored = await publish_keys(store, settings, keys, report, memo=memo, ordered=True)
+            async with store.bulk():
+                stored = await publish_keys(store, settings, keys, report, memo=memo, ordered=True)
             done.put(unreported)
             return stored, memo.made, memo.hits
         finally:

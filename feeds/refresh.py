@@ -7,11 +7,11 @@ source that fails is reported and the others go on; what was stored before stays
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import logging
 import multiprocessing
-from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -112,32 +112,39 @@ async def ingest(
     def read_batch() -> list[Document]:
         return list(itertools.islice(documents, BATCH_SIZE))
 
-    pending: deque[tuple[int, asyncio.Future[Parsed]]] = deque()
-    try:
-        while True:
-            while len(pending) < ahead:
-                # Reading runs off the event loop too: a server keeps answering during a refresh.
-                chunk = await asyncio.to_thread(read_batch)
-                if not chunk:
-                    break
+    # Reading runs ahead of storing (files are read while the previous batch is written, not
+    # after it): on a busy disk a read waits behind the writes.
+    ready: asyncio.Queue[tuple[int, asyncio.Future[Parsed]] | None] = asyncio.Queue(maxsize=ahead)
+
+    async def read_ahead() -> None:
+        try:
+            while chunk := await asyncio.to_thread(read_batch):  # off the event loop: a server keeps answering
                 if pool:
                     parsing = loop.run_in_executor(pool, parse_documents, chunk, source)
                 else:
                     parsing = asyncio.ensure_future(asyncio.to_thread(parse_documents, chunk, source))
-                pending.append((len(chunk), parsing))
-            if not pending:
-                break
-            count, parsing = pending.popleft()
-            parsed = await parsing
-            report.problems += parsed.problems
-            report.failed += parsed.failed
-            report.result.merge(await store.apply(parsed.pages))
-            days += parsed.days
-            if progress:
-                progress(count)
+                await ready.put((len(chunk), parsing))
+        finally:
+            await ready.put(None)
+
+    reader = asyncio.create_task(read_ahead())
+    try:
+        async with store.bulk() if pool else contextlib.nullcontext():
+            while (item := await ready.get()) is not None:
+                count, parsing = item
+                parsed = await parsing
+                report.problems += parsed.problems
+                report.failed += parsed.failed
+                report.result.merge(await store.apply(parsed.pages))
+                days += parsed.days
+                if progress:
+                    progress(count)
+        await reader  # a failure to read is raised here
     finally:
-        for _, parsing in pending:
-            parsing.cancel()
+        reader.cancel()
+        while not ready.empty():
+            if (item := ready.get_nowait()) is not None:
+                item[1].cancel()
         if pool:
             pool.shutdown(cancel_futures=True)
     if collected.deleted:

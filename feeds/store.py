@@ -13,10 +13,11 @@ says which feeds it touched so only those re-render.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +43,7 @@ CACHE_KIB = 64 * 1024  # SQLite page cache per connection
 # (https://www.sqlite.org/intern-v-extern-blob.html).
 PAGE_SIZE = 16384
 READERS = 4  # reader connections per store: as many as documents published at once
+WAL_PAGES = 1000  # SQLite's default checkpoint threshold (pages of log)
 
 
 async def _connect(path: str) -> aiosqlite.Connection:
@@ -355,6 +357,8 @@ class Store:
         self._links: dict[str, tuple[str, str] | None] = {}
         self._links_version = -1
         self._written: list[Callable[[], None]] = []
+        self._checkpointing: asyncio.Future[list[Any]] | None = None
+        self._bulk = False
 
     @classmethod
     async def open(cls, path: str | Path, cache_kib: int = CACHE_KIB, readers: int = READERS) -> Store:
@@ -479,7 +483,10 @@ class Store:
 
         async with self._write_lock:
             try:
-                return await self._run(tx)
+                result = await self._run(tx)
+                if self._bulk:
+                    self._checkpoint_behind()
+                return result
             except BaseException as exc:
                 self._topics.clear()  # it may name topics the rolled-back transaction created
                 if isinstance(exc, sqlite3.Error):
@@ -854,6 +861,28 @@ class Store:
     async def newest_date(self) -> str | None:
         rows = await self._read("SELECT max(date) FROM events WHERE live = 1")
         return rows[0][0] if rows else None
+
+    @contextlib.asynccontextmanager
+    async def bulk(self) -> AsyncIterator[None]:
+        """Many write transactions in a row (a bulk load). SQLite copies the write-ahead log into
+        the database inside whichever commit crosses 16 MB of log: that commit then waits for
+        the copy and the disk, and the work after it waits for the commit. Here commits never do
+        it: after each, a reader connection's thread does, beside the next write (one copy at a
+        time)."""
+        await self._run(lambda conn: conn.execute("PRAGMA wal_autocheckpoint=0"))
+        self._bulk = True
+        try:
+            yield
+        finally:
+            self._bulk = False
+            if self._checkpointing is not None:
+                await self._checkpointing
+                self._checkpointing = None
+            await self._run(lambda conn: conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}"))
+
+    def _checkpoint_behind(self) -> None:
+        if self._max_readers and (self._checkpointing is None or self._checkpointing.done()):
+            self._checkpointing = asyncio.ensure_future(self._read("PRAGMA wal_checkpoint(PASSIVE)"))
 
     async def checkpoint(self) -> None:
         """Copy what the write-ahead log holds into the database now, without waiting for

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -185,3 +187,27 @@ async def test_parsing_in_worker_processes_stores_what_one_process_does(
         ]
     finally:
         await alone.close()
+
+
+async def test_a_source_failing_while_it_is_read_fails_the_ingest_and_keeps_what_was_stored(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading runs ahead of storing: a read that fails mid-way is raised from the ingest (not
+    lost in the background, nothing left waiting), the batches stored before it stay, and the
+    store's writer is back to checkpointing its log itself."""
+    pages = sorted(OFFSTREAM.glob("news/**/*.md"))
+
+    def documents() -> Iterator[Document]:
+        for n, p in enumerate(pages):
+            if n == 10:
+                raise OSError(5, "Input/output error", str(p))
+            yield Document(p.relative_to(OFFSTREAM).as_posix(), p.read_bytes(), str(p))
+
+    monkeypatch.setattr(refresh, "BATCH_SIZE", 4)
+    monkeypatch.setattr(refresh, "PARALLEL_FROM", 1)
+    with pytest.raises(OSError, match="Input/output error"):
+        await asyncio.wait_for(
+            refresh.ingest(store, "offstream", Collected(documents=documents(), expected=len(pages)), processes=2), 60
+        )
+    assert 0 < await store.count_events() <= 10
+    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
