@@ -261,6 +261,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000, help="events of the small store")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny corpus, one repeat")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the stores made (printed; the bulk one is a --bulk-config for later runs)"
+    )
     parser.add_argument("--skip-bulk", action="store_true", help="only the small-store incremental run")
     parser.add_argument(
         "--direct", action="store_true", help="hand the reworded page to the ingest step (no directory source)"
@@ -318,7 +321,10 @@ def main() -> None:
         results["incremental_big_ms"] = round(statistics.median(big_times) * 1000, 1)
         results["incremental_ratio_big_small"] = round(statistics.median(big_times) / statistics.median(small_times), 2)
     print(json.dumps(results, indent=2))
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print(f"kept: {work} (bulk store config: {work / 'bulk' / 'feeds.toml'})", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
