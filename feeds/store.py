@@ -44,6 +44,7 @@ CACHE_KIB = 64 * 1024  # SQLite page cache per connection
 PAGE_SIZE = 16384
 READERS = 4  # reader connections per store: as many as documents published at once
 WAL_PAGES = 1000  # SQLite's default checkpoint threshold (pages of log)
+BULK_WAL_PAGES = 8192  # the log of a bulk load: 128 MB at 16 KB pages
 
 
 async def _connect(path: str) -> aiosqlite.Connection:
@@ -485,7 +486,7 @@ class Store:
             try:
                 result = await self._run(tx)
                 if self._bulk:
-                    self._checkpoint_behind()
+                    await self._checkpoint_behind()
                 return result
             except BaseException as exc:
                 self._topics.clear()  # it may name topics the rolled-back transaction created
@@ -788,6 +789,10 @@ class Store:
         rows = await self._read(sql + " ORDER BY deleted_at DESC, key LIMIT 100", args)
         return [Tombstone(guid, from_iso(deleted)) for guid, deleted in rows]
 
+    async def members_of(self, keys: Sequence[str]) -> list[Member]:
+        """The live ones of these events, as documents show them."""
+        return [_member(r) for r in await self._read_keys(f"SELECT {MEMBER_COLUMNS} FROM events e WHERE e.live = 1 AND e.key IN ({{keys}})", keys)]
+
     async def events_of(self, keys: Sequence[str]) -> dict[str, Event]:
         """Events by key, whole (their pages decoded): those whose entries must be made."""
         rows = await self._read_keys(f"SELECT {EVENT_COLUMNS} FROM events e WHERE e.key IN ({{keys}})", keys)
@@ -876,12 +881,23 @@ class Store:
         finally:
             self._bulk = False
             if self._checkpointing is not None:
-                await self._checkpointing
+                await asyncio.gather(self._checkpointing, return_exceptions=True)
                 self._checkpointing = None
             await self._run(lambda conn: conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}"))
 
-    def _checkpoint_behind(self) -> None:
-        if self._max_readers and (self._checkpointing is None or self._checkpointing.done()):
+    async def _checkpoint_behind(self) -> None:
+        """After a write in bulk mode (under the write lock): start a copy of the log on a reader,
+        unless one is under way. Copies beside the writes never catch up with them, and the log
+        starts again from its beginning only after a complete copy: once it holds more than
+        BULK_WAL_PAGES, the copy is made here, between two writes, so the log stays that small."""
+        running = self._checkpointing
+        if running is not None and not running.done():
+            return
+        frames = running.result()[0][1] if running is not None and not running.exception() else 0
+        self._checkpointing = None
+        if frames > BULK_WAL_PAGES or not self._max_readers:
+            await self._run(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+        else:
             self._checkpointing = asyncio.ensure_future(self._read("PRAGMA wal_checkpoint(PASSIVE)"))
 
     async def checkpoint(self) -> None:

@@ -249,3 +249,32 @@ async def test_upgrading_a_version_5_store_keeps_every_rendition_without_its_pla
         assert "body" not in columns and columns[-2:] == ["gz", "br"]
     finally:
         await store.close()
+
+
+async def test_a_bulk_load_copies_its_log_beside_its_writes_and_keeps_it_bounded(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In bulk mode no commit copies the write-ahead log into the database itself: reader
+    connections do it between writes, and once the log grows past its bound a copy between two
+    writes lets it start again from its beginning. Afterwards the writer checkpoints as usual."""
+    import os
+
+    from feeds import store as S
+    from feeds.model import Rendition
+
+    monkeypatch.setattr(S, "BULK_WAL_PAGES", 40)
+    from isal import igzip
+
+    body = igzip.compress(os.urandom(60_000))  # incompressible: ~4 pages for each of gzip and Brotli
+    wal = f"{store.path}-wal"
+    biggest = 0
+    async with store.bulk():
+        assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 0  # noqa: SLF001
+        for n in range(120):
+            name = f"dates/2024-01-{n % 28 + 1:02d}"
+            await store.put_renditions([Rendition(name, "atom", b"", body, body, f"e{n}", T0, "x")])
+            biggest = max(biggest, os.path.getsize(wal))
+    assert biggest < 120 * 8 * PAGE_SIZE / 3  # without the bound: every write's pages, ~15 MB
+    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
+    rendition = await store.rendition("dates/2024-01-28", "atom")
+    assert rendition is not None and rendition.etag == "e111"
