@@ -12,6 +12,8 @@ made, from the event read whole.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import struct
 import threading
@@ -20,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from feeds.config import Settings
+from feeds.config import Settings, SourceConfig
 from feeds.ids import page_path
 from feeds.model import FORMATS, Event, Member, Rendition
 from feeds.render import RENDER_VERSION, Entry, Format
@@ -90,8 +92,13 @@ def context_digest(settings: Settings) -> str:
     """What shapes every entry besides its event: the base URL (topic links), the sources' link
     templates and sites (web links, relative links), and the renderers' own code (RENDER_VERSION:
     an entry stored by other code is made again)."""
-    sources = sorted((c.name, c.kind, c.location, c.link) for c in settings.sources)
-    return hashlib.sha256(repr((settings.base_url, sources, RENDER_VERSION)).encode("utf-8")).hexdigest()
+    return _context_digest(settings.base_url, settings.sources, RENDER_VERSION)
+
+
+@functools.lru_cache(maxsize=16)
+def _context_digest(base_url: str, sources: tuple[SourceConfig, ...], render_version: str) -> str:
+    places = sorted((c.name, c.kind, c.location, c.link) for c in sources)
+    return hashlib.sha256(repr((base_url, places, render_version)).encode("utf-8")).hexdigest()
 
 
 def entry_stamp(member: Member, targets: tuple[str | None, ...], context: str) -> str:
@@ -167,7 +174,7 @@ class Gathered:
 
 
 async def gather_entries(
-    store: Store, settings: Settings, document: str, pending: list[Pending], memo: EntryMemo
+    store: Store, settings: Settings, document: str | None, pending: list[Pending], memo: EntryMemo
 ) -> Gathered:
     found = [memo.get(p.stamp) for p in pending]
 
@@ -180,7 +187,7 @@ async def gather_entries(
                 found[i] = fragments
                 memo.put(p.stamp, fragments)
 
-    if missing():
+    if missing() and document:
         look(spliced(await store.renditions_of(document)))
     if wanted := missing():
         stored = await store.entries([p.member.key for p in wanted])
@@ -226,3 +233,15 @@ def make_entries(
         out.append(fragments)
         stamps.append(p.stamp)
     return out, stamps, made
+
+
+async def make_ahead(
+    store: Store, settings: Settings, keys: Sequence[str], table: dict[str, Format], memo: EntryMemo
+) -> list[NewEntry]:
+    """The entries of events about to be shown by several documents (a refresh's changed events
+    are in its latest feed, their day and each of their topics), made once before the documents
+    look for them, not by each."""
+    pending = await plan_entries(store, settings, await store.members_of(keys))
+    gathered = await gather_entries(store, settings, None, pending, memo)
+    _, _, made = await asyncio.to_thread(make_entries, settings, pending, gathered, table, memo)
+    return made

@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,7 +26,16 @@ import brotli
 from isal import igzip
 
 from feeds.config import Settings
-from feeds.entries import EntryMemo, NewEntry, gather_entries, make_entries, memo_for, plan_entries, spans_of
+from feeds.entries import (
+    EntryMemo,
+    NewEntry,
+    gather_entries,
+    make_ahead,
+    make_entries,
+    memo_for,
+    plan_entries,
+    spans_of,
+)
 from feeds.model import FORMATS, FeedKey, Member, Rendition, utcnow
 from feeds.process import tune_gc
 from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
@@ -35,7 +44,10 @@ from feeds.store import Store
 
 log = logging.getLogger(__name__)
 
-PUBLISH_CONCURRENCY = 4
+# Documents published at once: all of a refresh's usually (they wait for the store and for
+# compression threads more than for the interpreter).
+PUBLISH_CONCURRENCY = 8
+AHEAD = 100  # a refresh changing at most this many events makes their entries first
 DATE_FEED_LIMIT = 1000  # a day of the portal has tens of events; this only bounds a pathological day
 
 
@@ -257,14 +269,18 @@ async def publish_keys(
     progress: Callable[[int], object] | None = None,
     memo: EntryMemo | None = None,
     ordered: bool = False,
+    first: Sequence[str] = (),
 ) -> int:
     """Publish many documents, a few at a time (both cores: compression runs beside rendering),
-    in the order given when `ordered`, else by name."""
+    in the order given when `ordered`, else by name; the entries of the events `first` are made
+    before them (they are in most of the documents)."""
     table = formats()
     memo = memo or memo_for(store)
     limit = asyncio.Semaphore(PUBLISH_CONCURRENCY)
 
     writer = Writer(store)
+    if first:
+        await writer.add([], await make_ahead(store, settings, first, table, memo), [])
 
     async def one(key: FeedKey) -> int:
         async with limit:
@@ -323,8 +339,10 @@ async def publish_changes(
     progress: Callable[[int], object] | None = None,
     processes: int = 1,
 ) -> int:
-    keys = await affected(store, settings, names, events)
-    total = await publish_keys_in_processes(store, settings, keys, processes, progress)
+    changed = set(events)
+    keys = await affected(store, settings, names, changed)
+    first = sorted(changed) if len(changed) <= AHEAD else []
+    total = await publish_keys_in_processes(store, settings, keys, processes, progress, first)
     if any(k.kind == "topic" for k in keys) or not await store.rendition_etags(TOPICS_DOC):
         total += await publish_topics(store, settings)
     if total:
@@ -427,6 +445,7 @@ async def publish_keys_in_processes(
     keys: Iterable[FeedKey],
     processes: int,
     progress: Callable[[int], object] | None = None,
+    first: Sequence[str] = (),
 ) -> int:
     """Publish many documents with several processes (a bulk load uses every core). Each process
     reads the store on its own connection; their short write transactions take turns."""
@@ -437,7 +456,7 @@ async def publish_keys_in_processes(
     if len(names) >= 500:
         names = await arrival_order(store, settings, names)
     if processes <= 1 or len(names) < 500:
-        return await publish_keys(store, settings, [FeedKey.parse(n) for n in names], progress, ordered=True)
+        return await publish_keys(store, settings, [FeedKey.parse(n) for n in names], progress, ordered=True, first=first)
     context = multiprocessing.get_context("spawn")  # no inherited event loop or database threads
     manager = context.Manager()
     done = manager.Queue()
