@@ -54,6 +54,8 @@ class RenditionCache:
         self._wake = asyncio.Event()
         self._unsubscribe: Callable[[], None] | None = None
         self._unwatch: Callable[[], None] | None = None
+        self._loading: dict[tuple[str, str], asyncio.Future[tuple[Any, int]]] = {}
+        self._outdated: set[asyncio.Future[tuple[Any, int]]] = set()
         self.hits = 0
         self.misses = 0
 
@@ -72,14 +74,35 @@ class RenditionCache:
             self.hits += 1
             return item[0]
         self.misses += 1
-        rendition = await self.store.rendition(feed, fmt)
-        value = None if rendition is None else self.prepare(rendition)
-        if key not in self._items:  # another request may have loaded it meanwhile
-            cost = self._cost(rendition)
-            self._items[key] = (value, cost)
-            self._bytes += cost
-            self._shrink()
-        return value
+        # One read per document however many requests miss it at once (a popular feed that just
+        # changed).
+        loading = self._loading.get(key) or self._load(key)
+        return (await asyncio.shield(loading))[0]
+
+    def _load(self, key: tuple[str, str]) -> asyncio.Future[tuple[Any, int]]:
+        async def read() -> tuple[Any, int]:
+            rendition = await self.store.rendition(*key)
+            return (None if rendition is None else self.prepare(rendition)), self._cost(rendition)
+
+        loading = self._loading[key] = asyncio.ensure_future(read())
+
+        def done(future: asyncio.Future[tuple[Any, int]]) -> None:
+            if self._loading.get(key) is future:
+                del self._loading[key]
+            outdated = future in self._outdated
+            self._outdated.discard(future)
+            # A read that a change overtook is not kept: it may hold the version before.
+            if not (outdated or future.cancelled() or future.exception()):
+                self._put(key, *future.result())
+
+        loading.add_done_callback(done)
+        return loading
+
+    def _put(self, key: tuple[str, str], value: Any, cost: int) -> None:
+        self._evict(key)
+        self._items[key] = (value, cost)
+        self._bytes += cost
+        self._shrink()
 
     def _evict(self, key: tuple[str, str]) -> None:
         if key in self._items:
@@ -93,21 +116,29 @@ class RenditionCache:
     def clear(self) -> None:
         self._items.clear()
         self._bytes = 0
+        self._outdated.update(self._loading.values())
 
     @property
     def size(self) -> int:
         return self._bytes
 
     async def sync(self) -> None:
-        """Drop what changed in the store since the last look."""
+        """Take in what changed in the store since the last look: documents held here (or being
+        read) are read again at once, so the next requests find the new version in memory
+        instead of each making a trip to the store; others are dropped."""
         written, deleted = await self.store.rendition_versions()
         if (written, deleted) == self._seen:
             return
         if deleted != self._seen[1]:
             self.clear()
         else:
+            again = []
             for key in await self.store.renditions_since(self._seen[0]):
-                self._evict(key)
+                if (loading := self._loading.get(key)) is not None:
+                    self._outdated.add(loading)
+                if key in self._items or loading is not None:
+                    again.append(self._load(key))
+            await asyncio.gather(*again)
         self._seen = (written, deleted)
 
     async def _poll(self) -> None:

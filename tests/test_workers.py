@@ -52,6 +52,47 @@ async def test_cache_serves_new_versions_after_a_sync_and_stays_bounded(store: S
         await other.close()
 
 
+async def test_cache_reads_a_document_once_however_many_ask_and_keeps_no_read_a_change_overtook(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests missing the same document at once share one read of the store; a document held
+    in memory is read again as soon as the cache sees it changed (the next requests find the new
+    version in memory); and a read still under way when the change is seen is not kept."""
+    first = encode("latest", "atom", b"<feed>one</feed>" * 100, dt.datetime.now(dt.timezone.utc))
+    await store.put_rendition(first)
+    cache = RenditionCache(store, max_bytes=1 << 20, poll_interval=3600)
+    reads: list[str] = []
+    slow = asyncio.Event()
+    read = store.rendition
+
+    async def counted(feed: str, fmt: str) -> object:
+        reads.append(feed)
+        found = await read(feed, fmt)
+        if feed == "dates/2020-01-01" and reads.count(feed) == 1:
+            await slow.wait()  # still under way when the change is seen, and done after the next
+        return found
+
+    monkeypatch.setattr(store, "rendition", counted)
+    got = await asyncio.gather(*(cache.get("latest", "atom") for _ in range(20)))
+    assert {g.etag for g in got} == {first.etag} and reads == ["latest"]  # type: ignore[union-attr]
+
+    await store.put_rendition(replace(first, etag="two"))
+    await cache.sync()
+    assert reads == ["latest", "latest"]  # read again at once, not at the next request
+    assert (await cache.get("latest", "atom")).etag == "two" and len(reads) == 2  # type: ignore[union-attr]
+
+    await store.put_rendition(replace(first, feed="dates/2020-01-01", etag="old"))
+    await cache.sync()
+    pending = asyncio.ensure_future(cache.get("dates/2020-01-01", "atom"))
+    await asyncio.sleep(0.05)
+    await store.put_rendition(replace(first, feed="dates/2020-01-01", etag="new"))
+    await cache.sync()  # reads the new version while the first read still waits
+    slow.set()
+    assert (await pending).etag == "old"  # asked before the change was seen  # type: ignore[union-attr]
+    await asyncio.sleep(0)
+    assert (await cache.get("dates/2020-01-01", "atom")).etag == "new"  # type: ignore[union-attr]
+
+
 async def served_etag(cache: RenditionCache) -> str | None:
     rendition = await cache.get("latest", "atom")
     return rendition.etag if rendition else None
