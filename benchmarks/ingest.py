@@ -17,6 +17,7 @@ or with the corpus.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -141,18 +142,34 @@ def topic_slugs(database: str, relpath: str) -> list[str]:
     return [slug for (slug,) in rows]
 
 
-def poll(urls: list[str], before: dict[str, str | None], go: object, result: object) -> None:
+def head_etag(conn: http.client.HTTPConnection, path: str) -> str | None:
+    """The ETag of `path` (its plain representation: every encoding of a version is written in
+    the same transaction), on a keep-alive connection (a request costs ~0.1 ms, a fifth of
+    httpx's)."""
+    conn.request("HEAD", path)
+    response = conn.getresponse()
+    response.read()
+    return response.getheader("etag")
+
+
+def poll(port: int, paths: list[str], before: dict[str, str | None], go: object, result: object) -> None:
     """In its own process: HEAD the feeds until every ETag differs from `before`; put the
-    monotonic time it happened (None after 60 s). A round every 2 ms: polling flat out would
-    keep the server and this process busy on both CPUs, which the refresh being measured needs."""
+    monotonic time it happened (None after 60 s). Only the feeds not yet seen changed are asked
+    again (a new ETag stays), a round every 2 ms: polling flat out would keep the server and
+    this process busy on both CPUs, which the refresh being measured needs."""
     go.wait()  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60
-    with httpx.Client() as client:
+    waiting = list(paths)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
         while time.monotonic() < deadline:
-            if all(client.head(url).headers.get("etag") != before[url] for url in urls):
+            waiting = [path for path in waiting if head_etag(conn, path) == before[path]]
+            if not waiting:
                 result.put(time.monotonic())  # type: ignore[attr-defined]
                 return
             time.sleep(0.002)
+    finally:
+        conn.close()
     result.put(None)  # type: ignore[attr-defined]
 
 
@@ -179,10 +196,21 @@ def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Pa
     from feeds.store import Store
 
     settings = feeds_config.load(config)
+    # When the refresh moves on from the documents readers wait for to the /topics index.
+    from feeds import publish as feeds_publish
+
+    marks: dict[str, float] = {}
+    index = feeds_publish.publish_topics
+
+    async def timed_index(*args: object) -> int:
+        marks["topics index"] = time.monotonic()
+        return await index(*args)  # type: ignore[arg-type]
+
+    feeds_publish.publish_topics = timed_index  # type: ignore[assignment]
     tune_gc()  # this process stands in for a server worker running the scheduler: the same settings
     context = multiprocessing.get_context("spawn")
     server = Server(config, port)
-    client = httpx.Client()
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         # Current versions only (what the day listings name): rewording a superseded version
         # changes nothing a reader sees.
@@ -215,7 +243,7 @@ def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Pa
             assert day
             feeds = ["/feeds/latest.atom", f"/feeds/dates/{int(day[1]):04d}-{int(day[2]):02d}-{int(day[3]):02d}.atom"]
             feeds += [f"/feeds/topics/{slug}.atom" for slug in topic_slugs(settings.database, rel)]
-            before = {server.url(f): client.head(server.url(f)).headers.get("etag") for f in feeds}
+            before = {f: head_etag(client, f) for f in feeds}
             stamp = time.time_ns()  # a new wording on every run, even against a store edited before
             edited = re.sub(r"^# (.*)$", lambda m: f"# {m[1]} (update {n}.{stamp})", text, count=1, flags=re.M).encode()
             copy = work / "edits" / rel  # the corpus itself is left as it is
@@ -224,7 +252,7 @@ def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Pa
             # The reader is another process (as readers are): a poller in this one would take
             # turns with the refresh for the interpreter lock.
             go, result = context.Event(), context.Queue()
-            watcher = context.Process(target=poll, args=([server.url(f) for f in feeds], before, go, result))
+            watcher = context.Process(target=poll, args=(server.port, feeds, before, go, result))
             watcher.start()
             time.sleep(0.5)  # the poller is up before the clock starts
             start = time.monotonic()
@@ -237,14 +265,15 @@ def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Pa
             stored = time.monotonic()
             await publish_changes(store, settings, report.result.feeds, report.result.events)
             published = time.monotonic()
+            documents = marks.pop("topics index", published)
             served = await asyncio.to_thread(result.get, True, 70)
             watcher.join()
             if served is None:
                 raise SystemExit(f"feeds of {rel} did not change within 60 s: {feeds}")
             print(
                 f"  {len(feeds)} feeds of {rel} served new ETags after {1000 * (float(served) - start):.1f} ms "
-                f"(stored the change at {1000 * (stored - start):.1f} ms; published everything, /topics included, "
-                f"at {1000 * (published - start):.1f} ms)",
+                f"(stored the change at {1000 * (stored - start):.1f} ms, its documents at "
+                f"{1000 * (documents - start):.1f} ms; the /topics index too at {1000 * (published - start):.1f} ms)",
                 file=sys.stderr,
             )
             return float(served) - start
