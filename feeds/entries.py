@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from feeds.config import Settings, SourceConfig
 from feeds.ids import page_path
-from feeds.model import FORMATS, Event, Member, Rendition
+from feeds.model import FORMATS, Event, Member
 from feeds.render import RENDER_VERSION, Entry, Format
 from feeds.render.content import make_entry, resolver
 from feeds.store import Store
@@ -150,15 +150,16 @@ def spans_of(body: bytes, stamps: Sequence[str], entries: Sequence[bytes]) -> by
     return bytes(out)
 
 
-def spliced(renditions: dict[str, Rendition]) -> dict[str, Fragments]:
-    """Stamp -> entry of every entry that a document's stored version holds in every format."""
+def spliced(bodies: dict[str, tuple[bytes, bytes]]) -> dict[str, Fragments]:
+    """Stamp -> entry of every entry that a document's stored version holds in every format
+    (`bodies`: format -> (plain bytes, spans))."""
     found: dict[str, Fragments] = {}
     for fmt in FORMATS:
-        rendition = renditions.get(fmt)
-        if rendition is None or not rendition.spans:
+        if fmt not in bodies:
             return {}
-        for stamp, start, end in _SPAN.iter_unpack(rendition.spans):
-            found.setdefault(stamp.hex(), {})[fmt] = rendition.body[start:end]
+        body, spans = bodies[fmt]
+        for stamp, start, end in _SPAN.iter_unpack(spans):
+            found.setdefault(stamp.hex(), {})[fmt] = body[start:end]
     return {stamp: fragments for stamp, fragments in found.items() if len(fragments) == len(FORMATS)}
 
 
@@ -188,7 +189,7 @@ async def gather_entries(
                 memo.put(p.stamp, fragments)
 
     if missing() and document:
-        look(spliced(await store.renditions_of(document)))
+        look(spliced(await store.spanned_bodies(document)))
     if wanted := missing():
         stored = await store.entries([p.member.key for p in wanted])
         look({stamp: fragments for stamp, fragments in stored.values()})

@@ -218,9 +218,11 @@ async def publish(
     table: dict[str, Format],
     memo: EntryMemo | None = None,
     writer: Writer | None = None,
+    ahead: asyncio.Future[list[NewEntry]] | None = None,
 ) -> int:
     """Render one document in every format; store what changed (now, or with the writer's next
-    batch). Returns how many renditions changed."""
+    batch). Returns how many renditions changed. `ahead`: entries being made for several
+    documents, waited for before this one looks for its own."""
     memo = memo or memo_for(store)
     name = key.name
     described = await describe(store, settings, key)
@@ -229,6 +231,8 @@ async def publish(
         return 0
     info, members = described
     pending = await plan_entries(store, settings, members)
+    if ahead:
+        await asyncio.shield(ahead)
     gathered = await gather_entries(store, settings, name, pending, memo)
     current = await store.rendition_versions_of(name)
     now = utcnow()
@@ -279,12 +283,12 @@ async def publish_keys(
     limit = asyncio.Semaphore(PUBLISH_CONCURRENCY)
 
     writer = Writer(store)
-    if first:
-        await writer.add([], await make_ahead(store, settings, first, table, memo), [])
+    # Made while the documents are described; they wait for it before looking for entries.
+    ahead = asyncio.ensure_future(make_ahead(store, settings, first, table, memo)) if first else None
 
     async def one(key: FeedKey) -> int:
         async with limit:
-            stored = await publish(store, settings, key, table, memo, writer)
+            stored = await publish(store, settings, key, table, memo, writer, ahead)
         if progress:
             progress(1)
         return stored
@@ -294,6 +298,8 @@ async def publish_keys(
     try:
         for start in range(0, len(queue), 256):  # bounded number of pending tasks
             total += sum(await asyncio.gather(*(one(k) for k in queue[start : start + 256])))
+        if ahead:
+            await writer.add([], await ahead, [])
     finally:
         await writer.flush()  # what was rendered is kept even if one document failed
     return total
@@ -304,23 +310,23 @@ BULK = 5000  # more changed events than this: re-render whole topics rather than
 
 async def affected(store: Store, settings: Settings, names: Iterable[str], events: Iterable[str]) -> set[FeedKey]:
     """The documents to re-render after a change: the touched feeds, the neighbours of touched
-    days (their archive links may move), and the topic pages holding changed events."""
+    days (their archive links may move), and the topic pages holding changed events. Each feed
+    is looked at beside the others (on a cold store each look is a few disk reads)."""
     changed = set(events)
-    keys: set[FeedKey] = set()
-    for name in set(names):
+
+    async def of(name: str) -> set[FeedKey]:
         key = FeedKey.parse(name)
-        keys.add(key)
+        keys = {key}
         if key.kind == "date":
             # Neighbours link to a day only while it has events: they change when it appears or
             # goes, not when one of its events is reworded.
-            if bool(await store.events(key, 1)) != bool(await store.rendition_etags(key.name)):
+            if bool(await store.members(key, 1)) != bool(await store.rendition_etags(key.name)):
                 keys |= {FeedKey("date", d) for d in await store.neighbour_dates(key.value) if d}
         elif key.kind == "topic":
             paging = Paging(await store.topic_slots(key.value), settings.items_per_feed)
             if len(changed) > BULK:
                 # A bulk load: finding each event's page would cost more than rendering them all.
-                keys |= {FeedKey("topic", key.value, p) for p in range(1, paging.archive_pages + 1)}
-                continue
+                return keys | {FeedKey("topic", key.value, p) for p in range(1, paging.archive_pages + 1)}
             for slot in (await store.topic_ranks(key.value, changed)).values():
                 if page := paging.page_of(slot):
                     keys.add(FeedKey("topic", key.value, page))
@@ -328,7 +334,12 @@ async def affected(store: Store, settings: Settings, names: Iterable[str], event
             if newest and not await store.rendition_etags(FeedKey("topic", key.value, newest).name):
                 # A page just filled: it appears, and the page before it now links to it.
                 keys |= {FeedKey("topic", key.value, p) for p in (newest, newest - 1) if p >= 1}
-    return keys
+        return keys
+
+    found: set[FeedKey] = set()
+    for keys in await asyncio.gather(*(of(name) for name in set(names))):
+        found |= keys
+    return found
 
 
 async def publish_changes(

@@ -698,8 +698,20 @@ class Store:
         )
         return rows[0] if rows else None
 
+    async def spanned_bodies(self, feed: str) -> dict[str, tuple[bytes, bytes]]:
+        """fmt -> (plain bytes, spans) of a document's stored formats that have spans: what a
+        re-render takes unchanged entries from (the Brotli bytes are not read)."""
+
+        def decoded(rows: list[Any]) -> list[Any]:
+            return [(fmt, igzip.decompress(gz), spans) for fmt, spans, gz in rows]
+
+        rows = await self._read(
+            "SELECT fmt, spans, gz FROM renditions WHERE feed = ? AND spans IS NOT NULL", (feed,), decoded
+        )
+        return {fmt: (body, spans) for fmt, body, spans in rows}
+
     async def renditions_of(self, feed: str) -> dict[str, Rendition]:
-        """Every stored format of one document (what a re-render splices unchanged entries from)."""
+        """Every stored format of one document."""
         rows = await self._read(
             "SELECT feed, fmt, etag, last_modified, content_type, spans, gz, br FROM renditions WHERE feed = ?",
             (feed,),
