@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,7 +40,7 @@ from feeds.entries import (
 from feeds.model import FORMATS, FeedKey, Member, Rendition, utcnow
 from feeds.process import tune_gc
 from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
-from feeds.render.topics import TOPICS_DOC, topics_document
+from feeds.render.topics import TOPICS_DOC, IndexMemo, topics_document
 from feeds.store import Store
 
 log = logging.getLogger(__name__)
@@ -361,15 +362,22 @@ async def publish_changes(
     return total
 
 
+# Per open store and base URL: the JSON of each topic in /topics as last written.
+_INDEX_MEMOS: weakref.WeakKeyDictionary[Store, dict[str, IndexMemo]] = weakref.WeakKeyDictionary()
+
+
 async def publish_topics(store: Store, settings: Settings) -> int:
     """The /topics index, after the feeds it lists (they are what readers wait for). With 25,000
-    topics it is a few MB of JSON: made and compressed off the event loop."""
-    rows = await store.topics()
+    topics it is a few MB of JSON: only the topics that changed are written again, and the
+    document is joined and compressed off the event loop."""
+    rows = await store.topic_index()
     current = (await store.rendition_etags(TOPICS_DOC)).get("json")
-    updated = max((r.updated for r in rows if r.updated), default=None) or await store.created()
+    newest = max((r[3] for r in rows if r[3]), default=None)  # ISO 8601 in UTC: they sort as they read
+    updated = dt.datetime.fromisoformat(newest) if newest else await store.created()
+    memo = _INDEX_MEMOS.setdefault(store, {}).setdefault(settings.base_url, {})
 
     def render() -> Rendition | None:
-        body = topics_document(settings.base_url, rows)
+        body = topics_document(settings.base_url, rows, memo)
         if current == etag_of(body):
             return None
         return encode(TOPICS_DOC, "json", body, updated, "application/json; charset=utf-8")

@@ -45,7 +45,7 @@ CACHE_KIB = 64 * 1024  # SQLite page cache per connection
 PAGE_SIZE = 16384
 READERS = 4  # reader connections per store: as many as documents published at once
 WAL_PAGES = 1000  # SQLite's default checkpoint threshold (pages of log)
-BULK_WAL_BYTES = 128 << 20  # the write-ahead log of a bulk load
+BULK_WAL_BYTES = 1 << 30  # the write-ahead log of a bulk load (a bigger log copies a page changed often once)
 
 
 async def _connect(path: str) -> aiosqlite.Connection:
@@ -761,6 +761,11 @@ class Store:
             "SELECT slug, name, events, updated, slots FROM topics WHERE slug = ?", (slug,)
         )
         return _topic_row(rows[0]) if rows else None
+
+    async def topic_index(self) -> list[tuple[str, str, int, str | None]]:
+        """(slug, name, events, updated as stored) of every topic with events, most events first."""
+        rows = await self._read("SELECT slug, name, events, updated FROM topics WHERE events > 0 ORDER BY events DESC, slug")
+        return [tuple(r) for r in rows]
 
     async def topics(self) -> list[TopicRow]:
         rows = await self._read(

@@ -251,3 +251,36 @@ async def test_a_stored_version_without_spans_gets_them_without_changing(store: 
         assert (rendition.etag, rendition.last_modified, rendition.body) == (
             before[fmt].etag, before[fmt].last_modified, before[fmt].body
         )
+
+
+def test_the_topics_index_writes_again_only_the_topics_that_changed() -> None:
+    """/topics is the JSON array of every topic; between two renders only changed topics are
+    encoded again, and the bytes are what encoding the whole array at once gives, hostile
+    names included."""
+    from feeds.render.topics import topics_document
+
+    def whole(rows: list[tuple[str, str, int, str | None]]) -> bytes:
+        doc = [
+            {
+                "name": name,
+                "slug": slug,
+                "events": events,
+                "updated": updated,
+                "feeds": {fmt: f"http://x/feeds/topics/{slug}.{fmt}" for fmt in ("rss", "atom", "json")},
+            }
+            for slug, name, events, updated in rows
+        ]
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+    rows = [
+        ("isil", 'ISIL "Daesh" </script>\u2028', 9, "2026-01-01T00:00:00+00:00"),
+        ("euro", "Euro \u20ac", 3, None),
+        ("erdogan", "Recep Tayyip Erdoğan\x01", 2, "2025-12-31T23:59:59+00:00"),
+    ]
+    memo: dict[str, tuple[tuple[str, str, int, str | None], bytes]] = {}
+    assert topics_document("http://x", rows, memo) == whole(rows)
+    kept = memo["isil"][1]
+    changed = [("euro", "Euro \u20ac", 12, "2026-02-01T00:00:00+00:00"), rows[0], rows[2]]
+    assert topics_document("http://x", changed, memo) == whole(changed)
+    assert memo["isil"][1] is kept and memo["euro"][0] == changed[0]
+    assert topics_document("http://x", [], memo) == b"[]\n"

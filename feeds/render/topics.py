@@ -7,20 +7,33 @@ from collections.abc import Iterable
 
 from feeds.model import FORMATS
 from feeds.render import feed_url
-from feeds.store import TopicRow
 
 TOPICS_DOC = "_topics"  # stored as a rendition of this pseudo-feed, served like any feed
 
+IndexRow = tuple[str, str, int, str | None]  # slug, name, events, updated (ISO 8601)
+IndexMemo = dict[str, tuple[IndexRow, bytes]]  # slug -> (row, its JSON object)
 
-def topics_document(base_url: str, rows: Iterable[TopicRow]) -> bytes:
-    doc = [
-        {
-            "name": r.name,
-            "slug": r.slug,
-            "events": r.events,
-            "updated": r.updated.isoformat() if r.updated else None,
-            "feeds": {fmt: feed_url(base_url, f"topics/{r.slug}", fmt) for fmt in FORMATS},
-        }
-        for r in rows
-    ]
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+def topics_document(base_url: str, rows: Iterable[IndexRow], memo: IndexMemo | None = None) -> bytes:
+    """A JSON array of topic objects, in the order given. With `memo` (kept by the caller between
+    calls, for one base URL), a topic whose row did not change since the last call is not
+    written again: a refresh changes a few of 25,000 topics."""
+    memo = {} if memo is None else memo
+    parts = []
+    for row in rows:
+        kept = memo.get(row[0])
+        if kept is None or kept[0] != row:
+            kept = memo[row[0]] = (row, _topic(base_url, *row))
+        parts.append(kept[1])
+    return b"[" + b",".join(parts) + b"]\n"
+
+
+def _topic(base_url: str, slug: str, name: str, events: int, updated: str | None) -> bytes:
+    doc = {
+        "name": name,
+        "slug": slug,
+        "events": events,
+        "updated": updated,
+        "feeds": {fmt: feed_url(base_url, f"topics/{slug}", fmt) for fmt in FORMATS},
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
