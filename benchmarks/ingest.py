@@ -263,7 +263,7 @@ def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Pa
                 page.write_bytes(edited)  # in place, as an editor or a sync tool would
                 report = await settle(store, source, await source.collect(store))
             stored = time.monotonic()
-            await publish_changes(store, settings, report.result.feeds, report.result.events)
+            await publish_changes(store, settings, report.result.feeds, report.result.events, renamed=report.result.renamed)
             published = time.monotonic()
             documents = marks.pop("topics index", published)
             served = await asyncio.to_thread(result.get, True, 70)

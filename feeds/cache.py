@@ -116,7 +116,9 @@ class RenditionCache:
     def clear(self) -> None:
         self._items.clear()
         self._bytes = 0
+        # Reads under way may hold what was cleared: not kept, and not joined by new requests.
         self._outdated.update(self._loading.values())
+        self._loading.clear()
 
     @property
     def size(self) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import re
 import struct
 import threading
 import weakref
@@ -120,13 +121,30 @@ async def plan_entries(store: Store, settings: Settings, members: list[Member]) 
     """The stamp of each member's entry."""
     context = context_digest(settings)
     targets: dict[str, tuple[str | None, ...]] = {}
-    # Related events get their own URL only through a source's `link` template: without one, no
-    # lookup can change an entry (and no member's page needs reading).
-    if any(c.link for c in settings.sources):
-        related = await store.related_urls([m.key for m in members])
-        urls = await related_targets(store, settings, {p for us in related.values() for u in us if (p := page_path(u))})
-        targets = {key: tuple(urls.get(page_path(u) or "") for u in us) for key, us in related.items()}
+    # Events get their own URL only through a source's `link` template: without one, no lookup
+    # can change an entry (and no member's page needs reading).
+    if linked(settings):
+        fields = await store.link_fields([m.key for m in members])
+        paths = {key: linked_pages(summary, related) for key, (summary, related) in fields.items()}
+        urls = await related_targets(store, settings, {p for ps in paths.values() for p in ps})
+        targets = {key: tuple(urls.get(p) for p in ps) for key, ps in paths.items()}
     return [Pending(m, entry_stamp(m, targets.get(m.key, ()), context)) for m in members]
+
+
+def linked(settings: Settings) -> bool:
+    return any(c.link for c in settings.sources)
+
+
+# An event page's path in a summary: markdown links ([text](/news/...), reference definitions,
+# autolinks) and bare mentions alike; a few candidates too many only cost a lookup.
+_NEWS_PATH = re.compile(r"(?<![\w.])/?news/\d{4}/\d{1,2}/\d{1,2}/[^\s()\[\]<>\"']+")
+
+
+def linked_pages(summary: str, related: Sequence[str]) -> list[str]:
+    """The page paths an event's entry may link to (where its related events and the events its
+    summary links to are now), in order, each once."""
+    found = [page_path(u) for u in related] + [page_path(m) for m in _NEWS_PATH.findall(summary)]
+    return list(dict.fromkeys(p for p in found if p))
 
 
 async def related_targets(store: Store, settings: Settings, paths: set[str]) -> dict[str, str]:
@@ -198,20 +216,29 @@ async def gather_entries(
 
 
 async def whole_events(store: Store, settings: Settings, keys: list[str]) -> tuple[dict[str, Event], dict[str, str]]:
-    """Events read whole, to make their entries, and where their related links lead."""
+    """Events read whole, to make their entries, and where the pages they link to are now."""
     events = await store.events_of(keys) if keys else {}
     urls: dict[str, str] = {}
-    if events and any(c.link for c in settings.sources):
-        paths = {p for e in events.values() for r in e.page.related if (p := page_path(r.url))}
+    if events and linked(settings):
+        paths = {p for e in events.values() for p in linked_pages(e.page.summary, [r.url for r in e.page.related])}
         urls = await related_targets(store, settings, paths)
     return events, urls
 
 
 def entry_for(settings: Settings, event: Event, urls: dict[str, str]) -> Entry:
-    """What the renderers write of an event: its web link, its content with related links
-    resolved (`urls`: page path -> web link)."""
+    """What the renderers write of an event: its web link, its content with links to other
+    events resolved (`urls`: page path -> web link, for the pages it links to)."""
     site = next((c.location for c in settings.sources if c.kind == "http" and c.name == event.source), None)
     return make_entry(event, link_for(settings, event.source, event.relpath), resolver(site, urls))
+
+
+def stamp_of(settings: Settings, event: Event, urls: dict[str, str]) -> str:
+    """The stamp of the entry made of `event` as read (its revision and link targets may be newer
+    than those a document's members were listed with, when another process wrote between)."""
+    targets: tuple[str | None, ...] = ()
+    if linked(settings):
+        targets = tuple(urls.get(p) for p in linked_pages(event.page.summary, [r.url for r in event.page.related]))
+    return entry_stamp(Member(event.key, event.rev, event.updated), targets, context_digest(settings))
 
 
 def make_entries(
@@ -222,17 +249,19 @@ def make_entries(
     since it was listed (another process deleted it) is left out."""
     out, stamps, made = [], [], []
     for p, fragments in zip(pending, gathered.found):
+        stamp = p.stamp
         if fragments is None:
             event = gathered.events.get(p.member.key)
             if event is None:
                 continue
             entry = entry_for(settings, event, gathered.urls)
             fragments = {fmt: f.entry(entry, settings.base_url) for fmt, f in table.items()}
-            made.append((event.key, p.stamp, fragments))
+            stamp = stamp_of(settings, event, gathered.urls)  # kept under what it was made of
+            made.append((event.key, stamp, fragments))
             memo.made += 1
-            memo.put(p.stamp, fragments)
+            memo.put(stamp, fragments)
         out.append(fragments)
-        stamps.append(p.stamp)
+        stamps.append(stamp)
     return out, stamps, made
 
 

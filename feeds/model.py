@@ -125,13 +125,15 @@ class Event:
     deleted: dt.datetime | None = None
     seq: int = 0  # arrival order
     digest: str = ""  # of the current version's content and where it lives (store's `hash`)
+    rev: int = 0  # the store's revision of it (Member.rev)
 
 
 @dataclass(frozen=True)
 class Member:
     """What a document needs of an event whose entry may already be made: which entry (`key`
     and `rev`, which moves whenever anything the entry shows changes) and when the event last
-    changed. The whole Event (its page decoded) is read only to make an entry."""
+    changed. The whole Event (its page decoded) is read only to make an entry (and, where a
+    source has a link template, its page's links, to see where they lead now)."""
 
     key: str
     rev: int
@@ -189,5 +191,5 @@ class Rendition:
     etag: str
     last_modified: dt.datetime
     content_type: str
-    # Where each entry lies in `body` (feeds.publish.Spans): what the next version reuses.
+    # Where each entry lies in `body` (feeds.entries.spans_of): what the next version reuses.
     spans: bytes = b""

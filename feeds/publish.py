@@ -233,7 +233,8 @@ async def publish(
     info, members = described
     pending = await plan_entries(store, settings, members)
     if ahead:
-        await asyncio.shield(ahead)
+        # If making them ahead failed, this document makes its own (and reports what fails).
+        await asyncio.gather(asyncio.shield(ahead), return_exceptions=True)
     gathered = await gather_entries(store, settings, name, pending, memo)
     current = await store.rendition_versions_of(name)
     now = utcnow()
@@ -299,9 +300,12 @@ async def publish_keys(
     try:
         for start in range(0, len(queue), 256):  # bounded number of pending tasks
             total += sum(await asyncio.gather(*(one(k) for k in queue[start : start + 256])))
-        if ahead:
-            await writer.add([], await ahead, [])
+        if ahead and not ahead.exception():
+            await writer.add([], ahead.result(), [])
     finally:
+        if ahead:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
         await writer.flush()  # what was rendered is kept even if one document failed
     return total
 
@@ -309,11 +313,16 @@ async def publish_keys(
 BULK = 5000  # more changed events than this: re-render whole topics rather than find their pages
 
 
-async def affected(store: Store, settings: Settings, names: Iterable[str], events: Iterable[str]) -> set[FeedKey]:
+async def affected(
+    store: Store, settings: Settings, names: Iterable[str], events: Iterable[str], renamed: Iterable[str] = ()
+) -> set[FeedKey]:
     """The documents to re-render after a change: the touched feeds, the neighbours of touched
-    days (their archive links may move), and the topic pages holding changed events. Each feed
-    is looked at beside the others (on a cold store each look is a few disk reads)."""
+    days (their archive links may move), the topic pages holding changed events, and every page
+    of a topic shown by a new name. Feeds are looked at a few dozen at once (on a cold store each
+    look is a few disk reads)."""
     changed = set(events)
+    new_names = set(renamed)
+    limit = asyncio.Semaphore(32)
 
     async def of(name: str) -> set[FeedKey]:
         key = FeedKey.parse(name)
@@ -325,7 +334,7 @@ async def affected(store: Store, settings: Settings, names: Iterable[str], event
                 keys |= {FeedKey("date", d) for d in await store.neighbour_dates(key.value) if d}
         elif key.kind == "topic":
             paging = Paging(await store.topic_slots(key.value), settings.items_per_feed)
-            if len(changed) > BULK:
+            if len(changed) > BULK or key.value in new_names:
                 # A bulk load: finding each event's page would cost more than rendering them all.
                 return keys | {FeedKey("topic", key.value, p) for p in range(1, paging.archive_pages + 1)}
             for slot in (await store.topic_ranks(key.value, changed)).values():
@@ -337,8 +346,12 @@ async def affected(store: Store, settings: Settings, names: Iterable[str], event
                 keys |= {FeedKey("topic", key.value, p) for p in (newest, newest - 1) if p >= 1}
         return keys
 
+    async def bounded(name: str) -> set[FeedKey]:
+        async with limit:
+            return await of(name)
+
     found: set[FeedKey] = set()
-    for keys in await asyncio.gather(*(of(name) for name in set(names))):
+    for keys in await asyncio.gather(*(bounded(name) for name in set(names))):
         found |= keys
     return found
 
@@ -350,9 +363,12 @@ async def publish_changes(
     events: Iterable[str] = (),
     progress: Callable[[int], object] | None = None,
     processes: int = 1,
+    renamed: Iterable[str] = (),
 ) -> int:
+    """Render what a batch of changes touched (`names`: feeds, `events`: changed events,
+    `renamed`: topics shown by a new name), then the /topics index."""
     changed = set(events)
-    keys = await affected(store, settings, names, changed)
+    keys = await affected(store, settings, names, changed, renamed)
     first = sorted(changed) if len(changed) <= AHEAD else []
     total = await publish_keys_in_processes(store, settings, keys, processes, progress, first)
     if any(k.kind == "topic" for k in keys) or not await store.rendition_etags(TOPICS_DOC):

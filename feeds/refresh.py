@@ -113,19 +113,26 @@ async def ingest(
         return list(itertools.islice(documents, BATCH_SIZE))
 
     # Reading runs ahead of storing (files are read while the previous batch is written, not
-    # after it): on a busy disk a read waits behind the writes.
-    ready: asyncio.Queue[tuple[int, asyncio.Future[Parsed]] | None] = asyncio.Queue(maxsize=ahead)
+    # after it): on a busy disk a read waits behind the writes. At most `ahead` batches wait to be
+    # stored beside the one being read; the queue itself never blocks, so the reader can always
+    # say it is done.
+    room = asyncio.Semaphore(ahead + 1)
+    ready: asyncio.Queue[tuple[int, asyncio.Future[Parsed]] | None] = asyncio.Queue()
 
     async def read_ahead() -> None:
         try:
-            while chunk := await asyncio.to_thread(read_batch):  # off the event loop: a server keeps answering
+            while True:
+                await room.acquire()
+                chunk = await asyncio.to_thread(read_batch)  # off the event loop: a server keeps answering
+                if not chunk:
+                    return
                 if pool:
                     parsing = loop.run_in_executor(pool, parse_documents, chunk, source)
                 else:
                     parsing = asyncio.ensure_future(asyncio.to_thread(parse_documents, chunk, source))
-                await ready.put((len(chunk), parsing))
+                ready.put_nowait((len(chunk), parsing))
         finally:
-            await ready.put(None)
+            ready.put_nowait(None)
 
     reader = asyncio.create_task(read_ahead())
     try:
@@ -136,15 +143,21 @@ async def ingest(
                 report.problems += parsed.problems
                 report.failed += parsed.failed
                 report.result.merge(await store.apply(parsed.pages))
+                room.release()
                 days += parsed.days
                 if progress:
                     progress(count)
         await reader  # a failure to read is raised here
     finally:
         reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        left: list[asyncio.Future[Parsed]] = []
         while not ready.empty():
             if (item := ready.get_nowait()) is not None:
-                item[1].cancel()
+                left.append(item[1])
+        for parsing in left:
+            parsing.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
         if pool:
             pool.shutdown(cancel_futures=True)
     if collected.deleted:
@@ -196,7 +209,9 @@ async def refresh_all(store: Store, settings: Settings, sources: list[Source]) -
     expiring = await store.feeds_of_tombstones_expiring(
         now - window - dt.timedelta(seconds=2 * settings.refresh_interval), now - window
     )
-    total.rendered = await publish_changes(store, settings, total.result.feeds | expiring, total.result.events)
+    total.rendered = await publish_changes(
+        store, settings, total.result.feeds | expiring, total.result.events, renamed=total.result.renamed
+    )
     return total
 
 

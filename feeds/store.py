@@ -2,8 +2,8 @@
 
 Tables: `pages` (every version of every event page, as read), `aliases` (page path -> event key,
 including versions only known from a Changes list), `events` (one row per version chain, its
-current content), `topics` and `event_topics`, `renditions` (rendered feed bytes, every encoding,
-with validators), `cursors` (per-source progress such as a git commit) and `meta`.
+current content), `topics` and `event_topics`, `renditions` (rendered feed documents, gzip and
+Brotli, with validators and where each entry lies), `entries` (each event's entry as last made), `cursors` (per-source progress such as a git commit) and `meta`.
 
 Writes go through one connection, one `BEGIN IMMEDIATE` transaction per batch, serialised by an
 asyncio lock (statements of coroutines sharing an aiosqlite connection would interleave). A batch
@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -33,6 +34,7 @@ from feeds.ids import content_hash, event_guid, topic_key, topic_slug
 from feeds.model import Event, FeedKey, Member, Page, Rendition, Tombstone, Topic, day_start, utcnow
 
 T = TypeVar("T")
+log = logging.getLogger("feeds.store")
 
 SCHEMA_VERSION = 6
 CACHE_KIB = 64 * 1024  # SQLite page cache per connection
@@ -43,8 +45,9 @@ CACHE_KIB = 64 * 1024  # SQLite page cache per connection
 # cold. 16 KB pages are what SQLite's own measurements recommend for blobs of this size
 # (https://www.sqlite.org/intern-v-extern-blob.html).
 PAGE_SIZE = 16384
-READERS = 4  # reader connections per store: as many as documents published at once
+READERS = 4  # reader connections per store: documents published together read in parallel
 WAL_PAGES = 1000  # SQLite's default checkpoint threshold (pages of log)
+MIGRATION_WAIT = 3600.0  # seconds another process's upgrade of the schema is waited for
 BULK_WAL_BYTES = 1 << 30  # the write-ahead log of a bulk load (a bigger log copies a page changed often once)
 
 
@@ -197,7 +200,7 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX renditions_validators ON renditions(feed, etag, last_modified);
     """,
     # Every event's entry as last rendered, in each format, with the stamp of what it depends on
-    # (feeds.publish.entry_stamp): documents are joined from these without making entries again.
+    # (feeds.entries.entry_stamp): documents are joined from these without making entries again.
     4: """
     CREATE TABLE entries (
         event TEXT PRIMARY KEY,
@@ -317,6 +320,7 @@ class BatchResult:
     changed: set[str] = field(default_factory=set)
     deleted: set[str] = field(default_factory=set)
     feeds: set[str] = field(default_factory=set)
+    renamed: set[str] = field(default_factory=set)  # slugs of topics shown by another name now
     topic_ids: set[int] = field(default_factory=set)  # internal: topics to recount at batch end
 
     def merge(self, other: BatchResult) -> None:
@@ -324,6 +328,7 @@ class BatchResult:
         self.changed |= other.changed - self.added
         self.deleted |= other.deleted
         self.feeds |= other.feeds
+        self.renamed |= other.renamed
 
     @property
     def events(self) -> set[str]:
@@ -490,14 +495,18 @@ class Store:
         async with self._write_lock:
             try:
                 result = await self._run(tx)
-                if self._bulk:
-                    await self._checkpoint_behind()
-                return result
             except BaseException as exc:
                 self._topics.clear()  # it may name topics the rolled-back transaction created
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"store: write failed: {exc}") from exc
                 raise
+            if self._bulk:
+                # The write is committed whatever happens to the copy of the log after it.
+                try:
+                    await asyncio.shield(self._checkpoint_behind())
+                except sqlite3.Error as exc:
+                    log.warning("store: checkpoint after a write failed: %s", exc)
+            return result
 
     async def _migrate(self) -> None:
         def migrate(conn: sqlite3.Connection) -> None:
@@ -519,11 +528,20 @@ class Store:
                 raise
             conn.execute("COMMIT")
 
+        # Upgrading a big store takes minutes (schema 6 rewrites topic memberships and renditions:
+        # ~5 minutes at 400,000 events): other processes opening it meanwhile wait for it.
+        deadline = asyncio.get_running_loop().time() + MIGRATION_WAIT
         async with self._write_lock:
-            try:
-                await self._run(migrate)
-            except sqlite3.Error as exc:
-                raise StoreError(f"store: unable to create the schema of {self.path}: {exc}") from exc
+            while True:
+                try:
+                    await self._run(migrate)
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                        raise StoreError(f"store: unable to create the schema of {self.path}: {exc}") from exc
+                    log.info("store: %s is being upgraded by another process; waiting", self.path)
+                except sqlite3.Error as exc:
+                    raise StoreError(f"store: unable to create the schema of {self.path}: {exc}") from exc
 
     # ----- writes -------------------------------------------------------------------------------
 
@@ -822,10 +840,15 @@ class Store:
         rows = await self._read_keys(f"SELECT {EVENT_COLUMNS} FROM events e WHERE e.key IN ({{keys}})", keys)
         return {e.key: e for e in await self._events_from_rows(rows)}
 
-    async def related_urls(self, keys: Sequence[str]) -> dict[str, list[str]]:
-        """The related-event URLs each event's page lists (where its entry's related links lead)."""
+    async def link_fields(self, keys: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
+        """Of each event's current page: its summary (markdown) and the URLs of its related events,
+        where the links of its entry come from."""
         rows = await self._read_keys("SELECT key, doc FROM events WHERE key IN ({keys})", keys)
-        return {key: [r[1] for r in json.loads(doc)["related"]] for key, doc in rows}
+        out = {}
+        for key, doc in rows:
+            page = json.loads(doc)
+            out[key] = (page["summary"], [r[1] for r in page["related"]])
+        return out
 
     async def topic_slots(self, slug: str) -> int:
         """How many events ever joined the topic: the length of its stable page sequence."""
@@ -916,7 +939,8 @@ class Store:
         """After a write in bulk mode (under the write lock): start a copy of the log on a reader,
         unless one is under way. Copies beside the writes never catch up with them, and the log
         starts again from its beginning only after a complete copy: once it holds more than
-        BULK_WAL_BYTES, the copy is finished here, between two writes, so it stays that small."""
+        BULK_WAL_BYTES, the copy is finished here, between two writes (complete unless another
+        connection still reads an older snapshot, as a publishing process beside this one may)."""
         try:
             over = os.stat(f"{self.path}-wal").st_size > BULK_WAL_BYTES
         except OSError:
@@ -926,6 +950,8 @@ class Store:
             if not over:
                 return
             await asyncio.gather(running, return_exceptions=True)
+        if running is not None and not running.cancelled() and (failed := running.exception()):
+            log.warning("store: checkpoint beside the writes failed: %s", failed)
         self._checkpointing = None
         if over or not self._max_readers:
             await self._run(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
@@ -965,14 +991,14 @@ class Store:
             return []
         topic_rows = await self._read_keys(
             "SELECT et.event, t.slug, t.name FROM event_topics et JOIN topics t ON t.id = et.topic_id "
-            "WHERE et.event IN ({keys}) ORDER BY t.slug",
+            "WHERE et.live = 1 AND et.event IN ({keys}) ORDER BY t.slug",
             [r[0] for r in rows],
         )
         topics: dict[str, list[Topic]] = {}
         for event_key, slug, name in topic_rows:
             topics.setdefault(event_key, []).append(Topic(slug, name))
         events = []
-        for key, doc, published, updated, relpath, source, deleted_at, seq, digest in rows:
+        for key, doc, published, updated, relpath, source, deleted_at, seq, digest, rev in rows:
             page = page_from_json(doc)
             # Topics in the page's own order: heading first, then contexts.
             by_key = {topic_key(t.name): t for t in topics.get(key, [])}
@@ -990,12 +1016,13 @@ class Store:
                     deleted=from_iso(deleted_at) if deleted_at else None,
                     seq=seq,
                     digest=digest,
+                    rev=rev,
                 )
             )
         return events
 
 
-EVENT_COLUMNS = "e.key, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at, e.seq, e.hash"
+EVENT_COLUMNS = "e.key, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at, e.seq, e.hash, e.rev"
 MEMBER_COLUMNS = "e.key, e.rev, e.updated"
 
 
@@ -1104,7 +1131,7 @@ def _apply(
         paths, old_keys = _component(conn, {path})
         done |= paths
         _settle_chain(conn, paths, old_keys, now, result, memo)
-    _refresh_topics(conn, sorted(result.topic_ids), now)
+    _refresh_topics(conn, sorted(result.topic_ids), now, result)
     return result
 
 
@@ -1236,9 +1263,11 @@ def _topic_id(conn: sqlite3.Connection, name: str, memo: TopicMemo) -> tuple[int
     return memo[key]
 
 
-def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.datetime) -> None:
+def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.datetime, result: BatchResult) -> None:
     """A topic's live event count and its most frequent spelling (ties: alphabetical). A new
-    name is shown by every entry of the topic's events: their revisions move."""
+    name is shown by the topic's own pages (their titles) and by every entry of its events: the
+    events' revisions move (an entry is made again wherever it is rendered next) and the topic's
+    pages are rendered again."""
     for topic_id in topic_ids:
         count = conn.execute("SELECT coalesce(sum(n), 0) FROM topic_spellings WHERE topic_id = ?", (topic_id,)).fetchone()[0]
         spelling = conn.execute(
@@ -1246,7 +1275,7 @@ def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.
             (topic_id,),
         ).fetchone()
         if spelling:
-            (old_name,) = conn.execute("SELECT name FROM topics WHERE id = ?", (topic_id,)).fetchone()
+            old_name, slug = conn.execute("SELECT name, slug FROM topics WHERE id = ?", (topic_id,)).fetchone()
             conn.execute(
                 "UPDATE topics SET events = ?, name = ?, updated = ? WHERE id = ?", (count, spelling[0], iso(now), topic_id)
             )
@@ -1254,5 +1283,7 @@ def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.
                 members = "SELECT event FROM event_topics WHERE topic_id = ?"
                 conn.execute(f"UPDATE events SET rev = rev + 1 WHERE key IN ({members})", (topic_id,))
                 conn.execute(f"UPDATE event_topics SET rev = rev + 1 WHERE event IN ({members})", (topic_id,))
+                result.renamed.add(slug)
+                result.feeds.add(f"topics/{slug}")
         else:
             conn.execute("UPDATE topics SET events = 0, updated = ? WHERE id = ?", (iso(now), topic_id))

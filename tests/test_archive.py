@@ -17,6 +17,7 @@ from feeds.ids import event_guid
 from feeds.model import FeedKey
 from feeds.refresh import open_sources, refresh_all
 from feeds.sources import Collected, Document, Source
+from feeds.errors import StoreError
 from feeds.store import Store
 from tests.conftest import OFFSTREAM
 from tests.helpers import entries
@@ -211,3 +212,33 @@ async def test_a_source_failing_while_it_is_read_fails_the_ingest_and_keeps_what
         )
     assert 0 < await store.count_events() <= 10
     assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_a_batch_failing_to_store_fails_the_ingest_with_nothing_left_running(
+    store: Store, monkeypatch: pytest.MonkeyPatch, processes: int
+) -> None:
+    """When storing a batch fails while more are read and parsed ahead, the ingest raises that
+    error, the batches stored before stay, nothing is left waiting, and the writer is back to
+    checkpointing its log itself."""
+    pages = sorted(OFFSTREAM.glob("news/**/*.md"))
+    documents = [Document(p.relative_to(OFFSTREAM).as_posix(), p.read_bytes(), str(p)) for p in pages]
+    monkeypatch.setattr(refresh, "BATCH_SIZE", 4)
+    monkeypatch.setattr(refresh, "PARALLEL_FROM", 1)
+    apply, calls = store.apply, []
+
+    async def failing(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise StoreError("store: write failed: disk I/O error")
+        return await apply(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "apply", failing)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        await asyncio.wait_for(
+            refresh.ingest(store, "offstream", Collected(documents=iter(documents), expected=len(documents)), processes=processes),
+            60,
+        )
+    assert 0 < await store.count_events() <= 8
+    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
+    assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

@@ -13,7 +13,7 @@ from lxml import etree
 from feeds.config import Settings
 from feeds.ids import event_guid
 from feeds.model import FeedKey
-from feeds.publish import publish, publish_all
+from feeds.publish import publish, publish_all, publish_changes
 from feeds.refresh import ingest
 from feeds.render import formats
 from feeds.sources import Collected, Document
@@ -198,8 +198,16 @@ async def test_an_entry_shows_its_topics_new_name_in_every_document_rendered_aft
         for n in range(uses + 1)
     ]
     result = await store.apply(others)
+    slug = "russian-invasion-of-ukraine"
+    assert (await store.topic(slug)).name == "Russian Invasion Of Ukraine"  # type: ignore[union-attr]
+    # The topic's own documents are rendered again: its title and every entry's label.
+    assert result.renamed == {slug} and f"topics/{slug}" in result.feeds
     assert day.name not in result.feeds  # the member's own day was not touched
-    assert (await store.topic("russian-invasion-of-ukraine")).name == "Russian Invasion Of Ukraine"  # type: ignore[union-attr]
+    await publish_changes(store, settings, result.feeds, result.events, renamed=result.renamed)
+    head = await store.rendition(f"topics/{slug}", "atom")
+    assert head is not None and b"<title>Current events: Russian Invasion Of Ukraine</title>" in head.body
+    assert labels(head.body) >= {"Russian Invasion Of Ukraine"} and "Russian invasion of Ukraine" not in labels(head.body)
+    # Elsewhere the entry is made again when its document is rendered next.
     await publish(store, settings, day, formats())
     after = await store.rendition(day.name, "atom")
     assert after is not None and "Russian Invasion Of Ukraine" in labels(after.body)
@@ -284,3 +292,36 @@ def test_the_topics_index_writes_again_only_the_topics_that_changed() -> None:
     assert topics_document("http://x", changed, memo) == whole(changed)
     assert memo["isil"][1] is kept and memo["euro"][0] == changed[0]
     assert topics_document("http://x", [], memo) == b"[]\n"
+
+
+async def test_a_summarys_link_to_another_event_leads_where_that_event_is_now(
+    store: Store, settings: Settings
+) -> None:
+    """With a web link template, a link in a summary to another event's page goes to that
+    event's current web address, whichever events are rendered together; when the other event
+    moves, the entry is made again on its next render (its stamp holds where its links lead)."""
+    from feeds.config import SourceConfig
+    from feeds.entries import EntryMemo
+
+    linked = replace(
+        settings, sources=(SourceConfig(name="example", kind="directory", location="x", link="https://example.org/{path}.html"),)
+    )
+    pages = read_pages(EXAMPLE, source="example")
+    target, linker = pages[0], next(p for p in pages[1:] if p.page.date != pages[0].page.date)
+    mention = f"See [the earlier event]({target.page.path}.md)."
+    linker = replace(linker, page=replace(linker.page, summary=mention, related=()))
+    await store.apply([target, linker])
+    day = FeedKey("date", linker.page.date.isoformat())
+    await publish(store, linked, day, formats(), EntryMemo())
+    where = f"https://example.org/{target.relpath.rsplit('.', 1)[0]}.html"
+    assert where.encode() in (await store.rendition(day.name, "atom")).body  # type: ignore[union-attr]
+
+    # The same page from another spelling of its folder: another web address.
+    _, year, month, day_, name = target.relpath.split("/")
+    moved = replace(target, relpath=f"news/{year}/{int(month)}/{int(day_)}/{name}")
+    assert moved.relpath != target.relpath
+    await store.apply([moved])
+    await publish(store, linked, day, formats(), EntryMemo())
+    body = (await store.rendition(day.name, "atom")).body  # type: ignore[union-attr]
+    now = f"https://example.org/{moved.relpath.rsplit('.', 1)[0]}.html"
+    assert now.encode() in body and where.encode() not in body

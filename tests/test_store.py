@@ -268,6 +268,15 @@ async def test_a_bulk_load_copies_its_log_beside_its_writes_and_keeps_it_bounded
     body = igzip.compress(os.urandom(60_000))  # incompressible: ~4 pages for each of gzip and Brotli
     wal = f"{store.path}-wal"
     biggest = 0
+    beside: list[str] = []  # copies made on a reader connection
+    read = store._read
+
+    async def counted(sql: str, *args: object) -> list[object]:
+        if "wal_checkpoint" in sql:
+            beside.append(sql)
+        return await read(sql, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_read", counted)
     async with store.bulk():
         assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 0  # noqa: SLF001
         for n in range(120):
@@ -275,6 +284,52 @@ async def test_a_bulk_load_copies_its_log_beside_its_writes_and_keeps_it_bounded
             await store.put_renditions([Rendition(name, "atom", b"", body, body, f"e{n}", T0, "x")])
             biggest = max(biggest, os.path.getsize(wal))
     assert biggest < (40 + 2 * 10) * PAGE_SIZE  # the bound and a write or two (each ~8 pages); without it ~15 MB
+    assert len(beside) >= 10
     assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
     rendition = await store.rendition("dates/2024-01-28", "atom")
     assert rendition is not None and rendition.etag == "e111"
+
+
+def _revisions_agree(path: str) -> bool:
+    conn = sqlite3.connect(path)
+    try:
+        return not conn.execute(
+            "SELECT 1 FROM event_topics et JOIN events e ON e.key = et.event WHERE et.rev != e.rev OR et.updated != e.updated"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_an_events_revision_moves_with_everything_its_entry_shows_and_agrees_everywhere(store: Store) -> None:
+    """Entries are found again by their event's revision: it moves when the content changes,
+    when the event is deleted and comes back, and when a topic of it is renamed, in `events` and
+    in each of the event's topic rows alike (topic pages read their members from those)."""
+    pages = read_pages(EXAMPLE)
+    await store.apply(pages, now=T0)
+    key = pages[0].page.path
+
+    async def rev() -> int:
+        rows = await store._db.execute_fetchall("SELECT rev FROM events WHERE key = ?", (key,))  # noqa: SLF001
+        return int(rows[0][0])
+
+    first = await rev()
+    assert _revisions_agree(store.path)
+    await store.apply(pages, now=T1)  # nothing changed
+    assert await rev() == first
+    await store.apply([replace(pages[0], page=replace(pages[0].page, headline="Reworded."))], now=T1)
+    assert await rev() == first + 1 and _revisions_agree(store.path)
+    await store.apply([], deleted=[key], now=T1)
+    assert await rev() == first + 2 and _revisions_agree(store.path)
+    await store.apply([pages[0]], now=T1)
+    assert await rev() == first + 3 and _revisions_agree(store.path)
+    topic = pages[0].page.topics[0]
+    respelled = [
+        replace(
+            pages[0],
+            relpath=f"news/2030/01/01/r{n}.md",
+            page=replace(pages[0].page, path=f"/news/2030/01/01/r{n}", heading=topic.swapcase(), related=(), changes=()),
+        )
+        for n in range(30)
+    ]
+    result = await store.apply(respelled, now=T1)
+    assert result.renamed and await rev() == first + 4 and _revisions_agree(store.path)
