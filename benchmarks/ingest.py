@@ -339,9 +339,12 @@ def main() -> None:
         bulk_cfg = write_config(bulk_dir, port)
         wall, peak, summed, out = run_ingest(bulk_cfg, args.corpus)
         events = int(re.search(r"(\d+) new", out)[1]) if re.search(r"(\d+) new", out) else 0  # type: ignore[index]
+        phases = re.search(r"read and stored in ([\d.]+) s, published in ([\d.]+) s", out)
         results["bulk"] = {
             "events": events,
             "wall_s": round(wall, 1),
+            "read_and_stored_s": float(phases[1]) if phases else None,
+            "published_s": float(phases[2]) if phases else None,
             "events_per_s": round(events / wall, 1) if wall else None,
             "peak_rss_mib": round(peak / 2**20, 1),  # the largest process
             "peak_rss_all_processes_mib": round(summed / 2**20, 1),

@@ -865,3 +865,25 @@ The [filing](/filings/q3.html) and [an event we do not have](/news/2001/01/1/not
 """
     corpus = await small_corpus(store, settings, {"news/2024/11/7/relative.md": page})
     assert all_problems(corpus) == []
+
+
+def test_a_summary_as_text_is_what_stripping_every_tag_of_its_sanitised_html_gives() -> None:
+    """plain_summary cuts the tags out of the sanitised summary: the same text nh3 gives when it
+    strips them, for hostile markdown too (attributes holding `>`, entities, raw HTML)."""
+    import nh3
+
+    from feeds.render.content import plain_summary, sanitize, summary_html
+
+    samples = [
+        'A [link](https://example.org/a?b=1&c="2" "title > with quote") and **bold** <b>raw</b> & 5 < 8 > 3.',
+        "Line one\n\nLine two with `code <x>` and [rel](/news/2020/1/1/a) &amp; &lt;tag&gt; &#x3C;",
+        '<script>alert(1)</script><img src=x onerror=y> ![i](https://x/y.png) <a href="javascript:z">j</a>',
+        "* list\n* items with ]]> and \u2028 and emoji \U0001F600",
+    ]
+    page = read_pages(EXAMPLE)[0].page
+    when = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    event = Event(key=page.path, guid="g", page=page, topics=(), published=when, updated=when)
+    for markdown in samples:
+        html_ = sanitize(summary_html(markdown, lambda href: href))
+        expected = html.unescape(" ".join(nh3.clean(html_, tags=set()).split()))
+        assert plain_summary(event, html_) == expected, markdown

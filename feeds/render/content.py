@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 from collections.abc import Callable
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -117,12 +118,17 @@ def event_html(event: Event, resolve: LinkResolver, summary: str) -> str:
     return "\n".join(parts)
 
 
+# A tag of HTML as nh3 (html5ever) writes it: attribute values always in double quotes, which
+# may hold `>`; text never holds `<` or `>` unescaped.
+_TAG = re.compile(r'<(?:[^>"]|"[^"]*")*>')
+
+
 def plain_summary(event: Event, summary: str) -> str:
-    """The summary (its HTML) as text, links reduced to their words; the headline when there is
-    none."""
+    """The summary (its sanitised HTML) as text, links reduced to their words; the headline when
+    there is none. Its tags are cut out, not parsed again (a third of the time of nh3)."""
     if not summary:
         return event.page.headline
-    return html.unescape(" ".join(nh3.clean(summary, tags=set()).split()))
+    return html.unescape(" ".join(_TAG.sub("", summary).split()))
 
 
 def entry_html(entry: Entry) -> str:
