@@ -30,7 +30,7 @@ def counted_scans(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     calls: list[Path] = []
     real = directory.scan
 
-    def scan(root: Path) -> dict[str, tuple[int, int]]:
+    def scan(root: Path) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
         calls.append(root)
         return real(root)
 
@@ -170,3 +170,29 @@ async def test_a_restarted_source_reads_only_what_changed_while_it_was_down(stor
     assert gone == ["/news/1999/01/01/the-euro-currency-is-introduced"]
     assert await run_once() == ([], [])
     assert "/news/1999/01/01/the-euro-currency-is-introduced" not in await keys(store)
+
+
+async def test_files_are_read_day_by_day_oldest_first_and_by_inode_within_a_day(store: Store, tmp_path: Path) -> None:
+    """Date order (folder 9 before folder 10, padded or not) makes a topic's arrival order follow
+    the dates; inode order within a day follows the disk (the real files' inodes are taken as
+    they are: the order of one day's files is whatever their inodes say)."""
+    day_files = {
+        "news/2018/01/10": ["b.md", "a.md", "c.md"],
+        "news/2018/01/9": ["z.md", "y.md"],
+        "news/2017/12/31": ["m.md"],
+        "news/2018/1/09": ["x.md"],
+    }
+    root = tmp_path / "days"
+    sample = (OFFSTREAM / TAX).read_bytes()
+    for folder, names in day_files.items():
+        (root / folder).mkdir(parents=True)
+        for name in names:
+            (root / folder / name).write_bytes(sample)
+    source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)), watch=False)
+    read = [document.relpath for document in (await source.collect(store)).documents]
+    inode = {rel: os.stat(root / rel).st_ino for rel in read}
+    days = [rel.rsplit("/", 1)[0] for rel in read]
+    assert days[0] == "news/2017/12/31" and set(days[1:4]) == {"news/2018/01/9", "news/2018/1/09"}
+    assert days[4:] == ["news/2018/01/10"] * 3
+    assert [inode[rel] for rel in read[4:]] == sorted(inode[rel] for rel in read[4:])
+    assert [inode[rel] for rel in read[1:4]] == sorted(inode[rel] for rel in read[1:4])
