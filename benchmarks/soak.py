@@ -46,9 +46,11 @@ request = function()
   return wrk.format("GET", path, headers)
 end
 done = function(summary, latency, requests)
-  io.write(string.format('WRK {"requests": %%d, "errors": %%d, "p50_us": %%d}\\n', summary.requests,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout,
-    latency:percentile(50)))
+  local e = summary.errors
+  io.write(string.format('WRK {"requests": %%d, "errors": %%d, "connect": %%d, "read": %%d, "write": %%d, "status": %%d, '
+    .. '"timeout": %%d, "p50_us": %%d, "p99_us": %%d, "max_us": %%d}\\n', summary.requests,
+    e.connect + e.read + e.write + e.status + e.timeout, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
 
@@ -119,8 +121,9 @@ def main() -> None:
         config = work / "serve.toml"
         text = re.sub(r"^port = .*$", "", text, flags=re.M)  # the config's own port may be taken
         config.write_text(re.sub(r'database = "[^"]+"', f'database = "{database}"', text) + f"\nport = {port}\n")
+        log = (work / "server.log").open("w")
         server = subprocess.Popen(
-            [PYTHON, "-m", "feeds", "--config", str(config), "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [PYTHON, "-m", "feeds", "--config", str(config), "serve"], stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
@@ -160,6 +163,8 @@ def main() -> None:
                     "documents": len(names),
                     "requests": stats["requests"],
                     "errors": stats["errors"],
+                    "errors_by_kind": {k: stats[k] for k in ("connect", "read", "write", "status", "timeout") if stats[k]},
+                    "latency_ms": {q: round(stats[f"{q}_us"] / 1000, 1) for q in ("p50", "p99", "max")},
                     "req_per_s": round(stats["requests"] / max(1, seconds)),
                     "rss_mib_first": round(steady[0][1] / 1024, 1),
                     "rss_mib_last": round(steady[-1][1] / 1024, 1),
@@ -170,6 +175,9 @@ def main() -> None:
                 indent=2,
             )
         )
+        problems = [line for line in (work / "server.log").read_text().splitlines() if "WARNING" in line or "ERROR" in line]
+        if problems:
+            print(f"server log: {len(problems)} warnings and errors; the last ones:", *problems[-20:], sep="\n  ")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
