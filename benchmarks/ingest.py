@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -52,18 +53,28 @@ def write_config(workdir: Path, port: int) -> Path:
     return config
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    """Resident bytes of a process and all its descendants now."""
-    total = 0
+def tree_rss(proc: psutil.Process) -> list[int]:
+    """Resident bytes of a process and of each of its descendants now (the process first)."""
+    sizes = []
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            sizes.append(p.memory_info().rss)
         except psutil.Error:  # ended meanwhile
             pass
-    return total
+    return sizes
 
 
-def run_ingest(config: Path, location: Path) -> tuple[float, int, int, str]:
+@dataclass
+class Peak:
+    """The largest sum of the process tree's RSS, when it was (seconds from the start) and each
+    process's share then: which phase of a bulk load holds the most."""
+
+    summed: int = 0
+    at: float = 0.0
+    each: list[int] = field(default_factory=list)
+
+
+def run_ingest(config: Path, location: Path) -> tuple[float, int, Peak, str]:
     """Wall seconds, peak RSS (bytes) of the largest process (the kernel's accounting), peak RSS
     summed over the whole process tree (sampled every 0.2 s), and the output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -75,9 +86,10 @@ def run_ingest(config: Path, location: Path) -> tuple[float, int, int, str]:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        tree, summed = psutil.Process(child.pid), 0
+        tree, summed = psutil.Process(child.pid), Peak()
         while child.poll() is None:
-            summed = max(summed, tree_rss(tree))
+            if sum(sizes := tree_rss(tree)) > summed.summed:
+                summed = Peak(sum(sizes), time.perf_counter() - start, sizes)
             time.sleep(0.2)
         wall = time.perf_counter() - start
         out.seek(0)
@@ -347,7 +359,9 @@ def main() -> None:
             "published_s": float(phases[2]) if phases else None,
             "events_per_s": round(events / wall, 1) if wall else None,
             "peak_rss_mib": round(peak / 2**20, 1),  # the largest process
-            "peak_rss_all_processes_mib": round(summed / 2**20, 1),
+            "peak_rss_all_processes_mib": round(summed.summed / 2**20, 1),
+            "peak_all_processes_at_s": round(summed.at, 1),
+            "peak_all_processes_each_mib": [round(size / 2**20) for size in summed.each],
         }
         big_times = incremental(bulk_cfg, args.corpus, port, args.repeat, work, args.direct)
         results["incremental_big_ms"] = round(statistics.median(big_times) * 1000, 1)

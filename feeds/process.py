@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
+from collections.abc import Iterator
 
 # CPython collects its youngest generation every 700 net allocations of container objects. A
 # refresh that re-renders a few documents allocates ~100,000 short-lived ones (rows, pages,
@@ -15,3 +18,18 @@ GC_THRESHOLDS = (20_000, 20, 20)
 
 def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+@contextlib.contextmanager
+def few_malloc_arenas(arenas: int = 2) -> Iterator[None]:
+    """Processes started inside this block get `arenas` malloc arenas instead of glibc's eight per
+    core (it reads MALLOC_ARENA_MAX when a process starts). Threads that allocate and free large
+    buffers (compression, file reads, SQLite's page cache) otherwise each keep a few tens of MB
+    of freed memory in an arena of their own."""
+    before = os.environ.get("MALLOC_ARENA_MAX")
+    os.environ["MALLOC_ARENA_MAX"] = before or str(arenas)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MALLOC_ARENA_MAX", None)

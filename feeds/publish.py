@@ -17,7 +17,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
-import os
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -38,7 +37,7 @@ from feeds.entries import (
     spans_of,
 )
 from feeds.model import FORMATS, FeedKey, Member, Rendition, utcnow
-from feeds.process import tune_gc
+from feeds.process import few_malloc_arenas, tune_gc
 from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
 from feeds.render.topics import TOPICS_DOC, IndexMemo, topics_document
 from feeds.store import Store
@@ -497,12 +496,9 @@ async def publish_keys_in_processes(
     done = manager.Queue()
     loop = asyncio.get_running_loop()
     await store.release_memory()  # this process only waits now
-    # Two malloc arenas per child instead of eight per core: the compression threads otherwise
-    # keep a few hundred MB of freed buffers between them (read by glibc when a child starts).
-    arenas = os.environ.get("MALLOC_ARENA_MAX")
-    os.environ["MALLOC_ARENA_MAX"] = arenas or "2"
+    # The compression threads would otherwise keep a few hundred MB of freed buffers between them.
     try:
-        with ProcessPoolExecutor(processes, mp_context=context, initializer=tune_gc) as pool:
+        with few_malloc_arenas(), ProcessPoolExecutor(processes, mp_context=context, initializer=tune_gc) as pool:
             futures = [
                 loop.run_in_executor(pool, _publish_shard, store.path, settings, shard, done)
                 for shard in _contiguous(names, processes)
@@ -516,8 +512,6 @@ async def publish_keys_in_processes(
                         progress(count)
             results = await pending
     finally:
-        if arenas is None:
-            os.environ.pop("MALLOC_ARENA_MAX", None)
         manager.shutdown()
     log.info("entries made %d, reused from memory %d", sum(r[1] for r in results), sum(r[2] for r in results))
     return sum(r[0] for r in results)

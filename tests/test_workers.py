@@ -231,3 +231,25 @@ def test_server_workers_and_the_command_collect_garbage_less_often(
         assert out.strip() == str(GC_THRESHOLDS)
     finally:
         gc.set_threshold(*before)
+
+
+def _arenas() -> str | None:
+    return os.environ.get("MALLOC_ARENA_MAX")
+
+
+def test_processes_started_for_bulk_work_get_two_malloc_arenas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """glibc reads MALLOC_ARENA_MAX when a process starts: the reading and publishing processes
+    of a bulk load are started with 2, and the setting is this process's own again after."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from feeds.process import few_malloc_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    with few_malloc_arenas(), ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_arenas).result() == "2"
+    assert "MALLOC_ARENA_MAX" not in os.environ
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # an operator's own choice stands
+    with few_malloc_arenas(), ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_arenas).result() == "4"
+    assert os.environ["MALLOC_ARENA_MAX"] == "4"
