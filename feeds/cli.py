@@ -21,7 +21,7 @@ import click
 from feeds import config
 from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError
-from feeds.process import few_malloc_arenas, tune_gc
+from feeds.process import tune_gc
 from feeds.store import Store
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
             # in a process of its own, which hands back its report and ends before publishing
             # starts its processes.
             context = multiprocessing.get_context("spawn")
-            with few_malloc_arenas(), ProcessPoolExecutor(1, mp_context=context, initializer=tune_gc) as pool:
+            with ProcessPoolExecutor(1, mp_context=context, initializer=tune_gc) as pool:
                 report = await asyncio.get_running_loop().run_in_executor(
                     pool, read_and_store, settings.database, source, show, os.cpu_count() or 1
                 )

@@ -238,8 +238,8 @@ def _arenas() -> str | None:
 
 
 def test_processes_started_for_bulk_work_get_two_malloc_arenas(monkeypatch: pytest.MonkeyPatch) -> None:
-    """glibc reads MALLOC_ARENA_MAX when a process starts: the reading and publishing processes
-    of a bulk load are started with 2, and the setting is this process's own again after."""
+    """glibc reads MALLOC_ARENA_MAX when a process starts: the publishing processes of a bulk
+    load are started with 2, and the setting is this process's own again after."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
