@@ -191,12 +191,14 @@ async def test_crawl_folds_versions_into_events(site: Site, db: Store) -> None:
 async def test_second_pass_is_answered_304_and_changes_nothing(site: Site, db: Store) -> None:
     first = await collect(config(site), db)
     await ingest(db, "offstream", first)
-    asked = len(site.requests)
+    # URLs, not requests: on a slow machine a request may time out and be asked again (both
+    # reach the log; CI once saw 20 requests for 19 URLs).
+    asked = {path for path, _, _ in site.requests}
     site.requests.clear()
 
     second = await collect(config(site), db)
     assert second.documents == [] and second.deleted == [] and second.problems == []
-    assert len(site.requests) == asked  # the same URLs, the predecessors too
+    assert {path for path, _, _ in site.requests} == asked  # the same URLs, the predecessors too
     assert all(status == 304 and etag for _, etag, status in site.requests)
     report = await ingest(db, "offstream", second)
     assert not (report.result.added or report.result.changed or report.result.deleted or report.result.feeds)
