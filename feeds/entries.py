@@ -147,6 +147,10 @@ def linked_pages(summary: str, related: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(p for p in found if p))
 
 
+def pages_linked_by(event: Event) -> list[str]:
+    return linked_pages(event.page.summary, [r.url for r in event.page.related])
+
+
 async def related_targets(store: Store, settings: Settings, paths: set[str]) -> dict[str, str]:
     """Page path (any version) -> the web link of its event's current version, for the sources
     that have a link template."""
@@ -220,7 +224,7 @@ async def whole_events(store: Store, settings: Settings, keys: list[str]) -> tup
     events = await store.events_of(keys) if keys else {}
     urls: dict[str, str] = {}
     if events and linked(settings):
-        paths = {p for e in events.values() for p in linked_pages(e.page.summary, [r.url for r in e.page.related])}
+        paths = {p for e in events.values() for p in pages_linked_by(e)}
         urls = await related_targets(store, settings, paths)
     return events, urls
 
@@ -237,7 +241,7 @@ def stamp_of(settings: Settings, event: Event, urls: dict[str, str]) -> str:
     than those a document's members were listed with, when another process wrote between)."""
     targets: tuple[str | None, ...] = ()
     if linked(settings):
-        targets = tuple(urls.get(p) for p in linked_pages(event.page.summary, [r.url for r in event.page.related]))
+        targets = tuple(urls.get(p) for p in pages_linked_by(event))
     return entry_stamp(Member(event.key, event.rev, event.updated), targets, context_digest(settings))
 
 
