@@ -58,15 +58,18 @@ def _absolute_only(element: str, attribute: str, value: str) -> str | None:
     return value
 
 
+# Built once: building the allow-lists took four fifths of the time of cleaning a summary.
+_CLEANER = nh3.Cleaner(
+    tags=_TAGS,
+    attributes=_ATTRS,
+    url_schemes=_SCHEMES,
+    link_rel="noopener nofollow",
+    attribute_filter=_absolute_only,
+)
+
+
 def sanitize(fragment: str) -> str:
-    return nh3.clean(
-        fragment,
-        tags=_TAGS,
-        attributes=_ATTRS,
-        url_schemes=_SCHEMES,
-        link_rel="noopener nofollow",
-        attribute_filter=_absolute_only,
-    )
+    return _CLEANER.clean(fragment)
 
 
 def summary_html(markdown: str, resolve: LinkResolver) -> str:
