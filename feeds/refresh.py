@@ -69,7 +69,9 @@ def parse_documents(documents: Iterable[Document], source: str) -> Parsed:
             out.failed.append(doc.relpath)
             continue
         if isinstance(parsed, Page):
-            out.pages.append(Incoming(parsed, doc.relpath, source))
+            incoming = Incoming(parsed, doc.relpath, source)
+            _ = incoming.digest  # its JSON is made here, beside the process that stores it
+            out.pages.append(incoming)
         else:
             out.days.append((doc.origin, [e.path for e in parsed.entries]))
     # Sorted by path (= by date): events get their arrival order in date order.

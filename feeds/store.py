@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -305,11 +306,20 @@ def from_iso(value: str) -> dt.datetime:
 
 @dataclass(frozen=True)
 class Incoming:
-    """A parsed page and where it came from."""
+    """A parsed page and where it came from, and the JSON it is stored as (a bulk load makes it
+    where the page is parsed, in other processes, while one process does all the storing)."""
 
     page: Page
     relpath: str
     source: str
+
+    @functools.cached_property
+    def doc(self) -> str:
+        return page_to_json(self.page)
+
+    @functools.cached_property
+    def digest(self) -> str:
+        return content_hash(self.doc.encode("utf-8"))
 
 
 @dataclass
@@ -1094,10 +1104,12 @@ def _apply(
 ) -> BatchResult:
     result = BatchResult()
     dirty: set[str] = set()
+    # The batch's pages as parsed: settling a chain reads its current version from here rather
+    # than reading back and decoding what was just written.
+    fresh: dict[str, Incoming] = {}
     for item in incoming:
-        page = item.page
-        doc = page_to_json(page)
-        digest = content_hash(doc.encode("utf-8"))
+        page, doc, digest = item.page, item.doc, item.digest
+        fresh[page.path] = item
         row = conn.execute("SELECT hash, deleted_at, relpath, source FROM pages WHERE path = ?", (page.path,)).fetchone()
         if row and row == (digest, None, item.relpath, item.source):
             continue
@@ -1130,13 +1142,19 @@ def _apply(
             continue
         paths, old_keys = _component(conn, {path})
         done |= paths
-        _settle_chain(conn, paths, old_keys, now, result, memo)
+        _settle_chain(conn, paths, old_keys, now, result, memo, fresh)
     _refresh_topics(conn, sorted(result.topic_ids), now, result)
     return result
 
 
 def _settle_chain(
-    conn: sqlite3.Connection, paths: set[str], old_keys: set[str], now: dt.datetime, result: BatchResult, memo: TopicMemo
+    conn: sqlite3.Connection,
+    paths: set[str],
+    old_keys: set[str],
+    now: dt.datetime,
+    result: BatchResult,
+    memo: TopicMemo,
+    fresh: dict[str, Incoming],
 ) -> None:
     versions = [v for p in sorted(paths) if (v := _version_of(conn, p))]
     if not versions:
@@ -1151,7 +1169,7 @@ def _settle_chain(
         # The chain turned out to start earlier than thought: the old id leaves every feed (Atom
         # carries a tombstone for it) and the event goes on under its first version's id.
         _retire_event(conn, old, now, result)
-    _upsert_event(conn, key, current, now, result, memo)
+    _upsert_event(conn, key, current, now, result, memo, fresh.get(current))
 
 
 def _feeds_of(conn: sqlite3.Connection, key: str) -> set[str]:
@@ -1181,17 +1199,27 @@ def _retire_event(conn: sqlite3.Connection, key: str, now: dt.datetime, result: 
 
 
 def _upsert_event(
-    conn: sqlite3.Connection, key: str, current: str, now: dt.datetime, result: BatchResult, memo: TopicMemo
+    conn: sqlite3.Connection,
+    key: str,
+    current: str,
+    now: dt.datetime,
+    result: BatchResult,
+    memo: TopicMemo,
+    item: Incoming | None,
 ) -> None:
-    page_row = conn.execute("SELECT doc, relpath, source FROM pages WHERE path = ?", (current,)).fetchone()
-    doc, relpath, source = page_row
-    page = page_from_json(doc)
+    """`item`: the current version's page, when this batch brought it (else it is read)."""
+    if item is not None:
+        page, doc, relpath, source = item.page, item.doc, item.relpath, item.source
+    else:
+        doc, relpath, source = conn.execute("SELECT doc, relpath, source FROM pages WHERE path = ?", (current,)).fetchone()
+        page = page_from_json(doc)
     digest = content_hash(f"{doc}\n{relpath}\n{source}".encode("utf-8"))
+    at = iso(now)
     old = conn.execute("SELECT hash, live, first_seen, seq FROM events WHERE key = ?", (key,)).fetchone()
     if old and old[0] == digest and old[1] == 1:
         return
     before = _feeds_of(conn, key) if old else set()
-    first_seen = old[2] if old else iso(now)
+    first_seen = old[2] if old else at
     seq = old[3] if old else conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
     (rev,) = conn.execute(
         "INSERT INTO events (key, guid, date, current, relpath, source, hash, doc, published, updated, first_seen, seq, "
@@ -1209,7 +1237,7 @@ def _upsert_event(
             digest,
             doc,
             iso(day_start(page.date)),
-            iso(now),
+            at,
             first_seen,
             seq,
         ),
@@ -1224,7 +1252,7 @@ def _upsert_event(
         old_topics = {t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ? AND live = 1", (key,))}
         # Rows of topics the event leaves stay (not live) so every later event keeps its slot in
         # the topic's stable pages.
-        conn.execute("UPDATE event_topics SET live = 0, rev = ?, updated = ? WHERE event = ?", (rev, iso(now), key))
+        conn.execute("UPDATE event_topics SET live = 0, rev = ?, updated = ? WHERE event = ?", (rev, at, key))
     new_topics = set()
     feeds = {"latest", f"dates/{page.date.isoformat()}"}
     for name in page.topics:
@@ -1239,7 +1267,7 @@ def _upsert_event(
             "INSERT INTO event_topics VALUES (?,(SELECT slots FROM topics WHERE id = ?),?,?,1,?,?,?,?) "
             "ON CONFLICT(topic_id, event) DO UPDATE SET live = 1, spelling = excluded.spelling, date = excluded.date, "
             "rev = excluded.rev, updated = excluded.updated",
-            (topic_id, topic_id, key, name, page.date.isoformat(), seq, rev, iso(now)),
+            (topic_id, topic_id, key, name, page.date.isoformat(), seq, rev, at),
         )
     result.topic_ids |= old_topics | new_topics
     result.feeds |= before | feeds
