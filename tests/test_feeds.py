@@ -325,3 +325,19 @@ async def test_a_summarys_link_to_another_event_leads_where_that_event_is_now(
     body = (await store.rendition(day.name, "atom")).body  # type: ignore[union-attr]
     now = f"https://example.org/{moved.relpath.rsplit('.', 1)[0]}.html"
     assert now.encode() in body and where.encode() not in body
+
+
+def test_spans_are_where_each_entry_first_occurs_after_the_previous_one() -> None:
+    """An entry's first bytes may occur earlier (a repeated start, the end of the previous
+    entry): its span is where the whole entry occurs, as `bytes.index` would find it."""
+    from feeds.entries import _SPAN, spans_of
+
+    first, second = b"<entry>" + b"A" * 100 + b"</entry>", b"<entry>" + b"A" * 100 + b"B</entry>"
+    body = b"<feed>" + b"<entry>" + b"A" * 120 + first + b"\n" + second + b"</feed>"
+    stamps = ["11" * 16, "22" * 16]
+    spans = [(s, e) for _, s, e in _SPAN.iter_unpack(spans_of(body, stamps, [first, second]))]
+    expected_first = body.index(first)
+    assert spans == [(expected_first, expected_first + len(first)), (body.index(second, expected_first + len(first)), len(body) - len(b"</feed>"))]
+    assert [body[s:e] for s, e in spans] == [first, second]
+    with pytest.raises(ValueError):
+        spans_of(body, stamps, [second, first])  # not in document order
