@@ -28,6 +28,10 @@ from feeds.store import BatchResult, Incoming, Store
 log = logging.getLogger("feeds.refresh")
 
 BATCH_SIZE = 2000
+# Batches stored per transaction in a bulk load: at 400,000 events, a commit per batch wrote
+# 19.6 GB of log to store 3.2 GB (benchmarks/README.md). Four hold the write lock a few seconds,
+# within the 10 s other writers wait for it.
+BULK_COMMIT = 4
 
 
 @dataclass
@@ -138,7 +142,7 @@ async def ingest(
 
     reader = asyncio.create_task(read_ahead())
     try:
-        async with store.bulk() if pool else contextlib.nullcontext():
+        async with store.bulk(BULK_COMMIT) if pool else contextlib.nullcontext():
             while (item := await ready.get()) is not None:
                 count, parsing = item
                 parsed = await parsing

@@ -380,6 +380,8 @@ class Store:
         self._written: list[Callable[[], None]] = []
         self._checkpointing: asyncio.Future[list[Any]] | None = None
         self._bulk = False
+        self._per_commit = 1  # writes per transaction (more in a bulk load that asks for it)
+        self._uncommitted = 0
 
     @classmethod
     async def open(cls, path: str | Path, cache_kib: int = CACHE_KIB, readers: int = READERS) -> Store:
@@ -493,13 +495,18 @@ class Store:
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def tx(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
+            if not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
             except BaseException:
+                self._uncommitted = 0
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            self._uncommitted += 1
+            if self._uncommitted >= self._per_commit:
+                self._uncommitted = 0
+                conn.execute("COMMIT")
             return result
 
         async with self._write_lock:
@@ -510,7 +517,7 @@ class Store:
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"store: write failed: {exc}") from exc
                 raise
-            if self._bulk:
+            if self._bulk and not self._uncommitted:
                 # The write is committed whatever happens to the copy of the log after it.
                 try:
                     await asyncio.shield(self._checkpoint_behind())
@@ -925,18 +932,35 @@ class Store:
         return rows[0][0] if rows else None
 
     @contextlib.asynccontextmanager
-    async def bulk(self) -> AsyncIterator[None]:
+    async def bulk(self, writes_per_commit: int = 1) -> AsyncIterator[None]:
         """Many write transactions in a row (a bulk load). SQLite copies the write-ahead log into
         the database inside whichever commit crosses 16 MB of log: that commit then waits for
         the copy and the disk, and the work after it waits for the commit. Here commits never do
         it: after each, a reader connection's thread does, beside the next write (one copy at a
         time). The log file is cut back whenever it starts again from its beginning, so its size
-        is what it holds."""
+        is what it holds.
+
+        `writes_per_commit` > 1 (a single writer, such as an ingest) keeps one transaction open
+        for that many writes: each commit writes every page it changed to the log, and writes
+        that change pages all over the store (topic memberships) change many of the same ones.
+        Other connections wait for the write lock meanwhile. A write that fails rolls back
+        everything since the last commit; the writes done when the block ends (each is whole)
+        are committed then, even if it ends with an error from elsewhere."""
         await self._run(lambda conn: conn.execute("PRAGMA wal_autocheckpoint=0").execute("PRAGMA journal_size_limit=0"))
-        self._bulk = True
+        self._bulk, self._per_commit = True, max(1, writes_per_commit)
+
+        def finish(conn: sqlite3.Connection) -> None:
+            # On the connection's thread: after any write still running there.
+            self._uncommitted = 0
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
         try:
             yield
         finally:
+            self._per_commit = 1
+            async with self._write_lock:
+                await self._run(finish)
             self._bulk = False
             if self._checkpointing is not None:
                 await asyncio.gather(self._checkpointing, return_exceptions=True)

@@ -333,3 +333,38 @@ async def test_an_events_revision_moves_with_everything_its_entry_shows_and_agre
     ]
     result = await store.apply(respelled, now=T1)
     assert result.renamed and await rev() == first + 4 and _revisions_agree(store.path)
+
+
+async def test_a_bulk_load_commits_several_writes_at_once_and_what_is_left_at_its_end(store: Store) -> None:
+    """`bulk(writes_per_commit=3)`: other connections see the writes three at a time, the last
+    ones when the block ends, even when it ends with an error from elsewhere; a write that fails
+    rolls back what is not committed yet, and the store goes on."""
+    pages = read_pages(EXAMPLE)
+    other = sqlite3.connect(store.path)
+
+    def seen() -> int:
+        return other.execute("SELECT count(*) FROM pages").fetchone()[0]
+
+    async with store.bulk(writes_per_commit=3):
+        for i in range(4):
+            await store.apply(pages[i * 2 : i * 2 + 2], now=T0)
+            assert seen() == (6 if i >= 2 else 0)
+    assert seen() == 8
+
+    with pytest.raises(RuntimeError):
+        async with store.bulk(writes_per_commit=3):
+            for i in range(4, 8):
+                await store.apply(pages[i * 2 : i * 2 + 2], now=T1)
+            raise RuntimeError("the source failed")
+    assert seen() == 16  # three writes committed on the way, the fourth at the end
+
+    broken = replace(pages[20], page=replace(pages[20].page, date=None))  # type: ignore[arg-type]
+    with pytest.raises(Exception):
+        async with store.bulk(writes_per_commit=3):
+            await store.apply(pages[16:18], now=T1)
+            await store.apply(pages[18:20] + [broken], now=T1)
+    assert seen() == 16  # both writes since the last commit are gone
+    await store.apply(pages[16:20], now=T1)  # and the store goes on (its topic memo too)
+    assert seen() == 20
+    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
+    other.close()
