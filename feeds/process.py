@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 # CPython collects its youngest generation every 700 net allocations of container objects. A
 # refresh that re-renders a few documents allocates ~100,000 short-lived ones (rows, pages,
@@ -33,3 +35,21 @@ def few_malloc_arenas(arenas: int = 2) -> Iterator[None]:
     finally:
         if before is None:
             os.environ.pop("MALLOC_ARENA_MAX", None)
+
+
+def trim_heap() -> None:
+    """Hand freed heap back to the kernel (glibc; elsewhere nothing happens). glibc keeps what a
+    thread freed in that thread's arena: the page caches of a store's connection threads stay
+    resident after SQLite frees them. Measured on the process that waits while a 400,000-event
+    bulk load is published: 272 -> 218 MB."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)  # the symbols the process has: libc's
+    except OSError:
+        return None

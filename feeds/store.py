@@ -33,6 +33,7 @@ from feeds.codec import page_from_json, page_to_json
 from feeds.errors import StoreError
 from feeds.ids import content_hash, event_guid, topic_key, topic_slug
 from feeds.model import Event, FeedKey, Member, Page, Rendition, Tombstone, Topic, day_start, utcnow
+from feeds.process import trim_heap
 
 T = TypeVar("T")
 log = logging.getLogger("feeds.store")
@@ -1002,6 +1003,7 @@ class Store:
         """Give back SQLite's page cache (a process about to wait on others)."""
         for conn in [self._db, *self._readers]:
             await conn.execute("PRAGMA shrink_memory")
+        trim_heap()
 
     async def resolve_links(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
         """For page paths (any version), the (relpath, source) of their event's current version."""

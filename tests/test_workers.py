@@ -253,3 +253,40 @@ def test_processes_started_for_bulk_work_get_two_malloc_arenas(monkeypatch: pyte
     with few_malloc_arenas(), ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         assert pool.submit(_arenas).result() == "4"
     assert os.environ["MALLOC_ARENA_MAX"] == "4"
+
+
+def _freed_by_a_thread_then_trimmed() -> tuple[int, int]:
+    import threading
+
+    from feeds.process import trim_heap
+
+    def resident_mb() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+
+    kept: list[bytes] = []
+
+    def churn() -> None:
+        blocks = [b"x" * 100_000 for _ in range(800)]  # below glibc's mmap threshold: heap
+        kept.append(blocks[-1])  # the newest stays, so the freed ones lie below it
+        del blocks
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    thread.join()
+    before = resident_mb()
+    trim_heap()
+    return before, resident_mb()
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc")
+def test_memory_a_thread_freed_goes_back_to_the_kernel_when_a_process_is_about_to_wait() -> None:
+    """glibc keeps what a thread freed in its arena (SQLite's page caches on a store's connection
+    threads): `trim_heap`, which `Store.release_memory` calls, hands it back. In a process of its
+    own, so nothing else this test run allocated is counted."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        before, after = pool.submit(_freed_by_a_thread_then_trimmed).result()
+    assert before - after >= 60, (before, after)  # 80 MB were freed
