@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import gc
 import os
 from collections.abc import Callable, Iterator
@@ -37,19 +36,20 @@ def few_malloc_arenas(arenas: int = 2) -> Iterator[None]:
             os.environ.pop("MALLOC_ARENA_MAX", None)
 
 
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)  # the symbols the process has: libc's
+    except (OSError, TypeError):  # no such lookup on this platform
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
 def trim_heap() -> None:
     """Hand freed heap back to the kernel (glibc; elsewhere nothing happens). glibc keeps what a
     thread freed in that thread's arena: the page caches of a store's connection threads stay
     resident after SQLite frees them. Measured on the process that waits while a 400,000-event
     bulk load is published: 272 -> 218 MB."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return getattr(ctypes.CDLL(None), "malloc_trim", None)  # the symbols the process has: libc's
-    except OSError:
-        return None
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
