@@ -74,7 +74,7 @@ def parse_documents(documents: Iterable[Document], source: str) -> Parsed:
             continue
         if isinstance(parsed, Page):
             incoming = Incoming(parsed, doc.relpath, source)
-            _ = incoming.digest  # its JSON is made here, beside the process that stores it
+            incoming.prepare()
             out.pages.append(incoming)
         else:
             out.days.append((doc.origin, [e.path for e in parsed.entries]))
