@@ -1210,7 +1210,8 @@ def _settle_chain(
     for path in sorted(paths):
         # A page of this batch has its version at hand (stored just before); others are read back.
         item = fresh.get(path)
-        if version := item.version if item else _version_of(conn, path):
+        version = item.version if item else _version_of(conn, path)
+        if version:
             versions.append(version)
     if not versions:
         for key in old_keys:
