@@ -15,20 +15,15 @@ from feeds.config import Settings, SourceConfig
 from feeds.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SAMPLES = SHARED / "samples"
-OFFSTREAM = SAMPLES / "offstream"
 EXAMPLE = REPO / "config" / "example"
 DATA = Path(__file__).resolve().parent / "data"
+# Real archive pages (CC BY-SA 3.0; tests/data/offstream/NOTICE.md names their source and commits).
+OFFSTREAM = DATA / "offstream"
+EVENT_PAGE = DATA / "event-page.md"
 SAMPLE_RELPATH = (
     "news/2017/09/28/the-islamic-state-of-iraq-and-the-levant-releases-footage-which-apparently-show-its-"
     "leader-abu-bakr-al-baghdadi-urging-his-followers-to-expa.md"
 )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not SAMPLES.is_dir():
-        raise pytest.UsageError(f"the shared samples are missing: expected {SAMPLES}")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ Corpora (each built once per module, every rendition read back from the store):
 - `example`: the bundled example data (config/example/news), `items_per_feed` = 20;
 - `paged`: the same with 5 items per feed (so topics have archive pages), then one event deleted
   at its source (so Atom feeds carry RFC 6721 tombstones);
-- `edge`: the real archive samples (../shared/samples/offstream) plus made-up pages with what
+- `edge`: the real archive samples (tests/data/offstream) plus made-up pages with what
   plain-text encodings trip over (`&`, `<`, `>`, quotes, non-ASCII), unusable image URLs
   (javascript:, quotes and spaces), and an entry web link template.
 
@@ -57,7 +57,7 @@ from feeds.pages import parse_document
 from feeds.publish import describe, publish_all, publish_changes
 from feeds.render import feed_url
 from feeds.store import Incoming, Store
-from tests.conftest import DATA, EXAMPLE, OFFSTREAM, SAMPLE_RELPATH, SAMPLES
+from tests.conftest import DATA, EXAMPLE, OFFSTREAM, EVENT_PAGE, SAMPLE_RELPATH
 from tests.feedgen_reference import render_atom, render_rss
 from tests.helpers import documents, read_pages
 
@@ -158,7 +158,7 @@ outlook were over-reached, and that `x < y` in code. See \
 
 def edge_pages() -> list[Incoming]:
     pages = read_pages(OFFSTREAM, source="example")
-    sample = parse_document(SAMPLE_RELPATH, (SAMPLES / "event-page.md").read_bytes())
+    sample = parse_document(SAMPLE_RELPATH, EVENT_PAGE.read_bytes())
     assert isinstance(sample, Page)
     if sample.path not in {p.page.path for p in pages}:
         pages.append(Incoming(sample, SAMPLE_RELPATH, "example"))

@@ -18,7 +18,7 @@ from feeds.refresh import ingest
 from feeds.render import formats
 from feeds.sources import Collected, Document
 from feeds.store import Store
-from tests.conftest import EXAMPLE, SAMPLE_RELPATH, SAMPLES
+from tests.conftest import EXAMPLE, EVENT_PAGE, SAMPLE_RELPATH
 from tests.helpers import entries, etags, read_pages
 
 
@@ -42,7 +42,7 @@ async def test_topic_feed_parses_with_expected_entries(store: Store, settings: S
 
 
 async def test_sample_event_in_every_format(store: Store, settings: Settings) -> None:
-    doc = Document(SAMPLE_RELPATH, (SAMPLES / "event-page.md").read_bytes(), "event-page.md")
+    doc = Document(SAMPLE_RELPATH, EVENT_PAGE.read_bytes(), "event-page.md")
     await ingest(store, "example", Collected(documents=[doc]))
     await publish_all(store, settings)
     guid = event_guid(SAMPLE_RELPATH.removesuffix(".md").replace("news/", "/news/", 1))

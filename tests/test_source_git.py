@@ -21,8 +21,8 @@ from feeds.sources import Collected, open_source
 from feeds.sources.directory import DirectorySource
 from feeds.sources.git import GitSource, redact, safe_name
 from feeds.store import Store
+from tests.conftest import OFFSTREAM
 
-OFFSTREAM = Path(__file__).resolve().parents[2] / "shared" / "samples" / "offstream"
 DAY1 = "news/2017/12/31"
 DAY2 = "news/2018/01/1"
 BORNEO = "news/2018/01/1/a-boat-capsizes-in-the-north-of-indonesian-borneo-{}.md"

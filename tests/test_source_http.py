@@ -23,8 +23,8 @@ from feeds.refresh import ingest
 from feeds.sources import Collected, open_source
 from feeds.sources.http import USER_AGENT, HttpSource
 from feeds.store import Store
+from tests.conftest import OFFSTREAM
 
-OFFSTREAM = Path(__file__).resolve().parents[2] / "shared" / "samples" / "offstream"
 DAYS = ("news/2018/01/1", "news/2017/12/31")
 START = "news/2018/01/1/index.md"
 BORNEO = "a-boat-capsizes-in-the-north-of-indonesian-borneo-{}.md"
