@@ -185,8 +185,9 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
         return serve(request, document)
 
     async def healthz(request: Request) -> Response:
-        events = await state["store"].count_events()
-        return JSONResponse({"status": "ok", "events": events}, headers={"Cache-Control": "no-store"})
+        store = state["store"]
+        body = {"status": "ok", "events": await store.count_events(), "unlisted": await store.unlisted()}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return error(404, f"no such path {request.url.path!r}")

@@ -9,8 +9,8 @@ later rendering keeps: who claims to be first, and who lists whom.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from feeds.ids import page_path
 from feeds.model import Page
@@ -43,21 +43,24 @@ def linked_paths(version: Version) -> set[str]:
     return {version.path, version.first, *version.listed}
 
 
-def chain_root(versions: Iterable[Version]) -> str:
+def chain_root(versions: Iterable[Version], times: Mapping[str, dt.datetime] | None = None) -> str:
     """The path of the chain's first version: the event's key.
 
     A claimed first version that is itself a later version of something (its own page names a
-    different first) is not the root; among the rest the earliest claim wins, then the path.
+    different first, or it lists predecessors without claiming to be first) is not the root; among
+    the rest the earliest claim wins (a claim without a timestamp: the time its source recorded for
+    the page, `times`), then the path.
     """
     seen = {v.path: v for v in versions}
+    times = times or {}
     claims: dict[str, dt.datetime | None] = {}
     for v in seen.values():
         ts = claims.get(v.first)
         if v.first not in claims or (v.first_ts is not None and (ts is None or v.first_ts < ts)):
             claims[v.first] = v.first_ts
-    roots = [p for p in claims if p not in seen or seen[p].first == p]
+    roots = [p for p in claims if p not in seen or (seen[p].first == p and not seen[p].listed)]
     never = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
-    return min(roots or claims, key=lambda p: (claims[p] or never, p))
+    return min(roots or claims, key=lambda p: (claims[p] or times.get(p) or never, p))
 
 
 def current_version(versions: Iterable[Version]) -> str:
@@ -67,3 +70,50 @@ def current_version(versions: Iterable[Version]) -> str:
     listed = {p for v in seen.values() for p in v.listed}
     heads = [v for v in seen.values() if v.path not in listed] or list(seen.values())
     return max(heads, key=lambda v: (len(v.listed), v.path)).path
+
+
+# ----- the day listing's evidence, for pages whose Changes chain was not written ---------------
+
+
+@dataclass(frozen=True)
+class DayPage:
+    """What folding by the day listing compares of one page."""
+
+    path: str
+    lead: str | None  # its first source's URL
+    image: str | None  # its cover image
+
+
+def listing_evidence(pages: Iterable[DayPage], listed: Iterable[str]) -> dict[str, tuple[str | None, str]]:
+    """For each page of one day that the day's listing does not name: the listed page it is an
+    earlier rendering of, or None, and why.
+
+    A listing names the current pages of its day. An unlisted page with the same first source URL
+    as exactly one listed page (and the same cover image, where both have one) is an earlier
+    rendering of it; pages the listing names are never folded into each other.
+    """
+    pages = list(pages)
+    named = set(listed)
+    current = [p for p in pages if p.path in named]
+    out: dict[str, tuple[str | None, str]] = {}
+    for page in pages:
+        if page.path in named:
+            continue
+        if not page.lead:
+            out[page.path] = (None, "it has no source to match a listed page by")
+            continue
+        same = [c for c in current if c.lead == page.lead and (not c.image or not page.image or c.image == page.image)]
+        if len(same) == 1:
+            out[page.path] = (same[0].path, "")
+        elif same:
+            out[page.path] = (None, f"its first source {page.lead} is the first source of {len(same)} listed pages")
+        else:
+            out[page.path] = (None, f"no listed page has its first source {page.lead}")
+    return out
+
+
+def with_predecessors(version: Version, earlier: Iterable[str]) -> Version:
+    """`version` as if its Changes list also named `earlier` (pages the listing's evidence folds
+    into it): it is then their successor, and not a first version itself."""
+    extra = tuple(p for p in sorted(earlier) if p not in version.listed and p != version.path)
+    return replace(version, listed=version.listed + extra) if extra else version

@@ -126,7 +126,7 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 report.rendered = await publish_changes(
                     store, settings, report.result.feeds, report.result.events, progress=bar.update,
-                    processes=os.cpu_count() or 1, renamed=report.result.renamed,
+                    processes=os.cpu_count() or 1, renamed=report.result.renamed | report.result.reslotted,
                 )
         finally:
             await store.close()

@@ -23,7 +23,7 @@ from feeds.pages import parse_document
 from feeds.process import tune_gc
 from feeds.publish import publish_changes
 from feeds.sources import Collected, Document, Source, open_source
-from feeds.store import BatchResult, Incoming, Store
+from feeds.store import BatchResult, Incoming, IncomingListing, Store
 
 log = logging.getLogger("feeds.refresh")
 
@@ -47,6 +47,7 @@ class Report:
     def lines(self) -> list[str]:
         out = [f"{self.result.summary()}; {self.rendered} feed files re-rendered"]
         out += [f"problem: {p}" for p in self.problems]
+        out += [f"unlisted: {path}: {why}" for path, why in sorted(self.result.unlisted.items())]
         out += [f"source failed: {s}" for s in self.failed_sources]
         return out
 
@@ -57,6 +58,7 @@ class Parsed:
     list), and what did not parse."""
 
     pages: list[Incoming] = field(default_factory=list)
+    listings: list[IncomingListing] = field(default_factory=list)
     days: list[tuple[str, list[str]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # relpaths
@@ -73,10 +75,11 @@ def parse_documents(documents: Iterable[Document], source: str) -> Parsed:
             out.failed.append(doc.relpath)
             continue
         if isinstance(parsed, Page):
-            incoming = Incoming(parsed, doc.relpath, source)
+            incoming = Incoming(parsed, doc.relpath, source, doc.modified)
             incoming.prepare()
             out.pages.append(incoming)
         else:
+            out.listings.append(IncomingListing(parsed, doc.relpath, source))
             out.days.append((doc.origin, [e.path for e in parsed.entries]))
     # Sorted by path (= by date): events get their arrival order in date order.
     out.pages.sort(key=lambda p: p.page.path)
@@ -148,7 +151,7 @@ async def ingest(
                 parsed = await parsing
                 report.problems += parsed.problems
                 report.failed += parsed.failed
-                report.result.merge(await store.apply(parsed.pages))
+                report.result.merge(await store.apply(parsed.pages, listings=parsed.listings))
                 room.release()
                 days += parsed.days
                 if progress:
@@ -209,6 +212,8 @@ async def refresh_all(store: Store, settings: Settings, sources: list[Source]) -
         total.problems += report.problems
     for problem in total.problems:
         log.warning("refresh: %s", problem)
+    for path, why in sorted(total.result.unlisted.items()):
+        log.warning("refresh: unlisted: %s: %s", path, why)
     # Tombstones whose window closed since about the last run leave their feeds.
     window = dt.timedelta(days=settings.tombstone_days)
     now = utcnow()
@@ -216,7 +221,11 @@ async def refresh_all(store: Store, settings: Settings, sources: list[Source]) -
         now - window - dt.timedelta(seconds=2 * settings.refresh_interval), now - window
     )
     total.rendered = await publish_changes(
-        store, settings, total.result.feeds | expiring, total.result.events, renamed=total.result.renamed
+        store,
+        settings,
+        total.result.feeds | expiring,
+        total.result.events,
+        renamed=total.result.renamed | total.result.reslotted,
     )
     return total
 

@@ -21,24 +21,24 @@ import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 from isal import igzip
 
-from feeds.chains import Version, chain_root, current_version, linked_paths
+from feeds.chains import DayPage, Version, chain_root, current_version, linked_paths, listing_evidence, with_predecessors
 from feeds.codec import page_from_json, page_to_json
 from feeds.errors import StoreError
 from feeds.ids import content_hash, event_guid, topic_key, topic_slug
-from feeds.model import Event, FeedKey, Member, Page, Rendition, Tombstone, Topic, day_start, utcnow
+from feeds.model import DayListing, Event, FeedKey, Member, Page, Rendition, Tombstone, Topic, day_start, utcnow
 from feeds.process import trim_heap
 
 T = TypeVar("T")
 log = logging.getLogger("feeds.store")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 CACHE_KIB = 64 * 1024  # SQLite page cache per connection
 # For a new store (an existing one keeps its own). Most of a store is documents of 100-200 KB in
 # three encodings and entries of ~6 KB: with SQLite's default 4 KB pages every entry overflows to
@@ -279,6 +279,39 @@ MIGRATIONS: dict[int, str] = {
     CREATE UNIQUE INDEX renditions_feed ON renditions(feed, fmt);
     CREATE INDEX renditions_version ON renditions(version);
     """,
+    7: "",  # reserved: topic keys without transliteration
+    # The archive's own evidence beside Changes chains (docs/architecture.md): day listings (which
+    # pages are current, and the heading of old renderings), each page's source time, first source
+    # and cover image (earlier renderings of a listed page), and the events no listing explains.
+    8: """
+    ALTER TABLE pages ADD COLUMN modified TEXT;
+    ALTER TABLE pages ADD COLUMN day TEXT;
+    ALTER TABLE pages ADD COLUMN lead TEXT;
+    ALTER TABLE pages ADD COLUMN image TEXT;
+    UPDATE pages SET day = substr(path, 1, 17), lead = json_extract(doc, '$.sources[0][1]'),
+        image = json_extract(doc, '$.image');
+    CREATE INDEX pages_day ON pages(day, lead);
+    CREATE TABLE listings (
+        path TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        relpath TEXT NOT NULL,
+        day TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX listings_day ON listings(day);
+    CREATE TABLE listed (
+        page TEXT NOT NULL,
+        listing TEXT NOT NULL,
+        heading TEXT,
+        PRIMARY KEY (page, listing)
+    ) WITHOUT ROWID;
+    CREATE INDEX listed_listing ON listed(listing);
+    CREATE TABLE evidence (page TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;
+    CREATE INDEX evidence_target ON evidence(target);
+    CREATE TABLE unlisted (key TEXT PRIMARY KEY, day TEXT NOT NULL, relpath TEXT NOT NULL, reason TEXT NOT NULL);
+    CREATE INDEX unlisted_day ON unlisted(day);
+    CREATE INDEX events_newest ON events(live, date DESC, key DESC);
+    """,
 }
 
 
@@ -313,6 +346,7 @@ class Incoming:
     page: Page
     relpath: str
     source: str
+    modified: dt.datetime | None = None  # the time its source records for it (a commit, an mtime)
 
     @functools.cached_property
     def doc(self) -> str:
@@ -341,6 +375,20 @@ class Incoming:
         _ = self.digest, self.version_json, self.guid
 
 
+@dataclass(frozen=True)
+class IncomingListing:
+    """A day listing (`index.md` / `README.md`) and where it came from."""
+
+    listing: DayListing
+    relpath: str
+    source: str
+
+    @property
+    def digest(self) -> str:
+        entries = [[e.path, e.heading] for e in self.listing.entries]
+        return content_hash(json.dumps([self.relpath, self.source, entries]).encode("utf-8"))
+
+
 @dataclass
 class BatchResult:
     """What one batch changed: counts, and the feeds to re-render."""
@@ -350,7 +398,10 @@ class BatchResult:
     deleted: set[str] = field(default_factory=set)
     feeds: set[str] = field(default_factory=set)
     renamed: set[str] = field(default_factory=set)  # slugs of topics shown by another name now
+    reslotted: set[str] = field(default_factory=set)  # slugs of topics an event joined in the middle of
+    unlisted: dict[str, str] = field(default_factory=dict)  # relpath -> why no day listing explains it
     topic_ids: set[int] = field(default_factory=set)  # internal: topics to recount at batch end
+    rescan: set[int] = field(default_factory=set)  # internal: topics whose `updated` may have gone back
 
     def merge(self, other: BatchResult) -> None:
         self.added |= other.added
@@ -358,6 +409,8 @@ class BatchResult:
         self.deleted |= other.deleted
         self.feeds |= other.feeds
         self.renamed |= other.renamed
+        self.reslotted |= other.reslotted
+        self.unlisted.update(other.unlisted)
 
     @property
     def events(self) -> set[str]:
@@ -591,11 +644,18 @@ class Store:
         incoming: Sequence[Incoming],
         deleted: Iterable[str] = (),
         now: dt.datetime | None = None,
+        listings: Sequence[IncomingListing] = (),
     ) -> BatchResult:
-        """Store a batch of pages (and page paths gone from their source) in one transaction."""
+        """Store a batch of pages and day listings (and page paths gone from their source) in one
+        transaction."""
         stamp = now or utcnow()
         gone = list(deleted)
-        return await self._write(lambda conn: _apply(conn, incoming, gone, stamp, self._topics))
+        return await self._write(lambda conn: _apply(conn, incoming, gone, stamp, self._topics, listings))
+
+    async def unlisted(self) -> int:
+        """Live events of days that have a listing which neither the listing nor its evidence explains."""
+        rows = await self._read("SELECT count(*) FROM unlisted u JOIN events e ON e.key = u.key WHERE e.live = 1")
+        return int(rows[0][0])
 
     async def missing_pages(self, source: str, present: set[str]) -> list[str]:
         """Live pages of `source` that a full listing of it no longer has."""
@@ -849,7 +909,7 @@ class Store:
         return [_member(r) for r in await self._feed_rows(MEMBER_COLUMNS, feed, limit)]
 
     async def _feed_rows(self, cols: str, feed: FeedKey, limit: int, offset: int = 0) -> list[Any]:
-        order = "ORDER BY e.date DESC, e.seq DESC LIMIT ? OFFSET ?"
+        order = "ORDER BY e.date DESC, e.key DESC LIMIT ? OFFSET ?"
         if feed.kind == "latest":
             sql, args = f"SELECT {cols} FROM events e WHERE e.live = 1 {order}", ()
         elif feed.kind == "date":
@@ -858,7 +918,7 @@ class Store:
             sql = (
                 f"SELECT {cols} FROM topics t JOIN event_topics et ON et.topic_id = t.id AND et.live = 1 "
                 f"JOIN events e ON e.key = et.event WHERE t.slug = ? "
-                "ORDER BY et.date DESC, et.seq DESC LIMIT ? OFFSET ?"
+                "ORDER BY et.date DESC, et.event DESC LIMIT ? OFFSET ?"
             )
             args = (feed.value,)
         return await self._read(sql, (*args, limit, offset))
@@ -902,7 +962,7 @@ class Store:
         order, with what a member needs)."""
         rows = await self._read(
             "SELECT et.event, et.rev, et.updated, et.live FROM topics t JOIN event_topics et ON et.topic_id = t.id "
-            "WHERE t.slug = ? AND et.slot >= ? AND et.slot < ? ORDER BY et.date DESC, et.seq DESC",
+            "WHERE t.slug = ? AND et.slot >= ? AND et.slot < ? ORDER BY et.slot DESC",
             (slug, start, stop),
         )
         live = [Member(key, rev, from_iso(updated)) for key, rev, updated, member in rows if member]
@@ -1114,20 +1174,25 @@ def _topic_row(row: Any) -> TopicRow:
 # ----- the batch, run on the writer thread inside one transaction ------------------------------------
 
 
-def _version_of(conn: sqlite3.Connection, path: str) -> Version | None:
-    row = conn.execute("SELECT version FROM pages WHERE path = ? AND deleted_at IS NULL", (path,)).fetchone()
+def _version_of(conn: sqlite3.Connection, path: str) -> tuple[Version, dt.datetime | None] | None:
+    row = conn.execute("SELECT version, modified FROM pages WHERE path = ? AND deleted_at IS NULL", (path,)).fetchone()
     if row is None:
         return None
     path_, first, ts, listed = json.loads(row[0])
-    return Version(path_, first, from_iso(ts) if ts else None, tuple(listed))
+    return Version(path_, first, from_iso(ts) if ts else None, tuple(listed)), from_iso(row[1]) if row[1] else None
 
 
 def _version_json(v: Version) -> str:
     return json.dumps([v.path, v.first, iso(v.first_ts) if v.first_ts else None, list(v.listed)])
 
 
+def _day(path: str) -> str:
+    return path[:17]  # `/news/YYYY/MM/DD/`
+
+
 def _component(conn: sqlite3.Connection, start: set[str]) -> tuple[set[str], set[str]]:
-    """Every page path linked to `start` through Changes lists, and the event keys they had."""
+    """Every page path linked to `start` through Changes lists or a day listing's evidence, and
+    the event keys they had."""
     paths: set[str] = set()
     keys: set[str] = set()
     todo = set(start)
@@ -1142,6 +1207,8 @@ def _component(conn: sqlite3.Connection, start: set[str]) -> tuple[set[str], set
             todo |= {p for (p,) in conn.execute("SELECT path FROM aliases WHERE chain = ?", (row[0],))} - paths
         todo |= {p for (p,) in conn.execute("SELECT linked FROM links WHERE page = ?", (path,))} - paths
         todo |= {p for (p,) in conn.execute("SELECT page FROM links WHERE linked = ?", (path,))} - paths
+        todo |= {p for (p,) in conn.execute("SELECT target FROM evidence WHERE page = ?", (path,))} - paths
+        todo |= {p for (p,) in conn.execute("SELECT page FROM evidence WHERE target = ?", (path,))} - paths
     return paths, keys
 
 
@@ -1149,32 +1216,48 @@ TopicMemo = dict[str, tuple[int, str]]  # topic key -> (id, slug); topics are ne
 
 
 def _apply(
-    conn: sqlite3.Connection, incoming: Sequence[Incoming], deleted: list[str], now: dt.datetime, memo: TopicMemo
+    conn: sqlite3.Connection,
+    incoming: Sequence[Incoming],
+    deleted: list[str],
+    now: dt.datetime,
+    memo: TopicMemo,
+    listings: Sequence[IncomingListing] = (),
 ) -> BatchResult:
     result = BatchResult()
     dirty: set[str] = set()
+    days: set[str] = set()
     # The batch's pages as parsed: settling a chain reads its current version from here rather
     # than reading back and decoding what was just written.
     fresh: dict[str, Incoming] = {}
     for item in incoming:
         page, doc, digest = item.page, item.doc, item.digest
         fresh[page.path] = item
-        row = conn.execute("SELECT hash, deleted_at, relpath, source FROM pages WHERE path = ?", (page.path,)).fetchone()
-        if row and row == (digest, None, item.relpath, item.source):
+        modified = iso(item.modified) if item.modified else None
+        row = conn.execute(
+            "SELECT hash, deleted_at, relpath, source, modified FROM pages WHERE path = ?", (page.path,)
+        ).fetchone()
+        if row and row[:4] == (digest, None, item.relpath, item.source):
+            if row[4] != modified:
+                conn.execute("UPDATE pages SET modified = ? WHERE path = ?", (modified, page.path))
             continue
         version = item.version
         conn.execute(
-            "INSERT INTO pages (path, source, relpath, hash, doc, version, chain, seen_at, deleted_at) "
-            "VALUES (?,?,?,?,?,?,?,?,NULL) ON CONFLICT(path) DO UPDATE SET source=excluded.source, "
+            "INSERT INTO pages (path, source, relpath, hash, doc, version, chain, seen_at, deleted_at, modified, day, "
+            "lead, image) VALUES (?,?,?,?,?,?,?,?,NULL,?,?,?,?) ON CONFLICT(path) DO UPDATE SET source=excluded.source, "
             "relpath=excluded.relpath, hash=excluded.hash, doc=excluded.doc, version=excluded.version, "
-            "seen_at=excluded.seen_at, deleted_at=NULL",
-            (page.path, item.source, item.relpath, digest, doc, item.version_json, page.path, iso(now)),
+            "seen_at=excluded.seen_at, deleted_at=NULL, modified=excluded.modified, lead=excluded.lead, "
+            "image=excluded.image",
+            (
+                page.path, item.source, item.relpath, digest, doc, item.version_json, page.path, iso(now), modified,
+                _day(page.path), page.sources[0].url if page.sources else None, page.image,
+            ),
         )
         conn.execute("DELETE FROM links WHERE page = ?", (page.path,))
         conn.executemany(
             "INSERT OR IGNORE INTO links VALUES (?, ?)", [(page.path, p) for p in linked_paths(version) - {page.path}]
         )
         dirty |= linked_paths(version)
+        days.add(_day(page.path))
     for path in deleted:
         cur = conn.execute(
             "UPDATE pages SET deleted_at = ? WHERE path = ? AND deleted_at IS NULL", (iso(now), path)
@@ -1182,8 +1265,14 @@ def _apply(
         if cur.rowcount:
             fresh.pop(path, None)
             dirty.add(path)
+            days.add(_day(path))
             dirty |= {p for (p,) in conn.execute("SELECT linked FROM links WHERE page = ?", (path,))}
             conn.execute("DELETE FROM links WHERE page = ?", (path,))
+    for listing in listings:
+        dirty |= _store_listing(conn, listing)
+        days.add(_day(listing.listing.path))
+    for day in sorted(days):
+        dirty |= _weigh_evidence(conn, day)
     if dirty:
         _bump(conn, "links")  # where related links lead may have changed
     done: set[str] = set()
@@ -1193,8 +1282,81 @@ def _apply(
         paths, old_keys = _component(conn, {path})
         done |= paths
         _settle_chain(conn, paths, old_keys, now, result, memo, fresh)
+    for day in sorted(days | {_day(p) for p in done}):
+        _find_unlisted(conn, day, result)
     _refresh_topics(conn, sorted(result.topic_ids), now, result)
     return result
+
+
+def _store_listing(conn: sqlite3.Connection, item: IncomingListing) -> set[str]:
+    """Keep a day listing; the pages it names now or named before (their heading may move)."""
+    listing = item.listing
+    row = conn.execute("SELECT hash FROM listings WHERE path = ?", (listing.path,)).fetchone()
+    if row and row[0] == item.digest:
+        return set()
+    conn.execute(
+        "INSERT INTO listings VALUES (?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET source=excluded.source, "
+        "relpath=excluded.relpath, day=excluded.day, hash=excluded.hash",
+        (listing.path, item.source, item.relpath, _day(listing.path), item.digest),
+    )
+    before = {p for (p,) in conn.execute("SELECT page FROM listed WHERE listing = ?", (listing.path,))}
+    conn.execute("DELETE FROM listed WHERE listing = ?", (listing.path,))
+    headings: dict[str, str | None] = {}
+    for entry in listing.entries:
+        headings[entry.path] = headings.get(entry.path) or entry.heading
+    conn.executemany("INSERT INTO listed VALUES (?,?,?)", [(p, listing.path, h) for p, h in headings.items()])
+    return before | set(headings)
+
+
+def _weigh_evidence(conn: sqlite3.Connection, day: str) -> set[str]:
+    """Which unlisted pages of `day` are earlier renderings of a listed one (feeds.chains
+    listing_evidence); the pages whose evidence changed."""
+    listed = {p for (p,) in conn.execute("SELECT l.page FROM listings s JOIN listed l ON l.listing = s.path WHERE s.day = ?", (day,))}
+    pages = [
+        DayPage(path, lead, image)
+        for path, lead, image in conn.execute(
+            "SELECT path, lead, image FROM pages WHERE day = ? AND deleted_at IS NULL ORDER BY path", (day,)
+        )
+    ]
+    found = {p: t for p, (t, _) in listing_evidence(pages, listed).items() if t} if listed else {}
+    old = dict(conn.execute("SELECT page, target FROM evidence WHERE page IN (SELECT path FROM pages WHERE day = ?)", (day,)))
+    if old == found:
+        return set()
+    conn.executemany("DELETE FROM evidence WHERE page = ?", [(p,) for p in old if old[p] != found.get(p)])
+    conn.executemany("INSERT OR REPLACE INTO evidence VALUES (?,?)", [(p, t) for p, t in found.items() if old.get(p) != t])
+    moved = {p for p in old.keys() | found.keys() if old.get(p) != found.get(p)}
+    return moved | {old[p] for p in moved if p in old} | {found[p] for p in moved if p in found}
+
+
+def _find_unlisted(conn: sqlite3.Connection, day: str, result: BatchResult) -> None:
+    """Events of a listed day none of whose pages the listing names (directly, or by evidence)."""
+    listed = {p for (p,) in conn.execute("SELECT l.page FROM listings s JOIN listed l ON l.listing = s.path WHERE s.day = ?", (day,))}
+    found: dict[str, tuple[str, str]] = {}
+    if listed:
+        rows = conn.execute(
+            "SELECT path, lead, image, chain, relpath FROM pages WHERE day = ? AND deleted_at IS NULL ORDER BY path", (day,)
+        ).fetchall()
+        why = listing_evidence([DayPage(p, lead, image) for p, lead, image, _, _ in rows], listed)
+        chains: dict[str, list[tuple[str, str]]] = {}
+        for path, _, _, chain, relpath in rows:
+            chains.setdefault(chain, []).append((path, relpath))
+        for chain, members in chains.items():
+            everything = {p for (p,) in conn.execute("SELECT path FROM aliases WHERE chain = ?", (chain,))}
+            if everything & listed or any(why.get(p, (None, ""))[0] for p, _ in members):
+                continue
+            # Named by the page that says most about why (one with a source), then the newest path.
+            path, relpath = max(members, key=lambda m: ("no source" not in why.get(m[0], (None, ""))[1], m))
+            found[chain] = (relpath, f"not named by its day's listing, and {why.get(path, (None, 'it is not listed'))[1]}")
+    old = {k for (k,) in conn.execute("SELECT key FROM unlisted WHERE day = ?", (day,))}
+    conn.executemany("DELETE FROM unlisted WHERE key = ?", [(k,) for k in old - found.keys()])
+    for key, (relpath, reason) in found.items():
+        conn.execute(
+            "INSERT INTO unlisted VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET relpath=excluded.relpath, "
+            "reason=excluded.reason",
+            (key, day, relpath, reason),
+        )
+        if key not in old:
+            result.unlisted[relpath] = reason
 
 
 def _settle_chain(
@@ -1206,26 +1368,46 @@ def _settle_chain(
     memo: TopicMemo,
     fresh: dict[str, Incoming],
 ) -> None:
-    versions = []
+    versions: dict[str, Version] = {}
+    times: dict[str, dt.datetime] = {}
     for path in sorted(paths):
         # A page of this batch has its version at hand (stored just before); others are read back.
         item = fresh.get(path)
-        version = item.version if item else _version_of(conn, path)
-        if version:
-            versions.append(version)
+        if item is not None:
+            versions[path] = item.version
+            if item.modified:
+                times[path] = item.modified
+        elif (known := _version_of(conn, path)) is not None:
+            versions[path] = known[0]
+            if known[1]:
+                times[path] = known[1]
     if not versions:
         for key in old_keys:
             _retire_event(conn, key, now, result)
         return
-    key = chain_root(versions)
-    current = current_version(versions)
+    earlier: dict[str, set[str]] = {}
+    for page, target in _read_keys_sync(conn, "SELECT page, target FROM evidence WHERE page IN ({keys})", sorted(versions)):
+        if target in versions:
+            earlier.setdefault(target, set()).add(page)
+    chain = [with_predecessors(v, earlier.get(p, ())) for p, v in versions.items()]
+    key = chain_root(chain, times)
+    current = current_version(chain)
     conn.executemany("INSERT OR REPLACE INTO aliases VALUES (?, ?)", [(p, key) for p in paths])
-    conn.executemany("UPDATE pages SET chain = ? WHERE path = ?", [(key, v.path) for v in versions])
+    conn.executemany("UPDATE pages SET chain = ? WHERE path = ?", [(key, p) for p in versions])
     for old in old_keys - {key}:
         # The chain turned out to start earlier than thought: the old id leaves every feed (Atom
-        # carries a tombstone for it) and the event goes on under its first version's id.
-        _retire_event(conn, old, now, result)
-    _upsert_event(conn, key, current, now, result, memo, fresh.get(current))
+        # carries a tombstone for it, if it was ever published) and the event goes on under its
+        # first version's id.
+        _retire_event(conn, old, now, result, folded=True)
+    _upsert_event(conn, key, current, now, result, memo, fresh.get(current), times.get(current))
+
+
+def _read_keys_sync(conn: sqlite3.Connection, sql: str, keys: Sequence[str]) -> list[Any]:
+    rows: list[Any] = []
+    for i in range(0, len(keys), 500):
+        part = keys[i : i + 500]
+        rows += conn.execute(sql.format(keys=",".join("?" * len(part))), part).fetchall()
+    return rows
 
 
 def _feeds_of(conn: sqlite3.Connection, key: str) -> set[str]:
@@ -1238,7 +1420,13 @@ def _feeds_of(conn: sqlite3.Connection, key: str) -> set[str]:
     return {"latest", f"dates/{row[0]}"} | {f"topics/{s}" for (s,) in slugs}
 
 
-def _retire_event(conn: sqlite3.Connection, key: str, now: dt.datetime, result: BatchResult) -> None:
+def _retire_event(conn: sqlite3.Connection, key: str, now: dt.datetime, result: BatchResult, folded: bool = False) -> None:
+    """The event leaves every feed. One folded into an earlier version's event that no document
+    ever showed (it has no entry yet: its versions arrived in different batches of one load) is
+    forgotten, so that the store is what it would be had they arrived together."""
+    if folded and conn.execute("SELECT 1 FROM entries WHERE event = ?", (key,)).fetchone() is None:
+        _forget_event(conn, key, result)
+        return
     row = conn.execute(
         "UPDATE events SET live = 0, deleted_at = ?, updated = ?, rev = rev + 1 WHERE key = ? AND live = 1 RETURNING rev",
         (iso(now), iso(now), key),
@@ -1252,6 +1440,66 @@ def _retire_event(conn: sqlite3.Connection, key: str, now: dt.datetime, result: 
     topic_ids = [t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ?", (key,))]
     conn.execute("UPDATE event_topics SET live = 0, rev = ?, updated = ? WHERE event = ?", (row[0], iso(now), key))
     result.topic_ids.update(topic_ids)
+    result.rescan.update(topic_ids)
+
+
+def _forget_event(conn: sqlite3.Connection, key: str, result: BatchResult) -> None:
+    memberships = conn.execute(
+        "SELECT et.topic_id, et.slot, t.slug FROM event_topics et JOIN topics t ON t.id = et.topic_id WHERE et.event = ?",
+        (key,),
+    ).fetchall()
+    conn.execute("DELETE FROM event_topics WHERE event = ?", (key,))
+    for topic_id, slot, slug in memberships:
+        # Later members move down one slot (two steps: slots are the primary key).
+        conn.execute("UPDATE event_topics SET slot = -slot - 1 WHERE topic_id = ? AND slot > ?", (topic_id, slot))
+        conn.execute("UPDATE event_topics SET slot = -slot - 2 WHERE topic_id = ? AND slot < 0", (topic_id,))
+        conn.execute("UPDATE topics SET slots = slots - 1 WHERE id = ?", (topic_id,))
+        result.topic_ids.add(topic_id)
+        result.rescan.add(topic_id)
+        result.reslotted.add(slug)
+        result.feeds.add(f"topics/{slug}")
+    conn.execute("DELETE FROM events WHERE key = ?", (key,))
+    conn.execute("DELETE FROM unlisted WHERE key = ?", (key,))
+    result.added.discard(key)
+    result.changed.discard(key)
+
+
+def _take_slot(conn: sqlite3.Connection, topic_id: int, date: str, key: str) -> tuple[int, bool]:
+    """The slot of a new member: a topic's members are kept in (date, key) order, whatever order
+    they arrive in, so that any store of the same pages has the same pages of every topic. Most
+    arrive newest, at the end; an older one takes its place (found by bisection) and the later
+    members move up one slot. Returns the slot and whether members moved."""
+    last = conn.execute(
+        "SELECT slot, date, event FROM event_topics WHERE topic_id = ? ORDER BY slot DESC LIMIT 1", (topic_id,)
+    ).fetchone()
+    if last is None or (last[1], last[2]) < (date, key):
+        return (last[0] + 1 if last else 0), False
+    lo, hi = 0, int(last[0])
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute("SELECT date, event FROM event_topics WHERE topic_id = ? AND slot = ?", (topic_id, mid)).fetchone()
+        if row is None or (row[0], row[1]) > (date, key):
+            hi = mid
+        else:
+            lo = mid + 1
+    conn.execute("UPDATE event_topics SET slot = -slot - 1 WHERE topic_id = ? AND slot >= ?", (topic_id, lo))
+    conn.execute("UPDATE event_topics SET slot = -slot WHERE topic_id = ? AND slot < 0", (topic_id,))
+    return lo, True
+
+
+def event_updated(page: Page, modified: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    """When an event last changed, as its source says: the newest timestamp of its Changes list,
+    else the time the source records for its current page; never later than now."""
+    stamps = [c.timestamp for c in page.changes if c.timestamp is not None]
+    when = max(stamps) if stamps else modified or now
+    return min(when, now)
+
+
+def _listed_heading(conn: sqlite3.Connection, path: str) -> str | None:
+    row = conn.execute(
+        "SELECT heading FROM listed WHERE page = ? AND heading IS NOT NULL ORDER BY listing LIMIT 1", (path,)
+    ).fetchone()
+    return str(row[0]) if row else None
 
 
 def _upsert_event(
@@ -1262,16 +1510,22 @@ def _upsert_event(
     result: BatchResult,
     memo: TopicMemo,
     item: Incoming | None,
+    modified: dt.datetime | None = None,
 ) -> None:
-    """`item`: the current version's page, when this batch brought it (else it is read)."""
+    """`item`: the current version's page, when this batch brought it (else it is read);
+    `modified`: the time its source records for it."""
     if item is not None:
         page, doc, relpath, source = item.page, item.doc, item.relpath, item.source
     else:
         doc, relpath, source = conn.execute("SELECT doc, relpath, source FROM pages WHERE path = ?", (current,)).fetchone()
         page = page_from_json(doc)
+    if page.heading is None and (heading := _listed_heading(conn, current)):
+        # Old renderings have no `#####` heading: the day listing gives it.
+        page = replace(page, heading=heading)
+        doc = page_to_json(page)
     digest = content_hash(f"{doc}\n{relpath}\n{source}".encode("utf-8"))
-    at = iso(now)
-    old = conn.execute("SELECT hash, live, first_seen, seq FROM events WHERE key = ?", (key,)).fetchone()
+    at = iso(event_updated(page, modified, now))
+    old = conn.execute("SELECT hash, live, first_seen, seq, updated FROM events WHERE key = ?", (key,)).fetchone()
     if old and old[0] == digest and old[1] == 1:
         return
     before = _feeds_of(conn, key) if old else set()
@@ -1311,20 +1565,34 @@ def _upsert_event(
         conn.execute("UPDATE event_topics SET live = 0, rev = ?, updated = ? WHERE event = ?", (rev, at, key))
     new_topics = set()
     feeds = {"latest", f"dates/{page.date.isoformat()}"}
+    day = page.date.isoformat()
     for name in page.topics:
         topic_id, slug = _topic_id(conn, name, memo)
         if topic_id in new_topics:
             continue
         new_topics.add(topic_id)
         feeds.add(f"topics/{slug}")
-        conn.execute(
-            # A new member takes the topic's next slot (the trigger counts it); one that comes back
-            # keeps its own.
-            "INSERT INTO event_topics VALUES (?,(SELECT slots FROM topics WHERE id = ?),?,?,1,?,?,?,?) "
-            "ON CONFLICT(topic_id, event) DO UPDATE SET live = 1, spelling = excluded.spelling, date = excluded.date, "
-            "rev = excluded.rev, updated = excluded.updated",
-            (topic_id, topic_id, key, name, page.date.isoformat(), seq, rev, at),
-        )
+        if old and conn.execute("SELECT 1 FROM event_topics WHERE event = ? AND topic_id = ?", (key, topic_id)).fetchone():
+            # One that comes back keeps its slot.
+            conn.execute(
+                "UPDATE event_topics SET live = 1, spelling = ?, date = ?, rev = ?, updated = ? WHERE event = ? AND topic_id = ?",
+                (name, day, rev, at, key, topic_id),
+            )
+            continue
+        slot, moved = _take_slot(conn, topic_id, day, key)
+        if moved:
+            result.reslotted.add(slug)
+        # The trigger counts the slot.
+        conn.execute("INSERT INTO event_topics VALUES (?,?,?,?,1,?,?,?,?)", (topic_id, slot, key, name, day, seq, rev, at))
+    # A topic was last updated when the newest change of its events was (the source's time): a
+    # later time raises it; a topic an event left, or whose event went back in time, is looked at again.
+    conn.executemany(
+        "UPDATE topics SET updated = ? WHERE id = ? AND (updated IS NULL OR updated < ?)",
+        [(at, t, at) for t in sorted(new_topics)],
+    )
+    result.rescan |= old_topics - new_topics
+    if old and at < old[4]:
+        result.rescan |= new_topics
     result.topic_ids |= old_topics | new_topics
     result.feeds |= before | feeds
 
@@ -1352,6 +1620,12 @@ def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.
     name is shown by the topic's own pages (their titles) and by every entry of its events: the
     events' revisions move (an entry is made again wherever it is rendered next) and the topic's
     pages are rendered again."""
+    for topic_id in sorted(result.rescan):
+        conn.execute(
+            "UPDATE topics SET updated = coalesce((SELECT max(updated) FROM event_topics WHERE topic_id = ? AND live = 1), "
+            "updated) WHERE id = ?",
+            (topic_id, topic_id),
+        )
     for topic_id in topic_ids:
         count = conn.execute("SELECT coalesce(sum(n), 0) FROM topic_spellings WHERE topic_id = ?", (topic_id,)).fetchone()[0]
         spelling = conn.execute(
@@ -1360,9 +1634,7 @@ def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.
         ).fetchone()
         if spelling:
             old_name, slug = conn.execute("SELECT name, slug FROM topics WHERE id = ?", (topic_id,)).fetchone()
-            conn.execute(
-                "UPDATE topics SET events = ?, name = ?, updated = ? WHERE id = ?", (count, spelling[0], iso(now), topic_id)
-            )
+            conn.execute("UPDATE topics SET events = ?, name = ? WHERE id = ?", (count, spelling[0], topic_id))
             if old_name != spelling[0]:
                 members = "SELECT event FROM event_topics WHERE topic_id = ?"
                 conn.execute(f"UPDATE events SET rev = rev + 1 WHERE key IN ({members})", (topic_id,))
@@ -1370,4 +1642,4 @@ def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.
                 result.renamed.add(slug)
                 result.feeds.add(f"topics/{slug}")
         else:
-            conn.execute("UPDATE topics SET events = 0, updated = ? WHERE id = ?", (iso(now), topic_id))
+            conn.execute("UPDATE topics SET events = 0 WHERE id = ?", (topic_id,))

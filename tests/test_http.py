@@ -118,7 +118,7 @@ async def test_topics_and_healthz(served: Settings) -> None:
             feed = await client.get(ukraine["feeds"]["rss"].removeprefix(served.base_url))
             assert feed.status_code == 200
             health = (await client.get("/healthz")).json()
-            assert health == {"status": "ok", "events": 59}
+            assert health == {"status": "ok", "events": 59, "unlisted": 0}
 
 
 async def test_refresh_picks_up_a_new_document_and_changes_only_its_feeds(

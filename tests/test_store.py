@@ -22,7 +22,7 @@ T1 = T0 + dt.timedelta(hours=1)
 
 async def test_schema_is_versioned_and_wal(store: Store) -> None:
     conn = sqlite3.connect(store.path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
     conn.close()
@@ -34,17 +34,18 @@ async def test_statement_journals_of_the_writer_stay_in_memory(store: Store) -> 
     assert (await store._db.execute_fetchall("PRAGMA temp_store"))[0][0] == 2  # MEMORY  # noqa: SLF001
 
 
-async def test_topic_slots_are_arrival_ranks_and_survive_leaving_and_coming_back(store: Store) -> None:
+async def test_topic_slots_follow_date_and_key_whatever_the_arrival_and_survive_leaving_and_coming_back(store: Store) -> None:
     pages = read_pages(OFFSTREAM) + read_pages(EXAMPLE)
     random.Random(7).shuffle(pages)
     for start in range(0, len(pages), 9):
         await store.apply(pages[start : start + 9])
     conn = sqlite3.connect(store.path)
     rows = conn.execute(
-        "SELECT t.slots, et.slot, row_number() OVER (PARTITION BY et.topic_id ORDER BY et.seq) - 1, "
+        "SELECT t.slots, et.slot, row_number() OVER (PARTITION BY et.topic_id ORDER BY et.date, et.event) - 1, "
         "count(*) OVER (PARTITION BY et.topic_id) FROM event_topics et JOIN topics t ON t.id = et.topic_id"
     ).fetchall()
     conn.close()
+    # Shuffled arrivals in batches of 9: a topic's slots are still its events in (date, key) order.
     assert rows and all(slots == count and slot == rank for slots, slot, rank, count in rows)
     # An event leaving a topic (reworded without it) and coming back keeps its slot; the
     # topic's later slots do not move.
@@ -96,7 +97,10 @@ async def test_reingest_is_idempotent(store: Store) -> None:
     assert not again.added and not again.changed and not again.deleted and not again.feeds
     events = await store.events(FeedKey("latest"), 1000)
     assert len(events) == 59
-    assert {e.updated for e in events} == {T0}
+    # The source records no time here: an event was updated when its Changes list says, else at the
+    # first ingest.
+    assert {e.updated for e in events} == {max((c.timestamp for c in e.page.changes if c.timestamp), default=T0) for e in events}
+    assert T0 in {e.updated for e in events} and T1 not in {e.updated for e in events}
 
 
 async def test_only_a_real_change_moves_updated_and_touches_its_feeds(store: Store) -> None:

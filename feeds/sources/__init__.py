@@ -6,6 +6,7 @@ that are gone, and problems met on the way (reported, never fatal to the other d
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -19,6 +20,9 @@ class Document:
     relpath: str  # `news/YYYY/MM/D/slug.md`, as the source lays it out
     data: bytes
     origin: str  # a file path or URL, for messages
+    # When the source says the document last changed (commit time, file mtime, HTTP Last-Modified):
+    # timezone-aware UTC, never later than when it was collected; None if the source records nothing.
+    modified: dt.datetime | None = None
 
 
 @dataclass
