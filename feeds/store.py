@@ -311,6 +311,10 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE unlisted (key TEXT PRIMARY KEY, day TEXT NOT NULL, relpath TEXT NOT NULL, reason TEXT NOT NULL);
     CREATE INDEX unlisted_day ON unlisted(day);
     CREATE INDEX events_newest ON events(live, date DESC, key DESC);
+    UPDATE event_topics SET slot = -1 - r.n FROM (
+        SELECT topic_id, event, row_number() OVER (PARTITION BY topic_id ORDER BY date, event) - 1 AS n FROM event_topics
+    ) AS r WHERE r.topic_id = event_topics.topic_id AND r.event = event_topics.event;
+    UPDATE event_topics SET slot = -1 - slot;
     """,
 }
 

@@ -378,3 +378,28 @@ async def test_a_bulk_load_commits_several_writes_at_once_and_what_is_left_at_it
     assert seen() == 20
     assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
     other.close()
+
+
+async def test_upgrading_to_schema_8_puts_topic_slots_in_date_and_key_order(tmp_path: object) -> None:
+    path = f"{tmp_path}/old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in _statements(MIGRATIONS[1]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version=1")
+    conn.execute("INSERT INTO topics (id, key, slug, name) VALUES (1, 'a', 'a', 'A')")
+    # Arrival order (seq) is c, a, b on one day, and d the day before, last of all.
+    arrivals = [("c", "2024-01-02", 1), ("a", "2024-01-02", 2), ("b", "2024-01-02", 3), ("d", "2024-01-01", 4)]
+    conn.executemany(
+        "INSERT INTO events (key, guid, date, current, relpath, source, hash, doc, published, updated, first_seen, seq) "
+        "VALUES (?, '', ?, ?, '', '', '', '{}', '2024-01-01T00:00:00+00:00', '2024-01-03T00:00:00+00:00', '', ?)",
+        [(key, day, key, seq) for key, day, seq in arrivals],
+    )
+    conn.executemany("INSERT INTO event_topics VALUES (1,?,'A',1,?,?)", [(key, day, seq) for key, day, seq in arrivals])
+    conn.close()
+    store = await Store.open(path)
+    try:
+        assert await store.topic_ranks("a", ["a", "b", "c", "d"]) == {"d": 0, "a": 1, "b": 2, "c": 3}
+        live, _ = await store.topic_slot_members("a", 0, 4)
+        assert [m.key for m in live] == ["c", "b", "a", "d"]  # newest first
+    finally:
+        await store.close()
