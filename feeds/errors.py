@@ -5,9 +5,13 @@ FeedsError
  +-- ConfigError    a setting is missing or malformed (carries the key)
  +-- SourceError    a source could not be listed or fetched (carries the source)
  +-- StoreError     the database could not be opened or written
+
+ParseWarning (not raised): a document was read, but part of it was left out.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class FeedsError(Exception):
@@ -21,6 +25,19 @@ class ParseError(FeedsError):
         self.field = field
         where = f"{origin}: {field}: " if field else f"{origin}: "
         super().__init__(where + reason)
+
+
+@dataclass(frozen=True)
+class ParseWarning:
+    """What a reader left out of a document it could read; plain strings, so it crosses process
+    boundaries with the parsed batch. Reads like a ParseError: `origin: field: reason`."""
+
+    origin: str
+    reason: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.field}: {self.reason}" if self.field else f"{self.origin}: {self.reason}"
 
 
 class ConfigError(FeedsError):

@@ -1,7 +1,9 @@
 """Refresh: changed documents -> store -> publish the feeds they touched.
 
 A malformed document is reported with its origin and skipped; the rest of the batch is stored. A
-source that fails is reported and the others go on; what was stored before stays served.
+document read with a part left out (an unknown section) is stored, and the warning reported with
+those problems. A source that fails is reported and the others go on; what was stored before stays
+served.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError, ParseError
 from feeds.model import Page, utcnow
-from feeds.pages import parse_document
+from feeds.pages import read_document
 from feeds.process import tune_gc
 from feeds.publish import publish_changes
 from feeds.sources import Collected, Document, Source, open_source
@@ -55,7 +57,7 @@ class Report:
 @dataclass
 class Parsed:
     """One batch of documents, parsed: pages to store, day listings (origin, the page paths they
-    list), and what did not parse."""
+    list), what did not parse and what was left out of what did (`problems`, as text)."""
 
     pages: list[Incoming] = field(default_factory=list)
     listings: list[IncomingListing] = field(default_factory=list)
@@ -69,11 +71,13 @@ def parse_documents(documents: Iterable[Document], source: str) -> Parsed:
     out = Parsed()
     for doc in documents:
         try:
-            parsed = parse_document(doc.relpath, doc.data, doc.origin)
+            reading = read_document(doc.relpath, doc.data, doc.origin)
         except ParseError as exc:
             out.problems.append(str(exc))
             out.failed.append(doc.relpath)
             continue
+        out.problems += map(str, reading.warnings)
+        parsed = reading.document
         if isinstance(parsed, Page):
             incoming = Incoming(parsed, doc.relpath, source, doc.modified)
             incoming.prepare()

@@ -3,6 +3,8 @@
 Real pages vary (see the Offstream samples): an optional `Formats:` line, unpadded dates, optional
 `#####` heading, `### Source:` or `### Sources:`, leading spaces in titles, HTML character
 references, numbering that repeats its last number, wiki leftovers with brackets inside titles.
+Section names, markers and prefixes are read in every language of feeds/pages/labels.py. A
+section no language names is left out of the page with a warning, never read as summary text.
 """
 
 from __future__ import annotations
@@ -10,24 +12,36 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from collections.abc import Iterable
 
-from feeds.errors import ParseError
+from feeds.errors import ParseError, ParseWarning
 from feeds.ids import page_path
 from feeds.model import UTC, Change, ChangeKind, DayEntry, DayListing, Page, Related, SourceLink
+from feeds.pages.labels import COVER_IMAGE_NAMES, SECTIONS, labels, section_key
 from feeds.render.markup import xml_safe
+
+
+def _any(words: Iterable[str]) -> str:
+    """A regex alternation of `words`, longest first."""
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
 
 _DATE_LINE = re.compile(r"^(?P<level>#{2,3})\s*\[\s*(?P<date>\d{4}-\d{1,2}-\d{1,2})\s*\]\([^)]*\)\s*$")
 _HEADING = re.compile(r"^#####\s*(?P<text>.*?)\s*$")
 _HEADLINE = re.compile(r"^#\s(?P<text>.*)$")
-_SECTION = re.compile(r"^###\s+(?P<name>[A-Za-z ]+):\s*$")
+# `### <name>:` in any language (a date line or a listed page starts with `[`).
+_SECTION = re.compile(r"^###\s+(?P<name>[^\s\[].*?)\s*[:：]\s*$")
 # The title is greedy so brackets inside it (wiki leftovers) stay in the title.
 _ITEM = re.compile(r"^\d+\.\s*\[(?P<title>.*)\]\((?P<url>\S*?)\)\s*(?:_(?P<tail>.*)_)?\s*$")
+# A link after an item's own, split off from the end of the line: the Chinese archive writes a
+# source's image there (`1. [新华网](...) [IMG](...)`).
+_TRAILING_LINK = re.compile(r"^(?P<rest>.*\))\s+\[(?P<title>[^\[\]]*)\]\((?P<url>\S*)\)\s*$")
 _LISTED = re.compile(r"^###\s*\[(?P<title>.*)\]\((?P<url>[^)\s]*)\)\s*$")
-_PREVIOUS = re.compile(r"^##\s*\[Previous Day[^\]]*\]\((?P<url>[^)\s]*)\)\s*$")
-_CHANGE_TAIL = re.compile(r"^(?:(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\s*)?\((?P<kind>First version|Update|Current version)\)$")
-_CONTEXT = re.compile(r"^_?Context:\s*(?P<names>.*?)_?\s*$")
+PREVIOUS_DAY = re.compile(r"^##\s*\[(?:" + _any(labels("previous day")) + r")[^\]]*\]\((?P<url>[^)\s]*)\)\s*$")
 
-_KINDS: dict[str, ChangeKind] = {"First version": "first", "Update": "update", "Current version": "current"}
+_KINDS: dict[str, ChangeKind] = {label: kind for kind in ("first", "update", "current") for label in labels(kind)}
+_CHANGE_TAIL = re.compile(r"^(?:(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\s*)?\((?P<kind>" + _any(_KINDS) + r")\)$")
+_CONTEXT = re.compile(r"^_?(?:" + _any(labels("context")) + r")\s*[:：]\s*(?P<names>.*?)_?\s*$")
 
 
 def text(value: str) -> str:
@@ -73,17 +87,28 @@ def split_contexts(names: str, known: tuple[str, ...] = ()) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _sections(lines: list[str]) -> dict[str, list[str]]:
+def _sections(lines: list[str], origin: str) -> tuple[dict[str, list[str]], list[ParseWarning]]:
+    """The summary's lines (key "") and each known section's lines by role, a role's sections
+    joined in order (`### Source:` and `### Sources:` alike). An unknown section's lines are left
+    out, with a warning naming it."""
     sections: dict[str, list[str]] = {"": []}
-    current = ""
+    warnings: list[ParseWarning] = []
+    current: list[str] | None = sections[""]
     for line in lines:
-        match = _SECTION.match(line)
-        if match:
-            current = match["name"].strip().casefold()
-            sections[current] = []
-        else:
-            sections[current].append(line)
-    return sections
+        if match := _SECTION.match(line):
+            role = SECTIONS.get(section_key(match["name"]))
+            if role is None:
+                warnings.append(_unknown_section(line, origin))
+                current = None
+            else:
+                current = sections.setdefault(role, [])
+        elif current is not None:
+            current.append(line)
+    return sections, warnings
+
+
+def _unknown_section(line: str, origin: str) -> ParseWarning:
+    return ParseWarning(origin, f"unknown section {line.strip()!r}: its lines are left out", "sections")
 
 
 def _items(lines: list[str], origin: str, field: str) -> list[tuple[str, str, str]]:
@@ -98,7 +123,24 @@ def _items(lines: list[str], origin: str, field: str) -> list[tuple[str, str, st
     return items
 
 
+def _links(lines: list[str], origin: str, field: str) -> list[tuple[str, str]]:
+    """Every link of a list whose items may carry more than one (title, url), in line order."""
+    links: list[tuple[str, str]] = []
+    for line in lines:
+        line, more = line.strip(), []
+        while match := _TRAILING_LINK.match(line):
+            more.append((match["title"], match["url"]))
+            line = match["rest"]
+        links += [(title, url) for title, url, _ in _items([line], origin, field)] + more[::-1]
+    return links
+
+
 def parse_event_markdown(source: str, path: str, origin: str) -> Page:
+    return read_event_markdown(source, path, origin)[0]
+
+
+def read_event_markdown(source: str, path: str, origin: str) -> tuple[Page, tuple[ParseWarning, ...]]:
+    """The page, and what was left out of it."""
     lines = source.replace("\r\n", "\n").split("\n")
     date_at = next((i for i, line in enumerate(lines) if _DATE_LINE.match(line.strip())), None)
     if date_at is None:
@@ -119,17 +161,16 @@ def parse_event_markdown(source: str, path: str, origin: str) -> Page:
             raise ParseError(origin, f"unexpected line before the headline: {line.strip()[:80]!r}", "headline")
     if not headline:
         raise ParseError(origin, "no headline (# ...)", "headline")
-    sections = _sections(body[rest_at:])
+    sections, warnings = _sections(body[rest_at:], origin)
     # Decoded before whitespace is collapsed: the archive writes spaces as `&#x20;` / `&#x00A0;`.
     summary = "\n\n".join(t for p in "\n".join(sections[""]).split("\n\n") if (t := text(p)))
     sources: list[SourceLink] = []
     image: str | None = None
-    for name in ("sources", "source"):
-        for title, link, _ in _items(sections.get(name, []), origin, name):
-            if text(title).casefold() == "cover image":
-                image = _absolute(unescape_url(link))
-            else:
-                sources.append(SourceLink(text(title), unescape_url(link)))
+    for title, link in _links(sections.get("sources", []), origin, "sources"):
+        if text(title).casefold() in COVER_IMAGE_NAMES:
+            image = _absolute(unescape_url(link))
+        else:
+            sources.append(SourceLink(text(title), unescape_url(link)))
     known = (heading,) if heading else ()
     related = []
     for title, url, tail in _items(sections.get("related", []), origin, "related"):
@@ -142,7 +183,7 @@ def parse_event_markdown(source: str, path: str, origin: str) -> Page:
             raise ParseError(origin, f"not a change marker: {tail!r}", "changes")
         ts = dt.datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) if m["ts"] else None
         changes.append(Change(text(title), url, _KINDS[m["kind"]], ts))
-    return Page(
+    page = Page(
         path=path,
         date=date,
         headline=headline,
@@ -153,6 +194,7 @@ def parse_event_markdown(source: str, path: str, origin: str) -> Page:
         related=tuple(related),
         changes=tuple(changes),
     )
+    return page, tuple(warnings)
 
 
 def _absolute(url: str) -> str:
@@ -161,12 +203,19 @@ def _absolute(url: str) -> str:
 
 
 def parse_day_markdown(source: str, path: str, origin: str) -> DayListing:
+    return read_day_markdown(source, path, origin)[0]
+
+
+def read_day_markdown(source: str, path: str, origin: str) -> tuple[DayListing, tuple[ParseWarning, ...]]:
+    """The listing, and what was left out of it: a listing has no sections, so any `### <name>:`
+    line is reported, and the lines after it are left out until the next listed page."""
     lines = source.replace("\r\n", "\n").split("\n")
     date: dt.date | None = None
     entries: list[DayEntry] = []
     previous: str | None = None
     heading: str | None = None
     pending: dict[str, str] | None = None
+    warnings: list[ParseWarning] = []
 
     def flush() -> None:
         nonlocal pending
@@ -186,7 +235,7 @@ def parse_day_markdown(source: str, path: str, origin: str) -> DayListing:
         line = raw.strip()
         if (m := _DATE_LINE.match(line)) and date is None:
             date = parse_date(m["date"], origin)
-        elif m := _PREVIOUS.match(line):
+        elif m := PREVIOUS_DAY.match(line):
             flush()
             previous = page_path(m["url"]) or m["url"]
         elif m := _HEADING.match(line):
@@ -199,6 +248,9 @@ def parse_day_markdown(source: str, path: str, origin: str) -> DayListing:
                 raise ParseError(origin, f"listed page is not a /news/ path: {m['url']!r}", "entries")
             pending = {"headline": text(m["title"]), "path": target, "heading": heading or "", "summary": "", "contexts": ""}
             heading = None
+        elif _SECTION.match(line):
+            flush()
+            warnings.append(_unknown_section(line, origin))
         elif pending is not None and line:
             if c := _CONTEXT.match(line):
                 pending["contexts"] = c["names"]
@@ -207,4 +259,4 @@ def parse_day_markdown(source: str, path: str, origin: str) -> DayListing:
     flush()
     if date is None:
         raise ParseError(origin, "no date line (## [YYYY-MM-DD](...))", "date")
-    return DayListing(path=path, date=date, entries=tuple(entries), previous=previous)
+    return DayListing(path=path, date=date, entries=tuple(entries), previous=previous), tuple(warnings)

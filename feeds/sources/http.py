@@ -32,6 +32,7 @@ from feeds.errors import ParseError, SourceError
 from feeds.ids import page_path
 from feeds.model import DayListing, Page, utcnow
 from feeds.pages import is_day_listing, parse_document
+from feeds.pages.markdown import PREVIOUS_DAY
 from feeds.sources import Collected, Document
 from feeds.store import Store
 
@@ -42,7 +43,6 @@ MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is not waited for
 _NEWS_PATH = re.compile(r"(?:^|/)(?P<stem>news/\d{4}/\d{1,2}/\d{1,2}/[^/?#]+?)(?:\.(?:md|json|xml|html))?$")
 # The links of a day index, as written (the parsed listing only keeps canonical paths).
 _LISTED_HREF = re.compile(r"^###\s*\[.*\]\((?P<url>[^)\s]*)\)\s*$")
-_PREVIOUS_HREF = re.compile(r"^##\s*\[Previous Day[^\]]*\]\((?P<url>[^)\s]*)\)\s*$")
 
 
 @dataclass(frozen=True)
@@ -300,7 +300,7 @@ class _Crawl:
         previous: str | None = None
         for line in body.decode("utf-8-sig", "replace").splitlines():
             line = line.strip()
-            if m := _PREVIOUS_HREF.match(line):
+            if m := PREVIOUS_DAY.match(line):
                 previous = m["url"]
             elif m := _LISTED_HREF.match(line):
                 target = page_path(m["url"])
