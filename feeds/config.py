@@ -18,6 +18,7 @@ from feeds.errors import ConfigError
 
 SOURCE_KINDS = ("directory", "http", "git")
 DEFAULT_CONFIG = Path("config/feeds.toml")
+DEFAULT_LANGUAGE = "en"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class SourceConfig:
     retries: int = 2  # http: retries of a failed request, with exponential backoff
     deletion_grace: int = 86_400  # http: seconds a page must stay 404/410 before its event is deleted
     branch: str = ""  # git: branch to follow (empty: the remote's default)
+    language: str = ""  # of its pages, a BCP 47 tag (empty: the top-level `language`, else "en")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,23 @@ class Settings:
     cache_bytes: int = 64 * 1024 * 1024  # per server process: rendered feeds kept in memory
     workers: int = 1  # server processes; exactly one of them runs the scheduler
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
+    # The feeds' language, a BCP 47 tag; empty: the language every source has, else "en".
+    language: str = ""
     origin: str = "<defaults>"
+
+    def source_language(self, name: str) -> str:
+        """The language of a source's pages: its own `language`, else the top-level one, else "en"."""
+        own = next((s.language for s in self.sources if s.name == name and s.language), "")
+        return own or self.language or DEFAULT_LANGUAGE
+
+    @property
+    def feed_language(self) -> str:
+        """The language every feed declares: the top-level `language`; unset, the language all
+        sources share, or "en" when they differ (entries then say their own, where Atom can)."""
+        if self.language:
+            return self.language
+        languages = {self.source_language(s.name) for s in self.sources}
+        return languages.pop() if len(languages) == 1 else DEFAULT_LANGUAGE
 
 
 _SETTINGS_TYPES: dict[str, type] = {
@@ -74,6 +92,7 @@ _SETTINGS_TYPES: dict[str, type] = {
     "tombstone_days": int,
     "cache_bytes": int,
     "workers": int,
+    "language": str,
 }
 _POSITIVE = {"port", "refresh_interval", "items_per_feed", "workers"}
 _SOURCE_TYPES: dict[str, type] = {
@@ -90,6 +109,7 @@ _SOURCE_TYPES: dict[str, type] = {
     "retries": int,
     "deletion_grace": int,
     "branch": str,
+    "language": str,
 }
 
 
@@ -108,6 +128,28 @@ def _cast(key: str, value: Any, kind: type, origin: str) -> Any:
     return value
 
 
+# BCP 47 as feeds use it: a language, then optionally a script, a region and variants
+# (`zh`, `zh-Hant`, `zh-Hant-TW`, `en-US`, `de-CH-1996`).
+_LANGUAGE_TAG = re.compile(
+    r"^(?P<language>[A-Za-z]{2,3})(?:-(?P<script>[A-Za-z]{4}))?(?:-(?P<region>[A-Za-z]{2}|[0-9]{3}))?"
+    r"(?P<variants>(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*)$"
+)
+
+
+def language_tag(key: str, value: str, origin: str) -> str:
+    """A BCP 47 language tag in its canonical case (`zh-hant-tw` -> `zh-Hant-TW`), so two
+    spellings of one language compare equal."""
+    match = _LANGUAGE_TAG.match(value)
+    if not match:
+        raise ConfigError(key, f"must be a BCP 47 language tag such as en, zh or zh-Hant-TW, got {value!r}", origin)
+    parts = [match["language"].lower()]
+    if match["script"]:
+        parts.append(match["script"].title())
+    if match["region"]:
+        parts.append(match["region"].upper())
+    return "-".join(parts) + match["variants"].lower()
+
+
 def _source(raw: Any, index: int, base: Path, origin: str) -> SourceConfig:
     where = f"sources[{index}]"
     if not isinstance(raw, Mapping):
@@ -117,6 +159,8 @@ def _source(raw: Any, index: int, base: Path, origin: str) -> SourceConfig:
         if key not in _SOURCE_TYPES:
             raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(_SOURCE_TYPES)})", origin)
         values[key] = _cast(f"{where}.{key}", value, _SOURCE_TYPES[key], origin)
+    if "language" in values:
+        values["language"] = language_tag(f"{where}.language", values["language"], origin)
     for required in ("name", "location"):
         if not values.get(required):
             raise ConfigError(f"{where}.{required}", "is required", origin)
@@ -171,6 +215,9 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     for key in _POSITIVE:
         if key in values and values[key] == 0:
             raise ConfigError(key, "must be positive", origin)
+    if "language" in values:
+        key, where = ("FEEDS_LANGUAGE", "environment") if "FEEDS_LANGUAGE" in env else ("language", origin)
+        values["language"] = language_tag(key, values["language"], where)
     if "database" in values and "FEEDS_DATABASE" not in env and raw.get("database"):
         values["database"] = str((base / values["database"]).resolve())
     sources_raw = raw.get("sources", [])

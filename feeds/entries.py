@@ -91,15 +91,16 @@ def link_for(settings: Settings, source: str, relpath: str) -> str | None:
 
 def context_digest(settings: Settings) -> str:
     """What shapes every entry besides its event: the base URL (topic links), the sources' link
-    templates and sites (web links, relative links), and the renderers' own code (RENDER_VERSION:
-    an entry stored by other code is made again)."""
-    return _context_digest(settings.base_url, settings.sources, RENDER_VERSION)
+    templates and sites (web links, relative links), the languages (an entry says its source's
+    where it is not the feeds'), and the renderers' own code (RENDER_VERSION: an entry stored by
+    other code is made again)."""
+    return _context_digest(settings.base_url, settings.sources, settings.language, RENDER_VERSION)
 
 
 @functools.lru_cache(maxsize=16)
-def _context_digest(base_url: str, sources: tuple[SourceConfig, ...], render_version: str) -> str:
-    places = sorted((c.name, c.kind, c.location, c.link) for c in sources)
-    return hashlib.sha256(repr((base_url, places, render_version)).encode("utf-8")).hexdigest()
+def _context_digest(base_url: str, sources: tuple[SourceConfig, ...], language: str, render_version: str) -> str:
+    places = sorted((c.name, c.kind, c.location, c.link, c.language) for c in sources)
+    return hashlib.sha256(repr((base_url, places, language, render_version)).encode("utf-8")).hexdigest()
 
 
 def entry_stamp(member: Member, targets: tuple[str | None, ...], context: str) -> str:
@@ -244,7 +245,9 @@ def entry_for(settings: Settings, event: Event, urls: dict[str, str]) -> Entry:
     """What the renderers write of an event: its web link, its content with links to other
     events resolved (`urls`: page path -> web link, for the pages it links to)."""
     site = next((c.location for c in settings.sources if c.kind == "http" and c.name == event.source), None)
-    return make_entry(event, link_for(settings, event.source, event.relpath), resolver(site, urls))
+    language = settings.source_language(event.source)
+    own = language if language != settings.feed_language else None
+    return make_entry(event, link_for(settings, event.source, event.relpath), resolver(site, urls), own)
 
 
 def stamp_of(settings: Settings, event: Event, urls: dict[str, str]) -> str:

@@ -174,6 +174,7 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         updated=max(changes) if changes else await store.created(),
         ttl_minutes=max(1, settings.refresh_interval // 60),
         author=settings.author,
+        language=settings.feed_language,
         links=links,
         archive=archive,
         deleted=tuple(deleted),

@@ -111,6 +111,8 @@ def render_atom(info: FeedInfo, entries: list[Entry]) -> bytes:
     root = etree.fromstring(xml)
     for element, entry in zip(root.iterfind(f"{{{ATOM_NS}}}entry"), entries, strict=True):
         _entry_links(element, entry)
+        if entry.language:  # feedgen has no per-entry language
+            element.set("{http://www.w3.org/XML/1998/namespace}lang", entry.language)
     head = [
         etree.Element(f"{{{ATOM_NS}}}link", href=info.url("atom", name), rel=rel, type="application/atom+xml")
         for rel, name in info.links.items()

@@ -32,6 +32,7 @@ class Entry:
     link: str | None
     content_html: str
     summary_text: str
+    language: str | None = None  # its source's, where that is not the feed's (Atom `xml:lang`)
 
 
 @dataclass(frozen=True)

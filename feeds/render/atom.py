@@ -25,7 +25,10 @@ MEDIA_TYPE = "application/atom+xml"
 
 def entry(item: Entry, base_url: str) -> bytes:
     event = item.event
-    out = ["  <entry>\n", element("id", event.guid, "    "), element("title", event.page.headline, "    ")]
+    # An entry from a source in another language than the feed's says its own (RFC 4287 allows
+    # xml:lang on any element; RSS and JSON Feed have only the feed's).
+    opening = f'  <entry xml:lang="{attribute(item.language)}">\n' if item.language else "  <entry>\n"
+    out = [opening, element("id", event.guid, "    "), element("title", event.page.headline, "    ")]
     out.append(element("updated", event.updated.isoformat(), "    "))
     if item.link:
         out.append(empty("link", "    ", href=item.link, rel="alternate", type="text/html"))

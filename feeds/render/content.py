@@ -83,11 +83,11 @@ def summary_html(markdown: str, resolve: LinkResolver) -> str:
     return str(_MD.renderer.render(tokens, _MD.options, {}))
 
 
-def make_entry(event: Event, link: str | None, resolve: LinkResolver) -> Entry:
+def make_entry(event: Event, link: str | None, resolve: LinkResolver, language: str | None = None) -> Entry:
     """An event's entry: its content HTML and its summary as text (the summary's markdown is
     parsed once for both)."""
     summary = sanitize(summary_html(event.page.summary, resolve)) if event.page.summary else ""
-    return Entry(event, link, event_html(event, resolve, summary), plain_summary(event, summary))
+    return Entry(event, link, event_html(event, resolve, summary), plain_summary(event, summary), language)
 
 
 _REL = ' rel="noopener nofollow"'  # what the sanitiser gives the summary's links
