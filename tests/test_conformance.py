@@ -6,7 +6,11 @@ Corpora (each built once per module, every rendition read back from the store):
   at its source (so Atom feeds carry RFC 6721 tombstones);
 - `edge`: the real archive samples (tests/data/offstream) plus made-up pages with what
   plain-text encodings trip over (`&`, `<`, `>`, quotes, non-ASCII), unusable image URLs
-  (javascript:, quotes and spaces), and an entry web link template.
+  (javascript:, quotes and spaces), and an entry web link template;
+- `zh`: real pages of the Chinese archive (tests/data/offstream-zh), a source whose `language` is
+  `zh`, 5 items per feed;
+- `mixed`: the example data and the Chinese pages together, each source with its language: the
+  feeds say `en`, the Chinese entries their own `xml:lang` in Atom.
 
 Atom: RFC 4287's own RELAX NG schema (tests/data/schemas/atom.rng) and its Schematron rules,
 RFC 3339 dates, unique ids, self links, RFC 5005 links to documents that exist, `fh:archive` in
@@ -58,6 +62,8 @@ from feeds.publish import describe, publish_all, publish_changes
 from feeds.render import feed_url
 from feeds.store import Incoming, Store
 from tests.conftest import DATA, EXAMPLE, OFFSTREAM, EVENT_PAGE, SAMPLE_RELPATH
+
+OFFSTREAM_ZH = DATA / "offstream-zh"
 from tests.feedgen_reference import render_atom, render_rss
 from tests.helpers import documents, read_pages
 
@@ -182,7 +188,7 @@ async def build(name: str, root: Path) -> Corpus:
         base_url=BASE_URL,
         database=str(root / "feeds.db"),
         refresh_interval=300,
-        items_per_feed={"example": 20, "paged": 5, "edge": 3}[name],
+        items_per_feed={"example": 20, "paged": 5, "edge": 3, "zh": 5, "mixed": 20}[name],
         sources=(
             SourceConfig(
                 name="example",
@@ -192,9 +198,18 @@ async def build(name: str, root: Path) -> Corpus:
             ),
         ),
     )
+    zh = SourceConfig(name="zh", kind="directory", location=str(OFFSTREAM_ZH), language="zh")
+    if name == "zh":
+        settings = replace(settings, sources=(zh,))
+    elif name == "mixed":
+        settings = replace(settings, sources=(replace(settings.sources[0], language="en"), zh))
     store = await Store.open(settings.database)
     try:
-        pages = edge_pages() if name == "edge" else read_pages(tree, source="example")
+        if name == "edge":
+            pages = edge_pages()
+        else:
+            pages = [] if name == "zh" else read_pages(tree, source="example")
+            pages += read_pages(OFFSTREAM_ZH, source="zh") if name in ("zh", "mixed") else []
         await store.apply(pages)
         await publish_all(store, settings)
         deleted: set[str] = set()
@@ -213,7 +228,7 @@ async def build(name: str, root: Path) -> Corpus:
         await store.close()
 
 
-@pytest.fixture(scope="module", params=["example", "paged", "edge"])
+@pytest.fixture(scope="module", params=["example", "paged", "edge", "zh", "mixed"])
 def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     name = request.param
     built = asyncio.run(build(name, tmp_path_factory.mktemp(f"corpus-{name}")))
@@ -406,6 +421,9 @@ def atom_problems(corpus: Corpus, feed: str, body: bytes) -> list[str]:
         where = f"{url} entry {guid}"
         if not URN_UUID.match(guid):
             p.append(f"{where}: id is not a canonical urn:uuid (W3C InvalidURN / NonCanonicalURI)")
+        entry_lang = entry.get(f"{{{XML_NS}}}lang")
+        if entry_lang is not None and (not LANGUAGE.match(entry_lang) or entry_lang == lang):
+            p.append(f"{where}: xml:lang {entry_lang!r} (W3C InvalidLanguage, or the feed's own)")
         entry_links = entry.findall(f"{A}link")
         alternates = [link for link in entry_links if link.get("rel", "alternate") == "alternate"]
         if entry.find(f"{A}content") is None and not alternates:
