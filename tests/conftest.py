@@ -19,6 +19,7 @@ EXAMPLE = REPO / "config" / "example"
 DATA = Path(__file__).resolve().parent / "data"
 # Real archive pages (CC BY-SA 3.0; tests/data/offstream/NOTICE.md names their source and commits).
 OFFSTREAM = DATA / "offstream"
+OFFSTREAM_ZH = DATA / "offstream-zh"  # the Chinese archive
 EVENT_PAGE = DATA / "event-page.md"
 SAMPLE_RELPATH = (
     "news/2017/09/28/the-islamic-state-of-iraq-and-the-levant-releases-footage-which-apparently-show-its-"

@@ -61,9 +61,7 @@ from feeds.pages import parse_document
 from feeds.publish import describe, publish_all, publish_changes
 from feeds.render import feed_url
 from feeds.store import Incoming, Store
-from tests.conftest import DATA, EXAMPLE, OFFSTREAM, EVENT_PAGE, SAMPLE_RELPATH
-
-OFFSTREAM_ZH = DATA / "offstream-zh"
+from tests.conftest import DATA, EXAMPLE, OFFSTREAM, OFFSTREAM_ZH, EVENT_PAGE, SAMPLE_RELPATH
 from tests.feedgen_reference import render_atom, render_rss
 from tests.helpers import documents, read_pages
 

@@ -5,6 +5,7 @@ that say their source's language."""
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import re
 import shutil
@@ -24,12 +25,12 @@ from feeds.ids import topic_key
 from feeds.model import DayListing, Page, Related, SourceLink
 from feeds.pages import parse_document, read_document
 from feeds.publish import publish_all
-from feeds.refresh import parse_documents
+from feeds.refresh import open_sources, parse_documents, refresh_all
 from feeds.sources import Document
-from feeds.store import Store
+from feeds.store import Incoming, Store
 from tests.conftest import EVENT_PAGE, OFFSTREAM, SAMPLE_RELPATH
+from tests.conftest import OFFSTREAM_ZH as ZH
 from tests.helpers import documents, etags, read_pages
-from tests.test_conformance import OFFSTREAM_ZH as ZH
 
 DAY = "news/2019/12/9"  # a whole day at the archive's newest commit
 OLD_DAY = "news/2016/06/23"  # a whole day of an older rendering (`上下文`, contexts in listings)
@@ -197,17 +198,46 @@ def test_warnings_reach_the_ingest_problems_and_cross_process_boundaries() -> No
     assert pickle.loads(pickle.dumps(reading)) == reading
 
 
-def test_feeds_ingest_prints_the_warning_and_stores_the_page(tmp_path: Path) -> None:
+@pytest.fixture
+def tree_with_unknown_section(tmp_path: Path) -> tuple[Path, Path]:
+    """A real day of the Chinese archive in a folder; one of its pages with a section added."""
     tree = tmp_path / "tree"
     shutil.copytree(ZH / DAY, tree / DAY)
     page = tree / WADA
     page.write_bytes(with_section(page.read_bytes(), "### 信息来源:", "### 背景:\n\n文字\n\n"))
+    return tree, page
+
+
+def test_feeds_ingest_prints_the_warning_and_stores_the_page(
+    tmp_path: Path, tree_with_unknown_section: tuple[Path, Path]
+) -> None:
+    tree, page = tree_with_unknown_section
     config = tmp_path / "feeds.toml"
     config.write_text(f'database = "feeds.db"\n[[sources]]\nname = "zh"\nlocation = "{tree}"\nlanguage = "zh"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tree)])
     assert f"problem: {page}: sections: unknown section '### 背景:'" in result.output
     assert "15 new, 0 changed, 0 deleted events" in result.output
     assert result.exit_code == 1  # a problem was reported, as for any other
+
+
+async def test_a_refresh_logs_the_warning_and_stores_the_page(
+    tmp_path: Path, tree_with_unknown_section: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    tree, _ = tree_with_unknown_section
+    source = SourceConfig(name="zh", kind="directory", location=str(tree), language="zh")
+    settings = Settings(database=str(tmp_path / "feeds.db"), sources=(source,))
+    store = await Store.open(settings.database)
+    sources = open_sources(settings.sources)
+    try:
+        with caplog.at_level(logging.WARNING, logger="feeds.refresh"):
+            report = await refresh_all(store, settings, sources)
+    finally:
+        for opened in sources:
+            await opened.aclose()
+        await store.close()
+    assert report.result.summary().startswith("15 new")
+    logged = [r.getMessage() for r in caplog.records if "unknown section" in r.getMessage()]
+    assert len(logged) == 1 and WADA in logged[0] and "'### 背景:'" in logged[0], logged
 
 
 # --- topics -----------------------------------------------------------------------------------
@@ -291,15 +321,19 @@ def languages(fmt: str, body: bytes) -> tuple[str, list[str | None]]:
     return parsed.feed.language, [e.get(XML_LANG) for e in root.iterfind("{http://www.w3.org/2005/Atom}entry")]
 
 
-async def test_feeds_of_a_chinese_source_say_zh_in_every_format(tmp_path: Path) -> None:
-    settings = zh_settings(tmp_path)
+async def published(settings: Settings, pages: list[Incoming]) -> dict[tuple[str, str], bytes]:
+    """Every document of a new store holding `pages`, rendered with `settings`."""
     store = await Store.open(settings.database)
     try:
-        await store.apply(read_pages(ZH, source="zh"))
+        await store.apply(pages)
         await publish_all(store, settings)
-        docs = await documents(store)
+        return await documents(store)
     finally:
         await store.close()
+
+
+async def test_feeds_of_a_chinese_source_say_zh_in_every_format(tmp_path: Path) -> None:
+    docs = await published(zh_settings(tmp_path), read_pages(ZH, source="zh"))
     assert {fmt for _, fmt in docs} == {"rss", "atom", "json"} and len(docs) > 30
     for (feed, fmt), body in docs.items():
         language, own = languages(fmt, body)
@@ -310,13 +344,7 @@ async def test_a_feed_of_two_languages_says_the_top_level_one_and_atom_entries_t
     en = SourceConfig(name="example", kind="directory", location=str(tmp_path))
     settings = zh_settings(tmp_path, items_per_feed=100)
     settings = replace(settings, sources=(en, *settings.sources))
-    store = await Store.open(settings.database)
-    try:
-        await store.apply(read_pages(ZH, f"{DAY}/*.md", source="zh") + read_pages(OFFSTREAM, source="example"))
-        await publish_all(store, settings)
-        docs = await documents(store)
-    finally:
-        await store.close()
+    docs = await published(settings, read_pages(ZH, f"{DAY}/*.md", source="zh") + read_pages(OFFSTREAM, source="example"))
     language, own = languages("atom", docs[("latest", "atom")])
     assert language == "en" and own.count("zh") == 15 and own.count(None) == len(own) - 15
     assert languages("rss", docs[("latest", "rss")])[0] == languages("json", docs[("latest", "json")])[0] == "en"
