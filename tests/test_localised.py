@@ -183,7 +183,7 @@ def test_a_section_in_a_day_listing_is_reported_and_its_lines_left_out() -> None
     data = (ZH / relpath).read_bytes()
     changed = with_section(data, "##### 羽毛球世界联合会", "### 备注:\n一些说明。\n\n")
     reading = read_document(relpath, changed)
-    assert [str(w) for w in reading.warnings] == [f"{relpath}: sections: unknown section '### 备注:': its lines are left out"]
+    assert [str(w) for w in reading.warnings] == [f"{relpath}: sections: section '### 备注:' in a day listing, which has none: its lines are left out"]
     assert reading.document == parse_document(relpath, data)
 
 

@@ -98,17 +98,14 @@ def _sections(lines: list[str], origin: str) -> tuple[dict[str, list[str]], list
         if match := _SECTION.match(line):
             role = SECTIONS.get(section_key(match["name"]))
             if role is None:
-                warnings.append(_unknown_section(line, origin))
+                reason = f"unknown section {line.strip()!r}: its lines are left out"
+                warnings.append(ParseWarning(origin, reason, "sections"))
                 current = None
             else:
                 current = sections.setdefault(role, [])
         elif current is not None:
             current.append(line)
     return sections, warnings
-
-
-def _unknown_section(line: str, origin: str) -> ParseWarning:
-    return ParseWarning(origin, f"unknown section {line.strip()!r}: its lines are left out", "sections")
 
 
 def _items(lines: list[str], origin: str, field: str) -> list[tuple[str, str, str]]:
@@ -183,7 +180,7 @@ def read_event_markdown(source: str, path: str, origin: str) -> tuple[Page, tupl
             raise ParseError(origin, f"not a change marker: {tail!r}", "changes")
         ts = dt.datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) if m["ts"] else None
         changes.append(Change(text(title), url, _KINDS[m["kind"]], ts))
-    page = Page(
+    return Page(
         path=path,
         date=date,
         headline=headline,
@@ -193,8 +190,7 @@ def read_event_markdown(source: str, path: str, origin: str) -> tuple[Page, tupl
         image=image,
         related=tuple(related),
         changes=tuple(changes),
-    )
-    return page, tuple(warnings)
+    ), tuple(warnings)
 
 
 def _absolute(url: str) -> str:
@@ -250,7 +246,8 @@ def read_day_markdown(source: str, path: str, origin: str) -> tuple[DayListing, 
             heading = None
         elif _SECTION.match(line):
             flush()
-            warnings.append(_unknown_section(line, origin))
+            reason = f"section {line!r} in a day listing, which has none: its lines are left out"
+            warnings.append(ParseWarning(origin, reason, "sections"))
         elif pending is not None and line:
             if c := _CONTEXT.match(line):
                 pending["contexts"] = c["names"]
