@@ -18,7 +18,8 @@ def page_to_json(page: Page) -> str:
         "summary": page.summary,
         "sources": [[s.name, s.url] for s in page.sources],
         "image": page.image,
-        "related": [[r.headline, r.url, list(r.contexts)] for r in page.related],
+        # A fourth element marks contexts that are the parts of a comma-separated list.
+        "related": [[r.headline, r.url, list(r.contexts)] + ([1] if r.ambiguous else []) for r in page.related],
         "changes": [
             [c.headline, c.url, c.kind, c.timestamp.isoformat() if c.timestamp else None] for c in page.changes
         ],
@@ -36,7 +37,7 @@ def page_from_json(data: str) -> Page:
         summary=doc["summary"],
         sources=tuple(SourceLink(n, u) for n, u in doc["sources"]),
         image=doc["image"],
-        related=tuple(Related(h, u, tuple(c)) for h, u, c in doc["related"]),
+        related=tuple(Related(r[0], r[1], tuple(r[2]), len(r) > 3) for r in doc["related"]),
         changes=tuple(
             Change(h, u, k, dt.datetime.fromisoformat(ts) if ts else None) for h, u, k, ts in doc["changes"]
         ),

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import re
+import unicodedata
 import uuid
 
+import opencc
 from unidecode import unidecode
 
 # Fixed forever: changing it would change every guid ever published.
@@ -40,19 +43,77 @@ def event_guid(key: str) -> str:
     return f"urn:uuid:{uuid.uuid5(GUID_NAMESPACE, key)}"
 
 
+# Folding a name: what makes two spellings one topic. Case, width and other compatibility forms
+# (NFKC), the diacritics of Latin letters, punctuation and spacing don't count; nothing is
+# transliterated from one script to another (toneless pinyin made 期货 "futures" and 起火 "fire" one
+# topic). Chinese is folded to its simplified form (OpenCC, offline dictionaries shipped in the
+# wheel), so 蘇丹 and 苏丹 are one topic. FOLDING names this rule: a store keyed by another one is
+# keyed again when opened (feeds.rekey).
+FOLDING = f"nfkc-latin-t2s/opencc-{importlib.metadata.version('opencc')}"
+_T2S = opencc.OpenCC("t2s.json")
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
+
+
+def _latin(char: str) -> bool:
+    return unicodedata.name(char, "").startswith("LATIN ")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def topic_words(name: str) -> tuple[str, ...]:
+    """The words of a name: NFKC, casefolded, Latin letters in ASCII (`Erdoğan` -> `erdogan`,
+    `Łódź` -> `lodz`), other scripts as they are; everything but letters, marks and digits
+    separates words (a modifier letter such as `ʻ` is an apostrophe)."""
+    out: list[str] = []
+    before = " "  # what the previous character was: "l" Latin letter, "o" other word character, " " separator
+    for char in unicodedata.normalize("NFD", unicodedata.normalize("NFKC", name).casefold()):
+        kind = unicodedata.category(char)
+        if kind[0] == "M":
+            # A diacritic of a Latin letter goes; a mark of another script is part of its letter
+            # (が is か with a voiced sound mark).
+            if before == "o":
+                out.append(char)
+            continue
+        if char < "\x80":
+            before = "l" if char.isalnum() else " "
+            out.append(char if char.isalnum() else " ")
+        elif kind[0] == "L" and _latin(char):
+            before = "l"
+            out.append("".join(c if c.isalnum() else " " for c in unidecode(char).lower()))  # ø -> o, ß -> ss
+        elif kind[0] in "LN" and not (kind == "Lm" and unicodedata.name(char, "").startswith("MODIFIER LETTER")):
+            before = "o"
+            out.append(char)
+        else:
+            before = " "
+            out.append(" ")
+    return tuple(unicodedata.normalize("NFC", "".join(out)).split())
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def topic_key(name: str) -> str:
-    """What makes two topic names the same topic: case, diacritics and punctuation don't count."""
-    words = re.findall(r"[0-9a-z]+", unidecode(name).casefold())
-    return " ".join(words)
+    """What makes two topic names the same topic (see FOLDING); empty for a name with no words."""
+    key = " ".join(topic_words(name))
+    return _T2S.convert(key) if _HAN.search(key) else key
 
 
 def topic_slug(name: str) -> str:
-    """URL slug of a topic; never empty (names that transliterate to nothing get a hash)."""
-    key = topic_key(name)
-    if key:
-        return key.replace(" ", "-")[:80].strip("-")
+    """URL slug of a topic: its words joined by `-` (Latin names as ASCII, other scripts as they
+    are, linked percent-encoded); never empty (a name without words gets a hash)."""
+    slug = "-".join(topic_words(name))[:80].strip("-")
+    if slug:
+        return slug
     return "topic-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+
+
+_SLUG_CHAR = re.compile(r"[^\W_]|-")
+
+
+def is_slug(value: str) -> bool:
+    """Whether `value` can be a topic slug (a cheap check of a requested URL, before any lookup)."""
+    if not value or len(value) > 80 or value[0] == "-" or value[-1] == "-" or "--" in value:
+        return False
+    if unicodedata.normalize("NFKC", value).casefold() != value:  # slugs are folded: `ISIL` is not one
+        return False
+    return all(_SLUG_CHAR.match(c) or unicodedata.category(c)[0] == "M" for c in value)
 
 
 def content_hash(data: bytes) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,11 +39,51 @@ class SourceLink:
 
 @dataclass(frozen=True)
 class Related:
-    """A related event as the page lists it: its headline, its page path and its contexts."""
+    """A related event as the page lists it: its headline, its page path and its contexts.
+
+    `ambiguous`: `contexts` are the parts of a comma-separated list (markdown's `_Context: A, B_`),
+    where a name may itself hold a comma ("Austin, Texas"); `resolve_contexts` joins them. JSON
+    and XML give each name whole."""
 
     headline: str
     url: str
     contexts: tuple[str, ...] = ()
+    ambiguous: bool = False
+
+
+# A part that is only a year (or a season, `2017–18`) completes the name before it: Wikipedia's
+# older titles read "Icelandic presidential election, 2016".
+_YEAR = re.compile(r"^[12][0-9]{3}(?:[–-][0-9]{2}(?:[0-9]{2})?)?$")
+LONGEST_RUN = 6  # parts in the longest name looked for (the archive's have at most 3)
+
+Run = tuple[str, ...]
+
+
+def resolve_contexts(parts: Sequence[str], known: Callable[[Run], bool]) -> tuple[str, ...]:
+    """The names of one comma-separated context list: from each part on, the longest run of parts
+    that `known` says is a name stays whole (joined by ", "); a part that is only a year joins
+    the name before it; any other part is a name of its own. Pure: the same parts and the same
+    known names give the same names whatever order they were learnt in."""
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        for j in range(min(len(parts), i + LONGEST_RUN), i + 1, -1):
+            if known(tuple(parts[i:j])):
+                out.append(", ".join(parts[i:j]))
+                i = j
+                break
+        else:
+            if out and _YEAR.match(parts[i]):
+                out[-1] += ", " + parts[i]
+            else:
+                out.append(parts[i])
+            i += 1
+    return tuple(out)
+
+
+def comma_parts(name: str) -> Run:
+    """The parts of a name that holds commas (`Austin, Texas` -> (`Austin`, `Texas`))."""
+    return tuple(p for p in (part.strip() for part in name.split(",")) if p)
 
 
 @dataclass(frozen=True)
@@ -74,9 +116,24 @@ class Page:
 
     @property
     def topics(self) -> tuple[str, ...]:
-        """The heading, then every context of the related list; first spelling wins."""
+        """The topics as the page alone tells them (its heading and the whole names it gives
+        are the names it knows); the store knows every page's (feeds.topicsdb)."""
+        own = {tuple(p.casefold() for p in comma_parts(n)) for n in self.named if "," in n}
+        return self.topic_names(lambda run: tuple(p.casefold() for p in run) in own)
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """Names the page gives whole: its heading and its unambiguous contexts."""
+        names = [self.heading] if self.heading else []
+        return tuple(names + [c for r in self.related if not r.ambiguous for c in r.contexts])
+
+    def topic_names(self, known: Callable[[Run], bool]) -> tuple[str, ...]:
+        """The heading, then every context name of the related list (`known` joins the parts of
+        ambiguous lists, see resolve_contexts); first spelling wins."""
         seen: dict[str, str] = {}
-        names = ([self.heading] if self.heading else []) + [c for r in self.related for c in r.contexts]
+        names = [self.heading] if self.heading else []
+        for r in self.related:
+            names += resolve_contexts(r.contexts, known) if r.ambiguous else r.contexts
         for name in names:
             seen.setdefault(name.casefold(), name)
         return tuple(seen.values())

@@ -16,7 +16,18 @@ from collections.abc import Iterable
 
 from feeds.errors import ParseError, ParseWarning
 from feeds.ids import page_path
-from feeds.model import UTC, Change, ChangeKind, DayEntry, DayListing, Page, Related, SourceLink
+from feeds.model import (
+    UTC,
+    Change,
+    ChangeKind,
+    DayEntry,
+    DayListing,
+    Page,
+    Related,
+    SourceLink,
+    comma_parts,
+    resolve_contexts,
+)
 from feeds.pages.labels import COVER_IMAGE_NAMES, SECTIONS, labels, section_key
 from feeds.render.markup import xml_safe
 
@@ -67,24 +78,18 @@ def parse_date(value: str, origin: str, field: str = "date") -> dt.date:
         raise ParseError(origin, f"not a date: {value!r}", field) from exc
 
 
+def context_parts(names: str) -> tuple[str, ...]:
+    """The parts of `A, B, C` as written. The archive does not quote names that hold a comma
+    ("Austin, Texas"), so which parts form one name is decided where every known name is at hand
+    (the store: feeds.topicsdb, with feeds.model.resolve_contexts)."""
+    return tuple(p for p in (text(part) for part in names.split(",")) if p)
+
+
 def split_contexts(names: str, known: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Split `A, B, C`, keeping together known names that contain a comma ("Boycott, Divestment
-    and Sanctions"), which the archive does not quote."""
-    parts = [text(p) for p in names.split(",")]
-    parts = [p for p in parts if p]
-    out: list[str] = []
-    i = 0
-    while i < len(parts):
-        for name in known:
-            n = name.count(",") + 1
-            if n > 1 and ", ".join(parts[i : i + n]).casefold() == name.casefold():
-                out.append(", ".join(parts[i : i + n]))
-                i += n
-                break
-        else:
-            out.append(parts[i])
-            i += 1
-    return tuple(out)
+    """Split `A, B, C` by what this page alone knows: runs of parts that form one of `known`
+    ("Boycott, Divestment and Sanctions") stay whole, a bare year joins the part before it."""
+    whole = {tuple(p.casefold() for p in comma_parts(name)) for name in known if "," in name}
+    return resolve_contexts(context_parts(names), lambda run: tuple(p.casefold() for p in run) in whole)
 
 
 def _sections(lines: list[str], origin: str) -> tuple[dict[str, list[str]], list[ParseWarning]]:
@@ -168,11 +173,11 @@ def read_event_markdown(source: str, path: str, origin: str) -> tuple[Page, tupl
             image = _absolute(unescape_url(link))
         else:
             sources.append(SourceLink(text(title), unescape_url(link)))
-    known = (heading,) if heading else ()
     related = []
     for title, url, tail in _items(sections.get("related", []), origin, "related"):
         contexts = _CONTEXT.match(tail.strip())
-        related.append(Related(text(title), url, split_contexts(contexts["names"], known) if contexts else ()))
+        parts = context_parts(contexts["names"]) if contexts else ()
+        related.append(Related(text(title), url, parts, ambiguous=len(parts) > 1))
     changes = []
     for title, url, tail in _items(sections.get("changes", []), origin, "changes"):
         m = _CHANGE_TAIL.match(tail.strip())
