@@ -366,13 +366,16 @@ async def publish_changes(
     renamed: Iterable[str] = (),
 ) -> int:
     """Render what a batch of changes touched (`names`: feeds, `events`: changed events,
-    `renamed`: topics shown by a new name), then the /topics index."""
-    changed = set(events)
-    keys = await affected(store, settings, names, changed, renamed)
+    `renamed`: topics shown by a new name), and what the store left to publish when it was
+    opened (Store.pending), then the /topics index."""
+    pending = await store.pending()
+    changed = set(events) | pending.changed
+    keys = await affected(store, settings, set(names) | pending.feeds, changed, set(renamed) | pending.renamed)
     first = sorted(changed) if len(changed) <= AHEAD else []
     total = await publish_keys_in_processes(store, settings, keys, processes, progress, first)
     if any(k.kind == "topic" for k in keys) or not await store.rendition_etags(TOPICS_DOC):
         total += await publish_topics(store, settings)
+    await store.clear_pending(pending)
     if total:
         await store.checkpoint()  # now, while nobody waits for the next write
     return total

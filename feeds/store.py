@@ -31,9 +31,14 @@ from isal import igzip
 from feeds.chains import DayPage, Version, chain_root, current_version, linked_paths, listing_evidence, with_predecessors
 from feeds.codec import page_from_json, page_to_json
 from feeds.errors import StoreError
-from feeds.ids import content_hash, event_guid, topic_key, topic_slug
+from feeds.ids import FOLDING, content_hash, event_guid, topic_key
 from feeds.model import DayListing, Event, FeedKey, Member, Page, Rendition, Tombstone, Topic, day_start, utcnow
+from feeds.model import comma_parts
 from feeds.process import trim_heap
+from feeds.topicsdb import MIGRATION as TOPICS_MIGRATION
+from feeds.topicsdb import TopicMemo, folding_of, forget, rekey, run_key, set_topics
+from feeds.topicsdb import feeds_of as _feeds_of
+from feeds.topicsdb import refresh_topics as _refresh_topics
 
 T = TypeVar("T")
 log = logging.getLogger("feeds.store")
@@ -279,7 +284,9 @@ MIGRATIONS: dict[int, str] = {
     CREATE UNIQUE INDEX renditions_feed ON renditions(feed, fmt);
     CREATE INDEX renditions_version ON renditions(version);
     """,
-    7: "",  # reserved: topic keys without transliteration
+    # Topics keyed without transliteration, and context lists resolved against every known name
+    # (feeds.topicsdb). The store is keyed again right after (its folding differs: see _migrate).
+    7: TOPICS_MIGRATION,
     # The archive's own evidence beside Changes chains (docs/architecture.md): day listings (which
     # pages are current, and the heading of old renderings), each page's source time, first source
     # and cover image (earlier renderings of a listed page), and the events no listing explains.
@@ -448,7 +455,7 @@ class Store:
         self._opened = 0
         self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._write_lock = asyncio.Lock()
-        self._topics: TopicMemo = {}
+        self._topics = TopicMemo()
         # resolve_links answers, valid while the `links` counter (bumped by every batch that
         # changes pages) stays the same: a bulk publish resolves each related page once.
         self._links: dict[str, tuple[str, str] | None] = {}
@@ -621,6 +628,10 @@ class Store:
                     for statement in _statements(MIGRATIONS[number]):
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={number}")
+                if folding_of(conn) != FOLDING:
+                    # Topic keys made by another folding (schema 6's transliteration, another
+                    # OpenCC): topics are keyed, split and resolved again; their feeds publish next.
+                    rekey(conn, utcnow())
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -896,6 +907,22 @@ class Store:
         )
         return [_topic_row(r) for r in rows]
 
+    async def pending(self) -> BatchResult:
+        """What a change made when the store was opened (keying its topics again) left to publish:
+        feeds, changed events, topics to render whole. Publishing takes it, then `clear_pending`."""
+        rows = await self._read("SELECT kind, value FROM pending")
+        out = BatchResult()
+        for kind, value in rows:
+            {"feed": out.feeds, "event": out.changed, "renamed": out.renamed}[kind].add(value)
+        return out
+
+    async def clear_pending(self, done: BatchResult) -> None:
+        """Forget what was published of `pending` (a later change may have added more)."""
+        rows = [("feed", f) for f in done.feeds] + [("event", e) for e in done.changed]
+        rows += [("renamed", s) for s in done.renamed]
+        if rows:
+            await self._write(lambda conn: conn.executemany("DELETE FROM pending WHERE kind = ? AND value = ?", rows))
+
     async def dates(self) -> list[str]:
         rows = await self._read("SELECT DISTINCT date FROM events WHERE live = 1 ORDER BY date")
         return [d for (d,) in rows]
@@ -1113,19 +1140,24 @@ class Store:
         if not rows:
             return []
         topic_rows = await self._read_keys(
-            "SELECT et.event, t.slug, t.name FROM event_topics et JOIN topics t ON t.id = et.topic_id "
+            "SELECT et.event, t.slug, t.name, et.spelling FROM event_topics et JOIN topics t ON t.id = et.topic_id "
             "WHERE et.live = 1 AND et.event IN ({keys}) ORDER BY t.slug",
             [r[0] for r in rows],
         )
         topics: dict[str, list[Topic]] = {}
-        for event_key, slug, name in topic_rows:
+        whole: dict[str, set[str]] = {}  # the names with a comma each event is in
+        for event_key, slug, name, spelling in topic_rows:
             topics.setdefault(event_key, []).append(Topic(slug, name))
+            if "," in spelling:
+                whole.setdefault(event_key, set()).add(run_key(comma_parts(spelling)))
         events = []
         for key, guid, doc, published, updated, relpath, source, deleted_at, seq, digest, rev in rows:
             page = page_from_json(doc)
-            # Topics in the page's own order: heading first, then contexts.
+            # Topics in the page's own order: heading first, then contexts, its lists resolved as
+            # they were when it joined its topics (by the names with a comma it is in).
+            names = page.topic_names(_among(whole.get(key, set())))
             by_key = {topic_key(t.name): t for t in topics.get(key, [])}
-            ordered = [by_key.pop(topic_key(n)) for n in page.topics if topic_key(n) in by_key]
+            ordered = [by_key.pop(topic_key(n)) for n in names if topic_key(n) in by_key]
             events.append(
                 Event(
                     key=key,
@@ -1143,6 +1175,10 @@ class Store:
                 )
             )
         return events
+
+
+def _among(keys: set[str]) -> Callable[[tuple[str, ...]], bool]:
+    return lambda run: run_key(run) in keys
 
 
 EVENT_COLUMNS = "e.key, e.guid, e.doc, e.published, e.updated, e.relpath, e.source, e.deleted_at, e.seq, e.hash, e.rev"
@@ -1214,9 +1250,6 @@ def _component(conn: sqlite3.Connection, start: set[str]) -> tuple[set[str], set
         todo |= {p for (p,) in conn.execute("SELECT target FROM evidence WHERE page = ?", (path,))} - paths
         todo |= {p for (p,) in conn.execute("SELECT page FROM evidence WHERE target = ?", (path,))} - paths
     return paths, keys
-
-
-TopicMemo = dict[str, tuple[int, str]]  # topic key -> (id, slug); topics are never deleted
 
 
 def _apply(
@@ -1414,16 +1447,6 @@ def _read_keys_sync(conn: sqlite3.Connection, sql: str, keys: Sequence[str]) -> 
     return rows
 
 
-def _feeds_of(conn: sqlite3.Connection, key: str) -> set[str]:
-    row = conn.execute("SELECT date FROM events WHERE key = ?", (key,)).fetchone()
-    if row is None:
-        return set()
-    slugs = conn.execute(
-        "SELECT t.slug FROM event_topics et JOIN topics t ON t.id = et.topic_id WHERE et.event = ?", (key,)
-    ).fetchall()
-    return {"latest", f"dates/{row[0]}"} | {f"topics/{s}" for (s,) in slugs}
-
-
 def _retire_event(conn: sqlite3.Connection, key: str, now: dt.datetime, result: BatchResult, folded: bool = False) -> None:
     """The event leaves every feed. One folded into an earlier version's event that no document
     ever showed (it has no entry yet: its versions arrived in different batches of one load) is
@@ -1462,33 +1485,11 @@ def _forget_event(conn: sqlite3.Connection, key: str, result: BatchResult) -> No
         result.rescan.add(topic_id)
         result.reslotted.add(slug)
         result.feeds.add(f"topics/{slug}")
+    forget(conn, key, result)  # what its page made known
     conn.execute("DELETE FROM events WHERE key = ?", (key,))
     conn.execute("DELETE FROM unlisted WHERE key = ?", (key,))
     result.added.discard(key)
     result.changed.discard(key)
-
-
-def _take_slot(conn: sqlite3.Connection, topic_id: int, date: str, key: str) -> tuple[int, bool]:
-    """The slot of a new member: a topic's members are kept in (date, key) order, whatever order
-    they arrive in, so that any store of the same pages has the same pages of every topic. Most
-    arrive newest, at the end; an older one takes its place (found by bisection) and the later
-    members move up one slot. Returns the slot and whether members moved."""
-    last = conn.execute(
-        "SELECT slot, date, event FROM event_topics WHERE topic_id = ? ORDER BY slot DESC LIMIT 1", (topic_id,)
-    ).fetchone()
-    if last is None or (last[1], last[2]) < (date, key):
-        return (last[0] + 1 if last else 0), False
-    lo, hi = 0, int(last[0])
-    while lo < hi:
-        mid = (lo + hi) // 2
-        row = conn.execute("SELECT date, event FROM event_topics WHERE topic_id = ? AND slot = ?", (topic_id, mid)).fetchone()
-        if row is None or (row[0], row[1]) > (date, key):
-            hi = mid
-        else:
-            lo = mid + 1
-    conn.execute("UPDATE event_topics SET slot = -slot - 1 WHERE topic_id = ? AND slot >= ?", (topic_id, lo))
-    conn.execute("UPDATE event_topics SET slot = -slot WHERE topic_id = ? AND slot < 0", (topic_id,))
-    return lo, True
 
 
 def event_updated(page: Page, modified: dt.datetime | None, now: dt.datetime) -> dt.datetime:
@@ -1561,89 +1562,5 @@ def _upsert_event(
     elif key not in result.added:
         result.changed.add(key)
     result.deleted.discard(key)
-    old_topics: set[int] = set()
-    if old:
-        old_topics = {t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ? AND live = 1", (key,))}
-        # Rows of topics the event leaves stay (not live) so every later event keeps its slot in
-        # the topic's stable pages.
-        conn.execute("UPDATE event_topics SET live = 0, rev = ?, updated = ? WHERE event = ?", (rev, at, key))
-    new_topics = set()
-    feeds = {"latest", f"dates/{page.date.isoformat()}"}
-    day = page.date.isoformat()
-    for name in page.topics:
-        topic_id, slug = _topic_id(conn, name, memo)
-        if topic_id in new_topics:
-            continue
-        new_topics.add(topic_id)
-        feeds.add(f"topics/{slug}")
-        if old and conn.execute("SELECT 1 FROM event_topics WHERE event = ? AND topic_id = ?", (key, topic_id)).fetchone():
-            # One that comes back keeps its slot.
-            conn.execute(
-                "UPDATE event_topics SET live = 1, spelling = ?, date = ?, rev = ?, updated = ? WHERE event = ? AND topic_id = ?",
-                (name, day, rev, at, key, topic_id),
-            )
-            continue
-        slot, moved = _take_slot(conn, topic_id, day, key)
-        if moved:
-            result.reslotted.add(slug)
-        # The trigger counts the slot.
-        conn.execute("INSERT INTO event_topics VALUES (?,?,?,?,1,?,?,?,?)", (topic_id, slot, key, name, day, seq, rev, at))
-    # A topic was last updated when the newest change of its events was (the source's time): a
-    # later time raises it; a topic an event left, or whose event went back in time, is looked at again.
-    conn.executemany(
-        "UPDATE topics SET updated = ? WHERE id = ? AND (updated IS NULL OR updated < ?)",
-        [(at, t, at) for t in sorted(new_topics)],
-    )
-    result.rescan |= old_topics - new_topics
-    if old and at < old[4]:
-        result.rescan |= new_topics
-    result.topic_ids |= old_topics | new_topics
-    result.feeds |= before | feeds
-
-
-def _topic_id(conn: sqlite3.Connection, name: str, memo: TopicMemo) -> tuple[int, str]:
-    key = topic_key(name) or f"#{name}"
-    if key in memo:
-        return memo[key]
-    row = conn.execute("SELECT id, slug FROM topics WHERE key = ?", (key,)).fetchone()
-    if row:
-        memo[key] = (int(row[0]), row[1])
-        return memo[key]
-    slug = topic_slug(name)
-    if conn.execute("SELECT 1 FROM topics WHERE slug = ?", (slug,)).fetchone():
-        # Another topic (a long name cut to the same prefix) holds the slug: this one gets a
-        # suffix derived from its own key, so it never depends on which arrived first twice.
-        slug = f"{slug[:70]}-{content_hash(key.encode('utf-8'))[:8]}"
-    cur = conn.execute("INSERT INTO topics (key, slug, name) VALUES (?,?,?)", (key, slug, name))
-    memo[key] = (int(cur.lastrowid or 0), slug)
-    return memo[key]
-
-
-def _refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.datetime, result: BatchResult) -> None:
-    """A topic's live event count and its most frequent spelling (ties: alphabetical). A new
-    name is shown by the topic's own pages (their titles) and by every entry of its events: the
-    events' revisions move (an entry is made again wherever it is rendered next) and the topic's
-    pages are rendered again."""
-    for topic_id in sorted(result.rescan):
-        conn.execute(
-            "UPDATE topics SET updated = coalesce((SELECT max(updated) FROM event_topics WHERE topic_id = ? AND live = 1), "
-            "updated) WHERE id = ?",
-            (topic_id, topic_id),
-        )
-    for topic_id in topic_ids:
-        count = conn.execute("SELECT coalesce(sum(n), 0) FROM topic_spellings WHERE topic_id = ?", (topic_id,)).fetchone()[0]
-        spelling = conn.execute(
-            "SELECT spelling FROM topic_spellings WHERE topic_id = ? AND n > 0 ORDER BY n DESC, spelling LIMIT 1",
-            (topic_id,),
-        ).fetchone()
-        if spelling:
-            old_name, slug = conn.execute("SELECT name, slug FROM topics WHERE id = ?", (topic_id,)).fetchone()
-            conn.execute("UPDATE topics SET events = ?, name = ? WHERE id = ?", (count, spelling[0], topic_id))
-            if old_name != spelling[0]:
-                members = "SELECT event FROM event_topics WHERE topic_id = ?"
-                conn.execute(f"UPDATE events SET rev = rev + 1 WHERE key IN ({members})", (topic_id,))
-                conn.execute(f"UPDATE event_topics SET rev = rev + 1 WHERE event IN ({members})", (topic_id,))
-                result.renamed.add(slug)
-                result.feeds.add(f"topics/{slug}")
-        else:
-            conn.execute("UPDATE topics SET events = 0 WHERE id = ?", (topic_id,))
+    result.feeds |= before | {"latest", f"dates/{page.date.isoformat()}"}
+    set_topics(conn, key, page, (page.date.isoformat(), seq, rev, at), memo, result, old[4] if old else None)
