@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +21,10 @@ from starlette.routing import Route
 from feeds.cache import RenditionCache
 from feeds.conditional import choose_encoding, etag_header, http_date, is_not_modified
 from feeds.config import Settings
+from feeds.ids import is_slug
 from feeds.model import FORMATS, Rendition
 from feeds.render.topics import TOPICS_DOC
 from feeds.store import Store
-
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-
 
 class HTTPError(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -58,7 +55,9 @@ def feed_name(path: str) -> tuple[str, str]:
         return f"dates/{day.isoformat()}", fmt
     if kind == "topics":
         slug, paged, page = value.partition("/pages/")
-        if not _SLUG.match(slug):
+        # The path arrives percent-decoded (UTF-8): a slug in another script is asked for either
+        # way, `/feeds/topics/%E4%B8%96%E8%A1%9B.atom` or `/feeds/topics/世衛.atom`.
+        if not is_slug(slug):
             raise HTTPError(404, f"no topic {slug!r}")
         if paged and not (page.isdigit() and page[0] != "0"):
             raise HTTPError(400, f"malformed page number {page!r}: use 1, 2, ...")

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from feeds.ids import GUID_NAMESPACE
 from feeds.model import Event, Tombstone
@@ -64,7 +65,9 @@ class FeedInfo:
 
 
 def feed_url(base_url: str, name: str, fmt: str) -> str:
-    return f"{base_url.rstrip('/')}/feeds/{name}.{fmt}"
+    """A feed's URL. A topic slug in another script is percent-encoded as UTF-8 (RFC 3987's
+    mapping of an IRI to a URI): RSS and JSON Feed carry URIs, and every reader can request it."""
+    return f"{base_url.rstrip('/')}/feeds/{quote(name, safe='/')}.{fmt}"
 
 
 def _render_version() -> str:
