@@ -1,0 +1,318 @@
+"""Topics: one name is one topic in every script; context lists resolved by what the store knows,
+in any arrival order; stores keyed by transliteration split when opened (schema 7).
+
+Real pages (tests/data/topics/NOTICE.md): English ones from the Offstream archive, Chinese ones
+from its Chinese counterpart.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from unidecode import unidecode
+
+from feeds import store as store_module
+from feeds import topicsdb
+from feeds.app import create_app
+from feeds.config import Settings
+from feeds.ids import page_path, topic_key, topic_slug
+from feeds.model import Page, resolve_contexts
+from feeds.pages import parse_document
+from feeds.publish import publish_all, publish_changes
+from feeds.store import Incoming, Store
+from tests.conftest import DATA, EXAMPLE, OFFSTREAM, LiveServer
+from tests.helpers import read_pages
+
+TOPICS = DATA / "topics"
+EN, ZH, JSON = TOPICS / "en", TOPICS / "zh", TOPICS / "json"
+AUSTIN_MD = (
+    "news/2018/03/12/police-in-austin-texas-announce-that-three-package-bombs-in-recent-days-that-have-killed-two-"
+    "people-and-injured-one-more-appear-to-be-conne.md"
+)
+AUSTIN_JSON = (
+    "news/2018/03/19/in-austin-texas-a-fourth-bomb-detonates-injuring-two-men-the-austin-police-department-believes-"
+    "it-is-connected-to-the-other-parcel-bombi.json"
+)
+ICELAND = (
+    "news/2016/06/25/voters-in-iceland-head-to-the-polls-to-elect-a-new-president-with-a-historic-low-voter-turnout-"
+    "expected-independent-candidate-guadegni-th-ja.md"
+)
+ANTIGUA = (
+    "news/2018/03/21/voters-in-antigua-and-barbuda-go-to-the-polls-with-barbudan-residents-having-to-travel-to-antigua-"
+    "in-order-to-participate.md"
+)
+
+
+def transliterated_key(name: str) -> str:
+    """Schema 6's topic key: the name transliterated to ASCII (unidecode), words of [0-9a-z]."""
+    return " ".join(re.findall(r"[0-9a-z]+", unidecode(name).casefold()))
+
+
+def event_key(item: Incoming) -> str:
+    """The event a page is a version of: the path of the first version its Changes list names."""
+    first = [path for c in item.page.changes if c.kind == "first" and (path := page_path(c.url))]
+    return first[0] if first else item.page.path
+
+
+def page(root: Path, rel: str, source: str = "test") -> Incoming:
+    doc = parse_document(rel, (root / rel).read_bytes())
+    assert isinstance(doc, Page)
+    return Incoming(doc, rel, source)
+
+
+def zh_pages() -> list[Incoming]:
+    return [page(ZH, file.relative_to(ZH).as_posix(), "zh") for file in sorted(ZH.rglob("*.md"))]
+
+
+async def topic_table(store: Store) -> dict[str, tuple[str, frozenset[str]]]:
+    """slug -> (name, live member keys) of every topic with events."""
+    rows = await store._db.execute_fetchall(  # noqa: SLF001
+        "SELECT t.slug, t.name, et.event FROM topics t JOIN event_topics et ON et.topic_id = t.id AND et.live = 1"
+    )
+    out: dict[str, tuple[str, set[str]]] = {}
+    for slug, name, event in rows:
+        out.setdefault(slug, (name, set()))[1].add(event)
+    return {slug: (name, frozenset(events)) for slug, (name, events) in out.items()}
+
+
+async def consistent(store: Store) -> None:
+    """Spelling counts, topic sizes and slots agree with the membership rows."""
+    db = store._db  # noqa: SLF001
+    spellings = await db.execute_fetchall(
+        "SELECT topic_id, spelling, n FROM topic_spellings WHERE n != 0 ORDER BY topic_id, spelling"
+    )
+    live = await db.execute_fetchall(
+        "SELECT topic_id, spelling, count(*) FROM event_topics WHERE live = 1 "
+        "GROUP BY topic_id, spelling ORDER BY topic_id, spelling"
+    )
+    assert list(spellings) == list(live)
+    sizes = await db.execute_fetchall(
+        "SELECT t.id FROM topics t WHERE t.slots != (SELECT count(*) FROM event_topics et WHERE et.topic_id = t.id) "
+        "OR t.events != (SELECT count(*) FROM event_topics et WHERE et.topic_id = t.id AND et.live = 1)"
+    )
+    assert not list(sizes)
+    slots = await db.execute_fetchall(
+        "SELECT topic_id FROM event_topics GROUP BY topic_id HAVING max(slot) + 1 != count(*) OR min(slot) != 0"
+    )
+    assert not list(slots)
+
+
+# ----- folding -------------------------------------------------------------------------------------
+
+
+def test_names_of_other_scripts_are_never_transliterated_into_one_topic() -> None:
+    """The archive's own names: 期货 (futures) and 起火 (fire), 世衛 (WHO) and 示威 (protest) were one
+    topic each under a toneless-pinyin key; now each is its own. Simplified and traditional
+    spellings of one name stay one topic (OpenCC)."""
+    names = {n for p in zh_pages() for n in p.page.topics}
+    assert {"期货", "起火", "世衛", "示威", "苏丹", "蘇丹"} <= names
+    assert transliterated_key("期货") == transliterated_key("起火") and topic_key("期货") != topic_key("起火")
+    assert transliterated_key("世衛") == transliterated_key("示威") and topic_key("世衛") != topic_key("示威")
+    assert topic_key("苏丹") == topic_key("蘇丹") == "苏丹"
+    # Width, case, punctuation and spacing don't make another topic; another letter does.
+    assert topic_key("ＷＨＯ") == topic_key("who") != topic_key("WTO")
+    assert topic_key("Guinea-Bissau") == topic_key("Guinea Bissau") == topic_key("guinea bissau.")
+    assert topic_key("唐納·川普") == topic_key("唐纳 川普") != topic_key("唐纳川普")
+    assert topic_key("がっこう") != topic_key("かっこう")  # a voiced sound mark is part of its letter
+    assert topic_key("Москва") != topic_key("Moskva")
+    # Slugs of other scripts are the name itself (NFKC, lower case, punctuation dropped, `-`).
+    assert [topic_slug(n) for n in ("起火", "世衛", "唐納·川普", "ＡＣ米蘭")] == ["起火", "世衛", "唐納-川普", "ac米蘭"]
+
+
+def test_latin_names_keep_their_keys_and_slugs() -> None:
+    """Every topic name of the real pages in the repository, written in Latin letters: the key
+    and slug schema 6 gave it (diacritics folded to ASCII) are what it gets now."""
+    pages = read_pages(OFFSTREAM) + read_pages(EXAMPLE) + read_pages(EN)
+    names = {n for p in pages for n in p.page.topics} | {"Recep Tayyip Erdoğan", "Łódź", "Straße", "Côte d'Ivoire"}
+    assert len(names) > 140
+    for name in names:
+        assert topic_key(name) == transliterated_key(name), name
+        assert topic_slug(name) == transliterated_key(name).replace(" ", "-")[:80].strip("-"), name
+    assert topic_slug("Recep Tayyip Erdoğan") == "recep-tayyip-erdogan"
+
+
+# ----- context lists -------------------------------------------------------------------------------
+
+
+def test_a_bare_year_completes_the_name_before_it() -> None:
+    iceland = page(EN, ICELAND).page
+    assert iceland.related[0].contexts == ("Icelandic presidential election", "2016", "president")
+    assert iceland.topics == ("Icelandic presidential election, 2016", "president", "Iceland")
+    antigua = page(EN, ANTIGUA).page
+    assert antigua.heading == "Antiguan general election, 2018"
+    assert antigua.topics == ("Antiguan general election, 2018", "Antigua and Barbuda", "Antigua", "Barbuda")
+    # A year with nothing before it stays a name; a year-like part inside a name is no year.
+    nothing = lambda run: False  # noqa: E731
+    assert resolve_contexts(("2016", "Brexit"), nothing) == ("2016", "Brexit")
+    assert resolve_contexts(("Premier League", "2017–18", "Arsenal"), nothing) == ("Premier League, 2017–18", "Arsenal")
+    assert resolve_contexts(("Area 51", "Nevada"), nothing) == ("Area 51", "Nevada")
+
+
+async def test_a_name_learnt_later_joins_its_parts_in_events_stored_before(store: Store) -> None:
+    """`_Context: Austin, Texas_` is two topics while nothing says it is one name; a JSON page
+    naming "Austin, Texas" whole makes it one, for the events stored before it too, in the same
+    batch (their feeds re-render with it)."""
+    markdown, json_page = page(EN, AUSTIN_MD), page(JSON, AUSTIN_JSON)
+    md = event_key(markdown)
+    first = await store.apply([markdown])
+    assert {"topics/austin", "topics/texas"} <= first.feeds
+    alone = await topic_table(store)
+    assert alone["austin"][1] == alone["texas"][1] == {md}
+    second = await store.apply([json_page])
+    assert md in second.changed and json_page.page.path in second.added
+    assert {"topics/austin", "topics/texas", "topics/austin-texas"} <= second.feeds
+    topics = await topic_table(store)
+    assert topics["austin-texas"] == ("Austin, Texas", frozenset({md, json_page.page.path}))
+    assert not topics.get("austin") and not topics.get("texas")
+    await consistent(store)
+    # Reworded so that it no longer names it whole: the name is not known any more.
+    plain = replace(
+        json_page.page, related=tuple(replace(r, contexts=("Austin serial bombings",)) for r in json_page.page.related)
+    )
+    third = await store.apply([replace(json_page, page=plain)])
+    assert md in third.changed
+    topics = await topic_table(store)
+    assert topics["austin"][1] == topics["texas"][1] == {md} and not topics.get("austin-texas")
+    await consistent(store)
+
+
+@pytest.mark.parametrize("batches", [[["md"], ["json"]], [["json"], ["md"]], [["md", "json"]], [["json", "md"]]])
+async def test_topics_do_not_depend_on_arrival_order(tmp_path: Path, batches: list[list[str]]) -> None:
+    pages = {"md": page(EN, AUSTIN_MD), "json": page(JSON, AUSTIN_JSON)}
+    others = read_pages(EN)  # Antigua, Iceland and the Austin page in markdown: no name learnt
+    store = await Store.open(tmp_path / "order.db")
+    try:
+        await store.apply([p for p in others if p.page.path != pages["md"].page.path])
+        keys = {name: event_key(p) for name, p in pages.items()}
+        for batch in batches:
+            await store.apply([pages[name] for name in batch])
+        topics = await topic_table(store)
+        events = {e.key: [t.slug for t in e.topics] for e in (await store.events_of(sorted(keys.values()))).values()}
+        await consistent(store)
+    finally:
+        await store.close()
+    assert topics["austin-texas"][1] == set(keys.values())
+    assert "austin" not in topics and "texas" not in topics
+    assert topics["icelandic-presidential-election-2016"][0] == "Icelandic presidential election, 2016"
+    assert "2016" not in topics and "2018" not in topics
+    # Topics in the page's order: heading, then contexts.
+    assert events[keys["md"]] == ["austin-package-explosions", "austin-texas"]
+    assert events[keys["json"]] == ["austin-serial-bombings", "austin-texas"]
+
+
+# ----- other scripts over HTTP ----------------------------------------------------------------------
+
+
+async def test_topic_urls_of_other_scripts_answer_as_linked(store: Store, settings: Settings) -> None:
+    await store.apply(zh_pages() + read_pages(EN))
+    await publish_all(store, settings)
+    topics = await topic_table(store)
+    assert topics["苏丹"][1] == {p.page.path for p in zh_pages() if p.page.heading in ("苏丹", "蘇丹")}
+    assert {"起火", "期货", "世衛", "示威"} <= set(topics)
+    with LiveServer(create_app(settings, scheduler=False)) as server:
+        async with httpx.AsyncClient() as client:
+            index = (await client.get(f"{server.url}/topics")).json()
+            by_slug = {t["slug"]: t for t in index}
+            assert by_slug["起火"]["feeds"]["atom"] == f"{settings.base_url}/feeds/topics/%E8%B5%B7%E7%81%AB.atom"
+            for slug in ("起火", "世衛", "苏丹", "austin-texas" if "austin-texas" in topics else "austin"):
+                for fmt, url in by_slug[slug]["feeds"].items():
+                    assert url.isascii()
+                    response = await client.get(url.replace(settings.base_url, server.url))
+                    assert response.status_code == 200, url
+                    assert by_slug[slug]["name"] in response.text
+            # The same feed asked for as an IRI (the client encodes it) and with lower-case hex.
+            for path in ("/feeds/topics/世衛.rss", "/feeds/topics/" + quote("世衛").lower() + ".rss"):
+                assert (await client.get(server.url + path)).status_code == 200
+            # Every topic link an entry carries answers too.
+            rss = (await client.get(f"{server.url}/feeds/topics/%E8%B5%B7%E7%81%AB.rss")).text
+            domains = re.findall(r'<category domain="([^"]+)"', rss)
+            assert domains and all(d.isascii() for d in domains)
+            for domain in domains:
+                assert (await client.get(domain.replace(settings.base_url, server.url))).status_code == 200
+            assert (await client.get(f"{server.url}/feeds/topics/%E6%B2%A1%E6%9C%89.atom")).status_code == 404
+
+
+# ----- stores keyed by transliteration -------------------------------------------------------------
+
+
+async def test_schema_7_splits_topics_a_transliterating_key_had_merged(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store written with the transliterating key (the real ingest, with the old key and slug,
+    as the code before schema 7 wrote it) has 期货 and 起火 in one topic `qi-huo`, 世衛 and 示威 in
+    `shi-wei`. Opened by this program, each is split:
+    the spelling with the most live uses keeps the topic (id, slug), ties going to the smaller
+    key; the other gets a topic of its own at its next slot; moved events get a new revision and
+    their feeds publish next."""
+    path = tmp_path / "v6.db"
+    with monkeypatch.context() as old:
+        old.setattr(topicsdb, "topic_key", transliterated_key)
+        old.setattr(topicsdb, "topic_slug", lambda n: transliterated_key(n).replace(" ", "-")[:80] or "topic-x")
+        old.setattr(topicsdb, "FOLDING", "schema 6")
+        old.setattr(store_module, "FOLDING", "schema 6")
+        v6 = await Store.open(path)
+        try:
+            await v6.apply(zh_pages() + read_pages(EN))
+            before = await topic_table(v6)
+        finally:
+            await v6.close()
+    conn = sqlite3.connect(path)
+    # What that code left: no tables of schema 7 (it reserved the number), no folding recorded.
+    conn.executescript(
+        "DROP TABLE known_names; DROP TABLE event_contexts; DROP TABLE context_pairs; DROP TABLE pending; "
+        "DELETE FROM meta WHERE key IN ('topic_folding', 'known_names');"
+    )
+    ids = dict(conn.execute("SELECT slug, id FROM topics").fetchall())
+    revs = dict(conn.execute("SELECT key, rev FROM events").fetchall())
+    conn.close()
+    assert before["qi-huo"][1] == {p.page.path for p in zh_pages() if {"期货", "起火"} & set(p.page.topics)}
+    assert len(before["qi-huo"][1]) == 2 and len(before["shi-wei"][1]) == 2
+    futures = next(p.page.path for p in zh_pages() if "期货" in p.page.topics)
+    fire = next(p.page.path for p in zh_pages() if p.page.heading == "起火")
+
+    store = await Store.open(path)
+    try:
+        after = await topic_table(store)
+        # One live use each: the smaller key (期货 < 起火, 世卫 < 示威) keeps row, id and slug.
+        assert after["qi-huo"] == ("期货", frozenset({futures}))
+        assert after["起火"] == ("起火", frozenset({fire}))
+        assert after["shi-wei"][0] == "世衛" and after["示威"][0] == "示威"
+        new_ids = dict(await store._db.execute_fetchall("SELECT slug, id FROM topics"))  # noqa: SLF001
+        assert new_ids["qi-huo"] == ids["qi-huo"] and new_ids["shi-wei"] == ids["shi-wei"]
+        # Latin topics and the events that did not move are as they were.
+        assert {s: v for s, v in after.items() if s.isascii() and s not in ("qi-huo", "shi-wei")} == {
+            s: v for s, v in before.items() if s not in ("qi-huo", "shi-wei")
+        }
+        moved = {fire, next(p.page.path for p in zh_pages() if "示威" in p.page.topics)}
+        new_revs = dict(await store._db.execute_fetchall("SELECT key, rev FROM events"))  # noqa: SLF001
+        assert {k for k in revs if new_revs[k] != revs[k]} == moved
+        # The moved event left its old topic's slot (not live) and took the new topic's first.
+        rows = await store._db.execute_fetchall(  # noqa: SLF001
+            "SELECT t.slug, et.slot, et.live FROM event_topics et JOIN topics t ON t.id = et.topic_id "
+            "WHERE et.event = ?",
+            (fire,),
+        )
+        assert sorted(rows) == [("qi-huo", 1, 0), ("起火", 0, 1)]
+        await consistent(store)
+        pending = await store.pending()
+        assert (
+            moved <= pending.changed
+            and {"topics/起火", "topics/qi-huo", "topics/示威", "topics/shi-wei"} <= pending.feeds
+        )
+        await publish_changes(store, settings, set(), set())
+        assert not (await store.pending()).feeds
+        assert {"atom", "rss", "json"} == set(await store.rendition_etags("topics/起火"))
+    finally:
+        await store.close()
+    # Opened again: nothing to do.
+    again = await Store.open(path)
+    try:
+        assert await topic_table(again) == after and not (await again.pending()).feeds
+    finally:
+        await again.close()
