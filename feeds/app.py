@@ -26,6 +26,7 @@ from feeds.model import FORMATS, Rendition
 from feeds.render.topics import TOPICS_DOC
 from feeds.store import Store
 
+
 class HTTPError(Exception):
     def __init__(self, status: int, message: str) -> None:
         self.status = status
