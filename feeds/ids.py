@@ -96,9 +96,10 @@ def topic_key(name: str) -> str:
 
 
 def topic_slug(name: str) -> str:
-    """URL slug of a topic: its words joined by `-` (Latin names as ASCII, other scripts as they
-    are, linked percent-encoded); never empty (a name without words gets a hash)."""
-    slug = "-".join(topic_words(name))[:80].strip("-")
+    """URL slug of a topic: its key's words joined by `-` (Latin names as ASCII, other scripts as
+    they are, Chinese simplified, linked percent-encoded), so every spelling of one topic gives
+    the same slug whichever arrives first; never empty (a name without words gets a hash)."""
+    slug = topic_key(name).replace(" ", "-")[:80].strip("-")
     if slug:
         return slug
     return "topic-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]

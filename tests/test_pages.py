@@ -85,6 +85,7 @@ def test_topic_slugs_fold_latin_keep_other_scripts_and_never_empty() -> None:
     assert topic_slug("Recep Tayyip Erdoğan") == "recep-tayyip-erdogan"
     assert topic_slug("Euro") == topic_slug("euro") == "euro"
     assert topic_slug("北京") == "北京"  # the name itself, not its pinyin (tests/test_topics.py)
+    assert topic_slug("臺灣") == topic_slug("台湾") == "台湾"  # Chinese in its simplified form
     assert topic_slug("🙂").startswith("topic-")
     assert topic_slug("🙂") == topic_slug("🙂")
 
