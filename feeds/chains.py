@@ -117,3 +117,11 @@ def with_predecessors(version: Version, earlier: Iterable[str]) -> Version:
     into it): it is then their successor, and not a first version itself."""
     extra = tuple(p for p in sorted(earlier) if p not in version.listed and p != version.path)
     return replace(version, listed=version.listed + extra) if extra else version
+
+
+def event_updated(page: Page, modified: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    """When an event last changed, as its source says: the newest timestamp of its Changes list,
+    else the time the source records for its current page; never later than now."""
+    stamps = [c.timestamp for c in page.changes if c.timestamp is not None]
+    when = max(stamps) if stamps else modified or now
+    return min(when, now)

@@ -117,7 +117,7 @@ class Page:
     @property
     def topics(self) -> tuple[str, ...]:
         """The topics as the page alone tells them (its heading and the whole names it gives
-        are the names it knows); the store knows every page's (feeds.topicsdb)."""
+        are the names it knows); the store knows every page's (feeds.store.topic_writes)."""
         own = {tuple(p.casefold() for p in comma_parts(n)) for n in self.named if "," in n}
         return self.topic_names(lambda run: tuple(p.casefold() for p in run) in own)
 

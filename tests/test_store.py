@@ -270,7 +270,7 @@ async def test_a_bulk_load_copies_its_log_beside_its_writes_and_keeps_it_bounded
     writes lets it start again from its beginning. Afterwards the writer checkpoints as usual."""
     import os
 
-    from feeds import store as S
+    from feeds.store import connection as S
     from feeds.model import Rendition
 
     monkeypatch.setattr(S, "BULK_WAL_BYTES", 40 * PAGE_SIZE)

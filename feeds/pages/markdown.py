@@ -81,7 +81,7 @@ def parse_date(value: str, origin: str, field: str = "date") -> dt.date:
 def context_parts(names: str) -> tuple[str, ...]:
     """The parts of `A, B, C` as written. The archive does not quote names that hold a comma
     ("Austin, Texas"), so which parts form one name is decided where every known name is at hand
-    (the store: feeds.topicsdb, with feeds.model.resolve_contexts)."""
+    (the store: feeds.store.topic_writes, with feeds.model.resolve_contexts)."""
     return tuple(p for p in (text(part) for part in names.split(",")) if p)
 
 

@@ -1,0 +1,136 @@
+"""Renditions (rendered documents, gzip and Brotli, validators, entry spans) and entries, as stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from isal import igzip
+
+from feeds.model import (
+    Rendition,
+    utcnow,
+)
+from feeds.store.batch import _bump
+from feeds.store.connection import StoreBase
+from feeds.store.records import from_iso, iso
+
+
+def _decoded(rows: list[Any]) -> list[Rendition]:
+    out = []
+    for feed, fmt, etag, last_modified, content_type, spans, gz, br in rows:
+        body = igzip.decompress(gz)
+        out.append(Rendition(feed, fmt, body, gz, br, etag, from_iso(last_modified), content_type, spans or b""))
+    return out
+
+
+class Renditions(StoreBase):
+    """Rendered documents and entries: written once per version, read by the app and by publishing."""
+
+    async def put_renditions(
+        self,
+        renditions: Sequence[Rendition],
+        entries: Sequence[tuple[str, str, dict[str, bytes]]] = (),
+        now: dt.datetime | None = None,
+        spans: Sequence[tuple[str, str, str, bytes]] = (),
+    ) -> None:
+        """Store new versions of documents, and the entries (event, stamp, format -> bytes) they
+        were joined from; readers see all of them or none. `spans` (feed, format, ETag, spans)
+        adds the spans of stored versions that have none (made by an older program)."""
+        stamp = iso(now or utcnow())
+
+        def put(conn: sqlite3.Connection) -> None:
+            if renditions:
+                version = _bump(conn, "renditions")
+                conn.executemany(
+                    "INSERT OR REPLACE INTO renditions "
+                    "(feed, fmt, etag, last_modified, content_type, rendered_at, version, spans, gz, br) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (r.feed, r.fmt, r.etag, iso(r.last_modified), r.content_type, stamp, version, r.spans, r.gzip, r.br)
+                        for r in renditions
+                    ],
+                )
+            conn.executemany(
+                "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?)",
+                [(event, s, f["atom"], f["rss"], f["json"]) for event, s, f in entries],
+            )
+            conn.executemany(
+                "UPDATE renditions SET spans = ? WHERE feed = ? AND fmt = ? AND etag = ?",
+                [(data, feed, fmt, etag) for feed, fmt, etag, data in spans],
+            )
+
+        if renditions or entries or spans:
+            await self._write(put)
+        if renditions:
+            self._renditions_written()
+
+    async def entries(self, events: Sequence[str]) -> dict[str, tuple[str, dict[str, bytes]]]:
+        """Stored entries of these events: event -> (stamp, format -> bytes)."""
+        rows = await self._read_keys("SELECT event, stamp, atom, rss, json FROM entries WHERE event IN ({keys})", events)
+        return {e: (s, {"atom": a, "rss": r, "json": j}) for e, s, a, r, j in rows}
+
+    async def put_rendition(self, rendition: Rendition, now: dt.datetime | None = None) -> None:
+        await self.put_renditions([rendition], now=now)
+
+    async def delete_renditions(self, feed: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            if conn.execute("DELETE FROM renditions WHERE feed = ?", (feed,)).rowcount:
+                _bump(conn, "renditions")
+                _bump(conn, "renditions_deleted")
+
+        await self._write(delete)
+        self._renditions_written()
+
+    async def rendition_versions(self) -> tuple[int, int]:
+        """(last write, last deletion) counters: what a cache of renditions checks to stay fresh."""
+        rows = await self._read(
+            "SELECT key, value FROM meta WHERE key IN ('renditions', 'renditions_deleted')"
+        )
+        values = {k: int(v) for k, v in rows}
+        return values.get("renditions", 0), values.get("renditions_deleted", 0)
+
+    async def renditions_since(self, version: int) -> list[tuple[str, str]]:
+        rows = await self._read("SELECT feed, fmt FROM renditions WHERE version > ?", (version,))
+        return [(f, fmt) for f, fmt in rows]
+
+    async def rendition(self, feed: str, fmt: str) -> Rendition | None:
+        rows = await self._read(
+            "SELECT feed, fmt, etag, last_modified, content_type, spans, gz, br FROM renditions WHERE feed = ? AND fmt = ?",
+            (feed, fmt),
+            _decoded,
+        )
+        return rows[0] if rows else None
+
+    async def spanned_bodies(self, feed: str) -> dict[str, tuple[bytes, bytes]]:
+        """fmt -> (plain bytes, spans) of a document's stored formats that have spans: what a
+        re-render takes unchanged entries from (the Brotli bytes are not read)."""
+
+        def decoded(rows: list[Any]) -> list[Any]:
+            return [(fmt, igzip.decompress(gz), spans) for fmt, spans, gz in rows]
+
+        rows = await self._read(
+            "SELECT fmt, spans, gz FROM renditions WHERE feed = ? AND spans IS NOT NULL", (feed,), decoded
+        )
+        return {fmt: (body, spans) for fmt, body, spans in rows}
+
+    async def renditions_of(self, feed: str) -> dict[str, Rendition]:
+        """Every stored format of one document."""
+        rows = await self._read(
+            "SELECT feed, fmt, etag, last_modified, content_type, spans, gz, br FROM renditions WHERE feed = ?",
+            (feed,),
+            _decoded,
+        )
+        return {r.fmt: r for r in rows}
+
+    async def rendition_etags(self, feed: str) -> dict[str, str]:
+        return {fmt: etag for fmt, (etag, _, _) in (await self.rendition_versions_of(feed)).items()}
+
+    async def rendition_versions_of(self, feed: str) -> dict[str, tuple[str, dt.datetime, bool]]:
+        """fmt -> (ETag, Last-Modified, whether its spans are stored) of a feed's renditions."""
+        rows = await self._read(
+            "SELECT fmt, etag, last_modified, spans IS NOT NULL FROM renditions WHERE feed = ?", (feed,)
+        )
+        return {fmt: (etag, from_iso(lm), bool(spanned)) for fmt, etag, lm, spanned in rows}

@@ -1,0 +1,278 @@
+"""The schema: ordered, recorded migrations (`PRAGMA user_version`), and the triggers that keep counts."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
+
+SCHEMA_VERSION = 8
+
+
+# Kept up to date by triggers: how often each spelling of a topic is used by live events (its
+# count and display name never need a scan of its events), and its number of slots.
+_SPELLING_TRIGGERS = """
+    CREATE TRIGGER event_topics_insert AFTER INSERT ON event_topics WHEN NEW.live = 1 BEGIN
+        INSERT INTO topic_spellings VALUES (NEW.topic_id, NEW.spelling, 1)
+            ON CONFLICT (topic_id, spelling) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER event_topics_update AFTER UPDATE OF live, spelling ON event_topics BEGIN
+        UPDATE topic_spellings SET n = n - 1
+            WHERE OLD.live = 1 AND topic_id = OLD.topic_id AND spelling = OLD.spelling;
+        INSERT INTO topic_spellings SELECT NEW.topic_id, NEW.spelling, 1 WHERE NEW.live = 1
+            ON CONFLICT (topic_id, spelling) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER event_topics_delete AFTER DELETE ON event_topics WHEN OLD.live = 1 BEGIN
+        UPDATE topic_spellings SET n = n - 1 WHERE topic_id = OLD.topic_id AND spelling = OLD.spelling;
+    END;
+"""
+
+
+_SLOT_TRIGGER = """
+    CREATE TRIGGER event_topics_slot AFTER INSERT ON event_topics BEGIN
+        UPDATE topics SET slots = slots + 1 WHERE id = NEW.topic_id;
+    END;
+"""
+
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE pages (
+        path TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        relpath TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        version TEXT NOT NULL,
+        chain TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        deleted_at TEXT
+    );
+    CREATE INDEX pages_chain ON pages(chain);
+    CREATE INDEX pages_source ON pages(source);
+    CREATE TABLE links (page TEXT NOT NULL, linked TEXT NOT NULL, PRIMARY KEY (page, linked)) WITHOUT ROWID;
+    CREATE INDEX links_linked ON links(linked);
+    CREATE TABLE aliases (path TEXT PRIMARY KEY, chain TEXT NOT NULL);
+    CREATE INDEX aliases_chain ON aliases(chain);
+    CREATE TABLE events (
+        key TEXT PRIMARY KEY,
+        guid TEXT NOT NULL,
+        date TEXT NOT NULL,
+        current TEXT NOT NULL,
+        relpath TEXT NOT NULL,
+        source TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        published TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        seq INTEGER NOT NULL UNIQUE,  -- arrival order, never reused: stable topic pages
+        live INTEGER NOT NULL DEFAULT 1,
+        deleted_at TEXT
+    );
+    CREATE INDEX events_order ON events(live, date DESC, seq DESC);
+    CREATE INDEX events_deleted ON events(deleted_at) WHERE deleted_at IS NOT NULL;
+    CREATE TABLE topics (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        slug TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        events INTEGER NOT NULL DEFAULT 0,
+        updated TEXT
+    );
+    CREATE TABLE event_topics (
+        topic_id INTEGER NOT NULL REFERENCES topics(id),
+        event TEXT NOT NULL REFERENCES events(key),
+        spelling TEXT NOT NULL,
+        live INTEGER NOT NULL,
+        date TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (topic_id, event)
+    ) WITHOUT ROWID;
+    CREATE INDEX event_topics_seq ON event_topics(topic_id, seq);
+    -- How often each spelling of a topic is used by live events, kept by triggers so that a
+    -- topic's count and display name never need a scan of its events.
+    CREATE TABLE topic_spellings (
+        topic_id INTEGER NOT NULL,
+        spelling TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (topic_id, spelling)
+    ) WITHOUT ROWID;
+""" + _SPELLING_TRIGGERS + """    CREATE INDEX event_topics_event ON event_topics(event);
+    CREATE TABLE renditions (
+        feed TEXT NOT NULL,
+        fmt TEXT NOT NULL,
+        body BLOB NOT NULL,
+        gz BLOB NOT NULL,
+        br BLOB NOT NULL,
+        etag TEXT NOT NULL,
+        last_modified TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        rendered_at TEXT NOT NULL,
+        version INTEGER NOT NULL,  -- the `renditions` counter in meta when written
+        PRIMARY KEY (feed, fmt)
+    ) WITHOUT ROWID;
+    CREATE INDEX renditions_version ON renditions(version);
+    CREATE TABLE cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE fetches (
+        url TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        body BLOB,
+        missing_since TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires TEXT NOT NULL);
+    INSERT INTO meta VALUES ('created', strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'));
+    """,
+    # A topic's slots numbered as they are taken, and counted: finding a page's events, an
+    # event's page and a topic's length are index lookups, not counts over a topic of 50,000
+    # events.
+    2: """
+    ALTER TABLE topics ADD COLUMN slots INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE event_topics ADD COLUMN slot INTEGER;
+    UPDATE event_topics SET slot = r.n FROM (
+        SELECT topic_id, event, row_number() OVER (PARTITION BY topic_id ORDER BY seq) - 1 AS n FROM event_topics
+    ) AS r WHERE r.topic_id = event_topics.topic_id AND r.event = event_topics.event;
+    UPDATE topics SET slots = (SELECT count(*) FROM event_topics et WHERE et.topic_id = topics.id);
+    DROP INDEX event_topics_seq;
+    CREATE UNIQUE INDEX event_topics_slot ON event_topics(topic_id, slot);
+""" + _SLOT_TRIGGER + """    """,
+    # A document's validators without its bytes: in the table they come after the bodies, and
+    # reading them walked every overflow page of ~100 KB of body, gzip and Brotli.
+    3: """
+    CREATE INDEX renditions_validators ON renditions(feed, etag, last_modified);
+    """,
+    # Every event's entry as last rendered, in each format, with the stamp of what it depends on
+    # (feeds.entries.entry_stamp): documents are joined from these without making entries again.
+    4: """
+    CREATE TABLE entries (
+        event TEXT PRIMARY KEY,
+        stamp TEXT NOT NULL,
+        atom BLOB NOT NULL,
+        rss BLOB NOT NULL,
+        json BLOB NOT NULL
+    );
+    """,
+    # What a directory source last read of each file (mtime, size), kept with the pages it read
+    # them into: a new process (a restarted server) stats the tree and reads only what changed,
+    # instead of every file once.
+    5: """
+    CREATE TABLE source_files (
+        source TEXT NOT NULL,
+        relpath TEXT NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (source, relpath)
+    ) WITHOUT ROWID;
+    """,
+    # Reading a document's members cheaply, and documents without their plain bytes:
+    # - an event's revision (`rev`) moves whenever anything its entry shows changes (its
+    #   content, its deletion, the name of one of its topics): documents check their members'
+    #   entries against it instead of decoding every member's page;
+    # - a topic's members are stored in slot order (the primary key), with each event's
+    #   revision and `updated`: a page of a topic is one contiguous range, not one random read
+    #   per member into the events table; one index (event, topic) serves lookups both ways;
+    # - renditions keep gzip and Brotli only (the plain bytes are decoded from gzip when read,
+    #   ~0.2 ms for 200 KB): the plain bytes were 8 of a 400,000-event store's 18 GB. Small
+    #   columns first, so validators and `spans` (where each entry lies in the document, what a
+    #   re-render splices) are read without walking the blobs' overflow pages. A rowid table
+    #   with an index on (feed, fmt): a table without rowid keeps whole rows (4 KB of each, at
+    #   16 KB pages) in its interior pages, ~4 to a page, and a lookup among 132,000 documents
+    #   read ~10 pages (5 ms on a cold page cache) where this reads 4 or 5.
+    6: """
+    ALTER TABLE events ADD COLUMN rev INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE event_topics_v6 (
+        topic_id INTEGER NOT NULL REFERENCES topics(id),
+        slot INTEGER NOT NULL,
+        event TEXT NOT NULL REFERENCES events(key),
+        spelling TEXT NOT NULL,
+        live INTEGER NOT NULL,
+        date TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        rev INTEGER NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (topic_id, slot)
+    ) WITHOUT ROWID;
+    INSERT INTO event_topics_v6
+        SELECT et.topic_id, et.slot, et.event, et.spelling, et.live, et.date, et.seq, coalesce(e.rev, 1),
+            coalesce(e.updated, et.date || 'T00:00:00+00:00')
+        FROM event_topics et LEFT JOIN events e ON e.key = et.event;
+    DROP TABLE event_topics;
+    ALTER TABLE event_topics_v6 RENAME TO event_topics;
+    CREATE UNIQUE INDEX event_topics_event ON event_topics(event, topic_id);
+""" + _SPELLING_TRIGGERS + _SLOT_TRIGGER + """    CREATE TABLE renditions_v6 (
+        id INTEGER PRIMARY KEY,
+        feed TEXT NOT NULL,
+        fmt TEXT NOT NULL,
+        etag TEXT NOT NULL,  -- of the plain bytes
+        last_modified TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        rendered_at TEXT NOT NULL,
+        version INTEGER NOT NULL,  -- the `renditions` counter in meta when written
+        spans BLOB,
+        gz BLOB NOT NULL,
+        br BLOB NOT NULL
+    );
+    INSERT INTO renditions_v6 (feed, fmt, etag, last_modified, content_type, rendered_at, version, spans, gz, br)
+        SELECT feed, fmt, etag, last_modified, content_type, rendered_at, version, NULL, gz, br FROM renditions;
+    DROP TABLE renditions;
+    ALTER TABLE renditions_v6 RENAME TO renditions;
+    CREATE UNIQUE INDEX renditions_feed ON renditions(feed, fmt);
+    CREATE INDEX renditions_version ON renditions(version);
+    """,
+    # Topics keyed without transliteration, and context lists resolved against every known name
+    # (feeds.store.topic_writes). The store is keyed again right after (its folding differs: see _migrate).
+    7: TOPICS_MIGRATION,
+    # The archive's own evidence beside Changes chains (docs/architecture.md): day listings (which
+    # pages are current, and the heading of old renderings), each page's source time, first source
+    # and cover image (earlier renderings of a listed page), and the events no listing explains.
+    8: """
+    ALTER TABLE pages ADD COLUMN modified TEXT;
+    ALTER TABLE pages ADD COLUMN day TEXT;
+    ALTER TABLE pages ADD COLUMN lead TEXT;
+    ALTER TABLE pages ADD COLUMN image TEXT;
+    UPDATE pages SET day = substr(path, 1, 17), lead = json_extract(doc, '$.sources[0][1]'),
+        image = json_extract(doc, '$.image');
+    CREATE INDEX pages_day ON pages(day, lead);
+    CREATE TABLE listings (
+        path TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        relpath TEXT NOT NULL,
+        day TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX listings_day ON listings(day);
+    CREATE TABLE listed (
+        page TEXT NOT NULL,
+        listing TEXT NOT NULL,
+        heading TEXT,
+        PRIMARY KEY (page, listing)
+    ) WITHOUT ROWID;
+    CREATE INDEX listed_listing ON listed(listing);
+    CREATE TABLE evidence (page TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;
+    CREATE INDEX evidence_target ON evidence(target);
+    CREATE TABLE unlisted (key TEXT PRIMARY KEY, day TEXT NOT NULL, relpath TEXT NOT NULL, reason TEXT NOT NULL);
+    CREATE INDEX unlisted_day ON unlisted(day);
+    CREATE INDEX events_newest ON events(live, date DESC, key DESC);
+    UPDATE event_topics SET slot = -1 - r.n FROM (
+        SELECT topic_id, event, row_number() OVER (PARTITION BY topic_id ORDER BY date, event) - 1 AS n FROM event_topics
+    ) AS r WHERE r.topic_id = event_topics.topic_id AND r.event = event_topics.event;
+    UPDATE event_topics SET slot = -1 - slot;
+    """,
+}
+
+
+def _statements(script: str) -> list[str]:
+    """A script cut into statements (triggers hold `;` inside BEGIN ... END)."""
+    out, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        out.append(buffer.strip())
+    return out

@@ -1,0 +1,100 @@
+"""Topics: the index, a topic's slots and their members, and what a re-keying left to publish."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from feeds.model import (
+    Member,
+    Tombstone,
+)
+from feeds.store.connection import StoreBase
+from feeds.store.records import BatchResult, TopicRow, from_iso
+
+
+def _topic_row(row: Any) -> TopicRow:
+    slug, name, events, updated, slots = row
+    return TopicRow(slug, name, int(events), from_iso(updated) if updated else None, int(slots))
+
+
+class TopicQueries(StoreBase):
+    """Topics: the index, one topic's slots and members, and what is left to publish."""
+
+    async def topic(self, slug: str) -> TopicRow | None:
+        rows = await self._read(
+            "SELECT slug, name, events, updated, slots FROM topics WHERE slug = ?", (slug,)
+        )
+        return _topic_row(rows[0]) if rows else None
+
+    async def topic_index(self) -> list[tuple[str, str, int, str | None]]:
+        """(slug, name, events, updated as stored) of every topic with events, most events first."""
+        rows = await self._read("SELECT slug, name, events, updated FROM topics WHERE events > 0 ORDER BY events DESC, slug")
+        return [tuple(r) for r in rows]
+
+    async def topics(self) -> list[TopicRow]:
+        rows = await self._read(
+            "SELECT slug, name, events, updated, slots FROM topics WHERE events > 0 ORDER BY events DESC, slug"
+        )
+        return [_topic_row(r) for r in rows]
+
+    async def pending(self) -> BatchResult:
+        """What a change made when the store was opened (keying its topics again) left to publish:
+        feeds, changed events, topics to render whole. Publishing takes it, then `clear_pending`."""
+        rows = await self._read("SELECT kind, value FROM pending")
+        out = BatchResult()
+        for kind, value in rows:
+            {"feed": out.feeds, "event": out.changed, "renamed": out.renamed}[kind].add(value)
+        return out
+
+    async def clear_pending(self, done: BatchResult) -> None:
+        """Forget what was published of `pending` (a later change may have added more)."""
+        rows = [("feed", f) for f in done.feeds] + [("event", e) for e in done.changed]
+        rows += [("renamed", s) for s in done.renamed]
+        if rows:
+            await self._write(lambda conn: conn.executemany("DELETE FROM pending WHERE kind = ? AND value = ?", rows))
+
+    async def topic_slots(self, slug: str) -> int:
+        """How many events ever joined the topic: the length of its stable page sequence."""
+        rows = await self._read("SELECT slots FROM topics WHERE slug = ?", (slug,))
+        return int(rows[0][0]) if rows else 0
+
+    async def topic_slot_members(self, slug: str, start: int, stop: int) -> tuple[list[Member], list[Tombstone]]:
+        """Events in slots [start, stop) of a topic (by arrival), newest first: the live ones,
+        and the deleted ones' tombstones. One range of the topic's rows (they are kept in slot
+        order, with what a member needs)."""
+        rows = await self._read(
+            "SELECT et.event, et.rev, et.updated, et.live FROM topics t JOIN event_topics et ON et.topic_id = t.id "
+            "WHERE t.slug = ? AND et.slot >= ? AND et.slot < ? ORDER BY et.slot DESC",
+            (slug, start, stop),
+        )
+        live = [Member(key, rev, from_iso(updated)) for key, rev, updated, member in rows if member]
+        # Not a member any more: deleted (a tombstone), or reworded out of the topic (nothing).
+        gone = [key for key, _, _, member in rows if not member]
+        found = await self._read_keys(
+            "SELECT key, guid, deleted_at FROM events WHERE live = 0 AND deleted_at IS NOT NULL AND key IN ({keys})", gone
+        )
+        deleted = {key: Tombstone(guid, from_iso(at)) for key, guid, at in found}
+        return live, [deleted[key] for key in gone if key in deleted]
+
+    async def newest_arrivals(self, block: int) -> tuple[dict[str, int], list[tuple[str, int, int, int]]]:
+        """When documents' newest events arrived, to publish a bulk load in arrival order: each
+        date's greatest `seq`, and for each topic and block of `block` consecutive slots (a
+        topic page's worth) the topic's slot count, the block's first slot and greatest `seq`."""
+        dates = await self._read("SELECT date, max(seq) FROM events GROUP BY date")
+        blocks = await self._read(
+            "SELECT t.slug, t.slots, et.slot / ? * ?, max(et.seq) FROM event_topics et "
+            "JOIN topics t ON t.id = et.topic_id GROUP BY et.topic_id, et.slot / ?",
+            (block, block, block),
+        )
+        return {d: n for d, n in dates}, [(slug, slots, first, seq) for slug, slots, first, seq in blocks]
+
+    async def topic_ranks(self, slug: str, keys: Iterable[str]) -> dict[str, int]:
+        """Slot index (0 = first to arrive) of each of `keys` that belongs to the topic."""
+        rows = await self._read_keys(
+            "SELECT et.event, et.slot FROM event_topics et JOIN topics t ON t.id = et.topic_id "
+            "WHERE t.slug = ? AND et.event IN ({keys})",
+            list(set(keys)),
+            (slug,),
+        )
+        return {k: int(r) for k, r in rows}
