@@ -366,8 +366,8 @@ async def publish_changes(
     renamed: Iterable[str] = (),
 ) -> int:
     """Render what a batch of changes touched (`names`: feeds, `events`: changed events,
-    `renamed`: topics shown by a new name), and what the store left to publish when it was
-    opened (Store.pending), then the /topics index."""
+    `renamed`: topics shown by a new name), and whatever stored changes are still unpublished
+    (Store.pending: a process killed before it published leaves them), then the /topics index."""
     pending = await store.pending()
     changed = set(events) | pending.changed
     keys = await affected(store, settings, set(names) | pending.feeds, changed, set(renamed) | pending.renamed)

@@ -280,7 +280,7 @@ async def test_schema_7_splits_topics_a_transliterating_key_had_merged(
     # What that code left: no tables of schema 7 (it reserved the number), no folding recorded.
     conn.executescript(
         "DROP TABLE known_names; DROP TABLE event_contexts; DROP TABLE context_pairs; DROP TABLE pending; "
-        "DELETE FROM meta WHERE key IN ('topic_folding', 'known_names');"
+        "DELETE FROM meta WHERE key IN ('topic_folding', 'known_names'); PRAGMA user_version = 8;"
     )
     ids = dict(conn.execute("SELECT slug, id FROM topics").fetchall())
     revs = dict(conn.execute("SELECT key, rev FROM events").fetchall())

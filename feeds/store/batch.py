@@ -138,6 +138,7 @@ def _apply(
     for day in sorted(days | {_day(p) for p in done}):
         _find_unlisted(conn, day, result)
     _refresh_topics(conn, sorted(result.topic_ids), now, result)
+    _remember_pending(conn, result)
     return result
 
 
@@ -301,3 +302,16 @@ def _upsert_event(
     result.deleted.discard(key)
     result.feeds |= before | {"latest", f"dates/{page.date.isoformat()}"}
     set_topics(conn, key, page, (page.date.isoformat(), seq, rev, at), memo, result, old[4] if old else None)
+
+
+def _remember_pending(conn: sqlite3.Connection, result: BatchResult) -> None:
+    """What the batch leaves to publish, durable with the change itself (publishing clears it)."""
+    rows = [("feed", f) for f in result.feeds] + [("event", e) for e in result.events]
+    rows += [("renamed", s) for s in result.renamed | result.reslotted]
+    if not rows:
+        return
+    mark = _bump(conn, "pending")
+    conn.executemany(
+        "INSERT INTO pending (kind, value, mark) VALUES (?,?,?) ON CONFLICT(kind, value) DO UPDATE SET mark = excluded.mark",
+        [(kind, value, mark) for kind, value in sorted(rows)],
+    )

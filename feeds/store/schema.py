@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -259,6 +259,21 @@ MIGRATIONS: dict[int, str] = {
         SELECT topic_id, event, row_number() OVER (PARTITION BY topic_id ORDER BY date, event) - 1 AS n FROM event_topics
     ) AS r WHERE r.topic_id = event_topics.topic_id AND r.event = event_topics.event;
     UPDATE event_topics SET slot = -1 - slot;
+    """,
+    # What still needs rendering, written in the transaction of the change that needs it: a process
+    # killed between storing and publishing leaves it for the next refresh or start to finish.
+    # `mark` is the batch that last asked, so publishing clears only what it read.
+    9: """
+    CREATE TABLE IF NOT EXISTS pending (kind TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, value)) WITHOUT ROWID;
+    CREATE TABLE pending_v9 (
+        kind TEXT NOT NULL,  -- feed | event | renamed
+        value TEXT NOT NULL,
+        mark INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (kind, value)
+    ) WITHOUT ROWID;
+    INSERT INTO pending_v9 (kind, value) SELECT kind, value FROM pending;
+    DROP TABLE pending;
+    ALTER TABLE pending_v9 RENAME TO pending;
     """,
 }
 

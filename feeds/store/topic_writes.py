@@ -28,13 +28,11 @@ from feeds.codec import page_from_json
 from feeds.ids import FOLDING, content_hash, topic_key, topic_slug
 from feeds.model import Page, Run, comma_parts
 
-# Schema 7's tables. `pending`: feeds, events and renamed topics that a change made outside a
-# batch (keying the store again when it is opened) left to publish; the next publish takes them.
+# Schema 7's tables (what publishing has left to do, `pending`, came with it and is schema 9's now).
 MIGRATION = """
     CREATE TABLE known_names (key TEXT PRIMARY KEY, events INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE event_contexts (seq INTEGER PRIMARY KEY, pairs TEXT NOT NULL, names TEXT NOT NULL);
     CREATE TABLE context_pairs (pair TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (pair, seq)) WITHOUT ROWID;
-    CREATE TABLE pending (kind TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, value)) WITHOUT ROWID;
 """
 _KNOWN_COUNTER = "known_names"  # in meta: moves whenever the set of known names changes
 log = logging.getLogger("feeds.store")
@@ -440,7 +438,7 @@ def rekey(conn: sqlite3.Connection, now: dt.datetime) -> None:
     resolve_again(conn, live, memo, touched)
     refresh_topics(conn, sorted(touched.topic_ids | {tid for tid, _ in moved}), now, touched)
     conn.executemany(
-        "INSERT OR IGNORE INTO pending VALUES (?, ?)",
+        "INSERT OR IGNORE INTO pending (kind, value) VALUES (?, ?)",
         [("feed", f) for f in sorted(touched.feeds)]
         + [("event", e) for e in sorted(touched.changed)]
         + [("renamed", s) for s in sorted(touched.renamed | touched.reslotted)],

@@ -39,20 +39,18 @@ class TopicQueries(StoreBase):
         return [_topic_row(r) for r in rows]
 
     async def pending(self) -> BatchResult:
-        """What a change made when the store was opened (keying its topics again) left to publish:
+        """What changes left to publish (every batch, and keying topics again when the store opened):
         feeds, changed events, topics to render whole. Publishing takes it, then `clear_pending`."""
-        rows = await self._read("SELECT kind, value FROM pending")
+        rows = await self._read("SELECT kind, value, mark FROM pending")
         out = BatchResult()
-        for kind, value in rows:
+        for kind, value, mark in rows:
             {"feed": out.feeds, "event": out.changed, "renamed": out.renamed}[kind].add(value)
+            out.mark = max(out.mark, mark)
         return out
 
     async def clear_pending(self, done: BatchResult) -> None:
-        """Forget what was published of `pending` (a later change may have added more)."""
-        rows = [("feed", f) for f in done.feeds] + [("event", e) for e in done.changed]
-        rows += [("renamed", s) for s in done.renamed]
-        if rows:
-            await self._write(lambda conn: conn.executemany("DELETE FROM pending WHERE kind = ? AND value = ?", rows))
+        """Forget what was published of `pending`: rows a later batch asked for again stay."""
+        await self._write(lambda conn: conn.execute("DELETE FROM pending WHERE mark <= ?", (done.mark,)))
 
     async def topic_slots(self, slug: str) -> int:
         """How many events ever joined the topic: the length of its stable page sequence."""
