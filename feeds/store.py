@@ -767,6 +767,17 @@ class Store:
     async def release_lease(self, name: str, holder: str) -> None:
         await self._write(lambda conn: conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)))
 
+    async def set_meta(self, values: dict[str, str]) -> None:
+        """Keep notes about the store as a whole (such as what its documents were rendered with)."""
+        await self._write(lambda conn: conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items())))
+
+    async def meta(self, key: str) -> str | None:
+        rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def has_renditions(self) -> bool:
+        return bool(await self._read("SELECT 1 FROM renditions LIMIT 1"))
+
     async def set_cursor(self, source: str, value: str) -> None:
         await self._write(
             lambda conn: conn.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (source, value))
