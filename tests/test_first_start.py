@@ -83,8 +83,8 @@ async def test_a_whole_store_is_rendered_latest_first_then_heads_and_dates_then_
 
     async def order() -> list[list[str]]:
         # The `renditions` counter when each document was written: one number per write batch.
-        rows = await store._db.execute_fetchall("SELECT feed, max(version) FROM renditions GROUP BY feed")  # noqa: SLF001
-        written = dict(rows)
+        rows = await store._db.execute_fetchall("SELECT feed, max(version) FROM renditions GROUP BY feed")
+        written: dict[str, int] = {feed: version for feed, version in rows}
         keys = [FeedKey.parse(n) for n in written if n != TOPICS_DOC]
         latest, heads, pages = tiers(keys)
         assert latest and heads and pages

@@ -201,8 +201,10 @@ def with_covers(before: list[str], after: list[str]) -> bytes:
     own = f"1. [Cover Image]({COVER})\n"
     text = EVENT_PAGE.read_text("utf-8")
     assert own in text
-    lines = "".join(f"1. [Cover Image]({url})\n" for url in before) + own + "".join(f"1. [Cover Image]({url})\n" for url in after)
-    return text.replace(own, lines).encode("utf-8")
+    def items(urls: list[str]) -> str:
+        return "".join(f"1. [Cover Image]({url})\n" for url in urls)
+
+    return text.replace(own, items(before) + own + items(after)).encode("utf-8")
 
 
 def test_a_protocol_relative_cover_image_is_taken_as_https() -> None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -158,7 +159,7 @@ async def _meta(database: Path, key: str) -> str | None:
 async def _names(database: Path) -> list[str]:
     store = await Store.open(database)
     try:
-        rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions WHERE feed != ?", (TOPICS_DOC,))  # noqa: SLF001
+        rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions WHERE feed != ?", (TOPICS_DOC,))
         return sorted(feed for (feed,) in rows)
     finally:
         await store.close()
@@ -186,14 +187,17 @@ def _other_value(value: object) -> object:
     return (*value, SourceConfig(name="more", kind="http", location="https://other.test", link="https://o.test/{path}"))
 
 
+def _changed(settings: Settings, name: str) -> Settings:
+    changes: dict[str, Any] = {name: _other_value(getattr(settings, name))}
+    return replace(settings, **changes)
+
+
 def test_the_digest_moves_with_document_settings_only(settings: Settings) -> None:
     digest = fingerprint.settings_digest(settings)
     for name in fingerprint.DOCUMENT_SETTINGS:
-        changed = replace(settings, **{name: _other_value(getattr(settings, name))})
-        assert fingerprint.settings_digest(changed) != digest, name
+        assert fingerprint.settings_digest(_changed(settings, name)) != digest, name
     for name in fingerprint.OTHER_SETTINGS:
-        changed = replace(settings, **{name: _other_value(getattr(settings, name))})
-        assert fingerprint.settings_digest(changed) == digest, name
+        assert fingerprint.settings_digest(_changed(settings, name)) == digest, name
     # How a source is crawled does not reach the bytes; where it is and how it links does.
     source = settings.sources[0]
     assert fingerprint.settings_digest(replace(settings, sources=(replace(source, depth=99, rate=1.0),))) == digest
@@ -244,14 +248,14 @@ async def test_a_smaller_page_size_cuts_new_topic_pages(store: Store, settings: 
 
 
 async def _stored_names(store: Store) -> list[str]:
-    rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions")  # noqa: SLF001
+    rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions")
     return [feed for (feed,) in rows]
 
 
 async def test_a_store_from_before_the_digest_is_rendered_again_once(store: Store, settings: Settings) -> None:
     await store.apply(read_pages(EXAMPLE, source="example"))
     await publish_all(store, settings)
-    await store._db.execute("DELETE FROM meta WHERE key = ?", (fingerprint.DIGEST_KEY,))  # noqa: SLF001
+    await store._db.execute("DELETE FROM meta WHERE key = ?", (fingerprint.DIGEST_KEY,))
     assert await fingerprint.needs_rerender(store, settings)
     before = await etags(store)
     result = await store.apply([])
