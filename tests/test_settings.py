@@ -201,7 +201,8 @@ def test_the_digest_moves_with_document_settings_only(settings: Settings) -> Non
     # How a source is crawled does not reach the bytes; where it is and how it links does.
     source = settings.sources[0]
     assert fingerprint.settings_digest(replace(settings, sources=(replace(source, depth=99, rate=1.0),))) == digest
-    assert fingerprint.settings_digest(replace(settings, sources=(replace(source, link="https://x.test/{path}"),))) != digest
+    for moved in (replace(source, link="https://x.test/{path}"), replace(source, language="zh")):
+        assert fingerprint.settings_digest(replace(settings, sources=(moved,))) != digest, moved
     # The RSS <ttl> is in whole minutes: 60 and 119 seconds make the same documents.
     assert fingerprint.settings_digest(replace(settings, refresh_interval=119)) == digest
 
