@@ -3,6 +3,8 @@
 `/feeds/latest.{rss,atom,json}`, `/feeds/dates/{YYYY-MM-DD}.{fmt}`, `/feeds/topics/{slug}.{fmt}`,
 `/feeds/topics/{slug}/pages/{n}.{fmt}`, `/topics`, `/healthz`. Every feed answer carries a strong per-encoding ETag, Last-Modified (the
 newest change of its content), Cache-Control and `Vary: Accept-Encoding`; validators answer 304.
+A document the store can show but has not rendered yet (a first start) answers 503 with
+Retry-After; one it cannot show answers 404.
 """
 
 from __future__ import annotations

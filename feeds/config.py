@@ -223,8 +223,8 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
         key, where = ("FEEDS_LANGUAGE", "environment") if "FEEDS_LANGUAGE" in env else ("language", origin)
         values["language"] = language_tag(key, values["language"], where)
     if values.get("base_url") and not re.match(r"^https?://[^/?#\s]+", values["base_url"]):
-        where = ("FEEDS_BASE_URL", "environment") if "FEEDS_BASE_URL" in env else ("base_url", origin)
-        raise ConfigError(where[0], f"must be an absolute http(s) URL, got {values['base_url']!r}", where[1])
+        key, where = ("FEEDS_BASE_URL", "environment") if "FEEDS_BASE_URL" in env else ("base_url", origin)
+        raise ConfigError(key, f"must be an absolute http(s) URL, got {values['base_url']!r}", where)
     if "database" in values and "FEEDS_DATABASE" not in env and raw.get("database"):
         values["database"] = str((base / values["database"]).resolve())
     sources_raw = raw.get("sources", [])
