@@ -25,6 +25,7 @@ from feeds import config, fingerprint
 from feeds.cli import cli
 from feeds.config import Settings, SourceConfig
 from feeds.errors import ConfigError
+from feeds.model import FeedKey
 from feeds.publish import publish_all, publish_changes
 from feeds.refresh import open_sources, refresh_all
 from feeds.render.topics import TOPICS_DOC
@@ -315,3 +316,21 @@ async def _bodies(database: Path) -> list[bytes]:
         return list((await documents(store)).values()) + [(await store.rendition(TOPICS_DOC, "json")).body]  # type: ignore[union-attr]
     finally:
         await store.close()
+
+
+async def test_a_change_published_with_new_settings_still_renders_the_feeds_it_emptied(
+    store: Store, settings: Settings
+) -> None:
+    await store.apply(read_pages(EXAMPLE, source="example"))
+    await publish_all(store, settings)
+    day = (await store.dates())[0]
+    assert await store.rendition_etags(f"dates/{day}")
+    emptied = await store.apply([], deleted=[e.key for e in await store.events(FeedKey("date", day), 1000)])
+    titled = replace(settings, title="World news")
+    await publish_changes(store, titled, emptied.feeds, emptied.events)
+    # No event of the day is left (it is no feed to render whole), but its document is the change:
+    # it now reports the deletions, under the new title.
+    atom = (await store.rendition(f"dates/{day}", "atom")).body  # type: ignore[union-attr]
+    assert b"World news" in atom and b"at:deleted-entry" in atom
+    assert b"World news" in (await store.rendition("latest", "atom")).body  # type: ignore[union-attr]
+    assert not await fingerprint.needs_rerender(store, titled)
