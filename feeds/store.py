@@ -769,7 +769,8 @@ class Store:
 
     async def set_meta(self, values: dict[str, str]) -> None:
         """Keep notes about the store as a whole (such as what its documents were rendered with)."""
-        await self._write(lambda conn: conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items())))
+        rows = list(values.items())
+        await self._write(lambda conn: conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows))
 
     async def meta(self, key: str) -> str | None:
         rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))

@@ -38,7 +38,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     database = tmp_path_factory.mktemp("readme") / "feeds.db"
     base = f"http://127.0.0.1:{port}"
-    with feeds_serve(REPO / "config" / "feeds.toml", "--port", str(port), env={"FEEDS_DATABASE": str(database)}) as process:
+    config = REPO / "config" / "feeds.toml"
+    with feeds_serve(config, "--port", str(port), env={"FEEDS_DATABASE": str(database)}) as process:
         # Older topic pages are rendered last.
         wait_for(process, f"{base}/feeds/topics/russian-invasion-of-ukraine/pages/1.atom")
         yield base
@@ -76,7 +77,9 @@ def test_the_readme_shell_examples_run_as_written(server: str, tmp_path: Path) -
     assert len(blocks) == 2
     # As typed at a prompt: the archive walk ends on a grep that finds nothing (no `set -e`).
     script = "\n".join(blocks).replace(EXAMPLE_BASE, server)
-    done = subprocess.run(["bash", "-c", script], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", "-c", script], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert not done.stderr, done.stderr
     out = done.stdout
     assert out.count("HTTP/1.1 304 Not Modified") == 2, out

@@ -304,7 +304,9 @@ def test_refresh_beside_a_server_keeps_its_address_and_ingest_follows_a_new_base
     bodies = asyncio.run(_bodies(tmp_path / "feeds.db"))
     assert all(b"https://x.example/" in b and b":9123" not in b for b in bodies)
     # `feeds publish --all`: everything again, nothing changed.
-    result = runner.invoke(cli, ["--config", str(path), "publish", "--all", "--no-progress"], env={"FEEDS_BASE_URL": "https://x.example"})
+    result = runner.invoke(
+        cli, ["--config", str(path), "publish", "--all", "--no-progress"], env={"FEEDS_BASE_URL": "https://x.example"}
+    )
     assert result.exit_code == 0 and result.output.strip() == "0 feed files re-rendered", result.output
     result = runner.invoke(cli, ["--config", str(path), "publish"])
     assert result.exit_code == 2 and "--all" in result.output
@@ -313,7 +315,9 @@ def test_refresh_beside_a_server_keeps_its_address_and_ingest_follows_a_new_base
 async def _bodies(database: Path) -> list[bytes]:
     store = await Store.open(database)
     try:
-        return list((await documents(store)).values()) + [(await store.rendition(TOPICS_DOC, "json")).body]  # type: ignore[union-attr]
+        topics = await store.rendition(TOPICS_DOC, "json")
+        assert topics is not None
+        return [*(await documents(store)).values(), topics.body]
     finally:
         await store.close()
 
