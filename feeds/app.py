@@ -3,6 +3,8 @@
 `/feeds/latest.{rss,atom,json}`, `/feeds/dates/{YYYY-MM-DD}.{fmt}`, `/feeds/topics/{slug}.{fmt}`,
 `/feeds/topics/{slug}/pages/{n}.{fmt}`, `/topics`, `/healthz`. Every feed answer carries a strong per-encoding ETag, Last-Modified (the
 newest change of its content), Cache-Control and `Vary: Accept-Encoding`; validators answer 304.
+A document the store can show but has not rendered yet (a first start) answers 503 with
+Retry-After; one it cannot show answers 404.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from feeds.cache import RenditionCache
 from feeds.conditional import choose_encoding, etag_header, http_date, is_not_modified
 from feeds.config import Settings
 from feeds.ids import is_slug
-from feeds.model import FORMATS, Rendition
+from feeds.model import FORMATS, FeedKey, Rendition
+from feeds.publish import Paging
 from feeds.render.topics import TOPICS_DOC
 from feeds.store import Store
 
@@ -33,8 +36,28 @@ class HTTPError(Exception):
         self.message = message
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers={"Cache-Control": "no-store"})
+def error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Cache-Control": "no-store"}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+RETRY_AFTER = 5  # seconds a reader is asked to wait for a document being rendered
+
+
+async def pending(store: Store, settings: Settings, name: str) -> bool:
+    """Whether the store holds what document `name` shows though it has no rendition yet (a
+    first start, or a page that has just filled): such a document is coming, it is no 404."""
+    key = FeedKey.parse(name)
+    if key.kind == "latest":
+        return await store.newest_date() is not None
+    if key.kind == "date":
+        return bool(await store.members(key, 1))
+    topic = await store.topic(key.value)
+    if topic is None or not topic.events:
+        return False
+    return key.page <= Paging(topic.slots, settings.items_per_feed).archive_pages
 
 
 def feed_name(path: str) -> tuple[str, str]:
@@ -136,6 +159,7 @@ def serve(request: Request, document: Prepared) -> Response:
 def create_app(settings: Settings, store: Store | None = None, scheduler: bool = True) -> Starlette:
     """The ASGI app. With `store` given the caller owns it; otherwise the lifespan opens one."""
     state: dict[str, Any] = {"store": store}
+    retry_after = min(RETRY_AFTER, settings.refresh_interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -174,6 +198,8 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
             return error(exc.status, exc.message)
         document = await state["cache"].get(name, fmt)
         if document is None:
+            if await pending(state["store"], settings, name):
+                return error(503, f"feed {name!r} is being rendered: retry in a few seconds", retry_after)
             what = "date" if name.startswith("dates/") else "topic" if name.startswith("topics/") else "feed"
             return error(404, f"no {what} {name.partition('/')[2] or name!r}")
         return serve(request, document)
@@ -181,6 +207,8 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
     async def topics(request: Request) -> Response:
         document = await state["cache"].get(TOPICS_DOC, "json")
         if document is None:
+            if await state["store"].newest_date() is not None:
+                return error(503, "the topics index is being rendered: retry in a few seconds", retry_after)
             return JSONResponse([], headers={"Cache-Control": "no-store"})
         return serve(request, document)
 

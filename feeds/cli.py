@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from feeds import config
+from feeds import config, fingerprint
 from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError
 from feeds.process import tune_gc
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from feeds.refresh import Report
 
 T = TypeVar("T")
+log = logging.getLogger("feeds.cli")
 
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:
@@ -52,17 +53,22 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Interface to bind (default from config).")
-@click.option("--port", type=int, default=None, help="Port (default from config).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default from config).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Server processes (default from config); one runs the scheduler.")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the feeds, refreshing the configured sources on schedule."""
     import uvicorn
 
-    settings: Settings = ctx.obj
+    settings = config.serving(ctx.obj, host, port)
+    if settings.follow_address:
+        log.info("base_url not configured: feeds link to %s, the address served", settings.base_url)
+        if config.is_wildcard(settings.host):
+            log.warning("serving on every interface (%s) without base_url: links point at %s; "
+                        "set base_url (or FEEDS_BASE_URL) to the address readers use", settings.host, settings.base_url)
     options: dict[str, Any] = {
-        "host": host or settings.host,
-        "port": port or settings.port,
+        "host": settings.host,
+        "port": settings.port,
         "log_level": "info",
         "loop": "uvloop",
         "http": "httptools",
@@ -70,9 +76,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     }
     count = workers or settings.workers
     if count > 1:
-        # Workers are separate processes: they rebuild the app from the same config file.
+        # Workers are separate processes: they rebuild the app from the same config file, and the
+        # address (which a base URL that is not configured follows) from these variables.
         if settings.origin != "<defaults>":
             os.environ["FEEDS_CONFIG"] = str(Path(settings.origin).resolve())
+        os.environ["FEEDS_HOST"], os.environ["FEEDS_PORT"] = settings.host, str(settings.port)
         uvicorn.run("feeds.app:app_from_environment", factory=True, workers=count, **options)
     else:
         from feeds.app import create_app
@@ -123,9 +131,10 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
         stored = time.perf_counter()
         store = await Store.open(settings.database)
         try:
+            rendering = await fingerprint.for_store(store, settings)
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 report.rendered = await publish_changes(
-                    store, settings, report.result.feeds, report.result.events, progress=bar.update,
+                    store, rendering, report.result.feeds, report.result.events, progress=bar.update,
                     processes=os.cpu_count() or 1, renamed=report.result.renamed | report.result.reslotted,
                 )
         finally:
@@ -184,7 +193,7 @@ def refresh(settings: Settings) -> None:
         store = await Store.open(settings.database)
         sources = open_sources(settings.sources)
         try:
-            report = await refresh_all(store, settings, sources)
+            report = await refresh_all(store, await fingerprint.for_store(store, settings), sources)
         finally:
             for source in sources:
                 await source.aclose()
@@ -194,6 +203,33 @@ def refresh(settings: Settings) -> None:
         return 1 if report.failed_sources else 0
 
     sys.exit(run(go))
+
+
+@cli.command()
+@click.option("--all", "everything", is_flag=True, help="Every document the store holds.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.pass_obj
+def publish(settings: Settings, everything: bool, progress: bool | None) -> None:
+    """Render stored documents again (--all: every one; unchanged bytes keep their ETags)."""
+    from tqdm import tqdm
+
+    from feeds.publish import publish_all
+
+    if not everything:
+        raise click.UsageError("say which documents: --all")
+    show = sys.stderr.isatty() if progress is None else progress
+
+    async def go() -> int:
+        store = await Store.open(settings.database)
+        try:
+            with tqdm(unit="feed", desc="publish", disable=not show) as bar:
+                return await publish_all(
+                    store, await fingerprint.for_store(store, settings), bar.update, processes=os.cpu_count() or 1
+                )
+        finally:
+            await store.close()
+
+    click.echo(f"{run(go)} feed files re-rendered")
 
 
 @cli.command()

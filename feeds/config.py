@@ -43,6 +43,7 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class Settings:
+    # Public URL of the feeds: self links, feed URLs, home links.
     base_url: str = "http://127.0.0.1:8000"
     database: str = "var/feeds.db"
     host: str = "127.0.0.1"
@@ -61,6 +62,9 @@ class Settings:
     # The feeds' language, a BCP 47 tag; empty: the language every source has, else "en".
     language: str = ""
     origin: str = "<defaults>"
+    # No base_url was configured (file or FEEDS_BASE_URL): it follows the address served
+    # (`serving`), so `feeds serve --port P` does not link every document to another port.
+    follow_address: bool = False
 
     def source_language(self, name: str) -> str:
         """The language of a source's pages: its own `language`, else the top-level one, else "en"."""
@@ -218,6 +222,9 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     if "language" in values:
         key, where = ("FEEDS_LANGUAGE", "environment") if "FEEDS_LANGUAGE" in env else ("language", origin)
         values["language"] = language_tag(key, values["language"], where)
+    if values.get("base_url") and not re.match(r"^https?://[^/?#\s]+", values["base_url"]):
+        key, where = ("FEEDS_BASE_URL", "environment") if "FEEDS_BASE_URL" in env else ("base_url", origin)
+        raise ConfigError(key, f"must be an absolute http(s) URL, got {values['base_url']!r}", where)
     if "database" in values and "FEEDS_DATABASE" not in env and raw.get("database"):
         values["database"] = str((base / values["database"]).resolve())
     sources_raw = raw.get("sources", [])
@@ -235,4 +242,31 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     if len(set(names)) != len(names):
         raise ConfigError("sources", f"source names must be unique, got {names}", origin)
     settings = Settings(**values)
-    return replace(settings, sources=sources, base_url=settings.base_url.rstrip("/"))
+    settings = replace(settings, sources=sources, base_url=settings.base_url.rstrip("/"))
+    if not values.get("base_url"):
+        settings = replace(settings, follow_address=True, base_url=address_url(settings.host, settings.port))
+    return settings
+
+
+_WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def address_url(host: str, port: int) -> str:
+    """The base URL of a server bound to host:port. A wildcard address is no place to send a
+    reader: it is taken as this machine's loopback (set base_url for other machines)."""
+    host = _WILDCARDS.get(host, host)
+    netloc = f"[{host}]" if ":" in host else host
+    return f"http://{netloc}" if port == 80 else f"http://{netloc}:{port}"
+
+
+def is_wildcard(host: str) -> bool:
+    return host in _WILDCARDS
+
+
+def serving(settings: Settings, host: str | None = None, port: int | None = None) -> Settings:
+    """The settings of a server bound to `host`:`port` (the command line's, else the configured
+    ones): without a configured base_url, the base URL is that address."""
+    settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    if settings.follow_address:
+        settings = replace(settings, base_url=address_url(settings.host, settings.port))
+    return settings

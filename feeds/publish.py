@@ -25,6 +25,7 @@ from typing import Any
 import brotli
 from isal import igzip
 
+from feeds import fingerprint
 from feeds.config import Settings
 from feeds.entries import (
     EntryMemo,
@@ -172,7 +173,7 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         description=description,
         base_url=settings.base_url,
         updated=max(changes) if changes else await store.created(),
-        ttl_minutes=max(1, settings.refresh_interval // 60),
+        ttl_minutes=fingerprint.ttl_minutes(settings),
         author=settings.author,
         language=settings.feed_language,
         links=links,
@@ -300,8 +301,10 @@ async def publish_keys(
     try:
         for start in range(0, len(queue), 256):  # bounded number of pending tasks
             total += sum(await asyncio.gather(*(one(k) for k in queue[start : start + 256])))
-        if ahead and not ahead.exception():
-            await writer.add([], ahead.result(), [])
+        if ahead:
+            await asyncio.wait([ahead])  # done already, unless no document waited for it
+            if not ahead.exception():
+                await writer.add([], ahead.result(), [])
     finally:
         if ahead:
             ahead.cancel()
@@ -367,18 +370,58 @@ async def publish_changes(
 ) -> int:
     """Render what a batch of changes touched (`names`: feeds, `events`: changed events,
     `renamed`: topics shown by a new name), and whatever stored changes are still unpublished
-    (Store.pending: a process killed before it published leaves them), then the /topics index."""
+    (Store.pending: a process killed before it published leaves them), then the /topics index.
+    When the settings that shape documents changed since the store was last rendered, every
+    document instead."""
+    if await fingerprint.needs_rerender(store, settings):
+        log.info("settings that shape the documents changed: rendering every document")
+        return await publish_all(store, settings, progress, processes, also=names)
     pending = await store.pending()
     changed = set(events) | pending.changed
     keys = await affected(store, settings, set(names) | pending.feeds, changed, set(renamed) | pending.renamed)
     first = sorted(changed) if len(changed) <= AHEAD else []
-    total = await publish_keys_in_processes(store, settings, keys, processes, progress, first)
+    if not await store.rendition_etags("latest"):
+        # The store's first documents: readers wait for all of them, the most wanted first.
+        total = await publish_in_tiers(store, settings, keys, processes, progress, first)
+    else:
+        total = await publish_keys_in_processes(store, settings, keys, processes, progress, first)
     if any(k.kind == "topic" for k in keys) or not await store.rendition_etags(TOPICS_DOC):
         total += await publish_topics(store, settings)
     await store.clear_pending(pending)
     if total:
         await store.checkpoint()  # now, while nobody waits for the next write
     return total
+
+
+def tiers(keys: Iterable[FeedKey]) -> tuple[list[FeedKey], list[FeedKey], list[FeedKey]]:
+    """Documents in the order a whole store is rendered: `latest`; what readers subscribe to
+    (topic heads) and dates; then the older pages of topics."""
+    latest: list[FeedKey] = []
+    heads: list[FeedKey] = []
+    pages: list[FeedKey] = []
+    for key in keys:
+        (latest if key.kind == "latest" else pages if key.page else heads).append(key)
+    return latest, heads, pages
+
+
+async def publish_in_tiers(
+    store: Store,
+    settings: Settings,
+    keys: Iterable[FeedKey],
+    processes: int = 1,
+    progress: Callable[[int], object] | None = None,
+    first: Sequence[str] = (),
+) -> int:
+    """Publish many documents tier by tier (`tiers`), the /topics index after the topic heads it
+    lists: until a document is stored the server answers 503 for it."""
+    latest, heads, pages = tiers(keys)
+    total = 0
+    if latest:
+        # The events `first` are in it: their entries are made with it, and found by the others.
+        total += await publish_keys(store, settings, latest, progress, first=first)
+    total += await publish_keys_in_processes(store, settings, heads, processes, progress, () if latest else first)
+    total += await publish_topics(store, settings)
+    return total + await publish_keys_in_processes(store, settings, pages, processes, progress)
 
 
 # Per open store and base URL: the JSON of each topic in /topics as last written.
@@ -409,19 +452,32 @@ async def publish_topics(store: Store, settings: Settings) -> int:
 
 
 async def publish_all(
-    store: Store, settings: Settings, progress: Callable[[int], object] | None = None, processes: int = 1
+    store: Store,
+    settings: Settings,
+    progress: Callable[[int], object] | None = None,
+    processes: int = 1,
+    also: Iterable[str] = (),
 ) -> int:
-    """Render every document (after a bulk load or an upgrade); unchanged bytes are not stored."""
+    """Render every document the store holds (`feeds publish --all`; after the settings that shape
+    documents changed, a bulk load or an upgrade), in tiers: `latest` first, then topic heads
+    and dates, then older topic pages. Unchanged bytes are not stored (their ETags stay). Notes
+    the settings in the store when done: an interrupted run is done again at the next start.
+    `also`: feeds a change touched, which may be gone (their documents are deleted)."""
     slots = {t.slug: t.slots for t in await store.topics()}
-    keys = []
+    pending = await store.pending()  # feeds the store left to publish, which may be gone too
+    keys = {FeedKey.parse(name) for name in {*pending.feeds, *also}}
     for name in await store.feed_names():
         key = FeedKey.parse(name)
-        keys.append(key)
+        keys.add(key)
         if key.kind == "topic":
             pages = Paging(slots[key.value], settings.items_per_feed).archive_pages
-            keys += [replace(key, page=p) for p in range(1, pages + 1)]
-    total = await publish_keys_in_processes(store, settings, keys, processes, progress)
-    return total + await publish_topics(store, settings)
+            keys.update(replace(key, page=p) for p in range(1, pages + 1))
+    total = await publish_in_tiers(store, settings, keys, processes, progress)
+    await store.clear_pending(pending)
+    await fingerprint.record(store, settings)
+    if total:
+        await store.checkpoint()
+    return total
 
 
 async def arrival_order(store: Store, settings: Settings, names: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ from feeds.errors import ParseError
 from feeds.ids import event_guid, page_path, topic_slug
 from feeds.model import Page, Related, SourceLink
 from feeds.pages import parse_document
-from tests.conftest import DATA, EVENT_PAGE, SAMPLE_RELPATH
+from tests.conftest import DATA, EVENT_PAGE, OFFSTREAM, SAMPLE_RELPATH
 
 SAMPLE_PATH = (
     "/news/2017/09/28/the-islamic-state-of-iraq-and-the-levant-releases-footage-which-apparently-show-its-"
@@ -179,3 +179,70 @@ def test_urls_keep_query_parameters_that_look_like_entities() -> None:
     assert isinstance(page, Page)
     assert page.sources[0].url == "http://a.test/?x=1&para=2&y=3"
     assert page.image == "https://img.test/a.jpg?w=1&h=2"
+
+
+# ----- cover images: the first usable URL wins ----------------------------------------------------
+
+COVER = "http://www.trbimg.com/img-59cd8d63/turbine/la-fg-islamic-state-abu-bakr-20170928"
+PROTOCOL_RELATIVE = OFFSTREAM / "news/2017/12/31/the-canadian-right-wing-party-national-advancement-disbands.md"
+# Cover Image URLs no reader can fetch: the archive's own relative links (this page's HTML rendering,
+# as its Formats line gives it), another scheme, no host, nothing.
+UNUSABLE = [
+    f"/{SAMPLE_RELPATH.removesuffix('.md')}.html",
+    "javascript:alert(1)",
+    "http:///no-host.jpg",
+    "",
+]
+
+
+def with_covers(before: list[str], after: list[str]) -> bytes:
+    """The real sample page with more `Cover Image` lines around its own (a rendering that wrote
+    one per source)."""
+    own = f"1. [Cover Image]({COVER})\n"
+    text = EVENT_PAGE.read_text("utf-8")
+    assert own in text
+    def items(urls: list[str]) -> str:
+        return "".join(f"1. [Cover Image]({url})\n" for url in urls)
+
+    return text.replace(own, items(before) + own + items(after)).encode("utf-8")
+
+
+def test_a_protocol_relative_cover_image_is_taken_as_https() -> None:
+    page = parse_document(PROTOCOL_RELATIVE.relative_to(OFFSTREAM).as_posix(), PROTOCOL_RELATIVE.read_bytes())
+    assert isinstance(page, Page)
+    assert page.image == "https://assets2.prnewswire.com/designimages/cnw_en_facebook_sharing_logo.png"
+
+
+@pytest.mark.parametrize("unusable", UNUSABLE)
+def test_the_first_usable_cover_image_wins_in_markdown(unusable: str) -> None:
+    later = parse_document(SAMPLE_RELPATH, with_covers([], [unusable]))
+    earlier = parse_document(SAMPLE_RELPATH, with_covers([unusable], []))
+    both = parse_document(SAMPLE_RELPATH, with_covers([unusable], ["https://img.test/second.jpg"]))
+    for page in (later, earlier, both):
+        assert isinstance(page, Page)
+        assert page.image == COVER
+        assert page.sources == sample().sources  # Cover Image lines are never sources
+    relative_only = parse_document(SAMPLE_RELPATH, with_covers([], []).replace(COVER.encode(), unusable.encode()))
+    assert isinstance(relative_only, Page) and relative_only.image is None
+
+
+def test_the_json_and_xml_readers_apply_the_same_rule() -> None:
+    import json
+
+    doc = json.loads((DATA / "event-page.json").read_text("utf-8"))
+    path = SAMPLE_RELPATH.removesuffix(".md")
+    for given, taken in [("//img.test/a.jpg", "https://img.test/a.jpg"), (UNUSABLE[0], None), (COVER, COVER)]:
+        page = parse_document(path + ".json", json.dumps({**doc, "image": given}).encode())
+        assert isinstance(page, Page) and page.image == taken, given
+    xml = (DATA / "event-page.xml").read_text("utf-8")
+    own = f'<image url="{COVER}"/>'
+    assert own in xml
+    for around in ([UNUSABLE[0]], [UNUSABLE[1], "//img.test/b.jpg"]):
+        variants = [
+            xml.replace(own, "".join(f'<image url="{u}"/>' for u in around) + own),
+            xml.replace(own, own + "".join(f'<image url="{u}"/>' for u in around)),
+        ]
+        firsts = ["https://img.test/b.jpg" if "//img.test/b.jpg" in around else COVER, COVER]
+        for variant, first in zip(variants, firsts, strict=True):
+            page = parse_document(path + ".xml", variant.encode())
+            assert isinstance(page, Page) and page.image == first, around

@@ -13,6 +13,7 @@ import datetime as dt
 import html
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from feeds.errors import ParseError, ParseWarning
 from feeds.ids import page_path
@@ -170,7 +171,7 @@ def read_event_markdown(source: str, path: str, origin: str) -> tuple[Page, tupl
     image: str | None = None
     for title, link in _links(sections.get("sources", []), origin, "sources"):
         if text(title).casefold() in COVER_IMAGE_NAMES:
-            image = _absolute(unescape_url(link))
+            image = image or cover_image(unescape_url(link))  # the first usable one
         else:
             sources.append(SourceLink(text(title), unescape_url(link)))
     related = []
@@ -198,9 +199,18 @@ def read_event_markdown(source: str, path: str, origin: str) -> tuple[Page, tupl
     ), tuple(warnings)
 
 
-def _absolute(url: str) -> str:
-    # One real Cover Image is protocol-relative (`//assets...`).
-    return "https:" + url if url.startswith("//") else url
+def cover_image(url: str | None) -> str | None:
+    """A page's image URL if it can be one: absolute http(s), a protocol-relative one (one real
+    Cover Image is `//assets...`) taken as https. None for anything else (relative, another
+    scheme, no host), so a later usable one is taken instead."""
+    url = (url or "").strip()
+    if url.startswith("//"):
+        url = "https:" + url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
 
 
 def parse_day_markdown(source: str, path: str, origin: str) -> DayListing:

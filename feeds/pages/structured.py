@@ -17,7 +17,7 @@ from defusedxml import DefusedXmlException
 
 from feeds.errors import ParseError
 from feeds.model import Change, ChangeKind, Page, Related, SourceLink, as_utc
-from feeds.pages.markdown import parse_date, text
+from feeds.pages.markdown import cover_image, parse_date, text
 
 _KINDS: tuple[ChangeKind, ...] = ("first", "update", "current")
 
@@ -53,7 +53,7 @@ def _page(fields: dict[str, Any], path: str, origin: str) -> Page:
         headline=text(_str(fields["headline"], origin, "headline", required=True)),
         heading=text(_str(fields.get("heading"), origin, "heading")) or None,
         summary=_str(fields.get("summary"), origin, "summary").strip(),
-        image=_str(fields.get("image"), origin, "image") or None,
+        image=cover_image(_str(fields.get("image"), origin, "image")),
         sources=tuple(fields["sources"]),
         related=tuple(fields["related"]),
         changes=tuple(fields["changes"]),
@@ -144,13 +144,14 @@ def parse_event_xml(data: bytes, path: str, origin: str) -> Page:
         )
         for i, c in enumerate(root.iterfind("changes/change"), 1)
     ]
-    image = root.find("image")
+    # The first usable image, as in a markdown page's sources.
+    images = (cover_image(i.get("url")) for i in root.iterfind("image"))
     fields = {
         "date": root.get("date"),
         "heading": _child_text(root, "heading"),
         "headline": _child_text(root, "headline"),
         "summary": _child_text(root, "summary"),
-        "image": None if image is None else image.get("url"),
+        "image": next((url for url in images if url), None),
         "sources": sources,
         "related": related,
         "changes": changes,

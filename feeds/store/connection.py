@@ -347,6 +347,15 @@ class StoreBase:
         log), and that commit, which may be the one a reader waits for, takes tens of ms longer."""
         await self._db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
+    async def set_meta(self, values: dict[str, str]) -> None:
+        """Keep notes about the store as a whole (such as what its documents were rendered with)."""
+        rows = list(values.items())
+        await self._write(lambda conn: conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows))
+
+    async def meta(self, key: str) -> str | None:
+        rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
     async def release_memory(self) -> None:
         """Give back SQLite's page cache (a process about to wait on others)."""
         for conn in [self._db, *self._readers]:

@@ -96,6 +96,9 @@ class Renditions(StoreBase):
         rows = await self._read("SELECT feed, fmt FROM renditions WHERE version > ?", (version,))
         return [(f, fmt) for f, fmt in rows]
 
+    async def has_renditions(self) -> bool:
+        return bool(await self._read("SELECT 1 FROM renditions LIMIT 1"))
+
     async def rendition(self, feed: str, fmt: str) -> Rendition | None:
         rows = await self._read(
             "SELECT feed, fmt, etag, last_modified, content_type, spans, gz, br FROM renditions WHERE feed = ? AND fmt = ?",

@@ -1,0 +1,340 @@
+"""Settings that reach the documents: a base URL that follows the address served, and every
+document rendered again when such a setting changed since the store was rendered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from feeds import config, fingerprint
+from feeds.cli import cli
+from feeds.config import Settings, SourceConfig
+from feeds.errors import ConfigError
+from feeds.model import FeedKey
+from feeds.publish import publish_all, publish_changes
+from feeds.refresh import open_sources, refresh_all
+from feeds.render.topics import TOPICS_DOC
+from feeds.store import Store
+from tests.conftest import EXAMPLE, free_port
+from tests.helpers import documents, etags, read_pages
+
+
+def write_config(tmp_path: Path, tree: Path, extra: str = "") -> Path:
+    path = tmp_path / "feeds.toml"
+    path.write_text(
+        f'database = "feeds.db"\nrefresh_interval = 3600\n{extra}\n'
+        f'[[sources]]\nname = "example"\nkind = "directory"\nlocation = "{tree}"\n'
+    )
+    return path
+
+
+# ----- the base URL follows the address served ------------------------------------------------
+
+
+def test_base_url_follows_the_address_unless_configured(tmp_path: Path, tree: Path) -> None:
+    path = write_config(tmp_path, tree, "port = 8123")
+    settings = config.load(path, env={})
+    assert settings.follow_address and settings.base_url == "http://127.0.0.1:8123"
+    served = config.serving(settings, port=9001)
+    assert (served.port, served.base_url) == (9001, "http://127.0.0.1:9001")
+    assert config.serving(settings, host="::1").base_url == "http://[::1]:8123"
+    assert config.serving(settings, host="0.0.0.0", port=80).base_url == "http://127.0.0.1"
+    assert config.serving(settings, host="feeds.lan").base_url == "http://feeds.lan:8123"
+    # A configured base URL always wins, from the file or from the environment.
+    explicit = config.load(write_config(tmp_path, tree, 'port = 8123\nbase_url = "https://feeds.example.org/"'), env={})
+    assert not explicit.follow_address
+    assert config.serving(explicit, port=9001).base_url == "https://feeds.example.org"
+    from_env = config.load(path, env={"FEEDS_BASE_URL": "https://env.example.org"})
+    assert config.serving(from_env, port=9001).base_url == "https://env.example.org"
+
+
+def test_a_base_url_that_is_no_url_is_refused_with_its_key(tmp_path: Path, tree: Path) -> None:
+    path = write_config(tmp_path, tree, 'base_url = "feeds.example.org"')
+    with pytest.raises(ConfigError, match=r"feeds.toml: config base_url: must be an absolute http\(s\) URL"):
+        config.load(path, env={})
+    with pytest.raises(ConfigError, match=r"environment: config FEEDS_BASE_URL: must be an absolute"):
+        config.load(write_config(tmp_path, tree), env={"FEEDS_BASE_URL": "/feeds"})
+
+
+@contextlib.contextmanager
+def feeds_serve(config_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`feeds serve` as a user runs it, in a process group of its own (stopped with it)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "feeds", "--config", str(config_path), "serve", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})},
+    )
+    try:
+        yield server
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        server.communicate(timeout=30)
+
+
+def wait_for(server: subprocess.Popen[bytes], url: str, ready: str = "", timeout: float = 60) -> httpx.Response:
+    """GET `url` until it answers 200 with `ready` in its body."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.communicate(timeout=10)[0].decode()[-3000:]
+        with contextlib.suppress(httpx.TransportError):
+            response = httpx.get(url, timeout=5)
+            if response.status_code == 200 and ready in response.text:
+                return response
+        time.sleep(0.2)
+    os.killpg(server.pid, signal.SIGTERM)
+    raise AssertionError(f"{url} not ready:\n{server.communicate(timeout=30)[0].decode()[-3000:]}")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_port_is_reflected_in_every_link(tmp_path: Path, tree: Path, workers: int) -> None:
+    """`feeds serve --port P` with no base_url configured (the file says another port): self links,
+    /topics and home links all say P, in every worker."""
+    port = free_port()
+    path = write_config(tmp_path, tree, "port = 8000")
+    base = f"http://127.0.0.1:{port}"
+    with feeds_serve(path, "--port", str(port), "--workers", str(workers)) as server:
+        latest = wait_for(server, f"{base}/feeds/latest.atom")
+        assert f'<link href="{base}/feeds/latest.atom" rel="self"' in latest.text
+        assert f'<link href="{base}/" rel="alternate"' in latest.text
+        topics = wait_for(server, f"{base}/topics").json()
+        assert topics and all(t["feeds"]["json"].startswith(f"{base}/feeds/topics/") for t in topics)
+        head = httpx.get(f"{base}/feeds/topics/{topics[0]['slug']}.json").json()
+        assert head["feed_url"].startswith(base) and head["home_page_url"] == f"{base}/"
+        # The workers' own settings: the same base URL in every answer they give.
+        for _ in range(10 * workers):
+            assert ":8000" not in httpx.get(f"{base}/feeds/latest.rss").text
+    conn = sqlite3.connect(tmp_path / "feeds.db")
+    stored = conn.execute("SELECT value FROM meta WHERE key = ?", (fingerprint.BASE_URL_KEY,)).fetchone()
+    conn.close()
+    assert stored == (base,)
+
+
+def test_restart_with_another_base_url_renders_every_document_again(tmp_path: Path, tree: Path) -> None:
+    port = free_port()
+    path = write_config(tmp_path, tree, f"port = {port}\nitems_per_feed = 5")
+    old, new = f"http://127.0.0.1:{port}", "https://feeds.example.org/news"
+    with feeds_serve(path) as server:
+        wait_for(server, f"{old}/topics")
+    with feeds_serve(path, env={"FEEDS_BASE_URL": new}) as server:
+        # The documents are rendered again at start-up: `latest` first, /topics after the heads.
+        wait_for(server, f"{old}/feeds/latest.atom", ready=f'href="{new}/feeds/latest.atom" rel="self"')
+        wait_for(server, f"{old}/topics", ready=new)
+        deadline = time.monotonic() + 60
+        while asyncio.run(_meta(tmp_path / "feeds.db", fingerprint.BASE_URL_KEY)) != new:
+            assert time.monotonic() < deadline, "the documents were not all rendered again"
+            time.sleep(0.2)
+        names = asyncio.run(_names(tmp_path / "feeds.db"))
+        assert len(names) > 100 and any("/pages/" in n for n in names)
+        with httpx.Client(base_url=old) as client:
+            for name in names:
+                for fmt in ("rss", "atom", "json"):
+                    body = client.get(f"/feeds/{name}.{fmt}").text
+                    assert new in body and old not in body, (name, fmt)
+            topics = client.get("/topics").text
+            assert new in topics and old not in topics
+
+
+async def _meta(database: Path, key: str) -> str | None:
+    store = await Store.open(database)
+    try:
+        return await store.meta(key)
+    finally:
+        await store.close()
+
+
+async def _names(database: Path) -> list[str]:
+    store = await Store.open(database)
+    try:
+        rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions WHERE feed != ?", (TOPICS_DOC,))
+        return sorted(feed for (feed,) in rows)
+    finally:
+        await store.close()
+
+
+# ----- which settings reach the documents -------------------------------------------------------
+
+
+def test_every_setting_is_known_to_reach_the_documents_or_not() -> None:
+    """A new setting must be classified (fingerprint.DOCUMENT_SETTINGS or OTHER_SETTINGS): one that
+    reaches the bytes and is not digested would leave stores serving documents made without it."""
+    names = {f.name for f in dataclasses.fields(Settings)}
+    assert not set(fingerprint.DOCUMENT_SETTINGS) & set(fingerprint.OTHER_SETTINGS)
+    assert set(fingerprint.DOCUMENT_SETTINGS) | set(fingerprint.OTHER_SETTINGS) == names
+
+
+def _other_value(value: object) -> object:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value * 2 + 120
+    if isinstance(value, str):
+        return value + "-other"
+    assert isinstance(value, tuple)
+    return (*value, SourceConfig(name="more", kind="http", location="https://other.test", link="https://o.test/{path}"))
+
+
+def _changed(settings: Settings, name: str) -> Settings:
+    changes: dict[str, Any] = {name: _other_value(getattr(settings, name))}
+    return replace(settings, **changes)
+
+
+def test_the_digest_moves_with_document_settings_only(settings: Settings) -> None:
+    digest = fingerprint.settings_digest(settings)
+    for name in fingerprint.DOCUMENT_SETTINGS:
+        assert fingerprint.settings_digest(_changed(settings, name)) != digest, name
+    for name in fingerprint.OTHER_SETTINGS:
+        assert fingerprint.settings_digest(_changed(settings, name)) == digest, name
+    # How a source is crawled does not reach the bytes; where it is and how it links does.
+    source = settings.sources[0]
+    assert fingerprint.settings_digest(replace(settings, sources=(replace(source, depth=99, rate=1.0),))) == digest
+    for moved in (replace(source, link="https://x.test/{path}"), replace(source, language="zh")):
+        assert fingerprint.settings_digest(replace(settings, sources=(moved,))) != digest, moved
+    # The RSS <ttl> is in whole minutes: 60 and 119 seconds make the same documents.
+    assert fingerprint.settings_digest(replace(settings, refresh_interval=119)) == digest
+
+
+async def test_a_changed_document_setting_renders_every_document_at_the_next_refresh(
+    store: Store, settings: Settings
+) -> None:
+    sources = open_sources(settings.sources)
+    await refresh_all(store, settings, sources)
+    before = await etags(store)
+    assert await store.meta(fingerprint.DIGEST_KEY) == fingerprint.settings_digest(settings)
+    # Settings that reach headers only: nothing is rendered.
+    report = await refresh_all(store, replace(settings, cache_max_age=5, settle_days=9), sources)
+    assert report.rendered == 0
+    # A new title: every document, though no event changed.
+    titled = replace(settings, title="World news")
+    report = await refresh_all(store, titled, sources)
+    assert report.result.summary().startswith("0 new, 0 changed, 0 deleted")
+    after = await etags(store)
+    feeds = [k for k in before if k[0] != TOPICS_DOC]  # /topics shows no title
+    assert report.rendered == len(feeds) and after.keys() == before.keys()
+    assert all(after[k] != before[k] for k in feeds)
+    bodies = await documents(store)
+    assert all(b"World news" in body for body in bodies.values())
+    assert await store.meta(fingerprint.DIGEST_KEY) == fingerprint.settings_digest(titled)
+    # Rendering every document again with the same settings stores nothing: the ETags stay.
+    assert await publish_all(store, titled) == 0
+    assert await etags(store) == after
+    for source in sources:
+        await source.aclose()
+
+
+async def test_a_smaller_page_size_cuts_new_topic_pages(store: Store, settings: Settings) -> None:
+    await store.apply(read_pages(EXAMPLE, source="example"))
+    await publish_all(store, settings)
+    assert not [n for n in await _stored_names(store) if "/pages/" in n]
+    small = replace(settings, items_per_feed=3)
+    result = await store.apply([])  # nothing changed in the sources
+    await publish_changes(store, small, result.feeds, result.events)
+    pages = [n for n in await _stored_names(store) if "/pages/" in n]
+    assert "topics/russian-invasion-of-ukraine/pages/2" in pages
+    latest = (await store.rendition("latest", "json")).body  # type: ignore[union-attr]
+    assert latest.count(b'"id":"urn:uuid:') == 3
+
+
+async def _stored_names(store: Store) -> list[str]:
+    rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions")
+    return [feed for (feed,) in rows]
+
+
+async def test_a_store_from_before_the_digest_is_rendered_again_once(store: Store, settings: Settings) -> None:
+    await store.apply(read_pages(EXAMPLE, source="example"))
+    await publish_all(store, settings)
+    await store._db.execute("DELETE FROM meta WHERE key = ?", (fingerprint.DIGEST_KEY,))
+    assert await fingerprint.needs_rerender(store, settings)
+    before = await etags(store)
+    result = await store.apply([])
+    assert await publish_changes(store, settings, result.feeds, result.events) == 0  # same bytes, same ETags
+    assert await etags(store) == before
+    assert not await fingerprint.needs_rerender(store, settings)
+
+
+# ----- commands that render without serving ----------------------------------------------------
+
+
+def test_refresh_beside_a_server_keeps_its_address_and_ingest_follows_a_new_base_url(
+    tmp_path: Path, tree: Path
+) -> None:
+    """`feeds refresh` with no base_url configured renders with the address the documents were
+    served at (not the configured port); a base URL set for `feeds ingest` renders them all again."""
+    path = write_config(tmp_path, tree, "port = 8000")
+    settings = config.load(path, env={})
+    served = config.serving(settings, port=9123)
+
+    async def served_once() -> None:
+        # What the scheduler of `feeds serve --port 9123` does at start-up.
+        store = await Store.open(settings.database)
+        sources = open_sources(served.sources)
+        try:
+            await refresh_all(store, served, sources)
+        finally:
+            for source in sources:
+                await source.aclose()
+            await store.close()
+
+    asyncio.run(served_once())
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(path), "refresh"], env={"FEEDS_CONFIG": None, "FEEDS_BASE_URL": None})
+    assert result.exit_code == 0, result.output
+    assert "0 feed files re-rendered" in result.output
+    assert asyncio.run(_meta(tmp_path / "feeds.db", fingerprint.BASE_URL_KEY)) == "http://127.0.0.1:9123"
+    result = runner.invoke(
+        cli, ["--config", str(path), "ingest", str(tree), "--no-progress"], env={"FEEDS_BASE_URL": "https://x.example"}
+    )
+    assert result.exit_code == 0, result.output
+    rendered = int(result.output.split(" feed files re-rendered")[0].rsplit(" ", 1)[1])
+    assert rendered > 300
+    bodies = asyncio.run(_bodies(tmp_path / "feeds.db"))
+    assert all(b"https://x.example/" in b and b":9123" not in b for b in bodies)
+    # `feeds publish --all`: everything again, nothing changed.
+    result = runner.invoke(
+        cli, ["--config", str(path), "publish", "--all", "--no-progress"], env={"FEEDS_BASE_URL": "https://x.example"}
+    )
+    assert result.exit_code == 0 and result.output.strip() == "0 feed files re-rendered", result.output
+    result = runner.invoke(cli, ["--config", str(path), "publish"])
+    assert result.exit_code == 2 and "--all" in result.output
+
+
+async def _bodies(database: Path) -> list[bytes]:
+    store = await Store.open(database)
+    try:
+        topics = await store.rendition(TOPICS_DOC, "json")
+        assert topics is not None
+        return [*(await documents(store)).values(), topics.body]
+    finally:
+        await store.close()
+
+
+async def test_a_change_published_with_new_settings_still_renders_the_feeds_it_emptied(
+    store: Store, settings: Settings
+) -> None:
+    await store.apply(read_pages(EXAMPLE, source="example"))
+    await publish_all(store, settings)
+    day = (await store.dates())[0]
+    assert await store.rendition_etags(f"dates/{day}")
+    emptied = await store.apply([], deleted=[e.key for e in await store.events(FeedKey("date", day), 1000)])
+    titled = replace(settings, title="World news")
+    await publish_changes(store, titled, emptied.feeds, emptied.events)
+    # No event of the day is left (it is no feed to render whole), but its document is the change:
+    # it now reports the deletions, under the new title.
+    atom = (await store.rendition(f"dates/{day}", "atom")).body  # type: ignore[union-attr]
+    assert b"World news" in atom and b"at:deleted-entry" in atom
+    assert b"World news" in (await store.rendition("latest", "atom")).body  # type: ignore[union-attr]
+    assert not await fingerprint.needs_rerender(store, titled)
