@@ -145,7 +145,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Store]:
 
 def config(site: Site, **changes: object) -> SourceConfig:
     base = SourceConfig(
-        name="offstream", kind="http", location=site.url + "/", start=START, depth=2, rate=1000.0, timeout=5.0
+        name="offstream", kind="http", location=site.url + "/", start=START, depth=2, rate=1000.0, timeout=30.0
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
