@@ -3,6 +3,7 @@ and a full scan again whenever the kernel's account may be incomplete."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from feeds.config import SourceConfig
-from feeds.model import FeedKey
+from feeds.model import FeedKey, utcnow
 from feeds.refresh import refresh_source, settle
 from feeds.sources import Collected
 from feeds.sources import directory
@@ -21,6 +22,7 @@ from tests.conftest import OFFSTREAM
 BOAT = "news/2018/01/1/a-boat-capsizes-in-the-north-of-indonesian-borneo-with-at-least-8-people-dead.md"
 TAX = "news/2018/01/1/taxation-in-the-united-arab-emirates.md"
 EURO = "news/1999/01/1/the-euro-currency-is-introduced.md"
+TAX_KEY = "/news/2018/01/01/taxation-in-the-united-arab-emirates"
 
 pytestmark = pytest.mark.skipif(directory.TreeWatch is None or not Path("/proc/sys/fs/inotify").exists(), reason="no inotify")
 
@@ -196,3 +198,38 @@ async def test_files_are_read_day_by_day_oldest_first_and_by_inode_within_a_day(
     assert days[4:] == ["news/2018/01/10"] * 3
     assert [inode[rel] for rel in read[4:]] == sorted(inode[rel] for rel in read[4:])
     assert [inode[rel] for rel in read[1:4]] == sorted(inode[rel] for rel in read[1:4])
+
+
+async def test_a_document_carries_its_files_mtime_in_whole_seconds_never_later_than_now(
+    store: Store, tmp_path: Path
+) -> None:
+    root = tree_with(tmp_path, TAX, BOAT)
+    when = dt.datetime(2018, 1, 1, 21, 5, 7, tzinfo=dt.UTC)
+    ns = int(when.timestamp()) * 1_000_000_000 + 999_999_999  # not rounded up to the next second
+    os.utime(root / TAX, ns=(ns, ns))
+    ahead = int((utcnow() + dt.timedelta(days=400)).timestamp()) * 1_000_000_000
+    os.utime(root / BOAT, ns=(ahead, ahead))  # a clock far ahead, or a forged date
+    source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)))
+    try:
+        before = utcnow()
+        collected = await source.collect(store)
+        docs = {d.relpath: d for d in collected.documents}
+        after = utcnow()
+        assert docs[TAX].modified == when
+        boat = docs[BOAT].modified
+        assert boat is not None and boat.tzinfo == dt.UTC and before <= boat <= after
+        await settle(store, source, Collected(documents=list(docs.values()), expected=len(docs)))
+
+        # Rewritten and seen by the kernel: the new mtime comes with the new bytes.
+        later = when + dt.timedelta(days=3, seconds=1)
+        (root / TAX).write_text((OFFSTREAM / TAX).read_text().replace("Taxation", "Taxes", 1))
+        os.utime(root / TAX, (later.timestamp(), later.timestamp()))
+        collected = await source.collect(store)
+        docs = {d.relpath: d for d in collected.documents}
+        assert [(d.relpath, d.modified) for d in docs.values()] == [(TAX, later)]
+        # Its event (no Changes list) is updated when the file was, not when it was read.
+        await settle(store, source, Collected(documents=list(docs.values()), expected=1))
+        tax = next(e for e in await store.events(FeedKey("latest"), 10) if e.key == TAX_KEY)
+        assert tax.page.headline.startswith("Taxes") and tax.updated == later
+    finally:
+        await source.aclose()

@@ -20,8 +20,9 @@ class Document:
     relpath: str  # `news/YYYY/MM/D/slug.md`, as the source lays it out
     data: bytes
     origin: str  # a file path or URL, for messages
-    # When the source says the document last changed (commit time, file mtime, HTTP Last-Modified):
-    # timezone-aware UTC, never later than when it was collected; None if the source records nothing.
+    # When the source says the document last changed: the committer time of the newest commit that
+    # changed the file (git), its mtime (directory), its Last-Modified (HTTP). Timezone-aware UTC,
+    # whole seconds, never later than when it was collected; None if the source records nothing.
     modified: dt.datetime | None = None
 
 

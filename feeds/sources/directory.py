@@ -1,4 +1,7 @@
-"""A local tree laid out like the archive: `news/YYYY/MM/D/*.md|json|xml` (padded days too)."""
+"""A local tree laid out like the archive: `news/YYYY/MM/D/*.md|json|xml` (padded days too).
+
+A document's time (`Document.modified`) is its file's mtime.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from feeds.errors import SourceError
 from feeds.ids import page_path
 from feeds.pages import EXTENSIONS, is_day_listing, is_document
 from feeds.sources import Collected, Document
+from feeds.sources.times import from_timestamp
 from feeds.sources.watch import TreeWatch
 from feeds.store import Store
 
@@ -153,7 +157,10 @@ class DirectorySource:
         for relpath in relpaths:
             path = self.root / relpath
             try:
-                data = path.read_bytes()
+                with open(path, "rb") as file:
+                    # The mtime of the bytes read, should the file change after the scan.
+                    mtime = os.fstat(file.fileno()).st_mtime_ns // 1_000_000_000
+                    data = file.read()
             except OSError as exc:
                 # Gone or unreadable since the scan: read it again next time.
                 if self._pending is not None:
@@ -162,7 +169,7 @@ class DirectorySource:
                 self._retry.add(relpath)
                 log.warning("source %s: %s: unreadable: %s", self.name, path, exc.strerror)
                 continue
-            yield Document(relpath, data, str(path))
+            yield Document(relpath, data, str(path), from_timestamp(mtime))
 
     def _stop_watching(self) -> None:
         if self._watch is not None:
