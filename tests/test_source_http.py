@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import hashlib
+import os
 import shutil
 import threading
 import time
@@ -18,7 +20,7 @@ import pytest
 
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
-from feeds.model import FeedKey
+from feeds.model import FeedKey, utcnow
 from feeds.refresh import ingest
 from feeds.sources import Collected, open_source
 from feeds.sources.http import USER_AGENT, HttpSource
@@ -49,6 +51,8 @@ class Site:
         self.failures: Counter[str] = Counter()  # answer 500 this many times first
         self.unsized: set[str] = set()  # no Content-Length: the body runs until the connection closes
         self.slow: set[str] = set()  # answer after half a second
+        self.mtimes = False  # send each file's mtime as Last-Modified, as static file servers do
+        self.last_modified: dict[str, str | None] = {}  # or this Last-Modified value (None: no header)
         self.lock = threading.Lock()
         site = self
 
@@ -90,6 +94,11 @@ class Site:
         if handler.headers.get("If-None-Match") == etag:
             return self.send(handler, 304, b"", {"ETag": etag})
         headers = {"ETag": etag, "Content-Type": "text/markdown"}
+        if path in self.last_modified:
+            if (value := self.last_modified[path]) is not None:
+                headers["Last-Modified"] = value
+        elif self.mtimes:
+            headers["Last-Modified"] = email.utils.formatdate(file.stat().st_mtime, usegmt=True)
         return self.send(handler, 200, body, headers, sized=path not in self.unsized)
 
     @staticmethod
@@ -327,3 +336,37 @@ async def test_requests_keep_to_the_rate(site: Site, db: Store) -> None:
     elapsed = loop.time() - began
     assert len(site.requests) >= 15
     assert elapsed >= (len(site.requests) - 1) / 50.0
+
+
+async def test_each_document_carries_its_responses_last_modified(site: Site, db: Store) -> None:
+    """The site sends file mtimes (IMF-fixdate); some pages say it in the obsolete forms RFC 9110
+    still has recipients accept, one is ahead of the clock, one is not a date, one has none."""
+    site.mtimes = True
+    base = dt.datetime(2018, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    files = sorted(p for day in DAYS for p in (site.root / day).glob("*.md"))
+    for n, file in enumerate(files):
+        os.utime(file, ((base + dt.timedelta(minutes=n)).timestamp(),) * 2)
+    expected = {f"{f.relative_to(site.root).as_posix()}": base + dt.timedelta(minutes=n) for n, f in enumerate(files)}
+    plane, tax = f"/{PLANE}", "/news/2018/01/1/taxation-in-the-united-arab-emirates.md"
+    borneo, index = f"/news/2018/01/1/{BORNEO.format('with-at-least-8-people-dead')}", "/news/2017/12/31/index.md"
+    later = f"/news/2018/01/1/{BORNEO.format('leaving-at-least-8-people-dead')}"
+    site.last_modified = {
+        plane: "Sunday, 06-Nov-94 08:49:37 GMT",  # rfc850-date: a two-digit year, in the past
+        tax: "Sun Nov  6 08:49:37 1994",  # asctime-date
+        borneo: email.utils.formatdate((utcnow() + dt.timedelta(days=30)).timestamp(), usegmt=True),
+        index: "yesterday",
+        later: None,
+    }
+    nov_1994 = dt.datetime(1994, 11, 6, 8, 49, 37, tzinfo=dt.UTC)
+    expected |= {PLANE: nov_1994, tax[1:]: nov_1994, later[1:]: None}
+    before = utcnow()
+    collected = await collect(config(site), db)
+    after = utcnow()
+    got = {d.relpath: d.modified for d in collected.documents}
+    ahead = got.pop(borneo[1:])
+    assert ahead is not None and before <= ahead <= after
+    assert got.pop(index[1:]) is None
+    assert got == {rel: expected[rel] for rel in got} and len(got) >= 12
+    assert collected.problems == [
+        f"{site.url}{index}: Last-Modified 'yesterday' is not an HTTP date (RFC 9110); ignored"
+    ]

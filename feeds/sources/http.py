@@ -4,6 +4,8 @@ The crawl starts at the newest day index (`start`, or probed back from today's U
 `Previous Day` links for at most `depth` days, fetches every page a day lists and every older
 version a fetched page's `### Changes:` list names, so version chains arrive complete.
 
+A document's time (`Document.modified`) is its response's Last-Modified, if it has one.
+
 Requests are conditional (ETag / Last-Modified kept in the store's `fetches` table): a page that
 answers 304 is unchanged and not returned again; a day index keeps its body so a 304 still lets the
 crawl go on. Requests are bounded (`concurrency` in flight, `rate` per second, `timeout` each,
@@ -34,6 +36,7 @@ from feeds.model import DayListing, Page, utcnow
 from feeds.pages import is_day_listing, parse_document
 from feeds.pages.markdown import PREVIOUS_DAY
 from feeds.sources import Collected, Document
+from feeds.sources.times import parse_http_date
 from feeds.store import Store
 
 USER_AGENT = "feeds/0.1 (+https://pypi.org/project/feeds)"
@@ -213,6 +216,13 @@ class _Crawl:
     def problem(self, url: str, reason: str) -> None:
         self.collected.problems.append(f"{url}: {reason}")
 
+    def document(self, relpath: str, url: str, answer: Response) -> Document:
+        """The body of a 200, with the time its Last-Modified gives (None without one)."""
+        modified = parse_http_date(answer.last_modified) if answer.last_modified else None
+        if answer.last_modified and modified is None:
+            self.problem(url, f"Last-Modified {answer.last_modified[:100]!r} is not an HTTP date (RFC 9110); ignored")
+        return Document(relpath, answer.body, url, modified)
+
     async def get(self, url: str, headers: dict[str, str]) -> Response:
         return await self.source.get(url, headers, self.slots, self.pace)
 
@@ -269,7 +279,7 @@ class _Crawl:
         answer = await self.get(url, _headers(etag, modified) if kept is not None else {})
         if answer.status == 200:
             await self.store.save_fetch(url, answer.etag, answer.last_modified, answer.body)
-            self.collected.documents.append(Document(relpath, answer.body, url))
+            self.collected.documents.append(self.document(relpath, url, answer))
             return answer, answer.body
         if answer.status == 304 and kept is not None:
             return answer, kept
@@ -343,7 +353,7 @@ class _Crawl:
         if answer.status == 200:
             # Saved only once the batch is stored: if storing fails, the next run fetches it again.
             self.collected.validators.append((url, answer.etag, answer.last_modified))
-            self.collected.documents.append(Document(relpath, answer.body, url))
+            self.collected.documents.append(self.document(relpath, url, answer))
             try:
                 page = parse_document(relpath, answer.body, url)
             except ParseError:
