@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -15,11 +16,12 @@ import pytest
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
 from feeds.ids import event_guid
-from feeds.model import FeedKey
+from feeds.model import FeedKey, utcnow
 from feeds.refresh import Report, ingest, refresh_source
 from feeds.sources import Collected, open_source
 from feeds.sources.directory import DirectorySource
-from feeds.sources.git import GitSource, redact, safe_name
+from feeds.sources.git import HEAD_REF, GitSource, redact, safe_name
+from feeds.sources.gittools import LOG_ARGS, LastChanges, is_local
 from feeds.store import Store
 from tests.conftest import OFFSTREAM
 
@@ -47,11 +49,11 @@ class Origin:
         root.mkdir(parents=True)
         self.git("-c", "init.defaultBranch=main", "init", "--quiet")
 
-    def git(self, *args: str) -> str:
+    def git(self, *args: str, env: dict[str, str] | None = None) -> str:
         done = subprocess.run(
             ["git", "-c", "user.name=Feeds Test", "-c", "user.email=feeds@test.invalid", "-c", "commit.gpgsign=false",
              *args],
-            cwd=self.root, check=True, capture_output=True, text=True,
+            cwd=self.root, check=True, capture_output=True, text=True, env={**os.environ, **(env or {})},
         )  # fmt: skip
         return done.stdout.strip()
 
@@ -69,10 +71,20 @@ class Origin:
         for rel in relpaths:
             (self.root / rel).unlink()
 
-    def commit(self, message: str, amend: bool = False) -> str:
+    def commit(self, message: str, amend: bool = False, when: str | None = None) -> str:
+        """A commit of the work tree; `when` (ISO 8601) is its committer date, its author date a
+        year earlier (a source must take the committer's)."""
         self.git("add", "--all")
-        self.git("commit", "--quiet", "--allow-empty", "-m", message, *(["--amend"] if amend else []))
+        self.git("commit", "--quiet", "--allow-empty", "-m", message, *(["--amend"] if amend else []), env=dates(when))
         return self.git("rev-parse", "HEAD")
+
+
+def dates(when: str | None) -> dict[str, str]:
+    if when is None:
+        return {}
+    committed = dt.datetime.fromisoformat(when)
+    authored = committed.replace(year=committed.year - 1)
+    return {"GIT_COMMITTER_DATE": committed.isoformat(), "GIT_AUTHOR_DATE": authored.isoformat()}
 
 
 @pytest.fixture(autouse=True)
@@ -432,3 +444,190 @@ def test_cache_names_and_redacted_locations() -> None:
     assert redact("https://user:secret@example.org/a.git") == "https://user:***@example.org/a.git"
     assert redact("https://example.org/a.git") == "https://example.org/a.git"
     assert redact("/srv/archive") == "/srv/archive"
+
+
+# ----- when each file last changed ------------------------------------------------------------------------
+
+T1, T2 = "2018-01-01T06:00:00+00:00", "2018-01-02T07:30:15+00:00"
+T3, T4 = "2018-01-03T23:59:59+00:00", "2018-01-05T01:02:03+00:00"
+
+
+def at(when: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(when)
+
+
+def times(collected: Collected) -> dict[str, dt.datetime | None]:
+    assert isinstance(collected.documents, list)
+    return {d.relpath: d.modified for d in collected.documents}
+
+
+def in_cache(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", f"--git-dir={cache}", *args], capture_output=True, text=True, check=False)
+
+
+def reworded(relpath: str) -> bytes:
+    return (OFFSTREAM / relpath).read_bytes().replace(b"# Taxation", b"# Taxes", 1)
+
+
+async def test_a_first_read_gives_each_file_the_committer_time_of_the_last_commit_that_changed_it(
+    origin: Origin, source: GitSource, store: Store, tmp_path: Path
+) -> None:
+    origin.add(*day_files(DAY1))
+    origin.commit("2017-12-31", when=T1)
+    origin.add(*[f for f in day_files(DAY2) if f not in BORNEO_LATER])
+    second = origin.commit("2018-01-01", when=T2)
+    origin.write(TAX, reworded(TAX))
+    origin.add(BORNEO_LATER[0])
+    origin.commit("taxation reworded in place, Borneo update", when=T3)
+    origin.add(BORNEO_LATER[1])
+    origin.commit("Borneo update", when=T4)
+
+    collected, _ = await step(source, store)
+    expected = {rel: at(T1) for rel in day_files(DAY1)}
+    expected |= {rel: at(T2) for rel in day_files(DAY2)}
+    expected |= {TAX: at(T3), BORNEO_LATER[0]: at(T3), BORNEO_LATER[1]: at(T4)}
+    assert times(collected) == expected
+    assert all(t is not None and t.tzinfo == dt.UTC for t in times(collected).values())
+    # The event of a page with no Changes list is updated when its file last changed.
+    tax = next(e for e in await store.events(DATE2, 100) if e.key == TAX_KEY)
+    assert tax.page.headline.startswith("Taxes") and tax.updated == at(T3)
+
+    # The cache keeps the whole history of commits and trees, but only the blobs it read: the
+    # taxation page's first version was never fetched.
+    cache = tmp_path / "var" / "git" / "offstream"
+    assert not (cache / "shallow").exists()
+    assert in_cache(cache, "rev-list", "--count", HEAD_REF).stdout.strip() == "4"
+    assert in_cache(cache, "cat-file", "-e", origin.git("rev-parse", f"{second}:{TAX}")).returncode != 0
+
+
+async def test_an_update_gives_each_file_its_own_commits_time_not_the_heads(
+    origin: Origin, source: GitSource, store: Store
+) -> None:
+    origin.add(*day_files(DAY1), *[f for f in day_files(DAY2) if f not in BORNEO_LATER])
+    origin.commit("two days", when=T1)
+    await step(source, store)
+
+    origin.add(BORNEO_LATER[0])
+    origin.commit("Borneo update", when=T2)
+    origin.write(TAX, reworded(TAX))
+    origin.commit("taxation reworded", when=T3)
+    origin.git("commit", "--quiet", "--allow-empty", "-m", "nothing", env=dates(T4))
+    collected, report = await step(source, store)
+    assert times(collected) == {BORNEO_LATER[0]: at(T2), TAX: at(T3)}
+    assert report.result.changed == {BORNEO_KEY, TAX_KEY}
+    tax = next(e for e in await store.events(DATE2, 100) if e.key == TAX_KEY)
+    assert tax.updated == at(T3)
+
+
+async def test_a_commit_dated_in_the_future_gives_the_time_of_collection(
+    origin: Origin, source: GitSource, store: Store
+) -> None:
+    origin.add(*day_files(DAY1))
+    origin.commit("2017-12-31", when=T1)
+    origin.add(TAX)
+    origin.commit("from a clock far ahead", when="2099-12-31T00:00:00+00:00")
+    before = utcnow()
+    collected = await collect(source, store)
+    after = utcnow()
+    modified = times(collected)[TAX]
+    assert modified is not None and before <= modified <= after
+    assert times(collected)[f"{DAY1}/index.md"] == at(T1)
+
+
+async def test_a_merged_change_is_dated_by_the_merge_on_the_followed_branch(
+    origin: Origin, source: GitSource, store: Store
+) -> None:
+    """The followed branch's own line of commits says when a change reached it: a page written
+    on a side branch has the time of the merge that brought it."""
+    origin.add(*day_files(DAY1))
+    origin.commit("2017-12-31", when=T1)
+    origin.git("checkout", "--quiet", "-b", "side")
+    origin.add(TAX)
+    origin.commit("taxation, on a side branch", when=T2)
+    origin.git("checkout", "--quiet", "main")
+    origin.add(BORNEO_FIRST)
+    origin.commit("Borneo, on main", when=T3)
+    origin.git("merge", "--quiet", "--no-ff", "--no-edit", "side", env=dates(T4))
+    collected = await collect(source, store)
+    assert times(collected)[TAX] == at(T4)
+    assert times(collected)[BORNEO_FIRST] == at(T3)
+    assert times(collected)[f"{DAY1}/index.md"] == at(T1)
+
+
+async def test_a_shallow_cache_left_by_an_older_version_is_given_its_history(
+    origin: Origin, source: GitSource, store: Store, tmp_path: Path
+) -> None:
+    origin.add(*day_files(DAY1))
+    origin.commit("2017-12-31", when=T1)
+    origin.add(*day_files(DAY2))
+    head = origin.commit("2018-01-01", when=T2)
+    # What earlier versions kept: the head alone (`--depth=1`), with the cursor stored.
+    cache = tmp_path / "var" / "git" / "offstream"
+    cache.mkdir(parents=True)
+    assert in_cache(cache, "init", "--quiet", "--bare").returncode == 0
+    assert in_cache(cache, "fetch", "--quiet", "--depth=1", str(origin.root), f"+HEAD:{HEAD_REF}").returncode == 0
+    assert (cache / "shallow").exists()
+    await store.set_cursor("offstream", head)
+
+    origin.write(TAX, reworded(TAX))
+    origin.commit("taxation reworded", when=T3)
+    collected, _ = await step(source, store)
+    assert times(collected) == {TAX: at(T3)}
+    assert not (cache / "shallow").exists()
+
+    # A first read now dates the first day by its own commit, not by the old shallow boundary.
+    await store.set_cursor("offstream", "0" * 40)
+    collected = await collect(source, store)
+    assert times(collected)[f"{DAY1}/index.md"] == at(T1) and times(collected)[TAX] == at(T3)
+
+
+async def test_a_force_push_back_to_an_older_version_reads_the_blob_the_cache_never_had(
+    origin: Origin, source: GitSource, store: Store, tmp_path: Path
+) -> None:
+    origin.add(*day_files(DAY2))
+    first = origin.commit("2018-01-01", when=T1)
+    origin.write(TAX, reworded(TAX))
+    origin.commit("taxation reworded", when=T2)
+    collected, _ = await step(source, store)
+    assert times(collected)[TAX] == at(T2)
+    cache = tmp_path / "var" / "git" / "offstream"
+    assert in_cache(cache, "cat-file", "-e", origin.git("rev-parse", f"{first}:{TAX}")).returncode != 0
+
+    # The old head is in the cache's history already: nothing is fetched but that one blob.
+    origin.git("reset", "--quiet", "--hard", first)
+    collected, report = await step(source, store)
+    assert relpaths(collected) == [TAX] and collected.cursor == first and collected.deleted == []
+    assert collected.documents[0].data == (OFFSTREAM / TAX).read_bytes()  # type: ignore[index]
+    assert times(collected) == {TAX: at(T1)}
+    assert report.result.changed == {TAX_KEY}
+
+
+async def test_the_history_is_read_the_same_whatever_the_chunks_and_only_as_far_as_needed(
+    origin: Origin, source: GitSource, store: Store
+) -> None:
+    origin.add(*day_files(DAY1))
+    origin.commit("2017-12-31", when=T1)
+    origin.add(*day_files(DAY2))
+    origin.commit("2018-01-01", when=T2)
+    out = origin.git("log", *LOG_ARGS[1:], "HEAD", "--", "news").encode("utf-8")
+    wanted = [*day_files(DAY1), *day_files(DAY2)]
+    whole = LastChanges(wanted)
+    whole.feed(out)
+    assert whole.done
+    assert whole.times == {rel: int(at(T1 if rel.startswith(DAY1) else T2).timestamp()) for rel in wanted}
+    for size in (1, 7, 4096):
+        pieces = LastChanges(wanted)
+        for i in range(0, len(out), size):
+            pieces.feed(out[i : i + size])
+        assert pieces.times == whole.times
+    # Files of the newest commit are placed before the older commit is reached.
+    newest = LastChanges([TAX])
+    newest.feed(out[: out.index(b"\x01", 1)])
+    assert newest.done and newest.times == {TAX: int(at(T2).timestamp())}
+
+
+def test_local_locations() -> None:
+    for location in ("/srv/archive", "archive", "./a:b", "file:///srv/archive", "C/x"):
+        assert is_local(location), location
+    for location in ("https://example.org/a.git", "git@github.com:o/r.git", "host:path/x", "ssh://h/r"):
+        assert not is_local(location), location

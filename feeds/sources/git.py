@@ -1,9 +1,18 @@
 """A git repository holding the archive tree (`news/YYYY/MM/D/*.md|json|xml`), local or remote.
 
 The repository is fetched into a bare cache next to the database (`<db dir>/git/<source name>`; a
-temporary directory for an in-memory store). Only the trees of the commits that get ingested are
-ever needed, never the history, so fetches are shallow (`--depth=1`); each one fetches the followed
-branch (`branch`, else the remote's HEAD) into `refs/feeds/head`.
+temporary directory for an in-memory store); each fetch brings the followed branch (`branch`, else
+the remote's HEAD) into `refs/feeds/head`. The cache is a blobless partial clone: it has every
+commit and tree of the branch's history but only the blobs of the versions it reads. A new cache
+(or a shallow one, as older versions left) first fetches the head with its blobs (`--depth=1`),
+then the history behind it without blobs (`--unshallow --filter=blob:none`; a local repository's
+upload-pack is run allowing the filter); later fetches bring new commits whole. The remote is
+named on the command line of the commands that may fetch, never stored in the cache's config.
+
+A document's time (`Document.modified`) is the committer time of the newest commit on the
+branch's first-parent line that changed its file (a merge counts for what it brought). One
+`git log --name-only` streams from the head and stops once every file read has its time: a few
+commits for an update, the whole history (commits and trees, no blobs) on a first read.
 
 The last ingested commit is the source's cursor in the store (saved by refresh once the batch is
 stored, so a crash in between re-ingests, which is idempotent). A collect reads:
@@ -27,24 +36,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import datetime as dt
 import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
 from feeds.ids import page_path
+from feeds.model import utcnow
 from feeds.pages import is_day_listing, is_document
 from feeds.sources import Collected, Document
+from feeds.sources.gittools import (
+    LOG_ARGS,
+    TREE_ROOT,
+    LastChanges,
+    day_spellings,
+    git_env,
+    is_local,
+    kill_group,
+    parse_diff,
+    parse_tree,
+    redact,
+    safe_name,
+    summary,
+)
+from feeds.sources.times import from_timestamp
 from feeds.store import Store
 
 try:
@@ -56,24 +79,9 @@ log = logging.getLogger("feeds.sources.git")
 
 HEAD_REF = "refs/feeds/head"  # the fetched head: what a collect reads
 BASE_REF = "refs/feeds/base"  # the stored cursor, kept reachable so gc never prunes its tree
-TREE_ROOT = "news"
+REMOTE = "feeds"  # the cache's name for the followed repository (see `_remote`)
 _COMMIT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _REGULAR = ("100644", "100755")
-# Variables that would point git at another repository than the cache (set, e.g., in a git hook).
-_REPO_VARIABLES = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-    "GIT_SHALLOW_FILE",
-    "GIT_QUARANTINE_PATH",
-)
-
-
 @dataclass(frozen=True)
 class Entry:
     """A file of a tree: its path and the blob to read."""
@@ -82,89 +90,9 @@ class Entry:
     oid: str
 
 
-def git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _REPO_VARIABLES}
-    env["GIT_TERMINAL_PROMPT"] = "0"  # never wait for a password on a terminal
-    env["GCM_INTERACTIVE"] = "never"  # nor in Git Credential Manager
-    if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
-        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"  # nor for an ssh passphrase or host key
-    return env
-
-
-def redact(location: str) -> str:
-    """The location without a password it may carry (`https://user:token@host/...`)."""
-    if "://" not in location:
-        return location
-    parts = urlsplit(location)
-    if parts.password is None:
-        return location
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
-def safe_name(name: str) -> str:
-    """A directory name for a source; distinct names never share one."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
-    if safe != name or not safe:
-        safe = f"{safe or 'source'}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
-    return safe
-
-
-def _summary(stderr: bytes) -> str:
-    """The useful lines of git's stderr, on one line."""
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    wanted = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines[-3:]
-    text = "; ".join(wanted) or "no message"
-    return text if len(text) <= 500 else text[:497] + "..."
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
-        if hasattr(os, "killpg"):
-            os.killpg(pid, signal.SIGKILL)  # git and whatever it started (ssh, remote helpers)
-        else:  # pragma: no cover
-            os.kill(pid, signal.SIGTERM)
-
-
-def _parse_tree(out: bytes) -> list[tuple[str, str, str]]:
-    """`git ls-tree -r -z` output -> (mode, oid, relpath) of every blob."""
-    found = []
-    for record in out.split(b"\0"):
-        if not record:
-            continue
-        meta, _, path = record.partition(b"\t")
-        mode, kind, oid = meta.decode("ascii").split(" ")
-        if kind == "blob":
-            found.append((mode, oid, path.decode("utf-8", "replace")))
-    return found
-
-
-def _parse_diff(out: bytes) -> list[tuple[str, str, str, str]]:
-    """`git diff-tree -r -z` output -> (status, new mode, new oid, relpath) of every change."""
-    fields = out.split(b"\0")
-    changes = []
-    i = 0
-    while i + 1 < len(fields):
-        meta = fields[i].decode("ascii")
-        if not meta.startswith(":"):
-            i += 1
-            continue
-        _, new_mode, _, new_oid, status = meta[1:].split(" ")
-        changes.append((status[:1], new_mode, new_oid, fields[i + 1].decode("utf-8", "replace")))
-        i += 2
-    return changes
-
-
-def _day_spellings(path: str) -> list[str]:
-    """Every folder a canonical page path's file may live in (`news/2018/01/1`, `news/2018/1/01`...)."""
-    _, _, year, month, day, _ = path.split("/", 5)
-    return sorted({f"{TREE_ROOT}/{year}/{m}/{d}" for m in (month, str(int(month))) for d in (day, str(int(day)))})
-
-
 class GitSource:
     fetch_timeout = 900.0  # seconds for a fetch (the first one downloads the whole tree)
     command_timeout = 120.0  # seconds for any other git command
-    depth: int | None = 1  # shallow fetches: only the fetched commit's tree is needed
 
     def __init__(self, config: SourceConfig) -> None:
         self.name = config.name
@@ -215,7 +143,7 @@ class GitSource:
         reads: list[Entry] = []
         gone: list[str] = []
         problems: list[str] = []
-        for status, mode, oid, relpath in _parse_diff(out):
+        for status, mode, oid, relpath in parse_diff(out):
             if not is_document(relpath):
                 continue
             if status == "D" or (status == "T" and mode not in _REGULAR):
@@ -225,7 +153,7 @@ class GitSource:
             else:
                 problems.append(f"{self.display}@{head[:12]}:{relpath}: not a regular file (mode {mode}), skipped")
         return Collected(
-            documents=self._read(cache, head, reads),
+            documents=self._read(cache, head, reads, await self._times(cache, head, reads)),
             deleted=await self._gone_pages(cache, head, gone, reads),
             problems=problems,
             cursor=head,
@@ -238,7 +166,7 @@ class GitSource:
         candidates -= {page_path(e.relpath) for e in reads}
         if not candidates:
             return []
-        folders = sorted({d for p in candidates for d in _day_spellings(p)})
+        folders = sorted({d for p in candidates for d in day_spellings(p)})
         present: set[str | None] = set()
         for i in range(0, len(folders), 200):
             out = await self._git(
@@ -252,7 +180,7 @@ class GitSource:
         out = await self._git(cache, "ls-tree", "-r", "-z", head, "--", TREE_ROOT, what=f"unable to list commit {head[:12]}")
         reads: list[Entry] = []
         problems: list[str] = []
-        for mode, oid, relpath in _parse_tree(out):
+        for mode, oid, relpath in parse_tree(out):
             if not is_document(relpath):
                 continue
             if mode in _REGULAR:
@@ -261,14 +189,61 @@ class GitSource:
                 problems.append(f"{self.display}@{head[:12]}:{relpath}: not a regular file (mode {mode}), skipped")
         present = {p for e in reads if not is_day_listing(e.relpath) and (p := page_path(e.relpath))}
         return Collected(
-            documents=self._read(cache, head, reads),
+            documents=self._read(cache, head, reads, await self._times(cache, head, reads)),
             deleted=sorted(await store.missing_pages(self.name, present)),
             problems=problems,
             cursor=head,
             expected=len(reads),
         )
 
-    def _read(self, cache: Path, head: str, entries: Sequence[Entry]) -> Iterator[Document]:
+    async def _times(self, cache: Path, head: str, entries: Sequence[Entry]) -> dict[str, dt.datetime | None]:
+        """relpath -> committer time of the newest commit on the head's line that changed it.
+
+        One `git log` from the head, read as it streams and stopped once every entry has its time:
+        a few commits for the files an update brings, the whole history on a first read.
+        """
+        changes = LastChanges(e.relpath for e in entries)
+        if changes.done:
+            return {}
+        args = ["git", f"--git-dir={cache}", *LOG_ARGS, head, "--", TREE_ROOT]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env(),
+                start_new_session=True,
+            )  # fmt: skip
+        except OSError as exc:
+            raise SourceError(self.name, f"unable to run git: {exc}") from exc
+        assert proc.stdout is not None and proc.stderr is not None
+        errors = asyncio.ensure_future(proc.stderr.read())
+        try:
+            async with asyncio.timeout(self.fetch_timeout):
+                while not changes.done and (chunk := await proc.stdout.read(1 << 16)):
+                    changes.feed(chunk)
+                if not changes.done:
+                    await proc.wait()
+        except TimeoutError:
+            reason = f"reading the history of {head[:12]} timed out after {self.fetch_timeout:g} s"
+            raise SourceError(self.name, reason) from None
+        finally:
+            if proc.returncode is None:  # stopped early, timed out or cancelled
+                kill_group(proc.pid)
+                await asyncio.shield(proc.wait())
+            err = await errors
+        if not changes.done:
+            if proc.returncode != 0:
+                where = f"repository {self.display}, cache {cache}"
+                raise SourceError(self.name, f"unable to read the history of {head[:12]} ({where}): {summary(err)}")
+            log.warning(
+                "source %s: %d files of %s are named by no commit of its history; they have no time",
+                *(self.name, len(changes.remaining), head[:12]),
+            )
+        now = utcnow()  # a commit dated in the future says no more than that it exists now
+        when = {seconds: from_timestamp(seconds, now) for seconds in set(changes.times.values())}
+        return {relpath: when[seconds] for relpath, seconds in changes.times.items()}
+
+    def _read(
+        self, cache: Path, head: str, entries: Sequence[Entry], times: dict[str, dt.datetime | None]
+    ) -> Iterator[Document]:
         """The entries' contents, through one `git cat-file --batch`, started on the first read.
 
         Plain blocking I/O: the consumer (refresh) runs it on a worker thread.
@@ -277,7 +252,8 @@ class GitSource:
             return
         with tempfile.TemporaryFile() as errors:
             proc = subprocess.Popen(
-                ["git", f"--git-dir={cache}", "cat-file", "--batch"],
+                # With the remote named, a blob the cache lacks is fetched (partial clone).
+                ["git", f"--git-dir={cache}", *self._remote(), "cat-file", "--batch"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errors,
@@ -294,7 +270,7 @@ class GitSource:
                     header = proc.stdout.readline().split()
                     if len(header) != 3 or header[1] != b"blob":
                         errors.seek(0)
-                        reason = _summary(errors.read()) if not header else header[-1].decode("ascii", "replace")
+                        reason = summary(errors.read()) if not header else header[-1].decode("ascii", "replace")
                         raise SourceError(
                             self.name, f"unable to read {entry.relpath} ({entry.oid}) of commit {head[:12]}: {reason}"
                         )
@@ -306,9 +282,10 @@ class GitSource:
                         raise SourceError(
                             self.name,
                             f"unable to read {entry.relpath} of commit {head[:12]}: git stopped after "
-                            f"{len(data)} of {size} bytes: {_summary(errors.read())}",
+                            f"{len(data)} of {size} bytes: {summary(errors.read())}",
                         )
-                    yield Document(entry.relpath, data, f"{self.display}@{head[:12]}:{entry.relpath}")
+                    origin = f"{self.display}@{head[:12]}:{entry.relpath}"
+                    yield Document(entry.relpath, data, origin, times.get(entry.relpath))
             finally:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
@@ -368,26 +345,46 @@ class GitSource:
             ["-c", "init.defaultBranch=main", "init", "--bare", "--quiet", str(cache)], self.command_timeout, "init"
         )
         if code != 0:
-            raise SourceError(self.name, f"unable to create the git cache {cache}: {_summary(err)}")
+            raise SourceError(self.name, f"unable to create the git cache {cache}: {summary(err)}")
 
     async def _fetch(self, cache: Path) -> str:
         if self.branch:
             src = self.branch if self.branch.startswith("refs/") else f"refs/heads/{self.branch}"
         else:
             src = "HEAD"
-        args = [f"--git-dir={cache}", "-c", "gc.autoDetach=false", "fetch", "--quiet", "--no-tags"]
-        if self.depth:
-            args.append(f"--depth={self.depth}")
-        args += ["--", self.location, f"+{src}:{HEAD_REF}"]
         what = f"branch {self.branch!r}" if self.branch else "the default branch"
-        code, _, err = await self._run(args, self.fetch_timeout, f"fetch of {what} from {self.display}")
-        if code != 0:
-            raise SourceError(self.name, f"unable to fetch {what} from {self.display} (into {cache}): {_summary(err)}")
+        code, _, _ = await self._run(
+            [f"--git-dir={cache}", "rev-parse", "--verify", "--quiet", HEAD_REF], self.command_timeout, "rev-parse"
+        )
+        # A cache with the history: new commits come whole, with their blobs. A new one (or a shallow
+        # one, as older versions left): the head with its blobs, then the history behind it, commits
+        # and trees only (a blobless partial clone: old versions' blobs are never read).
+        whole = code == 0 and not (cache / "shallow").exists()
+        depth = [] if whole else ["--depth=1"]
+        await self._fetch_step(cache, what, "--no-filter", *depth, "--", REMOTE, f"+{src}:{HEAD_REF}")
+        if (cache / "shallow").exists():
+            await self._fetch_step(cache, what, "--filter=blob:none", "--unshallow", "--", REMOTE, src)
         out = await self._git(cache, "rev-parse", "--verify", f"{HEAD_REF}^{{commit}}", what="no fetched head")
         head = out.decode("ascii").strip()
         if not _COMMIT_ID.fullmatch(head):
             raise SourceError(self.name, f"unexpected head {head!r} fetched from {self.display}")
         return head
+
+    async def _fetch_step(self, cache: Path, what: str, *args: str) -> None:
+        fetch = [f"--git-dir={cache}", *self._remote(), "-c", "gc.autoDetach=false", "fetch", "--quiet", "--no-tags"]
+        code, _, err = await self._run([*fetch, *args], self.fetch_timeout, f"fetch of {what} from {self.display}")
+        if code != 0:
+            raise SourceError(self.name, f"unable to fetch {what} from {self.display} (into {cache}): {summary(err)}")
+
+    def _remote(self) -> list[str]:
+        """Config naming the followed repository as the cache's promisor remote, given only to the
+        commands that may fetch: it is never stored (the location may carry a password), so every
+        other command finds a missing object missing instead of fetching it."""
+        config = [f"url={self.location}", "promisor=true", "partialclonefilter=blob:none"]
+        if is_local(self.location):
+            # Its upload-pack runs here, under no config that allows a filter (git's default is off).
+            config.append("uploadpack=git -c uploadpack.allowFilter=true upload-pack")
+        return [arg for item in config for arg in ("-c", f"remote.{REMOTE}.{item}")]
 
     async def _has_tree(self, cache: Path, commit: str) -> bool:
         code, _, _ = await self._run(
@@ -400,7 +397,7 @@ class GitSource:
     async def _git(self, cache: Path, *args: str, what: str) -> bytes:
         code, out, err = await self._run([f"--git-dir={cache}", *args], self.command_timeout, f"git {args[0]}")
         if code != 0:
-            raise SourceError(self.name, f"{what} (repository {self.display}, cache {cache}): {_summary(err)}")
+            raise SourceError(self.name, f"{what} (repository {self.display}, cache {cache}): {summary(err)}")
         return out
 
     async def _run(self, args: list[str], timeout: float, label: str) -> tuple[int, bytes, bytes]:
@@ -422,11 +419,11 @@ class GitSource:
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except TimeoutError:
-            _kill(proc.pid)
+            kill_group(proc.pid)
             await proc.communicate()
             raise SourceError(self.name, f"{label} timed out after {timeout:g} s") from None
         except BaseException:
-            _kill(proc.pid)
+            kill_group(proc.pid)
             with contextlib.suppress(BaseException):
                 await asyncio.shield(proc.wait())
             raise
