@@ -534,6 +534,20 @@ async def test_a_commit_dated_in_the_future_gives_the_time_of_collection(
     assert times(collected)[f"{DAY1}/index.md"] == at(T1)
 
 
+async def test_the_users_log_settings_change_no_time(
+    origin: Origin, source: GitSource, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin.add(*day_files(DAY1))
+    origin.commit("2017-12-31: the root commit", when=T1)
+    origin.add(TAX)
+    origin.commit("taxation", when=T2)
+    settings = tmp_path / "gitconfig"
+    settings.write_text("[log]\n\tshowRoot = false\n\tfollow = true\n\tshowSignature = true\n[diff]\n\trenames = copies\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(settings))
+    collected = await collect(source, store)
+    assert times(collected) == {**{rel: at(T1) for rel in day_files(DAY1)}, TAX: at(T2)}
+
+
 async def test_a_merged_change_is_dated_by_the_merge_on_the_followed_branch(
     origin: Origin, source: GitSource, store: Store
 ) -> None:
@@ -609,7 +623,7 @@ async def test_the_history_is_read_the_same_whatever_the_chunks_and_only_as_far_
     origin.commit("2017-12-31", when=T1)
     origin.add(*day_files(DAY2))
     origin.commit("2018-01-01", when=T2)
-    out = origin.git("log", *LOG_ARGS[1:], "HEAD", "--", "news").encode("utf-8")
+    out = origin.git(*LOG_ARGS, "HEAD", "--", "news").encode("utf-8")
     wanted = [*day_files(DAY1), *day_files(DAY2)]
     whole = LastChanges(wanted)
     whole.feed(out)

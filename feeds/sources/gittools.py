@@ -13,10 +13,14 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 TREE_ROOT = "news"
-# `git log` arguments for `LastChanges`: the followed branch's own line of commits (a merge counts
-# as the change it brought to it), every path a commit changed, each commit led by \x01 and its
-# committer time. No rename detection: it would need the blobs the cache does not keep.
-LOG_ARGS = ("log", "--first-parent", "--no-renames", "-z", "--name-only", "--format=%x01%ct")
+# `git` arguments for `LastChanges`: the followed branch's own line of commits (a merge counts as
+# the change it brought to it), every path a commit changed (the root commit's too), each commit led
+# by \x01 and its committer time, whatever the user's log settings. No rename detection: it would
+# need the blobs the cache does not keep.
+LOG_ARGS = (
+    *("-c", "log.follow=false", "log", "--root", "--no-show-signature", "--first-parent", "--no-renames"),
+    *("-z", "--name-only", "--format=%x01%ct"),
+)
 
 # Variables that would point git at another repository than the cache (set, e.g., in a git hook).
 _REPO_VARIABLES = (
