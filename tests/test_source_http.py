@@ -346,7 +346,9 @@ async def test_each_document_carries_its_responses_last_modified(site: Site, db:
     files = sorted(p for day in DAYS for p in (site.root / day).glob("*.md"))
     for n, file in enumerate(files):
         os.utime(file, ((base + dt.timedelta(minutes=n)).timestamp(),) * 2)
-    expected = {f"{f.relative_to(site.root).as_posix()}": base + dt.timedelta(minutes=n) for n, f in enumerate(files)}
+    expected: dict[str, dt.datetime | None] = {
+        f.relative_to(site.root).as_posix(): base + dt.timedelta(minutes=n) for n, f in enumerate(files)
+    }
     plane, tax = f"/{PLANE}", "/news/2018/01/1/taxation-in-the-united-arab-emirates.md"
     borneo, index = f"/news/2018/01/1/{BORNEO.format('with-at-least-8-people-dead')}", "/news/2017/12/31/index.md"
     later = f"/news/2018/01/1/{BORNEO.format('leaving-at-least-8-people-dead')}"
