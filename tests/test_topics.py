@@ -23,7 +23,7 @@ from feeds.ids import page_path, topic_key, topic_slug
 from feeds.model import Page, resolve_contexts
 from feeds.pages import parse_document
 from feeds.publish import publish_all, publish_changes
-from feeds.store import Incoming, Store, topic_writes
+from feeds.store import Incoming, Store, rekey, topic_writes
 from feeds.store import connection as store_module
 from tests.conftest import DATA, EXAMPLE, OFFSTREAM, LiveServer
 from tests.helpers import read_pages
@@ -268,7 +268,7 @@ async def test_schema_7_splits_topics_a_transliterating_key_had_merged(
     with monkeypatch.context() as old:
         old.setattr(topic_writes, "topic_key", transliterated_key)
         old.setattr(topic_writes, "topic_slug", lambda n: transliterated_key(n).replace(" ", "-")[:80] or "topic-x")
-        old.setattr(topic_writes, "FOLDING", "schema 6")
+        old.setattr(rekey, "FOLDING", "schema 6")
         old.setattr(store_module, "FOLDING", "schema 6")
         v6 = await Store.open(path)
         try:

@@ -20,8 +20,9 @@ from feeds.model import (
     utcnow,
 )
 from feeds.process import trim_heap
+from feeds.store.rekey import folding_of, rekey
 from feeds.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
-from feeds.store.topic_writes import TopicMemo, folding_of, rekey
+from feeds.store.topic_writes import TopicMemo
 
 T = TypeVar("T")
 

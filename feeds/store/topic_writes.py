@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from feeds.codec import page_from_json
-from feeds.ids import FOLDING, content_hash, topic_key, topic_slug
+from feeds.ids import content_hash, topic_key, topic_slug
 from feeds.model import Page, Run, comma_parts
 
 # Schema 7's tables (what publishing has left to do, `pending`, came with it and is schema 9's now).
@@ -377,70 +377,3 @@ def refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.d
 
 
 # ----- keying a store again ------------------------------------------------------------------------
-
-
-def folding_of(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'topic_folding'").fetchone()
-    return str(row[0]) if row else None
-
-
-def _keys_by_keeper(conn: sqlite3.Connection) -> dict[int, str]:
-    """Each topic's new key: the key of its spellings with the most live uses (then the most
-    uses, then the smallest key). Two topics whose keepers now share a key (a folding that
-    ignores more): the one with more live uses keeps it, the other gets a key no name has and
-    its events move to the first."""
-    groups: dict[int, dict[str, list[int]]] = {}
-    for tid, spelling, live, total in conn.execute(
-        "SELECT topic_id, spelling, sum(live), count(*) FROM event_topics GROUP BY topic_id, spelling"
-    ):
-        group = groups.setdefault(tid, {}).setdefault(topic_key(spelling) or f"#{spelling}", [0, 0])
-        group[0] += live
-        group[1] += total
-    claims: list[tuple[int, int, str]] = []
-    for tid, name in conn.execute("SELECT id, name FROM topics"):
-        spellings = groups.get(tid) or {topic_key(name) or f"#{name}": [0, 0]}
-        best, (live, _) = min(spellings.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
-        claims.append((-live, tid, best))
-    keys: dict[int, str] = {}
-    taken: set[str] = set()
-    for _, tid, key in sorted(claims):
-        keys[tid] = key if key not in taken else f"#retired:{tid}"
-        taken.add(key)
-    return keys
-
-
-def rekey(conn: sqlite3.Connection, now: dt.datetime) -> None:
-    """Key every topic by this program's folding, learn the known names of every event again and
-    resolve every live event's topics with them; what changed is left in `pending` for the next
-    publish. Slots are kept: an event that leaves a topic keeps its (not live) row, one that
-    joins another takes that topic's next slot."""
-    for statement in MIGRATION.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ").split(";"):
-        if statement.strip():
-            conn.execute(statement)  # a store of schema 8 made before schema 7 had its tables
-    memo, touched = TopicMemo(), Touched()
-    keys = _keys_by_keeper(conn)
-    moved = [
-        (tid, key)
-        for tid, key in keys.items()
-        if conn.execute("SELECT key FROM topics WHERE id = ?", (tid,)).fetchone()[0] != key
-    ]
-    # Through keys no name has: a topic may take a key another one gives up in the same pass.
-    conn.executemany("UPDATE topics SET key = '#rekey:' || id WHERE id = ?", [(tid,) for tid, _ in moved])
-    conn.executemany("UPDATE topics SET key = ? WHERE id = ?", [(key, tid) for tid, key in moved])
-    for table in ("known_names", "event_contexts", "context_pairs"):
-        conn.execute(f"DELETE FROM {table}")
-    for key, seq, doc in conn.execute(
-        "SELECT key, seq, doc FROM events ORDER BY seq"
-    ):  # a cursor: not every doc at once
-        if (page := _page(key, doc)) is not None:
-            register(conn, seq, page, memo)
-    live = [key for (key,) in conn.execute("SELECT key FROM events WHERE live = 1 ORDER BY seq")]
-    resolve_again(conn, live, memo, touched)
-    refresh_topics(conn, sorted(touched.topic_ids | {tid for tid, _ in moved}), now, touched)
-    conn.executemany(
-        "INSERT OR IGNORE INTO pending (kind, value) VALUES (?, ?)",
-        [("feed", f) for f in sorted(touched.feeds)]
-        + [("event", e) for e in sorted(touched.changed)]
-        + [("renamed", s) for s in sorted(touched.renamed | touched.reslotted)],
-    )
-    conn.execute("INSERT OR REPLACE INTO meta VALUES ('topic_folding', ?)", (FOLDING,))
