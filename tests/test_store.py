@@ -405,5 +405,8 @@ async def test_upgrading_to_schema_8_puts_topic_slots_in_date_and_key_order(tmp_
         assert await store.topic_ranks("a", ["a", "b", "c", "d"]) == {"d": 0, "a": 1, "b": 2, "c": 3}
         live, _ = await store.topic_slot_members("a", 0, 4)
         assert [m.key for m in live] == ["c", "b", "a", "d"]  # newest first
+        # Its pages moved: every page of the topic is left to render at the next publish.
+        pending = await store.pending()
+        assert pending.renamed == {"a"} and "topics/a" in pending.feeds
     finally:
         await store.close()

@@ -272,6 +272,9 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (kind, value)
     ) WITHOUT ROWID;
     INSERT INTO pending_v9 (kind, value) SELECT kind, value FROM pending;
+    -- Schema 8 put every topic's slots in (date, key) order: all of its pages are rendered again.
+    INSERT OR IGNORE INTO pending_v9 (kind, value) SELECT 'renamed', slug FROM topics;
+    INSERT OR IGNORE INTO pending_v9 (kind, value) SELECT 'feed', 'topics/' || slug FROM topics;
     DROP TABLE pending;
     ALTER TABLE pending_v9 RENAME TO pending;
     """,
