@@ -26,6 +26,10 @@ class ParseError(FeedsError):
         where = f"{origin}: {field}: " if field else f"{origin}: "
         super().__init__(where + reason)
 
+    def __reduce__(self) -> tuple[type[ParseError], tuple[str, str, str | None]]:
+        # Raised in worker processes (a bulk load parses there): pickled with what made it.
+        return type(self), (self.origin, self.reason, self.field)
+
 
 @dataclass(frozen=True)
 class ParseWarning:
@@ -43,14 +47,24 @@ class ParseWarning:
 class ConfigError(FeedsError):
     def __init__(self, key: str, reason: str, origin: str | None = None) -> None:
         self.key = key
+        self.reason = reason
+        self.origin = origin
         prefix = f"{origin}: " if origin else ""
         super().__init__(f"{prefix}config {key}: {reason}")
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str, str | None]]:
+        return type(self), (self.key, self.reason, self.origin)
 
 
 class SourceError(FeedsError):
     def __init__(self, source: str, reason: str) -> None:
         self.source = source
+        self.reason = reason
         super().__init__(f"source {source}: {reason}")
+
+    def __reduce__(self) -> tuple[type[SourceError], tuple[str, str]]:
+        # Raised in the process that reads a bulk load: pickled with what made it.
+        return type(self), (self.source, self.reason)
 
 
 class StoreError(FeedsError):
