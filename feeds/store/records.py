@@ -94,6 +94,7 @@ class BatchResult:
     unlisted: dict[str, str] = field(default_factory=dict)  # relpath -> why no day listing explains it
     topic_ids: set[int] = field(default_factory=set)  # internal: topics to recount at batch end
     rescan: set[int] = field(default_factory=set)  # internal: topics whose `updated` may have gone back
+    newest: dict[int, str] = field(default_factory=dict)  # internal: topic id -> newest `updated` joining it
     mark: int = 0  # read from the pending table: the newest batch it holds
 
     def merge(self, other: BatchResult) -> None:

@@ -48,6 +48,7 @@ class Changes(Protocol):
     reslotted: set[str]
     topic_ids: set[int]
     rescan: set[int]
+    newest: dict[int, str]
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Touched:
     reslotted: set[str] = field(default_factory=set)
     topic_ids: set[int] = field(default_factory=set)
     rescan: set[int] = field(default_factory=set)
+    newest: dict[int, str] = field(default_factory=dict)
 
 
 class TopicMemo:
@@ -286,11 +288,11 @@ def place(
         # The trigger counts the slot.
         conn.execute("INSERT INTO event_topics VALUES (?,?,?,?,1,?,?,?,?)", (tid, slot, key, name, day, seq, rev, at))
     # A topic was last updated when the newest change of its events was (the source's time): a
-    # later time raises it; a topic an event left, or whose event went back in time, is looked at again.
-    conn.executemany(
-        "UPDATE topics SET updated = ? WHERE id = ? AND (updated IS NULL OR updated < ?)",
-        [(at, t, at) for t in sorted(new_topics)],
-    )
+    # later time raises it (at the batch's end); a topic an event left, or whose event went back in
+    # time, is looked at again.
+    for t in new_topics:
+        if at > result.newest.get(t, ""):
+            result.newest[t] = at
     result.rescan |= old_topics - new_topics
     if before is not None and at < before:
         result.rescan |= new_topics
@@ -351,6 +353,10 @@ def refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.d
     name is shown by the topic's own pages (their titles) and by every entry of its events: the
     events' revisions move (an entry is made again wherever it is rendered next) and the topic's
     pages are rendered again."""
+    conn.executemany(
+        "UPDATE topics SET updated = ? WHERE id = ? AND (updated IS NULL OR updated < ?)",
+        [(at, tid, at) for tid, at in sorted(result.newest.items())],
+    )
     for tid in sorted(result.rescan):
         conn.execute(
             "UPDATE topics SET updated = coalesce("
