@@ -20,16 +20,18 @@ import sqlite3
 from email.utils import formatdate
 
 import uvicorn
+from isal import igzip
 from starlette.applications import Starlette
 from starlette.requests import Request
-from isal import igzip
 from starlette.responses import Response
 from starlette.routing import Route
 
 SUFFIX = {"identity": "", "gzip": "-gz", "br": "-br"}
 
 
-def load(database: str, feeds: list[str], cache_control: str) -> dict[str, dict[str, tuple[bytes, dict[str, str], str]]]:
+def load(
+    database: str, feeds: list[str], cache_control: str
+) -> dict[str, dict[str, tuple[bytes, dict[str, str], str]]]:
     """`<feed>.<fmt>` -> encoding -> (body, headers, content type), read once from `renditions`."""
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:

@@ -43,81 +43,662 @@ from pathlib import Path
 
 # ----- vocabulary ----------------------------------------------------------------------------------
 
-COUNTRIES = """Afghanistan Albania Algeria Angola Argentina Armenia Australia Austria Azerbaijan Bahrain
-Bangladesh Belarus Belgium Benin Bolivia Bosnia Botswana Brazil Bulgaria Burkina_Faso Burundi Cambodia
-Cameroon Canada Chad Chile China Colombia Congo Costa_Rica Croatia Cuba Cyprus Czechia Denmark
-Djibouti Ecuador Egypt El_Salvador Eritrea Estonia Ethiopia Fiji Finland France Gabon Gambia Georgia
-Germany Ghana Greece Guatemala Guinea Haiti Honduras Hungary Iceland India Indonesia Iran Iraq Ireland
-Israel Italy Jamaica Japan Jordan Kazakhstan Kenya Kosovo Kuwait Kyrgyzstan Laos Latvia Lebanon
-Lesotho Liberia Libya Lithuania Luxembourg Madagascar Malawi Malaysia Maldives Mali Malta Mauritania
-Mexico Moldova Mongolia Montenegro Morocco Mozambique Myanmar Namibia Nepal Netherlands New_Zealand
-Nicaragua Niger Nigeria North_Korea North_Macedonia Norway Oman Pakistan Panama Papua_New_Guinea
-Paraguay Peru Philippines Poland Portugal Qatar Romania Russia Rwanda Saudi_Arabia Senegal Serbia
-Sierra_Leone Singapore Slovakia Slovenia Somalia South_Africa South_Korea South_Sudan Spain Sri_Lanka
-Sudan Sweden Switzerland Syria Taiwan Tajikistan Tanzania Thailand Togo Tunisia Turkey Turkmenistan
-Uganda Ukraine United_Kingdom United_States Uruguay Uzbekistan Venezuela Vietnam Yemen Zambia Zimbabwe""".split()
+COUNTRIES = [
+    "Afghanistan",
+    "Albania",
+    "Algeria",
+    "Angola",
+    "Argentina",
+    "Armenia",
+    "Australia",
+    "Austria",
+    "Azerbaijan",
+    "Bahrain",
+    "Bangladesh",
+    "Belarus",
+    "Belgium",
+    "Benin",
+    "Bolivia",
+    "Bosnia",
+    "Botswana",
+    "Brazil",
+    "Bulgaria",
+    "Burkina_Faso",
+    "Burundi",
+    "Cambodia",
+    "Cameroon",
+    "Canada",
+    "Chad",
+    "Chile",
+    "China",
+    "Colombia",
+    "Congo",
+    "Costa_Rica",
+    "Croatia",
+    "Cuba",
+    "Cyprus",
+    "Czechia",
+    "Denmark",
+    "Djibouti",
+    "Ecuador",
+    "Egypt",
+    "El_Salvador",
+    "Eritrea",
+    "Estonia",
+    "Ethiopia",
+    "Fiji",
+    "Finland",
+    "France",
+    "Gabon",
+    "Gambia",
+    "Georgia",
+    "Germany",
+    "Ghana",
+    "Greece",
+    "Guatemala",
+    "Guinea",
+    "Haiti",
+    "Honduras",
+    "Hungary",
+    "Iceland",
+    "India",
+    "Indonesia",
+    "Iran",
+    "Iraq",
+    "Ireland",
+    "Israel",
+    "Italy",
+    "Jamaica",
+    "Japan",
+    "Jordan",
+    "Kazakhstan",
+    "Kenya",
+    "Kosovo",
+    "Kuwait",
+    "Kyrgyzstan",
+    "Laos",
+    "Latvia",
+    "Lebanon",
+    "Lesotho",
+    "Liberia",
+    "Libya",
+    "Lithuania",
+    "Luxembourg",
+    "Madagascar",
+    "Malawi",
+    "Malaysia",
+    "Maldives",
+    "Mali",
+    "Malta",
+    "Mauritania",
+    "Mexico",
+    "Moldova",
+    "Mongolia",
+    "Montenegro",
+    "Morocco",
+    "Mozambique",
+    "Myanmar",
+    "Namibia",
+    "Nepal",
+    "Netherlands",
+    "New_Zealand",
+    "Nicaragua",
+    "Niger",
+    "Nigeria",
+    "North_Korea",
+    "North_Macedonia",
+    "Norway",
+    "Oman",
+    "Pakistan",
+    "Panama",
+    "Papua_New_Guinea",
+    "Paraguay",
+    "Peru",
+    "Philippines",
+    "Poland",
+    "Portugal",
+    "Qatar",
+    "Romania",
+    "Russia",
+    "Rwanda",
+    "Saudi_Arabia",
+    "Senegal",
+    "Serbia",
+    "Sierra_Leone",
+    "Singapore",
+    "Slovakia",
+    "Slovenia",
+    "Somalia",
+    "South_Africa",
+    "South_Korea",
+    "South_Sudan",
+    "Spain",
+    "Sri_Lanka",
+    "Sudan",
+    "Sweden",
+    "Switzerland",
+    "Syria",
+    "Taiwan",
+    "Tajikistan",
+    "Tanzania",
+    "Thailand",
+    "Togo",
+    "Tunisia",
+    "Turkey",
+    "Turkmenistan",
+    "Uganda",
+    "Ukraine",
+    "United_Kingdom",
+    "United_States",
+    "Uruguay",
+    "Uzbekistan",
+    "Venezuela",
+    "Vietnam",
+    "Yemen",
+    "Zambia",
+    "Zimbabwe",
+]
 COUNTRIES = [c.replace("_", " ") for c in COUNTRIES]
 
-CITIES = """Aleppo Almaty Amman Amsterdam Ankara Athens Auckland Baghdad Baku Bamako Bangkok Barcelona
-Beijing Beirut Belgrade Berlin Bogota Brussels Bucharest Budapest Buenos_Aires Cairo Canberra
-Cape_Town Caracas Casablanca Chennai Chicago Colombo Copenhagen Dakar Damascus Dhaka Doha Dubai Dublin
-Durban Geneva Goiania Guadalajara Hanoi Harare Havana Helsinki Ho_Chi_Minh_City Hong_Kong Houston
-Islamabad Istanbul Jakarta Jerusalem Johannesburg Kabul Kampala Karachi Kathmandu Khartoum Kyiv Kinshasa
-Kolkata Kuala_Lumpur Lagos Lahore La_Paz Lima Lisbon Liverpool London Los_Angeles Luanda Lyon Madrid
-Manila Maputo Marseille Melbourne Mexico_City Miami Milan Minsk Mogadishu Montreal Moscow Mosul Mumbai
-Munich Nairobi Naples New_Delhi New_York_City Odesa Osaka Oslo Ottawa Paris Perth Phnom_Penh Prague
-Pyongyang Quito Rabat Raqqa Riga Rio_de_Janeiro Riyadh Rome San_Francisco Santiago Sao_Paulo Sarajevo
-Seoul Shanghai Singapore Sofia Stockholm Sydney Taipei Tallinn Tashkent Tbilisi Tehran Tel_Aviv Tokyo
-Toronto Tripoli Tunis Vancouver Vienna Vilnius Warsaw Washington Wellington Yangon Yerevan Zagreb
-Zurich Aden Basra Benghazi Donetsk Gaza Herat Idlib Kandahar Kharkiv Mariupol Sanaa Taiz""".split()
+CITIES = [
+    "Aleppo",
+    "Almaty",
+    "Amman",
+    "Amsterdam",
+    "Ankara",
+    "Athens",
+    "Auckland",
+    "Baghdad",
+    "Baku",
+    "Bamako",
+    "Bangkok",
+    "Barcelona",
+    "Beijing",
+    "Beirut",
+    "Belgrade",
+    "Berlin",
+    "Bogota",
+    "Brussels",
+    "Bucharest",
+    "Budapest",
+    "Buenos_Aires",
+    "Cairo",
+    "Canberra",
+    "Cape_Town",
+    "Caracas",
+    "Casablanca",
+    "Chennai",
+    "Chicago",
+    "Colombo",
+    "Copenhagen",
+    "Dakar",
+    "Damascus",
+    "Dhaka",
+    "Doha",
+    "Dubai",
+    "Dublin",
+    "Durban",
+    "Geneva",
+    "Goiania",
+    "Guadalajara",
+    "Hanoi",
+    "Harare",
+    "Havana",
+    "Helsinki",
+    "Ho_Chi_Minh_City",
+    "Hong_Kong",
+    "Houston",
+    "Islamabad",
+    "Istanbul",
+    "Jakarta",
+    "Jerusalem",
+    "Johannesburg",
+    "Kabul",
+    "Kampala",
+    "Karachi",
+    "Kathmandu",
+    "Khartoum",
+    "Kyiv",
+    "Kinshasa",
+    "Kolkata",
+    "Kuala_Lumpur",
+    "Lagos",
+    "Lahore",
+    "La_Paz",
+    "Lima",
+    "Lisbon",
+    "Liverpool",
+    "London",
+    "Los_Angeles",
+    "Luanda",
+    "Lyon",
+    "Madrid",
+    "Manila",
+    "Maputo",
+    "Marseille",
+    "Melbourne",
+    "Mexico_City",
+    "Miami",
+    "Milan",
+    "Minsk",
+    "Mogadishu",
+    "Montreal",
+    "Moscow",
+    "Mosul",
+    "Mumbai",
+    "Munich",
+    "Nairobi",
+    "Naples",
+    "New_Delhi",
+    "New_York_City",
+    "Odesa",
+    "Osaka",
+    "Oslo",
+    "Ottawa",
+    "Paris",
+    "Perth",
+    "Phnom_Penh",
+    "Prague",
+    "Pyongyang",
+    "Quito",
+    "Rabat",
+    "Raqqa",
+    "Riga",
+    "Rio_de_Janeiro",
+    "Riyadh",
+    "Rome",
+    "San_Francisco",
+    "Santiago",
+    "Sao_Paulo",
+    "Sarajevo",
+    "Seoul",
+    "Shanghai",
+    "Singapore",
+    "Sofia",
+    "Stockholm",
+    "Sydney",
+    "Taipei",
+    "Tallinn",
+    "Tashkent",
+    "Tbilisi",
+    "Tehran",
+    "Tel_Aviv",
+    "Tokyo",
+    "Toronto",
+    "Tripoli",
+    "Tunis",
+    "Vancouver",
+    "Vienna",
+    "Vilnius",
+    "Warsaw",
+    "Washington",
+    "Wellington",
+    "Yangon",
+    "Yerevan",
+    "Zagreb",
+    "Zurich",
+    "Aden",
+    "Basra",
+    "Benghazi",
+    "Donetsk",
+    "Gaza",
+    "Herat",
+    "Idlib",
+    "Kandahar",
+    "Kharkiv",
+    "Mariupol",
+    "Sanaa",
+    "Taiz",
+]
 CITIES = [c.replace("_", " ") for c in CITIES]
 
-FIRST_NAMES = """Abdul Ahmed Aisha Alain Alejandro Alexei Ali Amina Ana Andrzej Angela Anna Antonio Ashraf
-Barack Benjamin Boris Carlos Catherine Chen Cristina Daniel David Dmitry Elena Emmanuel Enrique Fatima
-Fernando Francois Gabriel Giorgia Gustavo Hamid Hassan Hiroshi Ibrahim Imran Isabel Ivan Jacinda
-Jair James Javier Jean Joao John Jorge Jose Juan Julia Justin Kamala Karim Kim Kofi Lee Leila Liu
-Luis Luiz Maria Mario Marine Mark Martin Mehmet Michel Miguel Mohammed Mustafa Nadia Narendra Nicolas
-Nikol Olaf Olena Omar Pedro Pierre Rahul Ramzan Recep Roberto Rodrigo Salma Samuel Sebastian Sergei
-Shinzo Sophie Stefan Tariq Theresa Thomas Viktor Vladimir Volodymyr Wang Xavier Yasmin Yoon Yusuf Zhang""".split()
+FIRST_NAMES = [
+    "Abdul",
+    "Ahmed",
+    "Aisha",
+    "Alain",
+    "Alejandro",
+    "Alexei",
+    "Ali",
+    "Amina",
+    "Ana",
+    "Andrzej",
+    "Angela",
+    "Anna",
+    "Antonio",
+    "Ashraf",
+    "Barack",
+    "Benjamin",
+    "Boris",
+    "Carlos",
+    "Catherine",
+    "Chen",
+    "Cristina",
+    "Daniel",
+    "David",
+    "Dmitry",
+    "Elena",
+    "Emmanuel",
+    "Enrique",
+    "Fatima",
+    "Fernando",
+    "Francois",
+    "Gabriel",
+    "Giorgia",
+    "Gustavo",
+    "Hamid",
+    "Hassan",
+    "Hiroshi",
+    "Ibrahim",
+    "Imran",
+    "Isabel",
+    "Ivan",
+    "Jacinda",
+    "Jair",
+    "James",
+    "Javier",
+    "Jean",
+    "Joao",
+    "John",
+    "Jorge",
+    "Jose",
+    "Juan",
+    "Julia",
+    "Justin",
+    "Kamala",
+    "Karim",
+    "Kim",
+    "Kofi",
+    "Lee",
+    "Leila",
+    "Liu",
+    "Luis",
+    "Luiz",
+    "Maria",
+    "Mario",
+    "Marine",
+    "Mark",
+    "Martin",
+    "Mehmet",
+    "Michel",
+    "Miguel",
+    "Mohammed",
+    "Mustafa",
+    "Nadia",
+    "Narendra",
+    "Nicolas",
+    "Nikol",
+    "Olaf",
+    "Olena",
+    "Omar",
+    "Pedro",
+    "Pierre",
+    "Rahul",
+    "Ramzan",
+    "Recep",
+    "Roberto",
+    "Rodrigo",
+    "Salma",
+    "Samuel",
+    "Sebastian",
+    "Sergei",
+    "Shinzo",
+    "Sophie",
+    "Stefan",
+    "Tariq",
+    "Theresa",
+    "Thomas",
+    "Viktor",
+    "Vladimir",
+    "Volodymyr",
+    "Wang",
+    "Xavier",
+    "Yasmin",
+    "Yoon",
+    "Yusuf",
+    "Zhang",
+]
 
-LAST_NAMES = """Abbas Ahmadi Alvarez Amini Anderson Araujo Assad Bakr Barzani Becker Bennett Berset Biden
-Bolsonaro Borrell Castillo Chavez Costa Cruz Dahl Diaz Dubois Duarte Erdogan Fernandez Ferreira
-Fischer Garcia Ghani Gomez Gonzalez Guterres Haddad Hernandez Hussein Ibrahim Jansen Johnson Kaczynski
-Karimi Kenyatta Khan Kim Kowalski Kuznetsov Lambert Lopez Lukashenko Macron Maduro Marin Martinez
-Medvedev Meloni Merkel Modi Morales Moreno Muller Navalny Netanyahu Nguyen Obrador Okafor Orban Ortega
-Park Pereira Petrov Popescu Putin Ramaphosa Ramirez Rodriguez Rossi Ruto Salvini Sanchez Santos
-Scholz Schulz Sharif Silva Singh Sokolov Suarez Sullivan Tanaka Torres Trudeau Trump Tusk Vargas
-Wagner Weber Wong Yamamoto Zelenskyy Zuma""".split()
+LAST_NAMES = [
+    "Abbas",
+    "Ahmadi",
+    "Alvarez",
+    "Amini",
+    "Anderson",
+    "Araujo",
+    "Assad",
+    "Bakr",
+    "Barzani",
+    "Becker",
+    "Bennett",
+    "Berset",
+    "Biden",
+    "Bolsonaro",
+    "Borrell",
+    "Castillo",
+    "Chavez",
+    "Costa",
+    "Cruz",
+    "Dahl",
+    "Diaz",
+    "Dubois",
+    "Duarte",
+    "Erdogan",
+    "Fernandez",
+    "Ferreira",
+    "Fischer",
+    "Garcia",
+    "Ghani",
+    "Gomez",
+    "Gonzalez",
+    "Guterres",
+    "Haddad",
+    "Hernandez",
+    "Hussein",
+    "Ibrahim",
+    "Jansen",
+    "Johnson",
+    "Kaczynski",
+    "Karimi",
+    "Kenyatta",
+    "Khan",
+    "Kim",
+    "Kowalski",
+    "Kuznetsov",
+    "Lambert",
+    "Lopez",
+    "Lukashenko",
+    "Macron",
+    "Maduro",
+    "Marin",
+    "Martinez",
+    "Medvedev",
+    "Meloni",
+    "Merkel",
+    "Modi",
+    "Morales",
+    "Moreno",
+    "Muller",
+    "Navalny",
+    "Netanyahu",
+    "Nguyen",
+    "Obrador",
+    "Okafor",
+    "Orban",
+    "Ortega",
+    "Park",
+    "Pereira",
+    "Petrov",
+    "Popescu",
+    "Putin",
+    "Ramaphosa",
+    "Ramirez",
+    "Rodriguez",
+    "Rossi",
+    "Ruto",
+    "Salvini",
+    "Sanchez",
+    "Santos",
+    "Scholz",
+    "Schulz",
+    "Sharif",
+    "Silva",
+    "Singh",
+    "Sokolov",
+    "Suarez",
+    "Sullivan",
+    "Tanaka",
+    "Torres",
+    "Trudeau",
+    "Trump",
+    "Tusk",
+    "Vargas",
+    "Wagner",
+    "Weber",
+    "Wong",
+    "Yamamoto",
+    "Zelenskyy",
+    "Zuma",
+]
 
-OFFICES = ["President", "Prime Minister", "Foreign Minister", "Defence Minister", "opposition leader",
-           "Finance Minister", "Interior Minister", "Chief Justice", "central bank governor", "Speaker"]
+OFFICES = [
+    "President",
+    "Prime Minister",
+    "Foreign Minister",
+    "Defence Minister",
+    "opposition leader",
+    "Finance Minister",
+    "Interior Minister",
+    "Chief Justice",
+    "central bank governor",
+    "Speaker",
+]
 
-ADJECTIVES = ["National", "Democratic", "Social", "Liberal", "Progressive", "People's", "United",
-              "Green", "Conservative", "Republican", "Labour", "Socialist", "Reform", "Popular",
-              "Independent", "Patriotic", "Federal", "Free", "New", "Civic"]
+ADJECTIVES = [
+    "National",
+    "Democratic",
+    "Social",
+    "Liberal",
+    "Progressive",
+    "People's",
+    "United",
+    "Green",
+    "Conservative",
+    "Republican",
+    "Labour",
+    "Socialist",
+    "Reform",
+    "Popular",
+    "Independent",
+    "Patriotic",
+    "Federal",
+    "Free",
+    "New",
+    "Civic",
+]
 PARTY_NOUNS = ["Party", "Alliance", "Movement", "Front", "Union", "Congress", "League", "Coalition"]
 
-EVENT_NOUNS = ["earthquake", "floods", "protests", "general election", "presidential election",
-               "wildfires", "bombing", "cyclone", "heat wave", "drought", "riots", "coup attempt",
-               "referendum", "stampede", "train crash", "plane crash", "ferry disaster",
-               "landslide", "strike", "cholera outbreak", "mine collapse", "hostage crisis",
-               "local elections", "budget crisis", "hurricane season", "volcanic eruption"]
-THEMES = ["Politics", "Economy", "Human rights", "Elections", "Terrorism", "Energy policy",
-          "Education", "Healthcare", "Corruption", "Foreign relations", "Military",
-          "Immigration", "Media freedom", "LGBT rights", "Law", "Transport", "Agriculture",
-          "Public debt", "Water supply", "Telecommunications"]
-ORG_WORDS = ["Bank", "Airlines", "Petroleum", "Telecom", "Railways", "Motors", "Mining",
-             "Energy", "Broadcasting Corporation", "Football Federation", "Stock Exchange",
-             "Supreme Court", "Electoral Commission", "Red Crescent", "Space Agency"]
+EVENT_NOUNS = [
+    "earthquake",
+    "floods",
+    "protests",
+    "general election",
+    "presidential election",
+    "wildfires",
+    "bombing",
+    "cyclone",
+    "heat wave",
+    "drought",
+    "riots",
+    "coup attempt",
+    "referendum",
+    "stampede",
+    "train crash",
+    "plane crash",
+    "ferry disaster",
+    "landslide",
+    "strike",
+    "cholera outbreak",
+    "mine collapse",
+    "hostage crisis",
+    "local elections",
+    "budget crisis",
+    "hurricane season",
+    "volcanic eruption",
+]
+THEMES = [
+    "Politics",
+    "Economy",
+    "Human rights",
+    "Elections",
+    "Terrorism",
+    "Energy policy",
+    "Education",
+    "Healthcare",
+    "Corruption",
+    "Foreign relations",
+    "Military",
+    "Immigration",
+    "Media freedom",
+    "LGBT rights",
+    "Law",
+    "Transport",
+    "Agriculture",
+    "Public debt",
+    "Water supply",
+    "Telecommunications",
+]
+ORG_WORDS = [
+    "Bank",
+    "Airlines",
+    "Petroleum",
+    "Telecom",
+    "Railways",
+    "Motors",
+    "Mining",
+    "Energy",
+    "Broadcasting Corporation",
+    "Football Federation",
+    "Stock Exchange",
+    "Supreme Court",
+    "Electoral Commission",
+    "Red Crescent",
+    "Space Agency",
+]
 
 BIG_TOPICS = [
-    "Russian invasion of Ukraine", "Syrian Civil War", "COVID-19 pandemic", "Israeli–Palestinian conflict",
-    "War in Afghanistan", "Donald Trump", "Iraq War", "Brexit", "Climate change", "ISIL",
-    "European Union", "United Nations", "Yemeni Civil War", "Mexican drug war", "Boko Haram insurgency",
-    "North Korea and weapons of mass destruction", "Arab Spring", "Venezuelan presidential crisis",
-    "Recep Tayyip Erdoğan", "Kashmir conflict", "Libyan Civil War", "Iran nuclear deal",
-    "Hong Kong protests", "Euro", "Taliban insurgency", "Global financial crisis", "Darfur conflict",
-    "Rohingya genocide", "Ebola virus epidemic", "Somali Civil War", "Tigray War", "Sudanese civil war",
+    "Russian invasion of Ukraine",
+    "Syrian Civil War",
+    "COVID-19 pandemic",
+    "Israeli–Palestinian conflict",
+    "War in Afghanistan",
+    "Donald Trump",
+    "Iraq War",
+    "Brexit",
+    "Climate change",
+    "ISIL",
+    "European Union",
+    "United Nations",
+    "Yemeni Civil War",
+    "Mexican drug war",
+    "Boko Haram insurgency",
+    "North Korea and weapons of mass destruction",
+    "Arab Spring",
+    "Venezuelan presidential crisis",
+    "Recep Tayyip Erdoğan",
+    "Kashmir conflict",
+    "Libyan Civil War",
+    "Iran nuclear deal",
+    "Hong Kong protests",
+    "Euro",
+    "Taliban insurgency",
+    "Global financial crisis",
+    "Darfur conflict",
+    "Rohingya genocide",
+    "Ebola virus epidemic",
+    "Somali Civil War",
+    "Tigray War",
+    "Sudanese civil war",
 ]
 
 OUTLETS = [
@@ -151,8 +732,7 @@ IMAGES = [
 AREAS = ["africa", "asia", "europe", "latin-america", "middle-east", "us-canada", "australia"]
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 
-NUMBER_WORDS = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve",
-                "fifteen", "twenty"]
+NUMBER_WORDS = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "fifteen", "twenty"]
 NUMBER_DIGITS = ["2", "3", "4", "5", "6", "7", "8", "9", "10", "12", "15", "20"]
 
 # (verb synonyms: the first for one version, another for a rewording), object templates
@@ -196,33 +776,163 @@ SUBJECTS = [
     "The {country_adj} foreign ministry",
 ]
 VIOLENT_ACTIONS = 2  # the first ACTIONS take SUBJECTS_VIOLENT
-POLICIES = ["raise the minimum wage", "ban single-use plastics", "legalize the recreational use of cannabis",
-            "introduce value added tax", "end the state of emergency", "reform the pension system",
-            "cut fuel subsidies", "expand mobile internet access", "reduce carbon emissions by 2030",
-            "hold early elections", "restrict foreign ownership of land", "lower the voting age to 16",
-            "abolish the death penalty", "build a border wall", "nationalize the oil industry"]
-THINGS = ["cryptocurrency mining", "the export of rice", "public gatherings", "Telegram and Instagram",
-          "plastic bags", "fireworks", "the ivory trade", "trophy hunting", "fishing in the gulf",
-          "imports of used cars"]
-TAILS = ["", "", "", " amid the {topic}", ", according to officials", ", state media reports",
-         " for the first time since {year}", ", the largest since {year}", " despite international criticism",
-         ", citing {reason}"]
-REASONS = ["security concerns", "the economic crisis", "a shortage of funds", "public health",
-           "irregularities in the count", "shipping industry business interests"]
-SUMMARY_WORDS = """the a of and to in for on with as by after at from that which government officials
-said reported people city country forces police minister president state talks crisis week year
-month region local international national security military economy election vote party opposition
-support against during since before more than least some many several thousands hundreds new former
-leader group according sources statement told agency residents families victims rescue workers
-authorities investigation report announced confirmed denied warned called demanded agreed""".split()
+POLICIES = [
+    "raise the minimum wage",
+    "ban single-use plastics",
+    "legalize the recreational use of cannabis",
+    "introduce value added tax",
+    "end the state of emergency",
+    "reform the pension system",
+    "cut fuel subsidies",
+    "expand mobile internet access",
+    "reduce carbon emissions by 2030",
+    "hold early elections",
+    "restrict foreign ownership of land",
+    "lower the voting age to 16",
+    "abolish the death penalty",
+    "build a border wall",
+    "nationalize the oil industry",
+]
+THINGS = [
+    "cryptocurrency mining",
+    "the export of rice",
+    "public gatherings",
+    "Telegram and Instagram",
+    "plastic bags",
+    "fireworks",
+    "the ivory trade",
+    "trophy hunting",
+    "fishing in the gulf",
+    "imports of used cars",
+]
+TAILS = [
+    "",
+    "",
+    "",
+    " amid the {topic}",
+    ", according to officials",
+    ", state media reports",
+    " for the first time since {year}",
+    ", the largest since {year}",
+    " despite international criticism",
+    ", citing {reason}",
+]
+REASONS = [
+    "security concerns",
+    "the economic crisis",
+    "a shortage of funds",
+    "public health",
+    "irregularities in the count",
+    "shipping industry business interests",
+]
+SUMMARY_WORDS = [
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "for",
+    "on",
+    "with",
+    "as",
+    "by",
+    "after",
+    "at",
+    "from",
+    "that",
+    "which",
+    "government",
+    "officials",
+    "said",
+    "reported",
+    "people",
+    "city",
+    "country",
+    "forces",
+    "police",
+    "minister",
+    "president",
+    "state",
+    "talks",
+    "crisis",
+    "week",
+    "year",
+    "month",
+    "region",
+    "local",
+    "international",
+    "national",
+    "security",
+    "military",
+    "economy",
+    "election",
+    "vote",
+    "party",
+    "opposition",
+    "support",
+    "against",
+    "during",
+    "since",
+    "before",
+    "more",
+    "than",
+    "least",
+    "some",
+    "many",
+    "several",
+    "thousands",
+    "hundreds",
+    "new",
+    "former",
+    "leader",
+    "group",
+    "according",
+    "sources",
+    "statement",
+    "told",
+    "agency",
+    "residents",
+    "families",
+    "victims",
+    "rescue",
+    "workers",
+    "authorities",
+    "investigation",
+    "report",
+    "announced",
+    "confirmed",
+    "denied",
+    "warned",
+    "called",
+    "demanded",
+    "agreed",
+]
 
 
 def _words_adjective(country: str) -> str:
-    special = {"United States": "U.S.", "United Kingdom": "British", "China": "Chinese", "France": "French",
-               "Germany": "German", "Russia": "Russian", "Japan": "Japanese", "India": "Indian",
-               "Brazil": "Brazilian", "Turkey": "Turkish", "Iran": "Iranian", "Israel": "Israeli",
-               "Ukraine": "Ukrainian", "Pakistan": "Pakistani", "Egypt": "Egyptian", "Kenya": "Kenyan",
-               "Mexico": "Mexican", "Nigeria": "Nigerian", "Spain": "Spanish", "Italy": "Italian"}
+    special = {
+        "United States": "U.S.",
+        "United Kingdom": "British",
+        "China": "Chinese",
+        "France": "French",
+        "Germany": "German",
+        "Russia": "Russian",
+        "Japan": "Japanese",
+        "India": "Indian",
+        "Brazil": "Brazilian",
+        "Turkey": "Turkish",
+        "Iran": "Iranian",
+        "Israel": "Israeli",
+        "Ukraine": "Ukrainian",
+        "Pakistan": "Pakistani",
+        "Egypt": "Egyptian",
+        "Kenya": "Kenyan",
+        "Mexico": "Mexican",
+        "Nigeria": "Nigerian",
+        "Spain": "Spanish",
+        "Italy": "Italian",
+    }
     return special.get(country, country)
 
 
@@ -234,7 +944,9 @@ def topic_vocabulary(count: int, seed: int) -> list[str]:
     seen: set[str] = set()
 
     def add(name: str) -> None:
-        key = " ".join(re.findall(r"[0-9a-z]+", unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()))
+        key = " ".join(
+            re.findall(r"[0-9a-z]+", unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower())
+        )
         if key and key not in seen:
             seen.add(key)
             names.append(name)
@@ -252,7 +964,9 @@ def topic_vocabulary(count: int, seed: int) -> list[str]:
         lambda: f"{rng.randint(1995, 2024)} {rng.choice(CITIES)} {rng.choice(EVENT_NOUNS)}",
         lambda: f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
         lambda: f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
-        lambda: f"{rng.choice(ADJECTIVES)} {rng.choice(ADJECTIVES)} {rng.choice(PARTY_NOUNS)} ({rng.choice(COUNTRIES)})",
+        lambda: (
+            f"{rng.choice(ADJECTIVES)} {rng.choice(ADJECTIVES)} {rng.choice(PARTY_NOUNS)} ({rng.choice(COUNTRIES)})"
+        ),
         lambda: f"{rng.choice(CITIES)} {rng.choice(ORG_WORDS)}",
         lambda: f"{_words_adjective(rng.choice(COUNTRIES))} {rng.choice(ORG_WORDS)}",
         lambda: f"Hurricane {rng.choice(FIRST_NAMES)} ({rng.randint(1995, 2024)})",
@@ -381,7 +1095,11 @@ def plan(
                 order = rng.sample(range(len(verbs)), len(verbs))
                 texts = [_headline(subject, verbs[v], obj, tail) for v in order[: max(1, chain)]]
                 if chain == 3:  # the middle version fixes a detail too
-                    texts[1] = texts[1].replace(" in ", " near ", 1) if " in " in texts[1] else texts[1][:-1] + ", reports say."
+                    texts[1] = (
+                        texts[1].replace(" in ", " near ", 1)
+                        if " in " in texts[1]
+                        else texts[1][:-1] + ", reports say."
+                    )
                 texts.reverse()  # oldest first; the current version is last
                 page_slugs = [slugify(t) for t in texts]
                 if len(set(page_slugs)) == len(page_slugs) and not used.intersection(page_slugs):
@@ -398,7 +1116,9 @@ def plan(
                 topic_events.setdefault(t, []).append(i)
             i += 1
     bar.close()
-    return Plan(seed, calendar, day_start + [events], headlines, slugs, topics, headed, versions, names, topic_events, legacy)
+    return Plan(
+        seed, calendar, day_start + [events], headlines, slugs, topics, headed, versions, names, topic_events, legacy
+    )
 
 
 # ----- pass 2: pages of one day ---------------------------------------------------------------------
@@ -512,7 +1232,9 @@ def _event_page(
     folder = f"/news/{day_path(day)}"
     out = []
     if not legacy:
-        out.append(f"\nFormats: [HTML]({folder}/{slug}.html)  [JSON]({folder}/{slug}.json)  [XML]({folder}/{slug}.xml)  \n\n")
+        out.append(
+            f"\nFormats: [HTML]({folder}/{slug}.html)  [JSON]({folder}/{slug}.json)  [XML]({folder}/{slug}.xml)  \n\n"
+        )
     out.append(f"### [{day_label(day)}]({folder}/index.md)\n\n")
     if heading:
         out.append(f"##### {heading}\n")
@@ -645,7 +1367,7 @@ def verify(root: Path, p: Plan, sample: int, seed: int) -> list[str]:
     def read(rel: str) -> Page | DayListing | None:
         try:
             return parse_document(rel, (root / rel).read_bytes())
-        except Exception as exc:  # noqa: BLE001 - report every failure with its path
+        except Exception as exc:
             problems.append(f"{rel}: {exc}")
             return None
 
@@ -654,7 +1376,9 @@ def verify(root: Path, p: Plan, sample: int, seed: int) -> list[str]:
     picks += rng.sample(chained, min(max(1, sample // 4), len(chained)))
     for i in picks:
         day = p.days[_day_of(p, i)]
-        rels = [f"news/{day_path(day)}/{s}.md" for _, s in p.versions.get(i, [])] + [f"news/{day_path(day)}/{p.slugs[i]}.md"]
+        rels = [f"news/{day_path(day)}/{s}.md" for _, s in p.versions.get(i, [])] + [
+            f"news/{day_path(day)}/{p.slugs[i]}.md"
+        ]
         pages = [read(rel) for rel in rels]
         if not all(isinstance(pg, Page) for pg in pages):
             problems.append(f"{rels[-1]}: not parsed as an event page")
@@ -680,7 +1404,9 @@ def verify(root: Path, p: Plan, sample: int, seed: int) -> list[str]:
         if not isinstance(listing, DayListing):
             problems.append(f"{rel}: not parsed as a day listing")
             continue
-        want = [page_path(f"news/{day_path(p.days[d])}/{p.slugs[i]}") for i in range(p.day_start[d], p.day_start[d + 1])]
+        want = [
+            page_path(f"news/{day_path(p.days[d])}/{p.slugs[i]}") for i in range(p.day_start[d], p.day_start[d + 1])
+        ]
         if [e.path for e in listing.entries] != want:
             problems.append(f"{rel}: lists {len(listing.entries)} entries, expected {len(want)}")
     return problems
@@ -729,15 +1455,21 @@ def generate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=400_000, help="events (version chains count once; default 400000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--events", type=int, default=400_000, help="events (version chains count once; default 400000)"
+    )
     parser.add_argument("--out", type=Path, default=Path("corpus"), help="output directory (gets news/...)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--days", type=int, default=None, help="days (default: events/44, at most 9000)")
     parser.add_argument("--topics", type=int, default=25_000, help="topic vocabulary size (default 25000)")
     parser.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent of topic popularity (default 1.0)")
     parser.add_argument("--jobs", type=int, default=None, help="writer processes (default: CPU count)")
-    parser.add_argument("--verify", type=int, default=200, metavar="N", help="parse N sampled events after writing (0: skip)")
+    parser.add_argument(
+        "--verify", type=int, default=200, metavar="N", help="parse N sampled events after writing (0: skip)"
+    )
     parser.add_argument("--clean", action="store_true", help="remove OUT/news first")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)

@@ -49,7 +49,9 @@ def free_port() -> int:
 
 def write_config(workdir: Path, port: int) -> Path:
     config = workdir / "feeds.toml"
-    config.write_text(f'database = "feeds.db"\nport = {port}\nrefresh_interval = 86400\nbase_url = "http://127.0.0.1:{port}"\n')
+    config.write_text(
+        f'database = "feeds.db"\nport = {port}\nrefresh_interval = 86400\nbase_url = "http://127.0.0.1:{port}"\n'
+    )
     return config
 
 
@@ -185,7 +187,9 @@ def poll(port: int, paths: list[str], before: dict[str, str | None], go: object,
     result.put(None)  # type: ignore[attr-defined]
 
 
-def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Path, direct: bool = False) -> list[float]:
+def incremental(
+    config: Path, corpus_dir: Path, port: int, repeat: int, work: Path, direct: bool = False
+) -> list[float]:
     """Seconds from a refresh starting to every feed of the reworded event (latest, its day, each
     of its topics) serving a new ETag from a running `feeds serve` (whose cache looks at the
     store as soon as its log is written). The refresh runs in this process on one long-lived store, as a server's scheduler
@@ -275,7 +279,9 @@ def incremental(config: Path, corpus_dir: Path, port: int, repeat: int, work: Pa
                 page.write_bytes(edited)  # in place, as an editor or a sync tool would
                 report = await settle(store, source, await source.collect(store))
             stored = time.monotonic()
-            await publish_changes(store, settings, report.result.feeds, report.result.events, renamed=report.result.renamed)
+            await publish_changes(
+                store, settings, report.result.feeds, report.result.events, renamed=report.result.renamed
+            )
             published = time.monotonic()
             documents = marks.pop("topics index", published)
             served = await asyncio.to_thread(result.get, True, 70)
@@ -303,22 +309,35 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny corpus, one repeat")
     parser.add_argument(
-        "--keep", action="store_true", help="keep the stores made (printed; the bulk one is a --bulk-config for later runs)"
+        "--keep",
+        action="store_true",
+        help="keep the stores made (printed; the bulk one is a --bulk-config for later runs)",
     )
     parser.add_argument("--skip-bulk", action="store_true", help="only the small-store incremental run")
     parser.add_argument(
         "--direct", action="store_true", help="hand the reworded page to the ingest step (no directory source)"
     )
     parser.add_argument(
-        "--bulk-config", type=Path, help="measure incremental refresh on a store already loaded from --corpus (its config)"
+        "--bulk-config",
+        type=Path,
+        help="measure incremental refresh on a store already loaded from --corpus (its config)",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="feeds-ingest-bench-"))
     if args.quick or not args.corpus:
         args.corpus = work / "corpus"
         subprocess.run(
-            [PYTHON, str(ROOT / "benchmarks/generate_corpus.py"), "--events", "2000" if args.quick else "20000",
-             "--out", str(args.corpus), "--no-progress", "--verify", "0"],
+            [
+                PYTHON,
+                str(ROOT / "benchmarks/generate_corpus.py"),
+                "--events",
+                "2000" if args.quick else "20000",
+                "--out",
+                str(args.corpus),
+                "--no-progress",
+                "--verify",
+                "0",
+            ],
             check=True,
         )
         args.small, args.repeat = min(args.small, 300), 1 if args.quick else args.repeat

@@ -168,7 +168,9 @@ def wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            fail(f"{server.name} exited ({server.process.returncode}); log:\n{server.log.read_text(errors='replace')[-3000:]}")
+            fail(
+                f"{server.name} exited ({server.process.returncode}); log:\n{server.log.read_text(errors='replace')[-3000:]}"
+            )
         with contextlib.suppress(OSError, http.client.HTTPException):
             status, _, _ = request(server.port, path, {})
             if status == 200:
@@ -231,14 +233,21 @@ def case_headers(case: str, etag: str) -> dict[str, str]:
 def check_same(servers: list[Server], path: str, etag: str, stored: dict[str, bytes]) -> None:
     """Every server must give the same status, headers (but Date and Server) and bytes in every
     case, and the bytes must be the stored ones (feeds sends its pre-compressed renditions)."""
-    expected = {"plain": (200, stored["plain"]), "304": (304, b""), "gzip": (200, stored["gzip"]), "br": (200, stored["br"])}
+    expected = {
+        "plain": (200, stored["plain"]),
+        "304": (304, b""),
+        "gzip": (200, stored["gzip"]),
+        "br": (200, stored["br"]),
+    }
     for case in CASES:
         answers = {}
         for server in servers:
             status, headers, body = request(server.port, path, case_headers(case, etag))
             norm = sorted((k.lower(), v) for k, v in headers if k.lower() not in IGNORED_HEADERS)
             if (status, body) != expected[case]:
-                fail(f"{server.name} {case}: status {status}, {len(body)} bytes; expected {expected[case][0]}, {len(expected[case][1])} bytes")
+                fail(
+                    f"{server.name} {case}: status {status}, {len(body)} bytes; expected {expected[case][0]}, {len(expected[case][1])} bytes"
+                )
             answers[server.name] = (status, norm, body)
         first = servers[0].name
         for server in servers[1:]:
@@ -303,14 +312,20 @@ def workdir(keep: Path | None) -> Iterator[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="rounds; each runs every case on both servers (default 5)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds; each runs every case on both servers (default 5)"
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     parser.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
     parser.add_argument("--events", type=int, default=2000, help="corpus size (default 2000)")
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
-    parser.add_argument("--feed", default=None, help="feed to request, e.g. topics/climate-change.atom (default: picked)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk per server and case before measuring (0: none)")
+    parser.add_argument(
+        "--feed", default=None, help="feed to request, e.g. topics/climate-change.atom (default: picked)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="seconds of wrk per server and case before measuring (0: none)"
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to separate CPUs")
     parser.add_argument("--workdir", type=Path, default=None, help="keep corpus, database and logs here")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny corpus, 1 round of 1 s per case")
@@ -327,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rounds, args.duration, args.warmup, args.events = 1, 1, 1, min(args.events, 800)
     if shutil.which("wrk") is None:
-        fail("wrk is not installed (it is what generates the load). Install it, e.g. `apt-get install -y wrk`, and run again.", 2)
+        fail(
+            "wrk is not installed (it is what generates the load). Install it, e.g. `apt-get install -y wrk`, and run again.",
+            2,
+        )
     cpus = os.cpu_count() or 1
     pin = not args.no_pin and cpus >= 2 and shutil.which("taskset") is not None
     server_cpu, wrk_cpu = (cpus - 1, 0) if pin else (None, None)
@@ -337,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.feed:
             feed, fmt = args.feed.rsplit(".", 1)
             conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-            row = conn.execute("SELECT gz, length(gz), length(br) FROM renditions WHERE feed = ? AND fmt = ?", (feed, fmt)).fetchone()
+            row = conn.execute(
+                "SELECT gz, length(gz), length(br) FROM renditions WHERE feed = ? AND fmt = ?", (feed, fmt)
+            ).fetchone()
             conn.close()
             if row is None:
                 fail(f"no rendition {args.feed} in the database")
@@ -350,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
             path = f"/feeds/{chosen[0]}.atom"
         feed = chosen[0]
         conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        gz, br, etag = conn.execute("SELECT gz, br, etag FROM renditions WHERE feed = ? AND fmt = ?", (feed, fmt)).fetchone()
+        gz, br, etag = conn.execute(
+            "SELECT gz, br, etag FROM renditions WHERE feed = ? AND fmt = ?", (feed, fmt)
+        ).fetchone()
         conn.close()
         stored = {"plain": igzip.decompress(gz), "gzip": bytes(gz), "br": bytes(br)}
         print(f"feed: {path}: {chosen[1]} entries, {chosen[2]} bytes plain, {chosen[3]} gzip, {chosen[4]} br")
@@ -391,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                 for case in CASES:
                     for server in order:
                         before = cpu_seconds(server.process.pid)
-                        stats = run_wrk(server.base + path, scripts[case], args.threads, args.connections, args.duration, wrk_cpu)
+                        stats = run_wrk(
+                            server.base + path, scripts[case], args.threads, args.connections, args.duration, wrk_cpu
+                        )
                         after = cpu_seconds(server.process.pid)
                         res = results[(server.name, case)]
                         if before is not None and after is not None:
@@ -401,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
                         res.p50_ms.append(stats["p50_us"] / 1000)
                         res.p99_ms.append(stats["p99_us"] / 1000)
                     line.append(f"{case} " + "/".join(f"{results[(s.name, case)].rps[-1]:,.0f}" for s in servers))
-                print(f"round {r + 1}/{args.rounds} ({'/'.join(s.name for s in servers)} req/s): " + ", ".join(line), flush=True)
+                print(
+                    f"round {r + 1}/{args.rounds} ({'/'.join(s.name for s in servers)} req/s): " + ", ".join(line),
+                    flush=True,
+                )
         finally:
             for server in servers:
                 stop(server)
@@ -415,9 +442,7 @@ def report(results: dict[tuple[str, str], Result], names: list[str], rounds: int
     reference = names[-1]
     print()
     print(f"median over {rounds} round(s), [min-max] across rounds; ratios against {reference}")
-    header = (
-        f"{'case':<6} {'server':<10} {'req/s':>24} {'ratio':>6} {'paired':>6}   {'CPU us/req':>10} {'p50 ms':>7} {'bytes/resp':>10}"
-    )
+    header = f"{'case':<6} {'server':<10} {'req/s':>24} {'ratio':>6} {'paired':>6}   {'CPU us/req':>10} {'p50 ms':>7} {'bytes/resp':>10}"
     print(header)
     print("-" * len(header))
     for case in CASES:
@@ -449,18 +474,30 @@ def server_argv(name: str, port: int, database: Path, feed: str) -> list[str] | 
         return [sys.executable, "-m", "feeds", "serve", "--port", str(port), "--workers", "2"]
     if name == "bare":
         return [sys.executable, str(HERE / "bare_app.py"), "--database", str(database), "--port", str(port)] + [
-            "--feed", feed, "--cache-control", "public, max-age=300"
+            "--feed",
+            feed,
+            "--cache-control",
+            "public, max-age=300",
         ]
     binary = Path(sys.executable).with_name(name)
     if not binary.exists():
         return None
     if name == "granian":  # same event loop as feeds serve (uvloop); its own Rust HTTP stack
         return [str(binary), "--interface", "asgi", "--factory", "--host", host, "--port", str(port)] + [
-            "--workers", "1", "--loop", "uvloop", "--no-access-log", "--log-level", "warning", factory
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            factory,
         ]
     if name == "hypercorn":
         return [str(binary), "--bind", f"{host}:{port}", "--workers", "1", "--worker-class", "uvloop"] + [
-            "--log-level", "warning", f"{factory}()"
+            "--log-level",
+            "warning",
+            f"{factory}()",
         ]
     raise ValueError(name)
 

@@ -100,12 +100,26 @@ def main() -> None:
         if args.quick or not args.config:
             corpus = work / "corpus"
             subprocess.run(
-                [PYTHON, str(HERE / "generate_corpus.py"), "--events", "2000", "--out", str(corpus), "--no-progress", "--verify", "0"],
+                [
+                    PYTHON,
+                    str(HERE / "generate_corpus.py"),
+                    "--events",
+                    "2000",
+                    "--out",
+                    str(corpus),
+                    "--no-progress",
+                    "--verify",
+                    "0",
+                ],
                 check=True,
             )
             args.config = work / "feeds.toml"
             args.config.write_text('database = "feeds.db"\nrefresh_interval = 86400\n')
-            subprocess.run([PYTHON, "-m", "feeds", "--config", str(args.config), "ingest", str(corpus)], check=True, capture_output=True)
+            subprocess.run(
+                [PYTHON, "-m", "feeds", "--config", str(args.config), "ingest", str(corpus)],
+                check=True,
+                capture_output=True,
+            )
             args.minutes, args.every = (1 / 3, 5) if args.quick else (args.minutes, args.every)
         text = args.config.read_text()
         database = (args.config.parent / re.search(r'database = "([^"]+)"', text)[1]).resolve()  # type: ignore[index]
@@ -123,7 +137,9 @@ def main() -> None:
         config.write_text(re.sub(r'database = "[^"]+"', f'database = "{database}"', text) + f"\nport = {port}\n")
         log = (work / "server.log").open("w")
         server = subprocess.Popen(
-            [PYTHON, "-m", "feeds", "--config", str(config), "serve"], stdout=log, stderr=subprocess.STDOUT,
+            [PYTHON, "-m", "feeds", "--config", str(config), "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
@@ -137,10 +153,14 @@ def main() -> None:
                         raise SystemExit("server did not start") from None
                     time.sleep(0.2)
             seconds = int(args.minutes * 60)
-            print(f"{len(names):,} documents; cache_bytes {cache_mib:.0f} MiB; wrk -c{args.connections} for {seconds} s", flush=True)
+            print(
+                f"{len(names):,} documents; cache_bytes {cache_mib:.0f} MiB; wrk -c{args.connections} for {seconds} s",
+                flush=True,
+            )
             load = subprocess.Popen(
                 ["wrk", "-t1", f"-c{args.connections}", f"-d{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}"],
-                stdout=subprocess.PIPE, text=True,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             samples: list[tuple[float, int]] = []
             start = time.monotonic()
@@ -163,7 +183,9 @@ def main() -> None:
                     "documents": len(names),
                     "requests": stats["requests"],
                     "errors": stats["errors"],
-                    "errors_by_kind": {k: stats[k] for k in ("connect", "read", "write", "status", "timeout") if stats[k]},
+                    "errors_by_kind": {
+                        k: stats[k] for k in ("connect", "read", "write", "status", "timeout") if stats[k]
+                    },
                     "latency_ms": {q: round(stats[f"{q}_us"] / 1000, 1) for q in ("p50", "p99", "max")},
                     "req_per_s": round(stats["requests"] / max(1, seconds)),
                     "rss_mib_first": round(steady[0][1] / 1024, 1),
@@ -175,7 +197,9 @@ def main() -> None:
                 indent=2,
             )
         )
-        problems = [line for line in (work / "server.log").read_text().splitlines() if "WARNING" in line or "ERROR" in line]
+        problems = [
+            line for line in (work / "server.log").read_text().splitlines() if "WARNING" in line or "ERROR" in line
+        ]
         if problems:
             print(f"server log: {len(problems)} warnings and errors; the last ones:", *problems[-20:], sep="\n  ")
     finally:

@@ -166,7 +166,7 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
         own = state["store"] is None
         if own:
             state["store"] = await Store.open(settings.database)
-        today = dt.datetime.now(dt.timezone.utc).date
+        today = dt.datetime.now(dt.UTC).date
 
         def prepare(rendition: Rendition) -> Prepared:
             if rendition.feed == TOPICS_DOC:

@@ -59,7 +59,7 @@ def chain_root(versions: Iterable[Version], times: Mapping[str, dt.datetime] | N
         if v.first not in claims or (v.first_ts is not None and (ts is None or v.first_ts < ts)):
             claims[v.first] = v.first_ts
     roots = [p for p in claims if p not in seen or (seen[p].first == p and not seen[p].listed)]
-    never = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+    never = dt.datetime.max.replace(tzinfo=dt.UTC)
     return min(roots or claims, key=lambda p: (claims[p] or times.get(p) or never, p))
 
 

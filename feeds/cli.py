@@ -39,7 +39,13 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
 
 
 @click.group()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Config file (default: config/feeds.toml or $FEEDS_CONFIG).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default: config/feeds.toml or $FEEDS_CONFIG).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
@@ -54,7 +60,12 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 @cli.command()
 @click.option("--host", default=None, help="Interface to bind (default from config).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default from config).")
-@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Server processes (default from config); one runs the scheduler.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Server processes (default from config); one runs the scheduler.",
+)
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the feeds, refreshing the configured sources on schedule."""
@@ -64,8 +75,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     if settings.follow_address:
         log.info("base_url not configured: feeds link to %s, the address served", settings.base_url)
         if config.is_wildcard(settings.host):
-            log.warning("serving on every interface (%s) without base_url: links point at %s; "
-                        "set base_url (or FEEDS_BASE_URL) to the address readers use", settings.host, settings.base_url)
+            log.warning(
+                "serving on every interface (%s) without base_url: links point at %s; "
+                "set base_url (or FEEDS_BASE_URL) to the address readers use",
+                settings.host,
+                settings.base_url,
+            )
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -90,7 +105,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 
 @cli.command()
 @click.argument("location")
-@click.option("--name", default=None, help="Source name to record (default: a configured source with this location, else the location).")
+@click.option(
+    "--name",
+    default=None,
+    help="Source name to record (default: a configured source with this location, else the location).",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
 @click.pass_obj
 def ingest(settings: Settings, location: str, name: str | None, progress: bool | None) -> None:
@@ -134,8 +153,13 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
             rendering = await fingerprint.for_store(store, settings)
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 report.rendered = await publish_changes(
-                    store, rendering, report.result.feeds, report.result.events, progress=bar.update,
-                    processes=os.cpu_count() or 1, renamed=report.result.renamed | report.result.reslotted,
+                    store,
+                    rendering,
+                    report.result.feeds,
+                    report.result.events,
+                    progress=bar.update,
+                    processes=os.cpu_count() or 1,
+                    renamed=report.result.renamed | report.result.reslotted,
                 )
         finally:
             await store.close()

@@ -38,7 +38,5 @@ def page_from_json(data: str) -> Page:
         sources=tuple(SourceLink(n, u) for n, u in doc["sources"]),
         image=doc["image"],
         related=tuple(Related(r[0], r[1], tuple(r[2]), len(r) > 3) for r in doc["related"]),
-        changes=tuple(
-            Change(h, u, k, dt.datetime.fromisoformat(ts) if ts else None) for h, u, k, ts in doc["changes"]
-        ),
+        changes=tuple(Change(h, u, k, dt.datetime.fromisoformat(ts) if ts else None) for h, u, k, ts in doc["changes"]),
     )

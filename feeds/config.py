@@ -171,7 +171,9 @@ def _source(raw: Any, index: int, base: Path, origin: str) -> SourceConfig:
     values.setdefault("kind", guess_kind(values["location"]))
     if values["kind"] not in SOURCE_KINDS:
         raise ConfigError(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}", origin)
-    if values["kind"] == "directory" or (values["kind"] == "git" and "://" not in values["location"] and not is_remote_git(values["location"])):
+    if values["kind"] == "directory" or (
+        values["kind"] == "git" and "://" not in values["location"] and not is_remote_git(values["location"])
+    ):
         values["location"] = str((base / values["location"]).resolve())
     return SourceConfig(**values)
 

@@ -21,12 +21,27 @@ from feeds.store import Store
 # (refresh_interval), which tombstones a feed carries (tombstone_days). A setting added to
 # Settings must be listed here or in OTHER_SETTINGS (a test holds the two to Settings' fields).
 DOCUMENT_SETTINGS = (
-    "base_url", "title", "author", "language", "items_per_feed", "refresh_interval", "tombstone_days", "sources",
+    "base_url",
+    "title",
+    "author",
+    "language",
+    "items_per_feed",
+    "refresh_interval",
+    "tombstone_days",
+    "sources",
 )
 # Settings that reach only response headers, addresses, resources or bookkeeping.
 OTHER_SETTINGS = (
-    "database", "host", "port", "cache_max_age", "archive_max_age", "settle_days", "cache_bytes", "workers",
-    "origin", "follow_address",
+    "database",
+    "host",
+    "port",
+    "cache_max_age",
+    "archive_max_age",
+    "settle_days",
+    "cache_bytes",
+    "workers",
+    "origin",
+    "follow_address",
 )
 
 DIGEST_KEY = "rendered_with"  # meta: the digest of the settings every document was last rendered with

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 ChangeKind = Literal["first", "update", "current"]
 FORMATS: tuple[str, ...] = ("rss", "atom", "json")

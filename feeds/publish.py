@@ -550,7 +550,9 @@ async def publish_keys_in_processes(
     if len(names) >= 500:
         names = await arrival_order(store, settings, names)
     if processes <= 1 or len(names) < 500:
-        return await publish_keys(store, settings, [FeedKey.parse(n) for n in names], progress, ordered=True, first=first)
+        return await publish_keys(
+            store, settings, [FeedKey.parse(n) for n in names], progress, ordered=True, first=first
+        )
     context = multiprocessing.get_context("spawn")  # no inherited event loop or database threads
     manager = context.Manager()
     done = manager.Queue()

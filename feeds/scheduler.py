@@ -32,7 +32,7 @@ class Refresher:
         self.store = store
         self.settings = settings
         self.sources: list[Source] = open_sources(settings.sources)
-        self.scheduler = AsyncIOScheduler(timezone=dt.timezone.utc)
+        self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.leader = False
@@ -48,7 +48,7 @@ class Refresher:
         if leader and not self.leader:
             log.info("scheduler: worker %s runs the refreshes", self.holder)
             self.leader = True
-            self.scheduler.modify_job("refresh", next_run_time=dt.datetime.now(dt.timezone.utc))
+            self.scheduler.modify_job("refresh", next_run_time=dt.datetime.now(dt.UTC))
         self.leader = leader
 
     async def run(self) -> None:
@@ -81,7 +81,7 @@ class Refresher:
             id="lease",
             max_instances=1,
             coalesce=True,
-            next_run_time=dt.datetime.now(dt.timezone.utc),
+            next_run_time=dt.datetime.now(dt.UTC),
         )
         self.scheduler.start()
 

@@ -64,7 +64,9 @@ class LiveServer:
 
     def __init__(self, app: object) -> None:
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"))  # type: ignore[arg-type]
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )  # type: ignore[arg-type]
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

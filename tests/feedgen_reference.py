@@ -33,6 +33,7 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 TOMBSTONE_NS = "http://purl.org/atompub/tombstones/1.0"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
 
+
 def _generator(info: FeedInfo, entries: list[Entry], fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
     fg.id(info.id)
@@ -124,7 +125,9 @@ def render_atom(info: FeedInfo, entries: list[Entry]) -> bytes:
     _before_first(root, f"{{{ATOM_NS}}}entry", head)
     if info.archive:
         root.insert(0, etree.Element(f"{{{HISTORY_NS}}}archive"))
-    etree.cleanup_namespaces(root, top_nsmap={"at": TOMBSTONE_NS, "fh": HISTORY_NS} if (info.deleted or info.archive) else None)
+    etree.cleanup_namespaces(
+        root, top_nsmap={"at": TOMBSTONE_NS, "fh": HISTORY_NS} if (info.deleted or info.archive) else None
+    )
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
 
 

@@ -22,7 +22,7 @@ def read_pages(root: Path, pattern: str = "news/**/*.md", source: str = "test") 
 
 async def documents(store: Store) -> dict[tuple[str, str], bytes]:
     """(feed, format) -> the plain bytes of every stored feed document (not /topics)."""
-    rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions WHERE feed != '_topics'")  # noqa: SLF001
+    rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions WHERE feed != '_topics'")
     out = {}
     for (feed,) in rows:
         out.update({(feed, fmt): r.body for fmt, r in (await store.renditions_of(feed)).items()})
@@ -30,7 +30,7 @@ async def documents(store: Store) -> dict[tuple[str, str], bytes]:
 
 
 async def etags(store: Store) -> dict[tuple[str, str], str]:
-    rows = await store._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions")  # noqa: SLF001
+    rows = await store._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions")
     return {(feed, fmt): etag for feed, fmt, etag in rows}
 
 

@@ -13,11 +13,11 @@ from lxml import etree
 
 from feeds import refresh
 from feeds.config import Settings, SourceConfig
+from feeds.errors import StoreError
 from feeds.ids import event_guid
 from feeds.model import FeedKey
 from feeds.refresh import open_sources, refresh_all
 from feeds.sources import Collected, Document, Source
-from feeds.errors import StoreError
 from feeds.store import Store
 from tests.conftest import OFFSTREAM
 from tests.helpers import entries
@@ -62,7 +62,9 @@ async def test_whole_days_ingest_without_problems(store: Store, settings: Settin
     assert len({e.guid for e in events}) == len(events) == 25
 
 
-async def test_a_listed_page_missing_is_reported_with_both_paths(store: Store, settings: Settings, tmp_path: Path) -> None:
+async def test_a_listed_page_missing_is_reported_with_both_paths(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
     root = archive_copy(tmp_path, ("news/2018/01/1",))
     page = "news/2018/01/1/california-becomes-the-latest-and-most-populated-state-to-legalize-the-recreational-use-of-cannabis.md"
     (root / page).unlink()
@@ -117,7 +119,9 @@ async def test_deleting_the_current_version_falls_back_to_the_previous(
     store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     root, config, sources = await served_archive(store, settings, tmp_path, ("news/2018/01/1",))
-    newest = root / "news/2018/01/1/a-boat-capsizes-in-the-north-of-indonesian-borneo-leaving-at-least-eight-people-dead.md"
+    newest = (
+        root / "news/2018/01/1/a-boat-capsizes-in-the-north-of-indonesian-borneo-leaving-at-least-eight-people-dead.md"
+    )
     newest.unlink()
     report = await refresh_all(store, config, sources)
     key = "/news/2018/01/01/a-boat-capsizes-in-the-north-of-indonesian-borneo-with-at-least-8-people-dead"
@@ -126,7 +130,9 @@ async def test_deleting_the_current_version_falls_back_to_the_previous(
     assert event.page.headline.endswith("leaving at least 8 people dead.")
 
 
-async def test_related_links_to_any_version_resolve_to_the_event(store: Store, settings: Settings, tmp_path: Path) -> None:
+async def test_related_links_to_any_version_resolve_to_the_event(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
     """A related link naming an old version of an event leads to the event's current page."""
     root = archive_copy(tmp_path, ("news/2018/01/1",))
     first = "news/2018/01/1/2017-iranian-protests-caused-12-death-yet.md"
@@ -139,7 +145,11 @@ async def test_related_links_to_any_version_resolve_to_the_event(store: Store, s
     )
     config = replace(
         archive_settings(settings, root),
-        sources=(SourceConfig(name="offstream", kind="directory", location=str(root), link="https://archive.test/{path}.html"),),
+        sources=(
+            SourceConfig(
+                name="offstream", kind="directory", location=str(root), link="https://archive.test/{path}.html"
+            ),
+        ),
     )
     await refresh_all(store, config, open_sources(config.sources))
     body = (await store.rendition("dates/2018-01-02", "atom")).body.decode()  # type: ignore[union-attr]
@@ -154,7 +164,9 @@ async def test_related_links_to_any_version_resolve_to_the_event(store: Store, s
     assert entry["id"] == event_guid("/news/2018/01/02/later")
 
 
-async def test_padded_and_unpadded_day_folders_are_the_same_pages(store: Store, settings: Settings, tmp_path: Path) -> None:
+async def test_padded_and_unpadded_day_folders_are_the_same_pages(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
     root = tmp_path / "padded"
     shutil.copytree(OFFSTREAM / "news/2018/01/1", root / "news/2018/01/01")
     config = archive_settings(settings, root)
@@ -218,7 +230,7 @@ async def test_a_source_failing_while_it_is_read_fails_the_ingest_and_keeps_what
             refresh.ingest(store, "offstream", Collected(documents=documents(), expected=len(pages)), processes=2), 60
         )
     assert 0 < await store.count_events() <= 10
-    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
+    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -243,9 +255,11 @@ async def test_a_batch_failing_to_store_fails_the_ingest_with_nothing_left_runni
     monkeypatch.setattr(store, "apply", failing)
     with pytest.raises(StoreError, match="disk I/O error"):
         await asyncio.wait_for(
-            refresh.ingest(store, "offstream", Collected(documents=iter(documents), expected=len(documents)), processes=processes),
+            refresh.ingest(
+                store, "offstream", Collected(documents=iter(documents), expected=len(documents)), processes=processes
+            ),
             60,
         )
     assert 0 < await store.count_events() <= 8
-    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
+    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000
     assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from feeds.app import cache_control, feed_name, HTTPError
+from feeds.app import HTTPError, cache_control, feed_name
 from feeds.conditional import choose_encoding, etag_header, http_date, is_not_modified
 from feeds.config import Settings
 
-T = dt.datetime(2023, 2, 6, 12, 0, 0, tzinfo=dt.timezone.utc)
+T = dt.datetime(2023, 2, 6, 12, 0, 0, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(

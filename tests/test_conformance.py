@@ -55,13 +55,13 @@ import pytest
 from lxml import etree
 
 from feeds.config import Settings, SourceConfig
-from feeds.model import Event, FeedKey, Page
 from feeds.entries import entry_for, whole_events
+from feeds.model import Event, FeedKey, Page
 from feeds.pages import parse_document
 from feeds.publish import describe, publish_all, publish_changes
 from feeds.render import feed_url
 from feeds.store import Incoming, Store
-from tests.conftest import DATA, EXAMPLE, OFFSTREAM, OFFSTREAM_ZH, EVENT_PAGE, SAMPLE_RELPATH
+from tests.conftest import DATA, EVENT_PAGE, EXAMPLE, OFFSTREAM, OFFSTREAM_ZH, SAMPLE_RELPATH
 from tests.feedgen_reference import render_atom, render_rss
 from tests.helpers import documents, read_pages
 
@@ -239,8 +239,8 @@ def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def plausible(when: dt.datetime) -> bool:
     """W3C ImplausibleDate: not before 1990, not in the future (ten minutes' slack)."""
-    now = dt.datetime.now(dt.timezone.utc)
-    return dt.datetime(1990, 1, 1, tzinfo=dt.timezone.utc) <= when <= now + dt.timedelta(minutes=10)
+    now = dt.datetime.now(dt.UTC)
+    return dt.datetime(1990, 1, 1, tzinfo=dt.UTC) <= when <= now + dt.timedelta(minutes=10)
 
 
 def rfc3339(value: str | None, where: str, problems: list[str]) -> dt.datetime | None:
@@ -806,7 +806,11 @@ def _mutate(body: bytes, old: bytes, new: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("fmt", "change", "expected"),
     [
-        ("rss", lambda b: _mutate(b, b"<ttl>5</ttl>", b"<ttl>5</ttl><pubDate>6 Nov 24 0:00 EST</pubDate>"), "InvalidRFC2822Date"),
+        (
+            "rss",
+            lambda b: _mutate(b, b"<ttl>5</ttl>", b"<ttl>5</ttl><pubDate>6 Nov 24 0:00 EST</pubDate>"),
+            "InvalidRFC2822Date",
+        ),
         ("rss", lambda b: _mutate(b, b'length="0"', b'length=""'), "InvalidIntegerAttribute"),
         ("rss", lambda b: _mutate(b, b"</channel>", b"<copyright>x</copyright></channel>"), "MisplacedItem"),
         ("rss", lambda b: _mutate(b, b"/feeds/latest.rss", b"/feeds/other.rss"), "SelfDoesntMatchLocation"),
@@ -815,7 +819,11 @@ def _mutate(body: bytes, old: bytes, new: bytes) -> bytes:
         ("rss", lambda b: _mutate(b, b"<title>Current events</title>", b"<title>A &amp; B</title>"), "CharacterData"),
         ("rss", lambda b: _mutate(b, b"<item>\n      <title>", b"<item>\n      <title>&#x3C;/b&#x3E;"), "ContainsHTML"),
         ("rss", lambda b: _mutate(b, b"</title>\n      <description>", b"</title><description>&lt;b&gt;"), "NotHtml"),
-        ("atom", lambda b: _mutate(b, b"</feed>", b'<link href="http://feeds.test/" rel="up"/></feed>'), "MisplacedMetadata"),
+        (
+            "atom",
+            lambda b: _mutate(b, b"</feed>", b'<link href="http://feeds.test/" rel="up"/></feed>'),
+            "MisplacedMetadata",
+        ),
         ("atom", lambda b: _mutate(b, b"+00:00</published>", b"</published>"), "InvalidRFC3339Date"),
         ("atom", lambda b: _mutate(b, b'rel="prev-archive"', b'rel="prev-archives"'), "UnregisteredAtomLinkRel"),
         ("atom", lambda b: _mutate(b, b"/feeds/dates/", b"/feeds/days/"), "no Atom feed the server offers"),
@@ -894,10 +902,10 @@ def test_a_summary_as_text_is_what_stripping_every_tag_of_its_sanitised_html_giv
         'A [link](https://example.org/a?b=1&c="2" "title > with quote") and **bold** <b>raw</b> & 5 < 8 > 3.',
         "Line one\n\nLine two with `code <x>` and [rel](/news/2020/1/1/a) &amp; &lt;tag&gt; &#x3C;",
         '<script>alert(1)</script><img src=x onerror=y> ![i](https://x/y.png) <a href="javascript:z">j</a>',
-        "* list\n* items with ]]> and \u2028 and emoji \U0001F600",
+        "* list\n* items with ]]> and \u2028 and emoji \U0001f600",
     ]
     page = read_pages(EXAMPLE)[0].page
-    when = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     event = Event(key=page.path, guid="g", page=page, topics=(), published=when, updated=when)
     for markdown in samples:
         html_ = sanitize(summary_html(markdown, lambda href: href))

@@ -23,7 +23,7 @@ from tests.conftest import EXAMPLE, OFFSTREAM
 
 FEEDS = [sys.executable, "-m", "feeds"]
 
-KILLER = '''
+KILLER = """
 import os, signal
 
 point, at = os.environ.get("CRASH_AT", ""), int(os.environ.get("CRASH_CALL", "1"))
@@ -51,7 +51,7 @@ if point:
     elif point == "between":
         feeds.publish.publish_changes = _armed(feeds.publish.publish_changes)
         feeds.refresh.publish_changes = feeds.publish.publish_changes
-'''
+"""
 
 
 def tree_with(root: Path, days: tuple[str, ...]) -> None:

@@ -40,4 +40,6 @@ def test_a_source_failing_in_the_reading_process_is_one_line(tmp_path: Path) -> 
     )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr and "BrokenProcessPool" not in done.stderr
-    assert done.stderr.strip().splitlines() == [f"Error: source {tmp_path / 'empty'}: {tmp_path / 'empty'} has no news/ directory"]
+    assert done.stderr.strip().splitlines() == [
+        f"Error: source {tmp_path / 'empty'}: {tmp_path / 'empty'} has no news/ directory"
+    ]

@@ -24,7 +24,10 @@ from tests.helpers import documents, etags
 
 DAYS = ("news/2017/12/31", "news/2018/01/1")
 DAY = "/news/2018/01/01/"
-LISTED = DAY + "ten-people-die-at-the-protests-overnight-with-twelve-deaths-total-so-far-as-the-protests-enter-their-fifth-day"
+LISTED = (
+    DAY
+    + "ten-people-die-at-the-protests-overnight-with-twelve-deaths-total-so-far-as-the-protests-enter-their-fifth-day"
+)
 FIRST = DAY + "2017-iranian-protests-caused-12-death-yet"
 LATER = DAY + "2017a18-iranian-protests-caused-12-death-yet"
 T0 = dt.datetime(2018, 1, 2, 12, 0, tzinfo=UTC)
@@ -62,7 +65,10 @@ def test_listing_evidence_rule() -> None:
     assert "no listed page has its first source https://b.test/2" in found["/d/elsewhere"][1]
     assert "/d/listed" not in found and "/d/listed-too" not in found  # listed pages never fold
     # Two listed pages with one first source: an unlisted page matching both is left alone.
-    ambiguous = listing_evidence([*pages, DayPage("/d/twin", "https://c.test/3", None), DayPage("/d/u", "https://c.test/3", None)], {"/d/listed-too", "/d/twin"})
+    ambiguous = listing_evidence(
+        [*pages, DayPage("/d/twin", "https://c.test/3", None), DayPage("/d/u", "https://c.test/3", None)],
+        {"/d/listed-too", "/d/twin"},
+    )
     assert ambiguous["/d/u"] == (None, "its first source https://c.test/3 is the first source of 2 listed pages")
 
 
@@ -133,12 +139,15 @@ async def test_a_story_listed_on_two_days_stays_two_events(store: Store, tmp_pat
     listed = Path(OFFSTREAM / "news/2018/01/1" / (LISTED.rsplit("/", 1)[1] + ".md")).read_text()
     day2 = root / "news/2018/01/2"
     day2.mkdir(parents=True)
-    (day2 / "protests-go-on.md").write_text(listed.replace("2018-01-1", "2018-01-2").replace("/2018/01/1/", "/2018/01/2/"))
+    (day2 / "protests-go-on.md").write_text(
+        listed.replace("2018-01-1", "2018-01-2").replace("/2018/01/1/", "/2018/01/2/")
+    )
     (day2 / "index.md").write_text(
         "## [2018-01-2](/news/2018/01/2/index.md)\n\n### [Protests go on. ](/news/2018/01/2/protests-go-on.md)\n"
     )
     config = Settings(
-        database=str(tmp_path / "feeds.db"), sources=(SourceConfig(name="offstream", kind="directory", location=str(root)),)
+        database=str(tmp_path / "feeds.db"),
+        sources=(SourceConfig(name="offstream", kind="directory", location=str(root)),),
     )
     report = await refresh_all(store, config, open_sources(config.sources))
     assert "/news/2018/01/02/protests-go-on" in report.result.added and FIRST in report.result.added
@@ -155,7 +164,9 @@ def test_updated_comes_from_the_changes_list_then_the_source_never_from_the_futu
     assert event_updated(plain, None, T0) == T0
 
 
-async def test_two_stores_of_the_same_pages_serve_the_same_bytes(store: Store, settings: Settings, tmp_path: Path) -> None:
+async def test_two_stores_of_the_same_pages_serve_the_same_bytes(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
     pages, listings = day_documents()
     now = dt.datetime(2026, 1, 1, tzinfo=UTC)  # after every time the pages carry
     await store.apply(pages, listings=listings, now=now)

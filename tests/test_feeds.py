@@ -18,7 +18,7 @@ from feeds.refresh import ingest
 from feeds.render import formats
 from feeds.sources import Collected, Document
 from feeds.store import Store
-from tests.conftest import EXAMPLE, EVENT_PAGE, SAMPLE_RELPATH
+from tests.conftest import EVENT_PAGE, EXAMPLE, SAMPLE_RELPATH
 from tests.helpers import entries, etags, read_pages
 
 
@@ -54,7 +54,9 @@ async def test_sample_event_in_every_format(store: Store, settings: Settings) ->
             assert [e["id"] for e in got] == [guid]
             entry = got[0]
             assert str(entry["title"]).startswith("The Islamic State of Iraq and the Levant releases footage")
-            assert "http://www.latimes.com/world/la-fg-islamic-state-abu-bakr-20170928-story.html" in str(entry["content"])
+            assert "http://www.latimes.com/world/la-fg-islamic-state-abu-bakr-20170928-story.html" in str(
+                entry["content"]
+            )
             assert {"Syrian Civil War", "ISIL", "Abu Bakr al-Baghdadi"} <= entry["tags"]  # type: ignore[operator]
     atom = etree.fromstring((await store.rendition("latest", "atom")).body)  # type: ignore[union-attr]
     ns = {"a": "http://www.w3.org/2005/Atom"}
@@ -94,10 +96,10 @@ async def test_untrusted_text_is_sanitised(store: Store, settings: Settings) -> 
         b"### [2020-01-1](/news/2020/01/1/index.md)\n\n##### <b>Topic</b>\n"
         b"# Headline <script>alert(1)</script> \n\n"
         b"Summary with [a link](javascript:alert(1)) and <img src=x onerror=alert(1)> raw html.\n\n"
-        b"### Sources:\n\n1. [Evil](javascript:alert(2))\n1. [<script>alert(4)</script> News](https://news.test/a\"onclick=\"x)\n"
-        b"1. [Cover Image](http://img.test/a.jpg\"onload=\"x)\n\n"
+        b'### Sources:\n\n1. [Evil](javascript:alert(2))\n1. [<script>alert(4)</script> News](https://news.test/a"onclick="x)\n'
+        b'1. [Cover Image](http://img.test/a.jpg"onload="x)\n\n'
         b"### Related:\n\n1. [<img src=x onerror=alert(5)> a headline](javascript:alert(3)) _Context: <b onclick=x>A</b>_\n"
-        b"2. [Another <iframe src=//evil.test>](https://news.test/b\"onmouseover=\"x) _Context: B_\n"
+        b'2. [Another <iframe src=//evil.test>](https://news.test/b"onmouseover="x) _Context: B_\n'
     )
     await ingest(store, "example", Collected(documents=[Document("news/2020/01/1/x.md", hostile, "x.md")]))
     await publish_all(store, settings)
@@ -206,7 +208,9 @@ async def test_an_entry_shows_its_topics_new_name_in_every_document_rendered_aft
     await publish_changes(store, settings, result.feeds, result.events, renamed=result.renamed)
     head = await store.rendition(f"topics/{slug}", "atom")
     assert head is not None and b"<title>Current events: Russian Invasion Of Ukraine</title>" in head.body
-    assert labels(head.body) >= {"Russian Invasion Of Ukraine"} and "Russian invasion of Ukraine" not in labels(head.body)
+    assert labels(head.body) >= {"Russian Invasion Of Ukraine"} and "Russian invasion of Ukraine" not in labels(
+        head.body
+    )
     # Elsewhere the entry is made again when its document is rendered next.
     await publish(store, settings, day, formats())
     after = await store.rendition(day.name, "atom")
@@ -224,7 +228,7 @@ async def test_a_re_render_takes_unchanged_entries_from_the_documents_previous_v
 
     await load_example(store, settings)
     key = FeedKey("topic", "russian-invasion-of-ukraine")
-    await store._db.execute("DELETE FROM entries")  # noqa: SLF001
+    await store._db.execute("DELETE FROM entries")
     pages = read_pages(EXAMPLE, source="example")
     members = [p for p in pages if "Russian invasion of Ukraine" in p.page.topics]
     assert len(members) > 3
@@ -249,7 +253,7 @@ async def test_a_stored_version_without_spans_gets_them_without_changing(store: 
     await load_example(store, settings)
     key = FeedKey("topic", "russian-invasion-of-ukraine")
     before = await store.renditions_of(key.name)
-    await store._db.execute("UPDATE renditions SET spans = NULL WHERE feed = ?", (key.name,))  # noqa: SLF001
+    await store._db.execute("UPDATE renditions SET spans = NULL WHERE feed = ?", (key.name,))
     counters = await store.rendition_versions()
     assert await publish(store, settings, key, formats()) == 0
     after = await store.renditions_of(key.name)
@@ -257,7 +261,9 @@ async def test_a_stored_version_without_spans_gets_them_without_changing(store: 
     for fmt, rendition in after.items():
         assert rendition.spans == before[fmt].spans != b""
         assert (rendition.etag, rendition.last_modified, rendition.body) == (
-            before[fmt].etag, before[fmt].last_modified, before[fmt].body
+            before[fmt].etag,
+            before[fmt].last_modified,
+            before[fmt].body,
         )
 
 
@@ -294,9 +300,7 @@ def test_the_topics_index_writes_again_only_the_topics_that_changed() -> None:
     assert topics_document("http://x", [], memo) == b"[]\n"
 
 
-async def test_a_summarys_link_to_another_event_leads_where_that_event_is_now(
-    store: Store, settings: Settings
-) -> None:
+async def test_a_summarys_link_to_another_event_leads_where_that_event_is_now(store: Store, settings: Settings) -> None:
     """With a web link template, a link in a summary to another event's page goes to that
     event's current web address, whichever events are rendered together; when the other event
     moves, the entry is made again on its next render (its stamp holds where its links lead)."""
@@ -304,7 +308,8 @@ async def test_a_summarys_link_to_another_event_leads_where_that_event_is_now(
     from feeds.entries import EntryMemo
 
     linked = replace(
-        settings, sources=(SourceConfig(name="example", kind="directory", location="x", link="https://example.org/{path}.html"),)
+        settings,
+        sources=(SourceConfig(name="example", kind="directory", location="x", link="https://example.org/{path}.html"),),
     )
     pages = read_pages(EXAMPLE, source="example")
     target, linker = pages[0], next(p for p in pages[1:] if p.page.date != pages[0].page.date)
@@ -337,7 +342,10 @@ def test_spans_are_where_each_entry_first_occurs_after_the_previous_one() -> Non
     stamps = ["11" * 16, "22" * 16]
     spans = [(s, e) for _, s, e in _SPAN.iter_unpack(spans_of(body, stamps, [first, second]))]
     expected_first = body.index(first)
-    assert spans == [(expected_first, expected_first + len(first)), (body.index(second, expected_first + len(first)), len(body) - len(b"</feed>"))]
+    assert spans == [
+        (expected_first, expected_first + len(first)),
+        (body.index(second, expected_first + len(first)), len(body) - len(b"</feed>")),
+    ]
     assert [body[s:e] for s, e in spans] == [first, second]
     with pytest.raises(ValueError):
         spans_of(body, stamps, [second, first])  # not in document order

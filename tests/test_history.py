@@ -48,10 +48,17 @@ async def test_archive_walk_from_latest_meets_every_event_once(store: Store, set
                     response = await client.get(link.replace(small.base_url, server.url))
                     assert response.status_code == 200, link
                     if fmt == "atom":
-                        assert etree.fromstring(response.content).find("{http://purl.org/syndication/history/1.0}archive") is not None
+                        assert (
+                            etree.fromstring(response.content).find("{http://purl.org/syndication/history/1.0}archive")
+                            is not None
+                        )
                     seen.update(e["id"] for e in entries(fmt, response.content))  # type: ignore[misc]
                     days.append(link.rsplit("/", 1)[1])
-                    link = atom_links(response.content).get("prev-archive") if fmt == "atom" else _rss_link(response.content, "prev-archive")
+                    link = (
+                        atom_links(response.content).get("prev-archive")
+                        if fmt == "atom"
+                        else _rss_link(response.content, "prev-archive")
+                    )
                 assert set(seen) == all_ids and set(seen.values()) == {1}
                 assert days == sorted(days, reverse=True) and len(days) == len(await store.dates())
 
@@ -97,7 +104,10 @@ def test_paging_bounds_and_links() -> None:
     assert [paging.bounds(p) for p in (1, 2, 0)] == [(0, 3), (3, 6), (6, 11)]
     assert paging.links("t", 0) == {"first": "topics/t", "last": "topics/t/pages/1", "next": "topics/t/pages/2"}
     assert paging.links("t", 2) == {
-        "first": "topics/t", "last": "topics/t/pages/1", "next": "topics/t/pages/1", "previous": "topics/t",
+        "first": "topics/t",
+        "last": "topics/t/pages/1",
+        "next": "topics/t/pages/1",
+        "previous": "topics/t",
     }
     assert paging.links("t", 1)["previous"] == "topics/t/pages/2"
     assert [paging.page_of(s) for s in (0, 2, 3, 5, 6, 10)] == [1, 1, 2, 2, 0, 0]
@@ -106,14 +116,17 @@ def test_paging_bounds_and_links() -> None:
 
 async def test_new_events_never_rerender_full_pages(store: Store, settings: Settings) -> None:
     small = await loaded(store, settings)
-    rows = await store._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions WHERE feed LIKE '%/pages/%'")  # noqa: SLF001
+    rows = await store._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions WHERE feed LIKE '%/pages/%'")
     before = {(f, fmt): e for f, fmt, e in rows}
     assert before
     pages = read_pages(EXAMPLE, source="example")
-    fresh = [replace(p, page=replace(p.page, path=p.page.path + "-later", date=dt.date(2025, 1, 1), changes=())) for p in pages[:10]]
+    fresh = [
+        replace(p, page=replace(p.page, path=p.page.path + "-later", date=dt.date(2025, 1, 1), changes=()))
+        for p in pages[:10]
+    ]
     result = await store.apply(fresh)
     await publish_changes(store, small, result.feeds, result.events)
-    rows = await store._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions WHERE feed LIKE '%/pages/%'")  # noqa: SLF001
+    rows = await store._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions WHERE feed LIKE '%/pages/%'")
     after = {(f, fmt): e for f, fmt, e in rows}
     changed = {k[0] for k in before if after.get(k) != before[k]}
     # Only a page that gained a newer neighbour (its `previous` link) may change; members never move.
@@ -132,7 +145,9 @@ async def test_rewording_keeps_the_id_and_moves_updated_end_to_end(
     await refresh_all(store, settings, sources)
     path = tree / "news/2023/02/6"  # type: ignore[operator]
     page = next(p for p in sorted(path.glob("*.md")) if p.name != "index.md")
-    before = {fmt: entries(fmt, (await store.rendition("dates/2023-02-06", fmt)).body) for fmt in ("rss", "atom", "json")}  # type: ignore[union-attr]
+    before = {
+        fmt: entries(fmt, (await store.rendition("dates/2023-02-06", fmt)).body) for fmt in ("rss", "atom", "json")
+    }  # type: ignore[union-attr]
     text = page.read_text()
     headline = next(line for line in text.splitlines() if line.startswith("# "))
     await asyncio.sleep(1.1)  # updated times have a resolution of one second
@@ -162,7 +177,9 @@ async def test_last_modified_moves_when_only_links_change(store: Store, settings
     assert before is not None
     await asyncio.sleep(1.1)
     pages = read_pages(EXAMPLE, source="example")
-    older = replace(pages[0], page=replace(pages[0].page, path="/news/2021/01/01/older", date=dt.date(2021, 1, 1), changes=()))
+    older = replace(
+        pages[0], page=replace(pages[0].page, path="/news/2021/01/01/older", date=dt.date(2021, 1, 1), changes=())
+    )
     result = await store.apply([older])
     await publish_changes(store, settings, result.feeds, result.events)
     after = await store.rendition("dates/2022-02-24", "atom")

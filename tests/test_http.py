@@ -15,7 +15,7 @@ from feeds.app import create_app
 from feeds.config import Settings
 from feeds.refresh import open_sources, refresh_all
 from feeds.store import Store
-from tests.conftest import LiveServer, OFFSTREAM
+from tests.conftest import OFFSTREAM, LiveServer
 from tests.helpers import etags
 
 
@@ -34,7 +34,7 @@ async def test_200_then_304_by_etag_and_by_date(served: Settings) -> None:
             assert first.headers["cache-control"] == f"public, max-age={served.cache_max_age}"
             assert first.headers["vary"] == "Accept-Encoding"
             etag = first.headers["etag"]
-            assert etag.startswith('"') and not etag.startswith('W/')
+            assert etag.startswith('"') and not etag.startswith("W/")
             again = await client.get(first.url, headers={"If-None-Match": etag})
             assert again.status_code == 304 and again.content == b""
             assert again.headers["etag"] == etag

@@ -183,7 +183,9 @@ def test_a_section_in_a_day_listing_is_reported_and_its_lines_left_out() -> None
     data = (ZH / relpath).read_bytes()
     changed = with_section(data, "##### 羽毛球世界联合会", "### 备注:\n一些说明。\n\n")
     reading = read_document(relpath, changed)
-    assert [str(w) for w in reading.warnings] == [f"{relpath}: sections: section '### 备注:' in a day listing, which has none: its lines are left out"]
+    assert [str(w) for w in reading.warnings] == [
+        f"{relpath}: sections: section '### 备注:' in a day listing, which has none: its lines are left out"
+    ]
     assert reading.document == parse_document(relpath, data)
 
 
@@ -302,7 +304,10 @@ def test_which_language_feeds_and_sources_say() -> None:
 def zh_settings(tmp_path: Path, items_per_feed: int = 5) -> Settings:
     source = SourceConfig(name="zh", kind="directory", location=str(ZH), language="zh")
     return Settings(
-        base_url="http://feeds.test", database=str(tmp_path / "feeds.db"), items_per_feed=items_per_feed, sources=(source,)
+        base_url="http://feeds.test",
+        database=str(tmp_path / "feeds.db"),
+        items_per_feed=items_per_feed,
+        sources=(source,),
     )
 
 
@@ -344,7 +349,9 @@ async def test_a_feed_of_two_languages_says_the_top_level_one_and_atom_entries_t
     en = SourceConfig(name="example", kind="directory", location=str(tmp_path))
     settings = zh_settings(tmp_path, items_per_feed=100)
     settings = replace(settings, sources=(en, *settings.sources))
-    docs = await published(settings, read_pages(ZH, f"{DAY}/*.md", source="zh") + read_pages(OFFSTREAM, source="example"))
+    docs = await published(
+        settings, read_pages(ZH, f"{DAY}/*.md", source="zh") + read_pages(OFFSTREAM, source="example")
+    )
     language, own = languages("atom", docs[("latest", "atom")])
     assert language == "en" and own.count("zh") == 15 and own.count(None) == len(own) - 15
     assert languages("rss", docs[("latest", "rss")])[0] == languages("json", docs[("latest", "json")])[0] == "en"

@@ -39,7 +39,9 @@ def test_sample_page_every_field() -> None:
         "apparently intended to counter rumors of his death and rally followers after battlefield losses."
     )
     assert page.sources == (
-        SourceLink("Los Angeles Times", "http://www.latimes.com/world/la-fg-islamic-state-abu-bakr-20170928-story.html"),
+        SourceLink(
+            "Los Angeles Times", "http://www.latimes.com/world/la-fg-islamic-state-abu-bakr-20170928-story.html"
+        ),
     )
     assert page.image == "http://www.trbimg.com/img-59cd8d63/turbine/la-fg-islamic-state-abu-bakr-20170928"
     assert len(page.related) == 5
@@ -100,8 +102,16 @@ def test_topic_slugs_fold_latin_keep_other_scripts_and_never_empty() -> None:
         ("news/2020/01/1/a.md", b"### [2020-01-1](/x)\n# h\n### Sources:\n\nnot an item\n", "sources"),
         ("news/2020/01/1/a.json", b"{not json", None),
         ("news/2020/01/1/a.json", b'{"date": "2020-01-01"}', "headline"),
-        ("news/2020/01/1/a.json", b'{"date": "2020-01-01", "headline": "h", "sources": [{"name": 3}]}', "sources[0].name"),
-        ("news/2020/01/1/a.json", b'{"date": "2020-01-01", "headline": "h", "changes": [{"headline": "h", "url": "u", "kind": "x"}]}', "changes[0].kind"),
+        (
+            "news/2020/01/1/a.json",
+            b'{"date": "2020-01-01", "headline": "h", "sources": [{"name": 3}]}',
+            "sources[0].name",
+        ),
+        (
+            "news/2020/01/1/a.json",
+            b'{"date": "2020-01-01", "headline": "h", "changes": [{"headline": "h", "url": "u", "kind": "x"}]}',
+            "changes[0].kind",
+        ),
         ("news/2020/01/1/a.xml", b"<event><headline>h</headline></event>", "date"),
         ("news/2020/01/1/a.xml", b"<other/>", None),
         ("news/2020/01/1/a.xml", b"<event date='2020-01-01'", None),
@@ -156,16 +166,27 @@ def test_every_real_sample_page_gives_exactly_the_expected_fields() -> None:
         if want["kind"] == "day":
             assert isinstance(doc, DayListing), rel
             got = {
-                "kind": "day", "path": doc.path, "date": doc.date.isoformat(), "previous": doc.previous,
+                "kind": "day",
+                "path": doc.path,
+                "date": doc.date.isoformat(),
+                "previous": doc.previous,
                 "entries": [[e.heading, e.headline, e.path, e.summary, list(e.contexts)] for e in doc.entries],
             }
         else:
             assert isinstance(doc, Page), rel
             got = {
-                "kind": "event", "path": doc.path, "date": doc.date.isoformat(), "heading": doc.heading,
-                "headline": doc.headline, "summary": doc.summary, "sources": [[s.name, s.url] for s in doc.sources],
-                "image": doc.image, "related": [[r.headline, r.url, list(r.contexts)] for r in doc.related],
-                "changes": [[c.headline, c.url, c.kind, c.timestamp.isoformat() if c.timestamp else None] for c in doc.changes],
+                "kind": "event",
+                "path": doc.path,
+                "date": doc.date.isoformat(),
+                "heading": doc.heading,
+                "headline": doc.headline,
+                "summary": doc.summary,
+                "sources": [[s.name, s.url] for s in doc.sources],
+                "image": doc.image,
+                "related": [[r.headline, r.url, list(r.contexts)] for r in doc.related],
+                "changes": [
+                    [c.headline, c.url, c.kind, c.timestamp.isoformat() if c.timestamp else None] for c in doc.changes
+                ],
                 "topics": list(doc.topics),
             }
         assert got == want, rel
@@ -201,6 +222,7 @@ def with_covers(before: list[str], after: list[str]) -> bytes:
     own = f"1. [Cover Image]({COVER})\n"
     text = EVENT_PAGE.read_text("utf-8")
     assert own in text
+
     def items(urls: list[str]) -> str:
         return "".join(f"1. [Cover Image]({url})\n" for url in urls)
 

@@ -76,7 +76,10 @@ def feeds_serve(config_path: Path, *args: str, env: dict[str, str] | None = None
     """`feeds serve` as a user runs it, in a process group of its own (stopped with it)."""
     server = subprocess.Popen(
         [sys.executable, "-m", "feeds", "--config", str(config_path), "serve", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         yield server

@@ -13,8 +13,7 @@ import pytest
 from feeds.config import SourceConfig
 from feeds.model import FeedKey, utcnow
 from feeds.refresh import refresh_source, settle
-from feeds.sources import Collected
-from feeds.sources import directory
+from feeds.sources import Collected, directory
 from feeds.sources.directory import DirectorySource
 from feeds.store import Store
 from tests.conftest import OFFSTREAM
@@ -24,7 +23,9 @@ TAX = "news/2018/01/1/taxation-in-the-united-arab-emirates.md"
 EURO = "news/1999/01/1/the-euro-currency-is-introduced.md"
 TAX_KEY = "/news/2018/01/01/taxation-in-the-united-arab-emirates"
 
-pytestmark = pytest.mark.skipif(directory.TreeWatch is None or not Path("/proc/sys/fs/inotify").exists(), reason="no inotify")
+pytestmark = pytest.mark.skipif(
+    directory.TreeWatch is None or not Path("/proc/sys/fs/inotify").exists(), reason="no inotify"
+)
 
 
 @pytest.fixture

@@ -171,7 +171,9 @@ async def test_first_run_reads_every_document_of_the_head(
     # The same events as the same files read from a directory.
     other = await Store.open(tmp_path / "other.db")
     try:
-        await refresh_source(other, DirectorySource(SourceConfig(name="dir", kind="directory", location=str(origin.root))))
+        await refresh_source(
+            other, DirectorySource(SourceConfig(name="dir", kind="directory", location=str(origin.root)))
+        )
         expected = await headlines(other)
     finally:
         await other.close()
@@ -395,9 +397,7 @@ async def test_a_broken_location_is_a_source_error_naming_it(store: Store, tmp_p
     assert await store.cursor("offstream") is None
 
 
-async def test_a_fetch_that_hangs_is_killed_after_the_timeout(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_fetch_that_hangs_is_killed_after_the_timeout(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     # "ssh" that never answers (nothing leaves the machine): the whole process group is killed.
     monkeypatch.setenv("GIT_SSH_COMMAND", "sleep 30 #")
     monkeypatch.setenv("GIT_SSH_VARIANT", "simple")
@@ -405,7 +405,9 @@ async def test_a_fetch_that_hangs_is_killed_after_the_timeout(
     source.fetch_timeout = 0.5
     started = time.monotonic()
     try:
-        with pytest.raises(SourceError, match=r"fetch of the default branch from ssh://feeds.invalid/archive.git timed out"):
+        with pytest.raises(
+            SourceError, match=r"fetch of the default branch from ssh://feeds.invalid/archive.git timed out"
+        ):
             await source.collect(store)
     finally:
         await source.aclose()
@@ -542,7 +544,9 @@ async def test_the_users_log_settings_change_no_time(
     origin.add(TAX)
     origin.commit("taxation", when=T2)
     settings = tmp_path / "gitconfig"
-    settings.write_text("[log]\n\tshowRoot = false\n\tfollow = true\n\tshowSignature = true\n[diff]\n\trenames = copies\n")
+    settings.write_text(
+        "[log]\n\tshowRoot = false\n\tfollow = true\n\tshowSignature = true\n[diff]\n\trenames = copies\n"
+    )
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(settings))
     collected = await collect(source, store)
     assert times(collected) == {**{rel: at(T1) for rel in day_files(DAY1)}, TAX: at(T2)}

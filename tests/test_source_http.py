@@ -294,7 +294,7 @@ async def test_start_index_unreachable_fails_the_source(site: Site, db: Store) -
 
 
 async def test_newest_day_is_probed_back_from_today(site: Site, db: Store) -> None:
-    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     day = f"news/{yesterday.year}/{yesterday.month:02d}/{yesterday.day}"
     (site.root / day).mkdir(parents=True)
     listing = (site.root / START).read_text()

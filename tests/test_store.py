@@ -31,10 +31,12 @@ async def test_schema_is_versioned_and_wal(store: Store) -> None:
 async def test_statement_journals_of_the_writer_stay_in_memory(store: Store) -> None:
     # An upsert inside a bulk transaction otherwise saves its 16 KB pages to a temporary file:
     # 9.2 GB of writes for 40,000 events (benchmarks/README.md).
-    assert (await store._db.execute_fetchall("PRAGMA temp_store"))[0][0] == 2  # MEMORY  # noqa: SLF001
+    assert (await store._db.execute_fetchall("PRAGMA temp_store"))[0][0] == 2  # MEMORY
 
 
-async def test_topic_slots_follow_date_and_key_whatever_the_arrival_and_survive_leaving_and_coming_back(store: Store) -> None:
+async def test_topic_slots_follow_date_and_key_whatever_the_arrival_and_survive_leaving_and_coming_back(
+    store: Store,
+) -> None:
     pages = read_pages(OFFSTREAM) + read_pages(EXAMPLE)
     random.Random(7).shuffle(pages)
     for start in range(0, len(pages), 9):
@@ -67,7 +69,9 @@ async def test_upgrading_a_version_1_store_numbers_existing_slots(tmp_path: obje
     for statement in _statements(MIGRATIONS[1]):
         conn.execute(statement)
     conn.execute("PRAGMA user_version=1")
-    conn.executemany("INSERT INTO topics (id, key, slug, name) VALUES (?,?,?,?)", [(1, "a", "a", "A"), (2, "b", "b", "B")])
+    conn.executemany(
+        "INSERT INTO topics (id, key, slug, name) VALUES (?,?,?,?)", [(1, "a", "a", "A"), (2, "b", "b", "B")]
+    )
     conn.executemany(
         "INSERT INTO events (key, guid, date, current, relpath, source, hash, doc, published, updated, first_seen, seq) "
         "VALUES (?, '', '2024-01-01', ?, '', '', '', '{}', '2024-01-01T00:00:00+00:00', ?, '', ?)",
@@ -100,7 +104,9 @@ async def test_reingest_is_idempotent(store: Store) -> None:
     assert len(events) == 59
     # The source records no time here: an event was updated when its Changes list says, else at the
     # first ingest.
-    assert {e.updated for e in events} == {max((c.timestamp for c in e.page.changes if c.timestamp), default=T0) for e in events}
+    assert {e.updated for e in events} == {
+        max((c.timestamp for c in e.page.changes if c.timestamp), default=T0) for e in events
+    }
     assert T0 in {e.updated for e in events} and T1 not in {e.updated for e in events}
 
 
@@ -255,8 +261,12 @@ async def test_upgrading_a_version_5_store_keeps_every_rendition_without_its_pla
     try:
         rendition = await store.rendition("latest", "atom")
         assert rendition is not None and rendition.body == body and brotli.decompress(rendition.br) == body
-        assert (rendition.etag, rendition.last_modified, rendition.spans) == ("e1", T0.replace(year=2024, month=1, day=1, hour=0), b"")
-        columns = [r[1] for r in await store._db.execute_fetchall("PRAGMA table_info(renditions)")]  # noqa: SLF001
+        assert (rendition.etag, rendition.last_modified, rendition.spans) == (
+            "e1",
+            T0.replace(year=2024, month=1, day=1, hour=0),
+            b"",
+        )
+        columns = [r[1] for r in await store._db.execute_fetchall("PRAGMA table_info(renditions)")]
         assert "body" not in columns and columns[-2:] == ["gz", "br"]
     finally:
         await store.close()
@@ -270,8 +280,8 @@ async def test_a_bulk_load_copies_its_log_beside_its_writes_and_keeps_it_bounded
     writes lets it start again from its beginning. Afterwards the writer checkpoints as usual."""
     import os
 
-    from feeds.store import connection as S
     from feeds.model import Rendition
+    from feeds.store import connection as S
 
     monkeypatch.setattr(S, "BULK_WAL_BYTES", 40 * PAGE_SIZE)
     from isal import igzip
@@ -292,14 +302,14 @@ async def test_a_bulk_load_copies_its_log_beside_its_writes_and_keeps_it_bounded
     # first, so that what is measured is the bulk writes.
     await store.checkpoint()
     async with store.bulk():
-        assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 0  # noqa: SLF001
+        assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 0
         for n in range(120):
             name = f"dates/2024-01-{n % 28 + 1:02d}"
             await store.put_renditions([Rendition(name, "atom", b"", body, body, f"e{n}", T0, "x")])
             biggest = max(biggest, os.path.getsize(wal))
     assert biggest < (40 + 2 * 10) * PAGE_SIZE  # the bound and a write or two (each ~8 pages); without it ~15 MB
     assert len(beside) >= 10
-    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
+    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000
     rendition = await store.rendition("dates/2024-01-28", "atom")
     assert rendition is not None and rendition.etag == "e111"
 
@@ -323,7 +333,7 @@ async def test_an_events_revision_moves_with_everything_its_entry_shows_and_agre
     key = pages[0].page.path
 
     async def rev() -> int:
-        rows = await store._db.execute_fetchall("SELECT rev FROM events WHERE key = ?", (key,))  # noqa: SLF001
+        rows = await store._db.execute_fetchall("SELECT rev FROM events WHERE key = ?", (key,))
         return int(rows[0][0])
 
     first = await rev()
@@ -341,7 +351,9 @@ async def test_an_events_revision_moves_with_everything_its_entry_shows_and_agre
         replace(
             pages[0],
             relpath=f"news/2030/01/01/r{n}.md",
-            page=replace(pages[0].page, path=f"/news/2030/01/01/r{n}", heading=topic.swapcase(), related=(), changes=()),
+            page=replace(
+                pages[0].page, path=f"/news/2030/01/01/r{n}", heading=topic.swapcase(), related=(), changes=()
+            ),
         )
         for n in range(30)
     ]
@@ -380,7 +392,7 @@ async def test_a_bulk_load_commits_several_writes_at_once_and_what_is_left_at_it
     assert seen() == 16  # both writes since the last commit are gone
     await store.apply(pages[16:20], now=T1)  # and the store goes on (its topic memo too)
     assert seen() == 20
-    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000  # noqa: SLF001
+    assert (await store._db.execute_fetchall("PRAGMA wal_autocheckpoint"))[0][0] == 1000
     other.close()
 
 

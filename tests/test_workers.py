@@ -26,7 +26,7 @@ from tests.conftest import free_port
 
 
 async def test_cache_serves_new_versions_after_a_sync_and_stays_bounded(store: Store) -> None:
-    first = encode("latest", "atom", b"<feed>one</feed>" * 100, dt.datetime.now(dt.timezone.utc))
+    first = encode("latest", "atom", b"<feed>one</feed>" * 100, dt.datetime.now(dt.UTC))
     await store.put_rendition(first)
     # The cache of another worker: its own connection, and it looks only when told to here.
     other = await Store.open(store.path)
@@ -58,7 +58,7 @@ async def test_cache_reads_a_document_once_however_many_ask_and_keeps_no_read_a_
     """Requests missing the same document at once share one read of the store; a document held
     in memory is read again as soon as the cache sees it changed (the next requests find the new
     version in memory); and a read still under way when the change is seen is not kept."""
-    first = encode("latest", "atom", b"<feed>one</feed>" * 100, dt.datetime.now(dt.timezone.utc))
+    first = encode("latest", "atom", b"<feed>one</feed>" * 100, dt.datetime.now(dt.UTC))
     await store.put_rendition(first)
     cache = RenditionCache(store, max_bytes=1 << 20, poll_interval=3600)
     reads: list[str] = []
@@ -119,7 +119,7 @@ async def test_cache_serves_a_new_version_as_soon_as_it_is_committed(store: Stor
 
     if worker == "other" and cache_module.INotify is None:
         pytest.skip("no inotify")
-    first = encode("latest", "atom", b"<feed>one</feed>", dt.datetime.now(dt.timezone.utc))
+    first = encode("latest", "atom", b"<feed>one</feed>", dt.datetime.now(dt.UTC))
     await store.put_rendition(first)
     own = store if worker == "scheduler" else await Store.open(store.path)
     cache = RenditionCache(own, max_bytes=10_000, poll_interval=3600)
@@ -176,7 +176,9 @@ def test_serve_with_two_workers(tmp_path: Path, tree: Path) -> None:
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "feeds", "--config", str(config), "serve", "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -224,9 +226,15 @@ def test_server_workers_and_the_command_collect_garbage_less_often(
         app_from_environment()
         assert gc.get_threshold() == GC_THRESHOLDS
         out = subprocess.run(
-            [sys.executable, "-c", "import contextlib, gc, sys\nfrom feeds.cli import main\nsys.argv = ['feeds', '--help']\n"
-             "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(None): main()\nprint(gc.get_threshold())"],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-c",
+                "import contextlib, gc, sys\nfrom feeds.cli import main\nsys.argv = ['feeds', '--help']\n"
+                "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(None): main()\nprint(gc.get_threshold())",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         assert out.strip() == str(GC_THRESHOLDS)
     finally:

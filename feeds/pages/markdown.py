@@ -257,7 +257,13 @@ def read_day_markdown(source: str, path: str, origin: str) -> tuple[DayListing, 
             target = page_path(m["url"])
             if target is None:
                 raise ParseError(origin, f"listed page is not a /news/ path: {m['url']!r}", "entries")
-            pending = {"headline": text(m["title"]), "path": target, "heading": heading or "", "summary": "", "contexts": ""}
+            pending = {
+                "headline": text(m["title"]),
+                "path": target,
+                "heading": heading or "",
+                "summary": "",
+                "contexts": "",
+            }
             heading = None
         elif _SECTION.match(line):
             flush()

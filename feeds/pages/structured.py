@@ -78,7 +78,10 @@ def parse_event_json(data: bytes, path: str, origin: str) -> Page:
     fields.setdefault("date", None)
     fields.setdefault("headline", None)
     fields["sources"] = [
-        SourceLink(_str(s.get("name"), origin, f"sources[{i}].name", True), _str(s.get("url"), origin, f"sources[{i}].url", True))
+        SourceLink(
+            _str(s.get("name"), origin, f"sources[{i}].name", True),
+            _str(s.get("url"), origin, f"sources[{i}].url", True),
+        )
         for i, s in enumerate(listing("sources"))
     ]
     related = []

@@ -28,6 +28,7 @@ def scan(root: Path) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
     found: dict[str, tuple[int, int]] = {}
     inodes: dict[str, int] = {}
     news = root / "news"
+
     def fail(error: OSError) -> None:
         # A directory that cannot be read must fail the source: skipping it would look like its
         # pages were deleted.
@@ -113,7 +114,9 @@ class DirectorySource:
         changed = [rel for rel, st in delta.items() if st is not None and self._seen.get(rel) != st]
         self._pending, self._delta = None, delta
         collected = Collected(documents=self._read(reading_order(changed, inodes)), expected=len(changed))
-        gone = {page_path(rel) for rel, st in delta.items() if st is None and rel in self._seen and not is_day_listing(rel)}
+        gone = {
+            page_path(rel) for rel, st in delta.items() if st is None and rel in self._seen and not is_day_listing(rel)
+        }
         collected.deleted = sorted(p for p in gone if p and not self._has_file(p, delta))
         return collected
 
@@ -136,7 +139,9 @@ class DirectorySource:
         read again next time."""
         if self._pending is not None:
             new = self._pending
-            changes: dict[str, tuple[int, int] | None] = {rel: st for rel, st in new.items() if self._seen.get(rel) != st}
+            changes: dict[str, tuple[int, int] | None] = {
+                rel: st for rel, st in new.items() if self._seen.get(rel) != st
+            }
             changes.update({rel: None for rel in self._seen if rel not in new})
             self._seen = new
         else:

@@ -82,6 +82,8 @@ BASE_REF = "refs/feeds/base"  # the stored cursor, kept reachable so gc never pr
 REMOTE = "feeds"  # the cache's name for the followed repository (see `_remote`)
 _COMMIT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _REGULAR = ("100644", "100755")
+
+
 @dataclass(frozen=True)
 class Entry:
     """A file of a tree: its path and the blob to read."""
@@ -124,20 +126,43 @@ class GitSource:
                 return Collected(cursor=head, expected=0)
             if cursor is not None and await self._has_tree(cache, cursor):
                 collected = await self._changes(cache, cursor, head)
-                log.info("source %s: %s..%s: %d documents to read, %d pages gone", self.name, cursor[:12],
-                         head[:12], collected.expected, len(collected.deleted))
+                log.info(
+                    "source %s: %s..%s: %d documents to read, %d pages gone",
+                    self.name,
+                    cursor[:12],
+                    head[:12],
+                    collected.expected,
+                    len(collected.deleted),
+                )
             else:
                 if cursor is not None:
-                    log.info("source %s: commit %s is not in %s any more; reading every document",
-                             self.name, cursor[:12], self.display)
+                    log.info(
+                        "source %s: commit %s is not in %s any more; reading every document",
+                        self.name,
+                        cursor[:12],
+                        self.display,
+                    )
                 collected = await self._everything(cache, head, store)
-                log.info("source %s: %s: %d documents to read, %d pages gone", self.name, head[:12],
-                         collected.expected, len(collected.deleted))
+                log.info(
+                    "source %s: %s: %d documents to read, %d pages gone",
+                    self.name,
+                    head[:12],
+                    collected.expected,
+                    len(collected.deleted),
+                )
             return collected
 
     async def _changes(self, cache: Path, old: str, head: str) -> Collected:
         out = await self._git(
-            cache, "diff-tree", "-r", "-z", "--no-renames", old, head, "--", TREE_ROOT,
+            cache,
+            "diff-tree",
+            "-r",
+            "-z",
+            "--no-renames",
+            old,
+            head,
+            "--",
+            TREE_ROOT,
             what=f"unable to compare commits {old[:12]} and {head[:12]}",
         )
         reads: list[Entry] = []
@@ -170,14 +195,23 @@ class GitSource:
         present: set[str | None] = set()
         for i in range(0, len(folders), 200):
             out = await self._git(
-                cache, "ls-tree", "-r", "-z", "--name-only", head, "--", *folders[i : i + 200],
+                cache,
+                "ls-tree",
+                "-r",
+                "-z",
+                "--name-only",
+                head,
+                "--",
+                *folders[i : i + 200],
                 what=f"unable to list commit {head[:12]}",
             )
             present |= {page_path(rel) for rel in out.decode("utf-8", "replace").split("\0") if is_document(rel)}
         return sorted(candidates - present)
 
     async def _everything(self, cache: Path, head: str, store: Store) -> Collected:
-        out = await self._git(cache, "ls-tree", "-r", "-z", head, "--", TREE_ROOT, what=f"unable to list commit {head[:12]}")
+        out = await self._git(
+            cache, "ls-tree", "-r", "-z", head, "--", TREE_ROOT, what=f"unable to list commit {head[:12]}"
+        )
         reads: list[Entry] = []
         problems: list[str] = []
         for mode, oid, relpath in parse_tree(out):

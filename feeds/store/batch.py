@@ -101,8 +101,18 @@ def _apply(
             "seen_at=excluded.seen_at, deleted_at=NULL, modified=excluded.modified, lead=excluded.lead, "
             "image=excluded.image",
             (
-                page.path, item.source, item.relpath, digest, doc, item.version_json, page.path, iso(now), modified,
-                _day(page.path), page.sources[0].url if page.sources else None, page.image,
+                page.path,
+                item.source,
+                item.relpath,
+                digest,
+                doc,
+                item.version_json,
+                page.path,
+                iso(now),
+                modified,
+                _day(page.path),
+                page.sources[0].url if page.sources else None,
+                page.image,
             ),
         )
         conn.execute("DELETE FROM links WHERE page = ?", (page.path,))
@@ -112,9 +122,7 @@ def _apply(
         dirty |= linked_paths(version)
         days.add(_day(page.path))
     for path in deleted:
-        cur = conn.execute(
-            "UPDATE pages SET deleted_at = ? WHERE path = ? AND deleted_at IS NULL", (iso(now), path)
-        )
+        cur = conn.execute("UPDATE pages SET deleted_at = ? WHERE path = ? AND deleted_at IS NULL", (iso(now), path))
         if cur.rowcount:
             fresh.pop(path, None)
             dirty.add(path)
@@ -169,7 +177,9 @@ def _settle_chain(
             _retire_event(conn, key, now, result)
         return
     earlier: dict[str, set[str]] = {}
-    for page, target in _read_keys_sync(conn, "SELECT page, target FROM evidence WHERE page IN ({keys})", sorted(versions)):
+    for page, target in _read_keys_sync(
+        conn, "SELECT page, target FROM evidence WHERE page IN ({keys})", sorted(versions)
+    ):
         if target in versions:
             earlier.setdefault(target, set()).add(page)
     chain = [with_predecessors(v, earlier.get(p, ())) for p, v in versions.items()]
@@ -193,7 +203,9 @@ def _read_keys_sync(conn: sqlite3.Connection, sql: str, keys: Sequence[str]) -> 
     return rows
 
 
-def _retire_event(conn: sqlite3.Connection, key: str, now: dt.datetime, result: BatchResult, folded: bool = False) -> None:
+def _retire_event(
+    conn: sqlite3.Connection, key: str, now: dt.datetime, result: BatchResult, folded: bool = False
+) -> None:
     """The event leaves every feed. One folded into an earlier version's event that no document
     ever showed (it has no entry yet: its versions arrived in different batches of one load) is
     forgotten, so that the store is what it would be had they arrived together."""
@@ -260,13 +272,15 @@ def _upsert_event(
     if item is not None:
         page, doc, relpath, source = item.page, item.doc, item.relpath, item.source
     else:
-        doc, relpath, source = conn.execute("SELECT doc, relpath, source FROM pages WHERE path = ?", (current,)).fetchone()
+        doc, relpath, source = conn.execute(
+            "SELECT doc, relpath, source FROM pages WHERE path = ?", (current,)
+        ).fetchone()
         page = page_from_json(doc)
     if page.heading is None and (heading := _listed_heading(conn, current)):
         # Old renderings have no `#####` heading: the day listing gives it.
         page = replace(page, heading=heading)
         doc = page_to_json(page)
-    digest = content_hash(f"{doc}\n{relpath}\n{source}".encode("utf-8"))
+    digest = content_hash(f"{doc}\n{relpath}\n{source}".encode())
     at = iso(event_updated(page, modified, now))
     old = conn.execute("SELECT hash, live, first_seen, seq, updated FROM events WHERE key = ?", (key,)).fetchone()
     if old and old[0] == digest and old[1] == 1:

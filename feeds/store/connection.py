@@ -58,7 +58,7 @@ async def _connect(path: str) -> aiosqlite.Connection:
     pending = aiosqlite.connect(path, isolation_level=None)
     # A store left open (a crash, a failed test) must not keep the interpreter alive at exit; an
     # interrupted transaction is rolled back by SQLite on the next open.
-    pending._thread.daemon = True  # noqa: SLF001
+    pending._thread.daemon = True
     try:
         return await pending
     except sqlite3.Error as exc:
@@ -69,7 +69,7 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connectio
     # aiosqlite runs every call on its connection's own thread; running a whole batch (or a
     # query and what is made of its rows) there as one function keeps it to one hop instead of
     # one per statement.
-    return await conn._execute(fn, conn._conn)  # type: ignore[no-any-return]  # noqa: SLF001
+    return await conn._execute(fn, conn._conn)  # type: ignore[no-any-return]
 
 
 class StoreBase:
@@ -141,7 +141,9 @@ class StoreBase:
         self._opened = 0
         await self._db.close()
 
-    async def _read(self, sql: str, args: Sequence[Any] = (), then: Callable[[list[Any]], list[Any]] | None = None) -> list[Any]:
+    async def _read(
+        self, sql: str, args: Sequence[Any] = (), then: Callable[[list[Any]], list[Any]] | None = None
+    ) -> list[Any]:
         """Rows of one query, on a reader connection (opened when all are busy, up to the
         limit): in WAL mode readers run beside each other and beside a write, each on its own
         thread, so documents published together read the store in parallel (on a cold page cache
@@ -316,7 +318,9 @@ class StoreBase:
                 await asyncio.gather(self._checkpointing, return_exceptions=True)
                 self._checkpointing = None
             await self._run(
-                lambda conn: conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}").execute("PRAGMA journal_size_limit=-1")
+                lambda conn: conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}").execute(
+                    "PRAGMA journal_size_limit=-1"
+                )
             )
 
     async def _checkpoint_behind(self) -> None:

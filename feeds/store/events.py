@@ -62,9 +62,7 @@ class EventQueries(StoreBase):
 
     async def missing_pages(self, source: str, present: set[str]) -> list[str]:
         """Live pages of `source` that a full listing of it no longer has."""
-        rows = await self._read(
-            "SELECT path FROM pages WHERE source = ? AND deleted_at IS NULL", (source,)
-        )
+        rows = await self._read("SELECT path FROM pages WHERE source = ? AND deleted_at IS NULL", (source,))
         return [r[0] for r in rows if r[0] not in present]
 
     async def page_sources(self, paths: Iterable[str]) -> dict[str, str]:
@@ -136,7 +134,12 @@ class EventQueries(StoreBase):
 
     async def members_of(self, keys: Sequence[str]) -> list[Member]:
         """The live ones of these events, as documents show them."""
-        return [_member(r) for r in await self._read_keys(f"SELECT {MEMBER_COLUMNS} FROM events e WHERE e.live = 1 AND e.key IN ({{keys}})", keys)]
+        return [
+            _member(r)
+            for r in await self._read_keys(
+                f"SELECT {MEMBER_COLUMNS} FROM events e WHERE e.live = 1 AND e.key IN ({{keys}})", keys
+            )
+        ]
 
     async def events_of(self, keys: Sequence[str]) -> dict[str, Event]:
         """Events by key, whole (their pages decoded): those whose entries must be made."""
@@ -158,9 +161,7 @@ class EventQueries(StoreBase):
         before = await self._read(
             "SELECT date FROM events WHERE live = 1 AND date < ? ORDER BY date DESC LIMIT 1", (day,)
         )
-        after = await self._read(
-            "SELECT date FROM events WHERE live = 1 AND date > ? ORDER BY date LIMIT 1", (day,)
-        )
+        after = await self._read("SELECT date FROM events WHERE live = 1 AND date > ? ORDER BY date LIMIT 1", (day,))
         return (before[0][0] if before else None, after[0][0] if after else None)
 
     async def created(self) -> dt.datetime:

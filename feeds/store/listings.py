@@ -39,7 +39,12 @@ def _store_listing(conn: sqlite3.Connection, item: IncomingListing) -> set[str]:
 def _weigh_evidence(conn: sqlite3.Connection, day: str) -> set[str]:
     """Which unlisted pages of `day` are earlier renderings of a listed one (feeds.chains
     listing_evidence); the pages whose evidence changed."""
-    listed = {p for (p,) in conn.execute("SELECT l.page FROM listings s JOIN listed l ON l.listing = s.path WHERE s.day = ?", (day,))}
+    listed = {
+        p
+        for (p,) in conn.execute(
+            "SELECT l.page FROM listings s JOIN listed l ON l.listing = s.path WHERE s.day = ?", (day,)
+        )
+    }
     pages = [
         DayPage(path, lead, image)
         for path, lead, image in conn.execute(
@@ -47,22 +52,32 @@ def _weigh_evidence(conn: sqlite3.Connection, day: str) -> set[str]:
         )
     ]
     found = {p: t for p, (t, _) in listing_evidence(pages, listed).items() if t} if listed else {}
-    old = dict(conn.execute("SELECT page, target FROM evidence WHERE page IN (SELECT path FROM pages WHERE day = ?)", (day,)))
+    old = dict(
+        conn.execute("SELECT page, target FROM evidence WHERE page IN (SELECT path FROM pages WHERE day = ?)", (day,))
+    )
     if old == found:
         return set()
     conn.executemany("DELETE FROM evidence WHERE page = ?", [(p,) for p in old if old[p] != found.get(p)])
-    conn.executemany("INSERT OR REPLACE INTO evidence VALUES (?,?)", [(p, t) for p, t in found.items() if old.get(p) != t])
+    conn.executemany(
+        "INSERT OR REPLACE INTO evidence VALUES (?,?)", [(p, t) for p, t in found.items() if old.get(p) != t]
+    )
     moved = {p for p in old.keys() | found.keys() if old.get(p) != found.get(p)}
     return moved | {old[p] for p in moved if p in old} | {found[p] for p in moved if p in found}
 
 
 def _find_unlisted(conn: sqlite3.Connection, day: str, result: BatchResult) -> None:
     """Events of a listed day none of whose pages the listing names (directly, or by evidence)."""
-    listed = {p for (p,) in conn.execute("SELECT l.page FROM listings s JOIN listed l ON l.listing = s.path WHERE s.day = ?", (day,))}
+    listed = {
+        p
+        for (p,) in conn.execute(
+            "SELECT l.page FROM listings s JOIN listed l ON l.listing = s.path WHERE s.day = ?", (day,)
+        )
+    }
     found: dict[str, tuple[str, str]] = {}
     if listed:
         rows = conn.execute(
-            "SELECT path, lead, image, chain, relpath FROM pages WHERE day = ? AND deleted_at IS NULL ORDER BY path", (day,)
+            "SELECT path, lead, image, chain, relpath FROM pages WHERE day = ? AND deleted_at IS NULL ORDER BY path",
+            (day,),
         ).fetchall()
         why = listing_evidence([DayPage(p, lead, image) for p, lead, image, _, _ in rows], listed)
         chains: dict[str, list[tuple[str, str]]] = {}
@@ -74,7 +89,10 @@ def _find_unlisted(conn: sqlite3.Connection, day: str, result: BatchResult) -> N
                 continue
             # Named by the page that says most about why (one with a source), then the newest path.
             path, relpath = max(members, key=lambda m: ("no source" not in why.get(m[0], (None, ""))[1], m))
-            found[chain] = (relpath, f"not named by its day's listing, and {why.get(path, (None, 'it is not listed'))[1]}")
+            found[chain] = (
+                relpath,
+                f"not named by its day's listing, and {why.get(path, (None, 'it is not listed'))[1]}",
+            )
     old = {k for (k,) in conn.execute("SELECT key FROM unlisted WHERE day = ?", (day,))}
     conn.executemany("DELETE FROM unlisted WHERE key = ?", [(k,) for k in old - found.keys()])
     for key, (relpath, reason) in found.items():

@@ -49,7 +49,18 @@ class Renditions(StoreBase):
                     "(feed, fmt, etag, last_modified, content_type, rendered_at, version, spans, gz, br) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [
-                        (r.feed, r.fmt, r.etag, iso(r.last_modified), r.content_type, stamp, version, r.spans, r.gzip, r.br)
+                        (
+                            r.feed,
+                            r.fmt,
+                            r.etag,
+                            iso(r.last_modified),
+                            r.content_type,
+                            stamp,
+                            version,
+                            r.spans,
+                            r.gzip,
+                            r.br,
+                        )
                         for r in renditions
                     ],
                 )
@@ -69,7 +80,9 @@ class Renditions(StoreBase):
 
     async def entries(self, events: Sequence[str]) -> dict[str, tuple[str, dict[str, bytes]]]:
         """Stored entries of these events: event -> (stamp, format -> bytes)."""
-        rows = await self._read_keys("SELECT event, stamp, atom, rss, json FROM entries WHERE event IN ({keys})", events)
+        rows = await self._read_keys(
+            "SELECT event, stamp, atom, rss, json FROM entries WHERE event IN ({keys})", events
+        )
         return {e: (s, {"atom": a, "rss": r, "json": j}) for e, s, a, r, j in rows}
 
     async def put_rendition(self, rendition: Rendition, now: dt.datetime | None = None) -> None:
@@ -86,9 +99,7 @@ class Renditions(StoreBase):
 
     async def rendition_versions(self) -> tuple[int, int]:
         """(last write, last deletion) counters: what a cache of renditions checks to stay fresh."""
-        rows = await self._read(
-            "SELECT key, value FROM meta WHERE key IN ('renditions', 'renditions_deleted')"
-        )
+        rows = await self._read("SELECT key, value FROM meta WHERE key IN ('renditions', 'renditions_deleted')")
         values = {k: int(v) for k, v in rows}
         return values.get("renditions", 0), values.get("renditions_deleted", 0)
 

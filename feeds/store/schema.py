@@ -98,7 +98,9 @@ MIGRATIONS: dict[int, str] = {
         n INTEGER NOT NULL,
         PRIMARY KEY (topic_id, spelling)
     ) WITHOUT ROWID;
-""" + _SPELLING_TRIGGERS + """    CREATE INDEX event_topics_event ON event_topics(event);
+"""
+    + _SPELLING_TRIGGERS
+    + """    CREATE INDEX event_topics_event ON event_topics(event);
     CREATE TABLE renditions (
         feed TEXT NOT NULL,
         fmt TEXT NOT NULL,
@@ -137,7 +139,9 @@ MIGRATIONS: dict[int, str] = {
     UPDATE topics SET slots = (SELECT count(*) FROM event_topics et WHERE et.topic_id = topics.id);
     DROP INDEX event_topics_seq;
     CREATE UNIQUE INDEX event_topics_slot ON event_topics(topic_id, slot);
-""" + _SLOT_TRIGGER + """    """,
+"""
+    + _SLOT_TRIGGER
+    + """    """,
     # A document's validators without its bytes: in the table they come after the bodies, and
     # reading them walked every overflow page of ~100 KB of body, gzip and Brotli.
     3: """
@@ -201,7 +205,10 @@ MIGRATIONS: dict[int, str] = {
     DROP TABLE event_topics;
     ALTER TABLE event_topics_v6 RENAME TO event_topics;
     CREATE UNIQUE INDEX event_topics_event ON event_topics(event, topic_id);
-""" + _SPELLING_TRIGGERS + _SLOT_TRIGGER + """    CREATE TABLE renditions_v6 (
+"""
+    + _SPELLING_TRIGGERS
+    + _SLOT_TRIGGER
+    + """    CREATE TABLE renditions_v6 (
         id INTEGER PRIMARY KEY,
         feed TEXT NOT NULL,
         fmt TEXT NOT NULL,

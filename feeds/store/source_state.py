@@ -18,7 +18,7 @@ class SourceState(StoreBase):
         Server workers use it so that exactly one runs the scheduler; when that worker dies its
         lease runs out and another takes over.
         """
-        stamp = now or dt.datetime.now(dt.timezone.utc)
+        stamp = now or dt.datetime.now(dt.UTC)
         expires = iso(stamp + dt.timedelta(seconds=ttl))
 
         def take(conn: sqlite3.Connection) -> bool:
@@ -34,9 +34,7 @@ class SourceState(StoreBase):
         await self._write(lambda conn: conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)))
 
     async def set_cursor(self, source: str, value: str) -> None:
-        await self._write(
-            lambda conn: conn.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (source, value))
-        )
+        await self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (source, value)))
 
     async def save_fetch(self, url: str, etag: str | None, last_modified: str | None, body: bytes | None) -> None:
         await self._write(

@@ -22,14 +22,14 @@ class TopicQueries(StoreBase):
     """Topics: the index, one topic's slots and members, and what is left to publish."""
 
     async def topic(self, slug: str) -> TopicRow | None:
-        rows = await self._read(
-            "SELECT slug, name, events, updated, slots FROM topics WHERE slug = ?", (slug,)
-        )
+        rows = await self._read("SELECT slug, name, events, updated, slots FROM topics WHERE slug = ?", (slug,))
         return _topic_row(rows[0]) if rows else None
 
     async def topic_index(self) -> list[tuple[str, str, int, str | None]]:
         """(slug, name, events, updated as stored) of every topic with events, most events first."""
-        rows = await self._read("SELECT slug, name, events, updated FROM topics WHERE events > 0 ORDER BY events DESC, slug")
+        rows = await self._read(
+            "SELECT slug, name, events, updated FROM topics WHERE events > 0 ORDER BY events DESC, slug"
+        )
         return [tuple(r) for r in rows]
 
     async def topics(self) -> list[TopicRow]:
@@ -70,7 +70,8 @@ class TopicQueries(StoreBase):
         # Not a member any more: deleted (a tombstone), or reworded out of the topic (nothing).
         gone = [key for key, _, _, member in rows if not member]
         found = await self._read_keys(
-            "SELECT key, guid, deleted_at FROM events WHERE live = 0 AND deleted_at IS NOT NULL AND key IN ({keys})", gone
+            "SELECT key, guid, deleted_at FROM events WHERE live = 0 AND deleted_at IS NOT NULL AND key IN ({keys})",
+            gone,
         )
         deleted = {key: Tombstone(guid, from_iso(at)) for key, guid, at in found}
         return live, [deleted[key] for key in gone if key in deleted]
