@@ -1070,7 +1070,7 @@ def plan(
     per_day = [1 if i < events else 0 for i in range(days)]
     for d in rng.choices(range(days), weights=weights, k=max(0, events - days)):
         per_day[d] += 1
-    day_start = list(itertools.accumulate([0] + per_day[:-1]))
+    day_start = list(itertools.accumulate([0, *per_day[:-1]]))
     words = Words(rng, names)
     headlines: list[str] = []
     slugs: list[str] = []
@@ -1117,7 +1117,7 @@ def plan(
             i += 1
     bar.close()
     return Plan(
-        seed, calendar, day_start + [events], headlines, slugs, topics, headed, versions, names, topic_events, legacy
+        seed, calendar, [*day_start, events], headlines, slugs, topics, headed, versions, names, topic_events, legacy
     )
 
 
@@ -1130,7 +1130,7 @@ def _numbers(n: int) -> list[int]:
     """The archive's numbering: 1, 2, ..., n-1, n-1 (the last number repeats)."""
     if n <= 1:
         return [1] * n
-    return list(range(1, n)) + [n - 1]
+    return [*list(range(1, n)), n - 1]
 
 
 def _summary(rng: random.Random, headline: str) -> str:
@@ -1295,7 +1295,7 @@ def write_day(d: int, root: str) -> tuple[int, int]:
         sources = [] if rng.random() < 0.05 else _source_lines(rng, slug, day, image)
         related, contexts = _related_lines(rng, p, i, max(len(own), rng.randint(1, 5)))
         older = p.versions.get(i, [])
-        history = older + [(headline, slug)]
+        history = [*older, (headline, slug)]
         base = rng.randint(6 * 3600, 20 * 3600)
         stamps = [_stamp(day, base + k * rng.randint(600, 30_000)) for k in range(len(history))]
         for v, (text, vslug) in enumerate(history):

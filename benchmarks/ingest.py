@@ -17,6 +17,7 @@ or with the corpus.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -59,10 +60,8 @@ def tree_rss(proc: psutil.Process) -> list[int]:
     """Resident bytes of a process and of each of its descendants now (the process first)."""
     sizes = []
     for p in [proc, *proc.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.Error):  # ended meanwhile
             sizes.append(p.memory_info().rss)
-        except psutil.Error:  # ended meanwhile
-            pass
     return sizes
 
 

@@ -282,7 +282,7 @@ def lua_script(work: Path, case: str, etag: str) -> Path:
 
 
 def run_wrk(url: str, script: Path, threads: int, connections: int, seconds: int, cpu: int | None) -> dict[str, float]:
-    argv = pinned(cpu) + ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+    argv = [*pinned(cpu), "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     match = re.search(r"^WRK (\{.*\})$", done.stdout, re.M)
     if done.returncode != 0 or not match:
@@ -473,7 +473,13 @@ def server_argv(name: str, port: int, database: Path, feed: str) -> list[str] | 
     if name == "feeds-2w":
         return [sys.executable, "-m", "feeds", "serve", "--port", str(port), "--workers", "2"]
     if name == "bare":
-        return [sys.executable, str(HERE / "bare_app.py"), "--database", str(database), "--port", str(port)] + [
+        return [
+            sys.executable,
+            str(HERE / "bare_app.py"),
+            "--database",
+            str(database),
+            "--port",
+            str(port),
             "--feed",
             feed,
             "--cache-control",
@@ -483,7 +489,15 @@ def server_argv(name: str, port: int, database: Path, feed: str) -> list[str] | 
     if not binary.exists():
         return None
     if name == "granian":  # same event loop as feeds serve (uvloop); its own Rust HTTP stack
-        return [str(binary), "--interface", "asgi", "--factory", "--host", host, "--port", str(port)] + [
+        return [
+            str(binary),
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            host,
+            "--port",
+            str(port),
             "--workers",
             "1",
             "--loop",
@@ -494,7 +508,14 @@ def server_argv(name: str, port: int, database: Path, feed: str) -> list[str] | 
             factory,
         ]
     if name == "hypercorn":
-        return [str(binary), "--bind", f"{host}:{port}", "--workers", "1", "--worker-class", "uvloop"] + [
+        return [
+            str(binary),
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "1",
+            "--worker-class",
+            "uvloop",
             "--log-level",
             "warning",
             f"{factory}()",

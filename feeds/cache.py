@@ -25,7 +25,7 @@ try:
     from inotify_simple import INotify
     from inotify_simple import flags as inotify_flags
 except (ImportError, OSError):  # not Linux: polling only
-    INotify = None  # type: ignore[assignment,misc]
+    INotify = None
 
 log = logging.getLogger("feeds.cache")
 _MISS_COST = 200  # bytes charged for remembering that a document does not exist

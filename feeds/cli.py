@@ -122,12 +122,15 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
 
     show = sys.stderr.isatty() if progress is None else progress
     path = Path(location)
+    # One file is read here, before the event loop; a tree or a site is read by its source.
+    single = Document(_relpath(path), path.read_bytes(), str(path)) if path.is_file() else None
+    local_git = path.exists()
+    resolved = str(path.resolve())
 
     async def go() -> int:
         started = time.perf_counter()
-        if path.is_file():
-            rel = _relpath(path)
-            collected = Collected(documents=[Document(rel, path.read_bytes(), str(path))], expected=1)
+        if single is not None:
+            collected = Collected(documents=[single], expected=1)
             store = await Store.open(settings.database)
             try:
                 report = await ingest_collected(store, name or _source_name(settings, location), collected)
@@ -135,8 +138,8 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
                 await store.close()
         else:
             kind = config.guess_kind(location)
-            local = kind == "directory" or (kind == "git" and path.exists())
-            loc = str(path.resolve()) if local else location
+            local = kind == "directory" or (kind == "git" and local_git)
+            loc = resolved if local else location
             source = SourceConfig(name=name or _source_name(settings, loc), kind=kind, location=loc)
             # Reading a large tree leaves a few hundred MB in the reading process (file lists,
             # parsed batches, heap that glibc keeps) that publishing does not need: reading runs
@@ -185,7 +188,11 @@ def read_and_store(database: str, config: SourceConfig, show: bool, processes: i
         try:
             collected = await source.collect(store)
             with tqdm(total=collected.expected, unit="doc", desc="ingest", disable=not show) as bar:
-                return await settle(store, source, collected, progress=bar.update, processes=processes)
+
+                def advance(n: int) -> None:
+                    bar.update(n)
+
+                return await settle(store, source, collected, progress=advance, processes=processes)
         finally:
             await source.aclose()
             await store.close()

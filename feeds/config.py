@@ -127,7 +127,7 @@ def _cast(key: str, value: Any, kind: type, origin: str) -> Any:
         value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ConfigError(key, f"must be {kind.__name__}, got {value!r}", origin)
-    if kind in (int, float) and value < 0:
+    if isinstance(value, int | float) and value < 0:
         raise ConfigError(key, f"must not be negative, got {value!r}", origin)
     return value
 

@@ -214,7 +214,7 @@ async def gather_entries(
     found = [memo.get(p.stamp) for p in pending]
 
     def missing() -> list[Pending]:
-        return [p for p, f in zip(pending, found) if f is None]
+        return [p for p, f in zip(pending, found, strict=True) if f is None]
 
     def look(source: dict[str, Fragments]) -> None:
         for i, p in enumerate(pending):
@@ -266,7 +266,7 @@ def make_entries(
     member's entry and stamp in order, and the entries newly made. A member gone from the store
     since it was listed (another process deleted it) is left out."""
     out, stamps, made = [], [], []
-    for p, fragments in zip(pending, gathered.found):
+    for p, fragments in zip(pending, gathered.found, strict=True):
         stamp = p.stamp
         if fragments is None:
             event = gathered.events.get(p.member.key)

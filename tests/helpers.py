@@ -61,7 +61,7 @@ def entries(fmt: str, body: bytes) -> list[dict[str, object]]:
             "id": e.id,
             "title": e.title,
             "tags": {t.get("label") or t.term for t in e.get("tags", [])},
-            "published": "%04d-%02d-%02d" % e.published_parsed[:3],
+            "published": "{:04d}-{:02d}-{:02d}".format(*e.published_parsed[:3]),
             "content": e.content[0].value if "content" in e else e.summary,
         }
         for e in parsed.entries

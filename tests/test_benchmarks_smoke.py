@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -128,7 +129,7 @@ def test_day_listings_link_back(corpus: Path) -> None:
         key=lambda d: d.date,  # type: ignore[union-attr]
     )
     assert all(isinstance(d, DayListing) for d in listings)
-    for before, after in zip(listings, listings[1:]):
+    for before, after in itertools.pairwise(listings):
         assert after.previous == page_path(f"news/{gen.day_path(before.date)}/index")  # type: ignore[union-attr]
 
 

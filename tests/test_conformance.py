@@ -528,7 +528,7 @@ def rss_problems(corpus: Corpus, feed: str, body: bytes) -> list[str]:
         p.append(f"{url}: root {root.tag} version {root.get('version')!r} (W3C InvalidRSSVersion)")
     channels = root.findall("channel")
     if len(channels) != 1:
-        return p + [f"{url}: {len(channels)} channels"]
+        return [*p, f"{url}: {len(channels)} channels"]
     channel = channels[0]
 
     # Namespaces: RSS (none), Atom (links), content (content:encoded), RFC 5005 (fh:archive).

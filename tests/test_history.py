@@ -88,10 +88,7 @@ async def test_paging_walk_of_the_biggest_topic_meets_every_event_once(store: St
                     assert len(got) <= 2 * small.items_per_feed - 1
                     seen.update(e["id"] for e in got)  # type: ignore[misc]
                     pages += 1
-                    if fmt == "atom":
-                        nxt = atom_links(response.content).get("next")
-                    else:
-                        nxt = response.json().get("next_url")
+                    nxt = atom_links(response.content).get("next") if fmt == "atom" else response.json().get("next_url")
                     url = nxt.replace(small.base_url, server.url) if nxt else None
                 ids = {e.guid for e in await store.events(FeedKey("topic", biggest.slug), 1000)}
                 assert set(seen) == ids and set(seen.values()) == {1}

@@ -143,7 +143,10 @@ def relpaths(collected: Collected) -> list[str]:
     return sorted(d.relpath for d in collected.documents)
 
 
-async def headlines(store: Store, feed: FeedKey = FeedKey("latest")) -> dict[str, str]:
+LATEST = FeedKey("latest")
+
+
+async def headlines(store: Store, feed: FeedKey = LATEST) -> dict[str, str]:
     return {e.key: e.page.headline for e in await store.events(feed, 1000)}
 
 

@@ -110,14 +110,14 @@ def event_html(event: Event, resolve: LinkResolver, summary: str) -> str:
         )
         parts.append(f"<h3>Sources</h3><ul>{items}</ul>")
     if page.related:
-        items = []
+        lines = []
         for r in page.related:
             href = http_url(resolve(r.url))
             title = html.escape(r.headline)
             link = f'<a href="{html.escape(href)}"{_REL}>{title}</a>' if href else title
             context = f" <em>({html.escape(', '.join(r.contexts))})</em>" if r.contexts else ""
-            items.append(f"<li>{link}{context}</li>")
-        parts.append(f"<h3>Related</h3><ul>{''.join(items)}</ul>")
+            lines.append(f"<li>{link}{context}</li>")
+        parts.append(f"<h3>Related</h3><ul>{''.join(lines)}</ul>")
     return "\n".join(parts)
 
 

@@ -434,7 +434,7 @@ class GitSource:
             raise SourceError(self.name, f"{what} (repository {self.display}, cache {cache}): {summary(err)}")
         return out
 
-    async def _run(self, args: list[str], timeout: float, label: str) -> tuple[int, bytes, bytes]:
+    async def _run(self, args: list[str], seconds: float, label: str) -> tuple[int, bytes, bytes]:
         """(exit status, stdout, stderr) of `git args`; SourceError when git is missing or too slow."""
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -451,11 +451,11 @@ class GitSource:
         except OSError as exc:
             raise SourceError(self.name, f"unable to run git: {exc}") from exc
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            out, err = await asyncio.wait_for(proc.communicate(), seconds)
         except TimeoutError:
             kill_group(proc.pid)
             await proc.communicate()
-            raise SourceError(self.name, f"{label} timed out after {timeout:g} s") from None
+            raise SourceError(self.name, f"{label} timed out after {seconds:g} s") from None
         except BaseException:
             kill_group(proc.pid)
             with contextlib.suppress(BaseException):

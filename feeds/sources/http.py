@@ -205,7 +205,8 @@ class _Crawl:
         self.source = source
         self.store = store
         self.config = source.config
-        self.collected = Collected()
+        self.documents: list[Document] = []
+        self.collected = Collected(documents=self.documents)
         self.now = utcnow()
         self.slots = asyncio.Semaphore(max(1, self.config.concurrency))
         self.pace = asyncio.Lock()
@@ -229,12 +230,13 @@ class _Crawl:
     # ----- day indexes ----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        relpath: str | None
+        body: bytes | None
         relpath, body = await self.start()
         depth = max(1, self.config.depth)
         visited: set[str] = set()
         for n in range(depth):
             if n:
-                assert relpath is not None
                 body = await self.index(relpath)
             if body is None or relpath is None:
                 break
@@ -279,7 +281,7 @@ class _Crawl:
         answer = await self.get(url, _headers(etag, modified) if kept is not None else {})
         if answer.status == 200:
             await self.store.save_fetch(url, answer.etag, answer.last_modified, answer.body)
-            self.collected.documents.append(self.document(relpath, url, answer))
+            self.documents.append(self.document(relpath, url, answer))
             return answer, answer.body
         if answer.status == 304 and kept is not None:
             return answer, kept
@@ -301,7 +303,7 @@ class _Crawl:
             listing = parse_document(relpath, body, url)
         except ParseError as exc:
             # A fresh index is among the documents and ingest reports it; a kept one is not.
-            if not any(d.origin == url for d in self.collected.documents):
+            if not any(d.origin == url for d in self.documents):
                 self.collected.problems.append(str(exc))
             return None
         if not isinstance(listing, DayListing):
@@ -353,7 +355,7 @@ class _Crawl:
         if answer.status == 200:
             # Saved only once the batch is stored: if storing fails, the next run fetches it again.
             self.collected.validators.append((url, answer.etag, answer.last_modified))
-            self.collected.documents.append(self.document(relpath, url, answer))
+            self.documents.append(self.document(relpath, url, answer))
             try:
                 page = parse_document(relpath, answer.body, url)
             except ParseError:

@@ -19,7 +19,7 @@ try:
     from inotify_simple import INotify
     from inotify_simple import flags as _flags
 except (ImportError, OSError):  # not Linux, or no inotify: full scans every time
-    INotify = None  # type: ignore[assignment,misc]
+    INotify = None
 
 
 class TreeWatch:

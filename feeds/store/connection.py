@@ -69,7 +69,7 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connectio
     # aiosqlite runs every call on its connection's own thread; running a whole batch (or a
     # query and what is made of its rows) there as one function keeps it to one hop instead of
     # one per statement.
-    return await conn._execute(fn, conn._conn)  # type: ignore[no-any-return]
+    return await conn._execute(fn, conn._conn)  # type: ignore[no-untyped-call,no-any-return]
 
 
 class StoreBase:

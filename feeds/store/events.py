@@ -110,6 +110,7 @@ class EventQueries(StoreBase):
 
     async def _feed_rows(self, cols: str, feed: FeedKey, limit: int, offset: int = 0) -> list[Any]:
         order = "ORDER BY e.date DESC, e.key DESC LIMIT ? OFFSET ?"
+        args: tuple[str, ...]
         if feed.kind == "latest":
             sql, args = f"SELECT {cols} FROM events e WHERE e.live = 1 {order}", ()
         elif feed.kind == "date":
@@ -126,7 +127,8 @@ class EventQueries(StoreBase):
     async def tombstones(self, feed: FeedKey, since: dt.datetime) -> list[Tombstone]:
         """Events of `latest` or of a date feed deleted after `since` (topic pages find theirs
         among their slots), most recently deleted first."""
-        sql, args = "SELECT guid, deleted_at FROM events WHERE live = 0 AND deleted_at >= ?", (iso(since),)
+        sql = "SELECT guid, deleted_at FROM events WHERE live = 0 AND deleted_at >= ?"
+        args: tuple[str, ...] = (iso(since),)
         if feed.kind == "date":
             sql, args = sql + " AND date = ?", (iso(since), feed.value)
         rows = await self._read(sql + " ORDER BY deleted_at DESC, key LIMIT 100", args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from isal import igzip
 
@@ -18,10 +18,14 @@ from feeds.store.connection import StoreBase
 from feeds.store.records import from_iso, iso
 
 
+def _gunzip(data: bytes) -> bytes:
+    return cast(bytes, igzip.decompress(data))  # type: ignore[no-untyped-call]  # isal has no annotations here
+
+
 def _decoded(rows: list[Any]) -> list[Rendition]:
     out = []
     for feed, fmt, etag, last_modified, content_type, spans, gz, br in rows:
-        body = igzip.decompress(gz)
+        body = _gunzip(gz)
         out.append(Rendition(feed, fmt, body, gz, br, etag, from_iso(last_modified), content_type, spans or b""))
     return out
 
@@ -123,7 +127,7 @@ class Renditions(StoreBase):
         re-render takes unchanged entries from (the Brotli bytes are not read)."""
 
         def decoded(rows: list[Any]) -> list[Any]:
-            return [(fmt, igzip.decompress(gz), spans) for fmt, spans, gz in rows]
+            return [(fmt, _gunzip(gz), spans) for fmt, spans, gz in rows]
 
         rows = await self._read(
             "SELECT fmt, spans, gz FROM renditions WHERE feed = ? AND spans IS NOT NULL", (feed,), decoded
