@@ -212,7 +212,7 @@ def incremental(
 
     settings = feeds_config.load(config)
     # When the refresh moves on from the documents readers wait for to the /topics index.
-    from feeds import publish as feeds_publish
+    from feeds.publish import changes as feeds_publish
 
     marks: dict[str, float] = {}
     index = feeds_publish.publish_topics

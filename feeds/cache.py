@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from cachetools import LRUCache
 
 from feeds.model import Rendition
 from feeds.store import Store
@@ -30,6 +31,10 @@ except (ImportError, OSError):  # not Linux: polling only
 log = logging.getLogger("feeds.cache")
 _MISS_COST = 200  # bytes charged for remembering that a document does not exist
 MIN_SYNC_GAP = 0.005  # seconds between two looks at the store's counters
+
+
+def _cost_of(item: tuple[Any, int]) -> int:
+    return item[1]
 
 
 class RenditionCache:
@@ -47,8 +52,8 @@ class RenditionCache:
         self.prepare = prepare
         self.max_bytes = max_bytes
         self.poll_interval = poll_interval
-        self._items: OrderedDict[tuple[str, str], tuple[Any, int]] = OrderedDict()
-        self._bytes = 0
+        # (prepared, cost) by (document, format), charged by cost, least recently used out first.
+        self._items: LRUCache[tuple[str, str], tuple[Any, int]] = LRUCache(max_bytes, getsizeof=_cost_of)
         self._seen: tuple[int, int] = (0, 0)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -70,7 +75,6 @@ class RenditionCache:
         key = (feed, fmt)
         item = self._items.get(key)
         if item is not None:
-            self._items.move_to_end(key)
             self.hits += 1
             return item[0]
         self.misses += 1
@@ -100,29 +104,21 @@ class RenditionCache:
 
     def _put(self, key: tuple[str, str], value: Any, cost: int) -> None:
         self._evict(key)
-        self._items[key] = (value, cost)
-        self._bytes += cost
-        self._shrink()
+        if cost <= self.max_bytes:  # one larger than the whole cache is served but not kept
+            self._items[key] = (value, cost)
 
     def _evict(self, key: tuple[str, str]) -> None:
-        if key in self._items:
-            self._bytes -= self._items.pop(key)[1]
-
-    def _shrink(self) -> None:
-        while self._bytes > self.max_bytes and self._items:
-            _, (_, cost) = self._items.popitem(last=False)
-            self._bytes -= cost
+        self._items.pop(key, None)
 
     def clear(self) -> None:
         self._items.clear()
-        self._bytes = 0
         # Reads under way may hold what was cleared: not kept, and not joined by new requests.
         self._outdated.update(self._loading.values())
         self._loading.clear()
 
     @property
     def size(self) -> int:
-        return self._bytes
+        return int(self._items.currsize)
 
     async def sync(self) -> None:
         """Take in what changed in the store since the last look: documents held here (or being

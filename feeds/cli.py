@@ -116,8 +116,8 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
     """Ingest a directory tree, a single document or an HTTP base URL, then render what changed."""
     from tqdm import tqdm
 
-    from feeds.publish import publish_changes
     from feeds.refresh import ingest as ingest_collected
+    from feeds.refresh import publish_report
     from feeds.sources import Collected, Document
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -155,15 +155,7 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
         try:
             rendering = await fingerprint.for_store(store, settings)
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
-                report.rendered = await publish_changes(
-                    store,
-                    rendering,
-                    report.result.feeds,
-                    report.result.events,
-                    progress=bar.update,
-                    processes=os.cpu_count() or 1,
-                    renamed=report.result.renamed | report.result.reslotted,
-                )
+                await publish_report(store, rendering, report, bar.update, os.cpu_count() or 1)
         finally:
             await store.close()
         published = time.perf_counter()

@@ -18,10 +18,10 @@ import hashlib
 import re
 import struct
 import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from cachetools import LRUCache
 
 from feeds.config import Settings, SourceConfig
 from feeds.ids import page_path
@@ -41,10 +41,13 @@ class EntryMemo:
 
     def __init__(self, max_bytes: int = 64 << 20) -> None:
         self.max_bytes = max_bytes
-        self.size = 0
         self.hits = self.misses = self.made = 0
-        self._items: OrderedDict[str, Fragments] = OrderedDict()
+        self._items: LRUCache[str, Fragments] = LRUCache(max_bytes, getsizeof=_size_of)
         self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return int(self._items.currsize)
 
     def __contains__(self, stamp: str) -> bool:
         return stamp in self._items
@@ -56,34 +59,21 @@ class EntryMemo:
                 self.misses += 1
                 return None
             self.hits += 1
-            self._items.move_to_end(stamp)
             return fragments
 
     def put(self, stamp: str, fragments: Fragments) -> None:
         with self._lock:
-            if stamp in self._items:
-                return
-            self._items[stamp] = fragments
-            self.size += sum(map(len, fragments.values()))
-            while self.size > self.max_bytes and self._items:
-                _, dropped = self._items.popitem(last=False)
-                self.size -= sum(map(len, dropped.values()))
+            if stamp not in self._items and _size_of(fragments) <= self.max_bytes:
+                self._items[stamp] = fragments
 
 
-# One memo per open store, for as long as it is open (a server's scheduled refreshes reuse it): a
-# revision numbers an event's versions within one store only.
-_MEMOS: weakref.WeakKeyDictionary[Store, EntryMemo] = weakref.WeakKeyDictionary()
+def _size_of(fragments: Fragments) -> int:
+    return sum(map(len, fragments.values()))
 
 
-def memo_for(store: Store) -> EntryMemo:
-    memo = _MEMOS.get(store)
-    if memo is None:
-        memo = _MEMOS[store] = EntryMemo()
-    return memo
-
-
-def link_for(settings: Settings, source: str, relpath: str) -> str | None:
-    for cfg in settings.sources:
+def link_for(sources: Sequence[SourceConfig], source: str, relpath: str) -> str | None:
+    """The web link of a page of `source`, from its configured link template (if any)."""
+    for cfg in sources:
         if cfg.name == source and cfg.link:
             return cfg.link.format(path=relpath.rsplit(".", 1)[0])
     return None
@@ -124,16 +114,16 @@ async def plan_entries(store: Store, settings: Settings, members: list[Member]) 
     targets: dict[str, tuple[str | None, ...]] = {}
     # Events get their own URL only through a source's `link` template: without one, no lookup
     # can change an entry (and no member's page needs reading).
-    if linked(settings):
+    if linked(settings.sources):
         fields = await store.link_fields([m.key for m in members])
         paths = {key: linked_pages(summary, related) for key, (summary, related) in fields.items()}
-        urls = await related_targets(store, settings, {p for ps in paths.values() for p in ps})
+        urls = await related_targets(store, settings.sources, {p for ps in paths.values() for p in ps})
         targets = {key: tuple(urls.get(p) for p in ps) for key, ps in paths.items()}
     return [Pending(m, entry_stamp(m, targets.get(m.key, ()), context)) for m in members]
 
 
-def linked(settings: Settings) -> bool:
-    return any(c.link for c in settings.sources)
+def linked(sources: Sequence[SourceConfig]) -> bool:
+    return any(c.link for c in sources)
 
 
 # An event page's path in a summary: markdown links ([text](/news/...), reference definitions,
@@ -152,11 +142,11 @@ def pages_linked_by(event: Event) -> list[str]:
     return linked_pages(event.page.summary, [r.url for r in event.page.related])
 
 
-async def related_targets(store: Store, settings: Settings, paths: set[str]) -> dict[str, str]:
+async def related_targets(store: Store, sources: Sequence[SourceConfig], paths: set[str]) -> dict[str, str]:
     """Page path (any version) -> the web link of its event's current version, for the sources
     that have a link template."""
     found = await store.resolve_links(paths) if paths else {}
-    return {path: url for path, (relpath, source) in found.items() if (url := link_for(settings, source, relpath))}
+    return {path: url for path, (relpath, source) in found.items() if (url := link_for(sources, source, relpath))}
 
 
 # Where each entry lies in a stored document: per entry its stamp and its byte range.
@@ -235,9 +225,9 @@ async def whole_events(store: Store, settings: Settings, keys: list[str]) -> tup
     """Events read whole, to make their entries, and where the pages they link to are now."""
     events = await store.events_of(keys) if keys else {}
     urls: dict[str, str] = {}
-    if events and linked(settings):
+    if events and linked(settings.sources):
         paths = {p for e in events.values() for p in pages_linked_by(e)}
-        urls = await related_targets(store, settings, paths)
+        urls = await related_targets(store, settings.sources, paths)
     return events, urls
 
 
@@ -247,14 +237,14 @@ def entry_for(settings: Settings, event: Event, urls: dict[str, str]) -> Entry:
     site = next((c.location for c in settings.sources if c.kind == "http" and c.name == event.source), None)
     language = settings.source_language(event.source)
     own = language if language != settings.feed_language else None
-    return make_entry(event, link_for(settings, event.source, event.relpath), resolver(site, urls), own)
+    return make_entry(event, link_for(settings.sources, event.source, event.relpath), resolver(site, urls), own)
 
 
 def stamp_of(settings: Settings, event: Event, urls: dict[str, str]) -> str:
     """The stamp of the entry made of `event` as read (its revision and link targets may be newer
     than those a document's members were listed with, when another process wrote between)."""
     targets: tuple[str | None, ...] = ()
-    if linked(settings):
+    if linked(settings.sources):
         targets = tuple(urls.get(p) for p in pages_linked_by(event))
     return entry_stamp(Member(event.key, event.rev, event.updated), targets, context_digest(settings))
 

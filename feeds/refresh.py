@@ -23,16 +23,14 @@ from feeds.errors import FeedsError, ParseError
 from feeds.model import Page, utcnow
 from feeds.pages import read_document
 from feeds.process import tune_gc
-from feeds.publish import publish_changes
+from feeds.publish import Memos, publish_changes
 from feeds.sources import Collected, Document, Source, open_source
 from feeds.store import BatchResult, Incoming, IncomingListing, Store
 
 log = logging.getLogger("feeds.refresh")
 
 BATCH_SIZE = 2000
-# Batches stored per transaction in a bulk load: at 400,000 events, a commit per batch wrote
-# 20.4 GB for a 2.9 GB store, four 11.5 GB (benchmarks/README.md). Four hold the write lock a few seconds,
-# within the 10 s other writers wait for it.
+# Batches per transaction in a bulk load: fewer commits, the lock held a few seconds (docs/architecture.md).
 BULK_COMMIT = 4
 
 
@@ -202,7 +200,7 @@ async def settle(
     return report
 
 
-async def refresh_all(store: Store, settings: Settings, sources: list[Source]) -> Report:
+async def refresh_all(store: Store, settings: Settings, sources: list[Source], memos: Memos | None = None) -> Report:
     """One scheduled run: every source, then every touched feed re-rendered."""
     total = Report()
     for source in sources:
@@ -218,20 +216,35 @@ async def refresh_all(store: Store, settings: Settings, sources: list[Source]) -
         log.warning("refresh: %s", problem)
     for path, why in sorted(total.result.unlisted.items()):
         log.warning("refresh: unlisted: %s: %s", path, why)
-    # Tombstones whose window closed since about the last run leave their feeds.
+    return await publish_report(store, settings, total, memos=memos)
+
+
+async def publish_report(
+    store: Store,
+    settings: Settings,
+    report: Report,
+    progress: Callable[[int], object] | None = None,
+    processes: int = 1,
+    memos: Memos | None = None,
+) -> Report:
+    """After storing: render every feed the stored changes touched, and the feeds whose
+    tombstones' window closed since about the last run (they leave those feeds)."""
     window = dt.timedelta(days=settings.tombstone_days)
     now = utcnow()
     expiring = await store.feeds_of_tombstones_expiring(
         now - window - dt.timedelta(seconds=2 * settings.refresh_interval), now - window
     )
-    total.rendered = await publish_changes(
+    report.rendered = await publish_changes(
         store,
         settings,
-        total.result.feeds | expiring,
-        total.result.events,
-        renamed=total.result.renamed | total.result.reslotted,
+        report.result.feeds | expiring,
+        report.result.events,
+        progress=progress,
+        processes=processes,
+        renamed=report.result.renamed | report.result.reslotted,
+        memos=memos,
     )
-    return total
+    return report
 
 
 def open_sources(configs: Iterable[SourceConfig]) -> list[Source]:

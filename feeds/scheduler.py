@@ -19,6 +19,7 @@ import uuid
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from feeds.config import Settings
+from feeds.publish import Memos
 from feeds.refresh import Report, open_sources, refresh_all
 from feeds.sources import Source
 from feeds.store import Store
@@ -38,6 +39,7 @@ class Refresher:
         self.leader = False
         self.last: Report | None = None
         self.runs = 0
+        self.memos = Memos()  # kept from one run to the next: entries made once
 
     async def keep_lease(self) -> None:
         try:
@@ -55,7 +57,7 @@ class Refresher:
         if not self.leader:
             return
         try:
-            report = await refresh_all(self.store, self.settings, self.sources)
+            report = await refresh_all(self.store, self.settings, self.sources, self.memos)
         except Exception:  # a scheduled job must never die: log, and try again next time
             log.exception("refresh failed")
             return

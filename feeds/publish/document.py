@@ -1,0 +1,233 @@
+"""Rendering documents: one document in every format and encoding, made once, stored only when
+its bytes change (so an unchanged feed keeps its ETag and Last-Modified); many documents a few at a
+time; the /topics index."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import brotli
+from isal import igzip
+
+from feeds.config import Settings
+from feeds.entries import (
+    EntryMemo,
+    NewEntry,
+    gather_entries,
+    make_ahead,
+    make_entries,
+    plan_entries,
+    spans_of,
+)
+from feeds.model import FORMATS, FeedKey, Rendition, utcnow
+from feeds.publish.plan import describe
+from feeds.render import CONTENT_TYPES, Format, formats
+from feeds.render.topics import TOPICS_DOC, IndexMemo, topics_document
+from feeds.store import Store
+
+# Documents published at once: all of a refresh's usually (they wait for the store and for
+# compression threads more than for the interpreter).
+PUBLISH_CONCURRENCY = 8
+AHEAD = 100  # a refresh changing at most this many events makes their entries first
+
+
+def etag_of(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
+# Compression is most of a refresh's CPU: fast levels, chosen by benchmarks/RESULTS.md.
+GZIP_LEVEL = 2
+BROTLI_QUALITY = 3
+
+
+def encode(
+    feed: str,
+    fmt: str,
+    body: bytes,
+    last_modified: dt.datetime,
+    content_type: str | None = None,
+    spans: bytes = b"",
+    etag: str | None = None,
+) -> Rendition:
+    """Every representation of one document version, made once: plain, gzip, Brotli."""
+    return Rendition(
+        feed=feed,
+        fmt=fmt,
+        body=body,
+        gzip=igzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0),
+        br=brotli.compress(body, quality=BROTLI_QUALITY),
+        etag=etag or etag_of(body),
+        last_modified=last_modified,
+        content_type=content_type or CONTENT_TYPES[fmt],
+        spans=spans,
+    )
+
+
+class Writer:
+    """New renditions gathered and stored a batch at a time: one write transaction for many
+    documents (each costs a commit otherwise), and the documents of one refresh appear together."""
+
+    def __init__(self, store: Store, max_bytes: int = 16 << 20) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self._pending: list[Rendition] = []
+        self._entries: list[NewEntry] = []
+        self._spans: list[Spans] = []
+        self._size = 0
+
+    async def add(self, renditions: list[Rendition], entries: list[NewEntry], spans: list[Spans]) -> None:
+        self._pending += renditions
+        self._entries += entries
+        self._spans += spans
+        self._size += sum(len(r.gzip) + len(r.br) + len(r.spans) for r in renditions)
+        self._size += sum(len(b) for _, _, f in entries for b in f.values()) + sum(len(s[3]) for s in spans)
+        if self._size >= self.max_bytes:
+            await self.flush()
+
+    async def flush(self) -> None:
+        pending, entries, spans = self._pending, self._entries, self._spans
+        self._pending, self._entries, self._spans, self._size = [], [], [], 0
+        await self.store.put_renditions(pending, entries, spans=spans)
+
+
+Spans = tuple[str, str, str, bytes]  # (feed, format, ETag, spans) of a stored version that has none
+
+
+async def publish(
+    store: Store,
+    settings: Settings,
+    key: FeedKey,
+    table: dict[str, Format],
+    memo: EntryMemo | None = None,
+    writer: Writer | None = None,
+    ahead: asyncio.Future[list[NewEntry]] | None = None,
+) -> int:
+    """Render one document in every format; store what changed (now, or with the writer's next
+    batch). Returns how many renditions changed. `ahead`: entries being made for several
+    documents, waited for before this one looks for its own."""
+    memo = memo or EntryMemo()
+    name = key.name
+    described = await describe(store, settings, key)
+    if described is None:
+        await store.delete_renditions(name)
+        return 0
+    info, members = described
+    pending = await plan_entries(store, settings, members)
+    if ahead:
+        # If making them ahead failed, this document makes its own (and reports what fails).
+        await asyncio.gather(asyncio.shield(ahead), return_exceptions=True)
+    gathered = await gather_entries(store, settings, name, pending, memo)
+    current = await store.rendition_versions_of(name)
+    now = utcnow()
+
+    def render() -> tuple[list[Rendition], list[NewEntry], list[Spans]]:
+        # One thread hop per document: making entries, joining and compressing (which releases
+        # the GIL) run off the event loop, which keeps serving while other documents are read.
+        entries, stamps, made = make_entries(settings, pending, gathered, table, memo)
+        fresh, spanned = [], []
+        for fmt in FORMATS:
+            pieces = [e[fmt] for e in entries]
+            body = table[fmt].document(info, pieces)
+            etag = etag_of(body)
+            stored = current.get(fmt)
+            if stored and stored[0] == etag:
+                if not stored[2]:
+                    spanned.append((name, fmt, etag, spans_of(body, stamps, pieces)))
+                continue
+            # New bytes whose entries did not change (a new archive neighbour, a page that filled,
+            # a topic's name): they still need a newer Last-Modified, or If-Modified-Since would
+            # keep the old bytes.
+            modified = info.updated if not stored or info.updated > stored[1] else max(now, stored[1])
+            fresh.append(encode(name, fmt, body, modified, spans=spans_of(body, stamps, pieces), etag=etag))
+        return fresh, made, spanned
+
+    fresh, made, spanned = await asyncio.to_thread(render)
+    if writer:
+        await writer.add(fresh, made, spanned)
+    else:
+        await store.put_renditions(fresh, made, spans=spanned)
+    return len(fresh)
+
+
+async def publish_keys(
+    store: Store,
+    settings: Settings,
+    keys: Iterable[FeedKey],
+    progress: Callable[[int], object] | None = None,
+    memo: EntryMemo | None = None,
+    ordered: bool = False,
+    first: Sequence[str] = (),
+) -> int:
+    """Publish many documents, a few at a time (both cores: compression runs beside rendering),
+    in the order given when `ordered`, else by name; the entries of the events `first` are made
+    before them (they are in most of the documents)."""
+    table = formats()
+    memo = memo or EntryMemo()
+    limit = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+    writer = Writer(store)
+    # Made while the documents are described; they wait for it before looking for entries.
+    ahead = asyncio.ensure_future(make_ahead(store, settings, first, table, memo)) if first else None
+
+    async def one(key: FeedKey) -> int:
+        async with limit:
+            stored = await publish(store, settings, key, table, memo, writer, ahead)
+        if progress:
+            progress(1)
+        return stored
+
+    queue = list(keys) if ordered else sorted(keys, key=lambda k: (k.kind, k.value, k.page))
+    total = 0
+    try:
+        for start in range(0, len(queue), 256):  # bounded number of pending tasks
+            total += sum(await asyncio.gather(*(one(k) for k in queue[start : start + 256])))
+        if ahead:
+            await asyncio.wait([ahead])  # done already, unless no document waited for it
+            if not ahead.exception():
+                await writer.add([], ahead.result(), [])
+    finally:
+        if ahead:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
+        await writer.flush()  # what was rendered is kept even if one document failed
+    return total
+
+
+@dataclass
+class Memos:
+    """What publishing keeps in memory between runs, owned by whoever publishes again and again
+    (a server's scheduler): entries by stamp, and the /topics index's JSON of each topic as last
+    written (per base URL: the JSON holds URLs)."""
+
+    entries: EntryMemo = field(default_factory=EntryMemo)
+    index: dict[str, IndexMemo] = field(default_factory=dict)
+
+    def index_for(self, base_url: str) -> IndexMemo:
+        return self.index.setdefault(base_url, {})
+
+
+async def publish_topics(store: Store, settings: Settings, memos: Memos | None = None) -> int:
+    """The /topics index, after the feeds it lists (they are what readers wait for). With 25,000
+    topics it is a few MB of JSON: only the topics that changed are written again, and the
+    document is joined and compressed off the event loop."""
+    rows = await store.topic_index()
+    current = (await store.rendition_etags(TOPICS_DOC)).get("json")
+    newest = max((r[3] for r in rows if r[3]), default=None)  # ISO 8601 in UTC: they sort as they read
+    updated = dt.datetime.fromisoformat(newest) if newest else await store.created()
+    memo = (memos or Memos()).index_for(settings.base_url)
+
+    def render() -> Rendition | None:
+        body = topics_document(settings.base_url, rows, memo)
+        if current == etag_of(body):
+            return None
+        return encode(TOPICS_DOC, "json", body, updated, "application/json; charset=utf-8")
+
+    rendition = await asyncio.to_thread(render)
+    if rendition is None:
+        return 0
+    await store.put_rendition(rendition)
+    return 1
