@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -156,76 +155,95 @@ def serve(request: Request, document: Prepared) -> Response:
     return RawResponse(200, representation.ok, body)
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Opens the store unless the caller gave one, fills the cache, starts the scheduler."""
+    state = app.state
+    settings: Settings = state.settings
+    own = state.store is None
+    if own:
+        state.store = await Store.open(settings.database)
+    today = dt.datetime.now(dt.UTC).date
+
+    def prepare(rendition: Rendition) -> Prepared:
+        if rendition.feed == TOPICS_DOC:
+            return Prepared.of(rendition, f"public, max-age={settings.cache_max_age}")
+        return Prepared.of(rendition, cache_control(settings, rendition.feed, today()))
+
+    state.cache = RenditionCache(state.store, settings.cache_bytes, prepare)
+    await state.cache.start()
+    runner = None
+    if state.run_scheduler:
+        from feeds.scheduler import Refresher
+
+        runner = Refresher(state.store, settings)
+        await runner.start()
+    try:
+        yield
+    finally:
+        if runner:
+            await runner.stop()
+        await state.cache.stop()
+        if own:
+            await state.store.close()
+            state.store = None
+
+
+def retry_after(settings: Settings) -> int:
+    return min(RETRY_AFTER, settings.refresh_interval)
+
+
+async def feed(request: Request) -> Response:
+    state = request.app.state
+    try:
+        name, fmt = feed_name(request.path_params["path"])
+    except HTTPError as exc:
+        return error(exc.status, exc.message)
+    document = await state.cache.get(name, fmt)
+    if document is None:
+        if await pending(state.store, state.settings, name):
+            message = f"feed {name!r} is being rendered: retry in a few seconds"
+            return error(503, message, retry_after(state.settings))
+        what = "date" if name.startswith("dates/") else "topic" if name.startswith("topics/") else "feed"
+        return error(404, f"no {what} {name.partition('/')[2] or name!r}")
+    return serve(request, document)
+
+
+async def topics(request: Request) -> Response:
+    state = request.app.state
+    document = await state.cache.get(TOPICS_DOC, "json")
+    if document is None:
+        if await state.store.newest_date() is not None:
+            message = "the topics index is being rendered: retry in a few seconds"
+            return error(503, message, retry_after(state.settings))
+        return JSONResponse([], headers={"Cache-Control": "no-store"})
+    return serve(request, document)
+
+
+async def healthz(request: Request) -> Response:
+    store = request.app.state.store
+    body = {"status": "ok", "events": await store.count_events(), "unlisted": await store.unlisted()}
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return error(404, f"no such path {request.url.path!r}")
+
+
+ROUTES = [
+    Route("/feeds/{path:path}", feed, methods=["GET", "HEAD"]),
+    Route("/topics", topics, methods=["GET", "HEAD"]),
+    Route("/healthz", healthz, methods=["GET", "HEAD"]),
+]
+
+
 def create_app(settings: Settings, store: Store | None = None, scheduler: bool = True) -> Starlette:
     """The ASGI app. With `store` given the caller owns it; otherwise the lifespan opens one."""
-    state: dict[str, Any] = {"store": store}
-    retry_after = min(RETRY_AFTER, settings.refresh_interval)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        own = state["store"] is None
-        if own:
-            state["store"] = await Store.open(settings.database)
-        today = dt.datetime.now(dt.UTC).date
-
-        def prepare(rendition: Rendition) -> Prepared:
-            if rendition.feed == TOPICS_DOC:
-                return Prepared.of(rendition, f"public, max-age={settings.cache_max_age}")
-            return Prepared.of(rendition, cache_control(settings, rendition.feed, today()))
-
-        cache = RenditionCache(state["store"], settings.cache_bytes, prepare)
-        await cache.start()
-        state["cache"] = cache
-        runner = None
-        if scheduler:
-            from feeds.scheduler import Refresher
-
-            runner = Refresher(state["store"], settings)
-            await runner.start()
-        try:
-            yield
-        finally:
-            if runner:
-                await runner.stop()
-            await cache.stop()
-            if own:
-                await state["store"].close()
-
-    async def feed(request: Request) -> Response:
-        try:
-            name, fmt = feed_name(request.path_params["path"])
-        except HTTPError as exc:
-            return error(exc.status, exc.message)
-        document = await state["cache"].get(name, fmt)
-        if document is None:
-            if await pending(state["store"], settings, name):
-                return error(503, f"feed {name!r} is being rendered: retry in a few seconds", retry_after)
-            what = "date" if name.startswith("dates/") else "topic" if name.startswith("topics/") else "feed"
-            return error(404, f"no {what} {name.partition('/')[2] or name!r}")
-        return serve(request, document)
-
-    async def topics(request: Request) -> Response:
-        document = await state["cache"].get(TOPICS_DOC, "json")
-        if document is None:
-            if await state["store"].newest_date() is not None:
-                return error(503, "the topics index is being rendered: retry in a few seconds", retry_after)
-            return JSONResponse([], headers={"Cache-Control": "no-store"})
-        return serve(request, document)
-
-    async def healthz(request: Request) -> Response:
-        store = state["store"]
-        body = {"status": "ok", "events": await store.count_events(), "unlisted": await store.unlisted()}
-        return JSONResponse(body, headers={"Cache-Control": "no-store"})
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return error(404, f"no such path {request.url.path!r}")
-
-    routes = [
-        Route("/feeds/{path:path}", feed, methods=["GET", "HEAD"]),
-        Route("/topics", topics, methods=["GET", "HEAD"]),
-        Route("/healthz", healthz, methods=["GET", "HEAD"]),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={404: not_found})
+    app.state.settings = settings
+    app.state.store = store
+    app.state.run_scheduler = scheduler
+    return app
 
 
 def app_from_environment() -> Starlette:
