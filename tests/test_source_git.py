@@ -20,7 +20,8 @@ from feeds.model import FeedKey, utcnow
 from feeds.refresh import Report, ingest, refresh_source
 from feeds.sources import Collected, open_source
 from feeds.sources.directory import DirectorySource
-from feeds.sources.git import HEAD_REF, GitSource
+from feeds.sources.git import GitSource
+from feeds.sources.gitcache import HEAD_REF
 from feeds.sources.gittools import LOG_ARGS, LastChanges, is_local, redact, safe_name
 from feeds.store import Store
 from tests.conftest import OFFSTREAM
