@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 from feeds.model import Page
 from feeds.pages import parse_document
 from feeds.store import Incoming, Store
+
+
+async def sql(store: Store, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement on the store's SQLite file through a connection of its own, as an
+    operator's `sqlite3` would (committed at once): what the store wrote, not what it holds."""
+
+    def run() -> list[tuple[Any, ...]]:
+        with contextlib.closing(sqlite3.connect(store.path, timeout=10)) as conn, conn:
+            return conn.execute(query, params).fetchall()
+
+    return await asyncio.to_thread(run)
 
 
 def read_pages(root: Path, pattern: str = "news/**/*.md", source: str = "test") -> list[Incoming]:
@@ -22,7 +37,7 @@ def read_pages(root: Path, pattern: str = "news/**/*.md", source: str = "test") 
 
 async def documents(store: Store) -> dict[tuple[str, str], bytes]:
     """(feed, format) -> the plain bytes of every stored feed document (not /topics)."""
-    rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions WHERE feed != '_topics'")
+    rows = await sql(store, "SELECT DISTINCT feed FROM renditions WHERE feed != '_topics'")
     out = {}
     for (feed,) in rows:
         out.update({(feed, fmt): r.body for fmt, r in (await store.renditions_of(feed)).items()})
@@ -30,7 +45,7 @@ async def documents(store: Store) -> dict[tuple[str, str], bytes]:
 
 
 async def etags(store: Store) -> dict[tuple[str, str], str]:
-    rows = await store._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions")
+    rows = await sql(store, "SELECT feed, fmt, etag FROM renditions")
     return {(feed, fmt): etag for feed, fmt, etag in rows}
 
 

@@ -142,6 +142,7 @@ def test_topic_vocabulary_is_large_and_distinct() -> None:
     assert names == gen.topic_vocabulary(25_000, 1)
 
 
+@pytest.mark.slow
 def test_ingest_benchmark_smoke_run_measures_every_figure() -> None:
     """benchmarks/ingest.py --quick (a small corpus; bulk and incremental): it runs and reports
     every figure. Timings are not judged here."""

@@ -19,7 +19,7 @@ from feeds.render import formats
 from feeds.sources import Collected, Document
 from feeds.store import Store
 from tests.conftest import EVENT_PAGE, EXAMPLE, SAMPLE_RELPATH
-from tests.helpers import entries, etags, read_pages
+from tests.helpers import entries, etags, read_pages, sql
 
 
 async def load_example(store: Store, settings: Settings) -> None:
@@ -228,7 +228,7 @@ async def test_a_re_render_takes_unchanged_entries_from_the_documents_previous_v
 
     await load_example(store, settings)
     key = FeedKey("topic", "russian-invasion-of-ukraine")
-    await store._db.execute("DELETE FROM entries")
+    await sql(store, "DELETE FROM entries")
     pages = read_pages(EXAMPLE, source="example")
     members = [p for p in pages if "Russian invasion of Ukraine" in p.page.topics]
     assert len(members) > 3
@@ -253,7 +253,7 @@ async def test_a_stored_version_without_spans_gets_them_without_changing(store: 
     await load_example(store, settings)
     key = FeedKey("topic", "russian-invasion-of-ukraine")
     before = await store.renditions_of(key.name)
-    await store._db.execute("UPDATE renditions SET spans = NULL WHERE feed = ?", (key.name,))
+    await sql(store, "UPDATE renditions SET spans = NULL WHERE feed = ?", (key.name,))
     counters = await store.rendition_versions()
     assert await publish(store, settings, key, formats()) == 0
     after = await store.renditions_of(key.name)

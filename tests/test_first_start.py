@@ -15,7 +15,7 @@ from feeds.publish import Paging, publish_all, publish_changes, tiers
 from feeds.render.topics import TOPICS_DOC
 from feeds.store import Store
 from tests.conftest import EXAMPLE, LiveServer
-from tests.helpers import read_pages
+from tests.helpers import read_pages, sql
 
 KNOWN = [
     "/feeds/latest.atom",
@@ -83,7 +83,7 @@ async def test_a_whole_store_is_rendered_latest_first_then_heads_and_dates_then_
 
     async def order() -> list[list[str]]:
         # The `renditions` counter when each document was written: one number per write batch.
-        rows = await store._db.execute_fetchall("SELECT feed, max(version) FROM renditions GROUP BY feed")
+        rows = await sql(store, "SELECT feed, max(version) FROM renditions GROUP BY feed")
         written: dict[str, int] = {feed: version for feed, version in rows}
         keys = [FeedKey.parse(n) for n in written if n != TOPICS_DOC]
         latest, heads, pages = tiers(keys)

@@ -16,7 +16,7 @@ from feeds.model import FeedKey
 from feeds.publish import Paging, publish_all, publish_changes
 from feeds.store import Store
 from tests.conftest import EXAMPLE, LiveServer
-from tests.helpers import entries, read_pages
+from tests.helpers import entries, read_pages, sql
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -113,7 +113,7 @@ def test_paging_bounds_and_links() -> None:
 
 async def test_new_events_never_rerender_full_pages(store: Store, settings: Settings) -> None:
     small = await loaded(store, settings)
-    rows = await store._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions WHERE feed LIKE '%/pages/%'")
+    rows = await sql(store, "SELECT feed, fmt, etag FROM renditions WHERE feed LIKE '%/pages/%'")
     before = {(f, fmt): e for f, fmt, e in rows}
     assert before
     pages = read_pages(EXAMPLE, source="example")
@@ -123,7 +123,7 @@ async def test_new_events_never_rerender_full_pages(store: Store, settings: Sett
     ]
     result = await store.apply(fresh)
     await publish_changes(store, small, result.feeds, result.events)
-    rows = await store._db.execute_fetchall("SELECT feed, fmt, etag FROM renditions WHERE feed LIKE '%/pages/%'")
+    rows = await sql(store, "SELECT feed, fmt, etag FROM renditions WHERE feed LIKE '%/pages/%'")
     after = {(f, fmt): e for f, fmt, e in rows}
     changed = {k[0] for k in before if after.get(k) != before[k]}
     # Only a page that gained a newer neighbour (its `previous` link) may change; members never move.

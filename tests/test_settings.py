@@ -31,7 +31,7 @@ from feeds.refresh import open_sources, refresh_all
 from feeds.render.topics import TOPICS_DOC
 from feeds.store import Store
 from tests.conftest import EXAMPLE, free_port
-from tests.helpers import documents, etags, read_pages
+from tests.helpers import documents, etags, read_pages, sql
 
 
 def write_config(tmp_path: Path, tree: Path, extra: str = "") -> Path:
@@ -163,7 +163,7 @@ async def _meta(database: Path, key: str) -> str | None:
 async def _names(database: Path) -> list[str]:
     store = await Store.open(database)
     try:
-        rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions WHERE feed != ?", (TOPICS_DOC,))
+        rows = await sql(store, "SELECT DISTINCT feed FROM renditions WHERE feed != ?", (TOPICS_DOC,))
         return sorted(feed for (feed,) in rows)
     finally:
         await store.close()
@@ -253,14 +253,14 @@ async def test_a_smaller_page_size_cuts_new_topic_pages(store: Store, settings: 
 
 
 async def _stored_names(store: Store) -> list[str]:
-    rows = await store._db.execute_fetchall("SELECT DISTINCT feed FROM renditions")
+    rows = await sql(store, "SELECT DISTINCT feed FROM renditions")
     return [feed for (feed,) in rows]
 
 
 async def test_a_store_from_before_the_digest_is_rendered_again_once(store: Store, settings: Settings) -> None:
     await store.apply(read_pages(EXAMPLE, source="example"))
     await publish_all(store, settings)
-    await store._db.execute("DELETE FROM meta WHERE key = ?", (fingerprint.DIGEST_KEY,))
+    await sql(store, "DELETE FROM meta WHERE key = ?", (fingerprint.DIGEST_KEY,))
     assert await fingerprint.needs_rerender(store, settings)
     before = await etags(store)
     result = await store.apply([])

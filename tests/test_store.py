@@ -14,7 +14,7 @@ from feeds.ids import event_guid
 from feeds.model import UTC, FeedKey
 from feeds.store import MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION, Store, _statements
 from tests.conftest import EXAMPLE, OFFSTREAM
-from tests.helpers import read_pages
+from tests.helpers import read_pages, sql
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + dt.timedelta(hours=1)
@@ -84,7 +84,7 @@ async def test_upgrading_a_version_1_store_numbers_existing_slots(tmp_path: obje
     store = await Store.open(path)
     try:
         # An existing file keeps the page size it was made with.
-        assert (await store._db.execute_fetchall("PRAGMA page_size"))[0][0] == 4096
+        assert (await sql(store, "PRAGMA page_size"))[0][0] == 4096
         assert await store.topic_slots("a") == 3 and await store.topic_slots("b") == 1
         assert await store.topic_ranks("a", ["e1", "e2", "e3"]) == {"e1": 0, "e2": 1, "e3": 2}
         # Schema 6: a topic's members in slot order, with their events' revision and `updated`.
@@ -266,7 +266,7 @@ async def test_upgrading_a_version_5_store_keeps_every_rendition_without_its_pla
             T0.replace(year=2024, month=1, day=1, hour=0),
             b"",
         )
-        columns = [r[1] for r in await store._db.execute_fetchall("PRAGMA table_info(renditions)")]
+        columns = [r[1] for r in await sql(store, "PRAGMA table_info(renditions)")]
         assert "body" not in columns and columns[-2:] == ["gz", "br"]
     finally:
         await store.close()
@@ -333,7 +333,7 @@ async def test_an_events_revision_moves_with_everything_its_entry_shows_and_agre
     key = pages[0].page.path
 
     async def rev() -> int:
-        rows = await store._db.execute_fetchall("SELECT rev FROM events WHERE key = ?", (key,))
+        rows = await sql(store, "SELECT rev FROM events WHERE key = ?", (key,))
         return int(rows[0][0])
 
     first = await rev()

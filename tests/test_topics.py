@@ -26,7 +26,7 @@ from feeds.publish import publish_all, publish_changes
 from feeds.store import Incoming, Store, rekey, topic_writes
 from feeds.store import connection as store_module
 from tests.conftest import DATA, EXAMPLE, OFFSTREAM, LiveServer
-from tests.helpers import read_pages
+from tests.helpers import read_pages, sql
 
 TOPICS = DATA / "topics"
 EN, ZH, JSON = TOPICS / "en", TOPICS / "zh", TOPICS / "json"
@@ -71,8 +71,9 @@ def zh_pages() -> list[Incoming]:
 
 async def topic_table(store: Store) -> dict[str, tuple[str, frozenset[str]]]:
     """slug -> (name, live member keys) of every topic with events."""
-    rows = await store._db.execute_fetchall(
-        "SELECT t.slug, t.name, et.event FROM topics t JOIN event_topics et ON et.topic_id = t.id AND et.live = 1"
+    rows = await sql(
+        store,
+        "SELECT t.slug, t.name, et.event FROM topics t JOIN event_topics et ON et.topic_id = t.id AND et.live = 1",
     )
     out: dict[str, tuple[str, set[str]]] = {}
     for slug, name, event in rows:
@@ -82,22 +83,23 @@ async def topic_table(store: Store) -> dict[str, tuple[str, frozenset[str]]]:
 
 async def consistent(store: Store) -> None:
     """Spelling counts, topic sizes and slots agree with the membership rows."""
-    db = store._db
-    spellings = await db.execute_fetchall(
-        "SELECT topic_id, spelling, n FROM topic_spellings WHERE n != 0 ORDER BY topic_id, spelling"
+    spellings = await sql(
+        store, "SELECT topic_id, spelling, n FROM topic_spellings WHERE n != 0 ORDER BY topic_id, spelling"
     )
-    live = await db.execute_fetchall(
+    live = await sql(
+        store,
         "SELECT topic_id, spelling, count(*) FROM event_topics WHERE live = 1 "
-        "GROUP BY topic_id, spelling ORDER BY topic_id, spelling"
+        "GROUP BY topic_id, spelling ORDER BY topic_id, spelling",
     )
     assert list(spellings) == list(live)
-    sizes = await db.execute_fetchall(
+    sizes = await sql(
+        store,
         "SELECT t.id FROM topics t WHERE t.slots != (SELECT count(*) FROM event_topics et WHERE et.topic_id = t.id) "
-        "OR t.events != (SELECT count(*) FROM event_topics et WHERE et.topic_id = t.id AND et.live = 1)"
+        "OR t.events != (SELECT count(*) FROM event_topics et WHERE et.topic_id = t.id AND et.live = 1)",
     )
     assert not list(sizes)
-    slots = await db.execute_fetchall(
-        "SELECT topic_id FROM event_topics GROUP BY topic_id HAVING max(slot) + 1 != count(*) OR min(slot) != 0"
+    slots = await sql(
+        store, "SELECT topic_id FROM event_topics GROUP BY topic_id HAVING max(slot) + 1 != count(*) OR min(slot) != 0"
     )
     assert not list(slots)
 
@@ -183,7 +185,7 @@ async def test_a_name_learnt_later_joins_its_parts_in_events_stored_before(store
     await consistent(store)
     # A `#####` heading with a comma is a name given whole too.
     await store.apply([page(EN, ANTIGUA)])
-    known = {k for (k,) in await store._db.execute_fetchall("SELECT key FROM known_names")}
+    known = {k for (k,) in await sql(store, "SELECT key FROM known_names")}
     assert known == {"austin,texas", "antiguan general election,2018"}
     # Reworded so that it no longer names it whole: the name is not known any more.
     plain = replace(
@@ -297,17 +299,18 @@ async def test_schema_7_splits_topics_a_transliterating_key_had_merged(
         assert after["qi-huo"] == ("期货", frozenset({futures}))
         assert after["起火"] == ("起火", frozenset({fire}))
         assert after["shi-wei"][0] == "世衛" and after["示威"][0] == "示威"
-        new_ids = dict(await store._db.execute_fetchall("SELECT slug, id FROM topics"))
+        new_ids = dict(await sql(store, "SELECT slug, id FROM topics"))
         assert new_ids["qi-huo"] == ids["qi-huo"] and new_ids["shi-wei"] == ids["shi-wei"]
         # Latin topics and the events that did not move are as they were.
         assert {s: v for s, v in after.items() if s.isascii() and s not in ("qi-huo", "shi-wei")} == {
             s: v for s, v in before.items() if s not in ("qi-huo", "shi-wei")
         }
         moved = {fire, next(p.page.path for p in zh_pages() if "示威" in p.page.topics)}
-        new_revs = dict(await store._db.execute_fetchall("SELECT key, rev FROM events"))
+        new_revs = dict(await sql(store, "SELECT key, rev FROM events"))
         assert {k for k in revs if new_revs[k] != revs[k]} == moved
         # The moved event left its old topic's slot (not live) and took the new topic's first.
-        rows = await store._db.execute_fetchall(
+        rows = await sql(
+            store,
             "SELECT t.slug, et.slot, et.live FROM event_topics et JOIN topics t ON t.id = et.topic_id "
             "WHERE et.event = ?",
             (fire,),
