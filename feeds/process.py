@@ -8,12 +8,7 @@ import gc
 import os
 from collections.abc import Callable, Iterator
 
-# CPython collects its youngest generation every 700 net allocations of container objects. A
-# refresh that re-renders a few documents allocates ~100,000 short-lived ones (rows, pages,
-# entries), which made ~150 collections per refresh, among them full ones over everything the
-# process keeps (a directory source's file list, the entry memo): 50-110 ms of a refresh at
-# 400,000 events, one pause alone up to 57 ms (benchmarks/README.md). Almost nothing a refresh
-# allocates forms cycles, so collecting 30 times less often costs little memory.
+# A refresh allocates many short-lived containers and few cycles: collect less often (docs/architecture.md).
 GC_THRESHOLDS = (20_000, 20, 20)
 
 
@@ -49,7 +44,6 @@ _MALLOC_TRIM = _libc_malloc_trim()
 def trim_heap() -> None:
     """Hand freed heap back to the kernel (glibc; elsewhere nothing happens). glibc keeps what a
     thread freed in that thread's arena: the page caches of a store's connection threads stay
-    resident after SQLite frees them. Measured on the process that waits while a 400,000-event
-    bulk load is published: 272 -> 218 MB."""
+    resident after SQLite frees them. benchmarks/memory.py measures it."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)

@@ -119,10 +119,7 @@ class StoreBase:
             # SQLite's default page cache is 2 MB: on a store of 400,000 events most index pages
             # would be read again through a system call for every document published.
             await db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
-            # A statement that may fail halfway (an upsert, one firing triggers) inside a longer
-            # transaction first saves every page it changes, 16 KB each, to a statement journal,
-            # by default a temporary file from 64 KB on: storing 40,000 events wrote 9.2 GB there
-            # in 1.1 million system calls. Kept in memory, it holds one statement's few pages.
+            # Statement journals in memory, not in temporary files (docs/architecture.md).
             await db.execute("PRAGMA temp_store=MEMORY")
             # An in-memory database exists only on its own connection.
             store = cls(db, path, readers if path != ":memory:" else 0, cache_kib)
@@ -268,8 +265,7 @@ class StoreBase:
                 raise
             conn.execute("COMMIT")
 
-        # Upgrading a big store takes minutes (schema 6 rewrites topic memberships and renditions:
-        # ~5 minutes at 400,000 events): other processes opening it meanwhile wait for it.
+        # Upgrading a big store takes minutes: other processes opening it meanwhile wait for it.
         deadline = asyncio.get_running_loop().time() + MIGRATION_WAIT
         async with self._write_lock:
             while True:

@@ -170,20 +170,7 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (source, relpath)
     ) WITHOUT ROWID;
     """,
-    # Reading a document's members cheaply, and documents without their plain bytes:
-    # - an event's revision (`rev`) moves whenever anything its entry shows changes (its
-    #   content, its deletion, the name of one of its topics): documents check their members'
-    #   entries against it instead of decoding every member's page;
-    # - a topic's members are stored in slot order (the primary key), with each event's
-    #   revision and `updated`: a page of a topic is one contiguous range, not one random read
-    #   per member into the events table; one index (event, topic) serves lookups both ways;
-    # - renditions keep gzip and Brotli only (the plain bytes are decoded from gzip when read,
-    #   ~0.2 ms for 200 KB): the plain bytes were 8 of a 400,000-event store's 18 GB. Small
-    #   columns first, so validators and `spans` (where each entry lies in the document, what a
-    #   re-render splices) are read without walking the blobs' overflow pages. A rowid table
-    #   with an index on (feed, fmt): a table without rowid keeps whole rows (4 KB of each, at
-    #   16 KB pages) in its interior pages, ~4 to a page, and a lookup among 132,000 documents
-    #   read ~10 pages (5 ms on a cold page cache) where this reads 4 or 5.
+    # Members read by revision and slot range; renditions keep gzip and Brotli only (docs/architecture.md).
     6: """
     ALTER TABLE events ADD COLUMN rev INTEGER NOT NULL DEFAULT 1;
     CREATE TABLE event_topics_v6 (
