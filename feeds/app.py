@@ -35,8 +35,13 @@ class HTTPError(Exception):
         self.message = message
 
 
+# Every answer says what it is and is taken as that (no content sniffing of source text).
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+NO_STORE = {"Cache-Control": "no-store", **NOSNIFF}
+
+
 def error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
-    headers = {"Cache-Control": "no-store"}
+    headers = dict(NO_STORE)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
@@ -120,6 +125,7 @@ class Prepared:
             (b"last-modified", http_date(rendition.last_modified).encode()),
             (b"cache-control", cache.encode()),
             (b"vary", b"Accept-Encoding"),
+            (b"x-content-type-options", b"nosniff"),
         ]
         encodings = {}
         for encoding, body in (("identity", rendition.body), ("gzip", rendition.gzip), ("br", rendition.br)):
@@ -216,14 +222,14 @@ async def topics(request: Request) -> Response:
         if await state.store.newest_date() is not None:
             message = "the topics index is being rendered: retry in a few seconds"
             return error(503, message, retry_after(state.settings))
-        return JSONResponse([], headers={"Cache-Control": "no-store"})
+        return JSONResponse([], headers=NO_STORE)
     return serve(request, document)
 
 
 async def healthz(request: Request) -> Response:
     store = request.app.state.store
     body = {"status": "ok", "events": await store.count_events(), "unlisted": await store.unlisted()}
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    return JSONResponse(body, headers=NO_STORE)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

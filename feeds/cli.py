@@ -93,7 +93,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     if count > 1:
         # Workers are separate processes: they rebuild the app from the same config file, and the
         # address (which a base URL that is not configured follows) from these variables.
-        if settings.origin != "<defaults>":
+        # Settings from FEEDS_* variables alone (no file) reach the workers through those variables.
+        if Path(settings.origin).is_file():
             os.environ["FEEDS_CONFIG"] = str(Path(settings.origin).resolve())
         os.environ["FEEDS_HOST"], os.environ["FEEDS_PORT"] = settings.host, str(settings.port)
         uvicorn.run("feeds.app:app_from_environment", factory=True, workers=count, **options)

@@ -99,6 +99,25 @@ _SETTINGS_TYPES: dict[str, type] = {
     "language": str,
 }
 _POSITIVE = {"port", "refresh_interval", "items_per_feed", "workers"}
+# Upper bounds, so a typo is refused at load rather than wrapped (a port) or overflowing (a timer).
+_MAXIMA: dict[str, int] = {
+    "port": 65_535,
+    "refresh_interval": 31 * 86_400,
+    "items_per_feed": 10_000,
+    "cache_max_age": 365 * 86_400,
+    "archive_max_age": 365 * 86_400,
+    "settle_days": 3_650,
+    "tombstone_days": 3_650,
+    "cache_bytes": 1 << 40,
+    "workers": 64,
+    "depth": 100,
+    "concurrency": 256,
+    "rate": 10_000,
+    "timeout": 3_600,
+    "max_bytes": 1 << 30,
+    "retries": 100,
+    "deletion_grace": 3_650 * 86_400,
+}
 _SOURCE_TYPES: dict[str, type] = {
     "name": str,
     "kind": str,
@@ -129,6 +148,9 @@ def _cast(key: str, value: Any, kind: type, origin: str) -> Any:
         raise ConfigError(key, f"must be {kind.__name__}, got {value!r}", origin)
     if isinstance(value, int | float) and value < 0:
         raise ConfigError(key, f"must not be negative, got {value!r}", origin)
+    maximum = _MAXIMA.get(key.rpartition(".")[2].removeprefix("FEEDS_").lower())
+    if maximum is not None and isinstance(value, int | float) and value > maximum:
+        raise ConfigError(key, f"must be at most {maximum:,}, got {value!r}", origin)
     return value
 
 

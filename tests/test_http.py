@@ -121,6 +121,27 @@ async def test_topics_and_healthz(served: Settings) -> None:
             assert health == {"status": "ok", "events": 59, "unlisted": 0}
 
 
+async def test_every_answer_forbids_content_sniffing(served: Settings) -> None:
+    """Feeds hold source text: no browser may take an answer for anything but its content type,
+    whatever the route, status or encoding."""
+    with LiveServer(create_app(served, scheduler=False)) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            feed = await client.get("/feeds/latest.atom", headers={"Accept-Encoding": "br"})
+            again = await client.get("/feeds/latest.atom", headers={"If-None-Match": feed.headers["etag"]})
+            answers = [
+                feed,
+                again,
+                await client.head("/feeds/latest.rss"),
+                await client.get("/topics"),
+                await client.get("/healthz"),
+                await client.get("/feeds/latest.xml"),
+                await client.get("/feeds/topics/no-such-topic.json"),
+                await client.get("/nowhere"),
+            ]
+    assert [a.status_code for a in answers] == [200, 304, 200, 200, 200, 400, 404, 404]
+    assert all(a.headers["x-content-type-options"] == "nosniff" for a in answers)
+
+
 async def test_refresh_picks_up_a_new_document_and_changes_only_its_feeds(
     store: Store, served: Settings, tree: object
 ) -> None:

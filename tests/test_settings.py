@@ -71,6 +71,56 @@ def test_a_base_url_that_is_no_url_is_refused_with_its_key(tmp_path: Path, tree:
         config.load(write_config(tmp_path, tree), env={"FEEDS_BASE_URL": "/feeds"})
 
 
+def test_values_out_of_range_are_refused_at_load_with_their_key(tmp_path: Path, tree: Path) -> None:
+    """A port past 65535 would bind another port, a huge interval would overflow a timer: both are
+    refused when the settings are read, naming the key and where it came from."""
+    with pytest.raises(ConfigError, match=r"feeds.toml: config port: must be at most 65,535, got 84059"):
+        config.load(write_config(tmp_path, tree, "port = 84059"), env={})
+    with pytest.raises(ConfigError, match=r"environment: config FEEDS_REFRESH_INTERVAL: must be at most"):
+        config.load(write_config(tmp_path, tree), env={"FEEDS_REFRESH_INTERVAL": str(10**30)})
+    with pytest.raises(ConfigError, match=r"config sources\[0\].timeout: must be at most 3,600"):
+        config.load(_with_source_key(tmp_path, tree, "timeout = 1e9"), env={})
+    assert config.load(write_config(tmp_path, tree, "port = 65535"), env={}).port == 65535
+
+
+def _with_source_key(tmp_path: Path, tree: Path, line: str) -> Path:
+    path = write_config(tmp_path, tree)
+    path.write_text(path.read_text() + line + "\n")
+    return path
+
+
+def test_two_workers_with_settings_only_from_the_environment(tmp_path: Path, tree: Path) -> None:
+    """No config file anywhere: `feeds serve --workers 2` with FEEDS_* variables alone starts both
+    workers with the parent's settings (they once looked for a config file that did not exist)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "FEEDS_CONFIG"}
+    env |= {
+        "FEEDS_DATABASE": str(tmp_path / "env.db"),
+        "FEEDS_SOURCES": str(tree),
+        "FEEDS_PORT": str(port),
+        "FEEDS_REFRESH_INTERVAL": "3600",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "feeds", "serve", "--workers", "2"],
+        cwd=tmp_path,  # no config/feeds.toml here
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
+    try:
+        latest = wait_for(server, f"http://127.0.0.1:{port}/feeds/latest.atom")
+        assert f"http://127.0.0.1:{port}/feeds/latest.atom" in latest.text
+        # Both workers answer (connections spread over them) with the same document.
+        answers = {httpx.get(f"http://127.0.0.1:{port}/feeds/latest.atom").headers["etag"] for _ in range(20)}
+        assert answers == {latest.headers["etag"]}
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        output = server.communicate(timeout=30)[0].decode()
+    assert "Traceback" not in output and output.count("runs the refreshes") == 1, output
+
+
 @contextlib.contextmanager
 def feeds_serve(config_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """`feeds serve` as a user runs it, in a process group of its own (stopped with it)."""
