@@ -81,6 +81,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
                 settings.host,
                 settings.base_url,
             )
+    # A store that cannot be opened (not SQLite, no such folder, no permission) is one line here,
+    # not a worker's traceback.
+    run(lambda: _open_and_close(settings.database))
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -166,6 +169,11 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
         return 1 if report.problems else 0
 
     sys.exit(run(go))
+
+
+async def _open_and_close(database: str) -> None:
+    store = await Store.open(database)
+    await store.close()
 
 
 def read_and_store(database: str, config: SourceConfig, show: bool, processes: int) -> Report:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from feeds.errors import ConfigError, FeedsError, ParseError, SourceError
+from tests.conftest import EXAMPLE, free_port
 
 
 @pytest.mark.parametrize(
@@ -43,3 +44,40 @@ def test_a_source_failing_in_the_reading_process_is_one_line(tmp_path: Path) -> 
     assert done.stderr.strip().splitlines() == [
         f"Error: source {tmp_path / 'empty'}: {tmp_path / 'empty'} has no news/ directory"
     ]
+
+
+@pytest.mark.parametrize("command", ["serve", "ingest", "refresh"])
+@pytest.mark.parametrize("store", ["not-sqlite", "under-a-file"])
+def test_a_store_that_cannot_be_opened_is_one_line(tmp_path: Path, command: str, store: str) -> None:
+    """A database file that is not SQLite, or a path whose folder is a file: every command says so
+    in one line and exits non-zero (a server before starting any worker), and the file is untouched."""
+    (tmp_path / "junk.db").write_bytes(b"not a database, whatever its name says\n" * 100)
+    (tmp_path / "plain").write_text("a file, not a folder\n")
+    database = tmp_path / ("junk.db" if store == "not-sqlite" else "plain/feeds.db")
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'[[sources]]\nname = "example"\nlocation = "{EXAMPLE}"\n')
+    args = {"serve": ["serve", "--port", str(free_port())], "ingest": ["ingest", str(EXAMPLE), "--no-progress"]}
+    done = subprocess.run(
+        [sys.executable, "-m", "feeds", "--config", str(config), *args.get(command, [command])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "FEEDS_DATABASE": str(database)},
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("INFO ")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: store: unable to open {database}: "), done.stderr
+    assert (tmp_path / "junk.db").read_bytes() == b"not a database, whatever its name says\n" * 100
+
+
+def test_a_missing_named_config_is_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "feeds", "--config", str(tmp_path / "nope.toml"), "refresh"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"Error: {tmp_path / 'nope.toml'}: config file: no such file"]

@@ -98,9 +98,12 @@ class StoreBase:
     @classmethod
     async def open(cls, path: str | Path, cache_kib: int = CACHE_KIB, readers: int = READERS) -> Self:
         path = str(path)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await _connect(path)
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = await _connect(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"store: unable to open {path}: {exc}") from exc
         try:
             # busy_timeout first: switching a new file to WAL needs a moment of exclusive access,
             # which other workers opening it at the same time may hold.
