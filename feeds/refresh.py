@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError, ParseError
 from feeds.model import Page, utcnow
-from feeds.pages import read_document
+from feeds.pages import guard, read_document
 from feeds.process import tune_gc
 from feeds.publish import Memos, publish_changes
 from feeds.sources import Collected, Document, Source, open_source
@@ -69,16 +69,20 @@ def parse_documents(documents: Iterable[Document], source: str) -> Parsed:
     out = Parsed()
     for doc in documents:
         try:
+            if doc.problem is not None:
+                raise ParseError(doc.origin, doc.problem)
             reading = read_document(doc.relpath, doc.data, doc.origin)
+            parsed = reading.document
+            if isinstance(parsed, Page):
+                incoming = Incoming(parsed, doc.relpath, source, doc.modified)
+                with guard.reading(doc.origin):  # what is stored is made here, from untrusted text
+                    incoming.prepare()
         except ParseError as exc:
             out.problems.append(str(exc))
             out.failed.append(doc.relpath)
             continue
         out.problems += map(str, reading.warnings)
-        parsed = reading.document
         if isinstance(parsed, Page):
-            incoming = Incoming(parsed, doc.relpath, source, doc.modified)
-            incoming.prepare()
             out.pages.append(incoming)
         else:
             out.listings.append(IncomingListing(parsed, doc.relpath, source))

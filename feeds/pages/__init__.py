@@ -1,7 +1,7 @@
 """Reading documents: one front door, `read_document`, that picks the reader by file name.
 
 bytes -> Page (an event version) or DayListing (a day's index), with warnings about what the
-reader left out. Pure; raises ParseError naming the document and the field. `parse_document`
+reader left out. Pure; raises only ParseError, naming the document and the field (feeds.pages.guard). `parse_document`
 is the same without the warnings.
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from feeds.errors import ParseError, ParseWarning
 from feeds.ids import page_path
 from feeds.model import DayListing, Page
+from feeds.pages.guard import reading
 from feeds.pages.markdown import read_day_markdown, read_event_markdown
 from feeds.pages.structured import parse_event_json, parse_event_xml
 
@@ -50,14 +51,15 @@ def read_document(relpath: str, data: bytes, origin: str | None = None) -> Readi
     path = page_path(relpath)
     if path is None or not relpath.endswith(EXTENSIONS):
         raise ParseError(origin, "not a news/YYYY/MM/D/<slug>.md|json|xml path")
-    if relpath.endswith(".json"):
-        return Reading(parse_event_json(data, path, origin))
-    if relpath.endswith(".xml"):
-        return Reading(parse_event_xml(data, path, origin))
-    try:
-        source = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ParseError(origin, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    if is_day_listing(relpath):
-        return Reading(*read_day_markdown(source, path, origin))
-    return Reading(*read_event_markdown(source, path, origin))
+    with reading(origin):
+        if relpath.endswith(".json"):
+            return Reading(parse_event_json(data, path, origin))
+        if relpath.endswith(".xml"):
+            return Reading(parse_event_xml(data, path, origin))
+        try:
+            source = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ParseError(origin, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        if is_day_listing(relpath):
+            return Reading(*read_day_markdown(source, path, origin))
+        return Reading(*read_event_markdown(source, path, origin))

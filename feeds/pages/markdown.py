@@ -29,6 +29,7 @@ from feeds.model import (
     comma_parts,
     resolve_contexts,
 )
+from feeds.pages.guard import guarded
 from feeds.pages.labels import COVER_IMAGE_NAMES, SECTIONS, labels, section_key
 from feeds.render.markup import xml_safe
 
@@ -75,8 +76,8 @@ def parse_date(value: str, origin: str, field: str = "date") -> dt.date:
     try:
         y, m, d = (int(part) for part in value.split("-"))
         return dt.date(y, m, d)
-    except ValueError as exc:
-        raise ParseError(origin, f"not a date: {value!r}", field) from exc
+    except (ValueError, OverflowError) as exc:
+        raise ParseError(origin, f"not a date: {value[:80]!r}", field) from exc
 
 
 def context_parts(names: str) -> tuple[str, ...]:
@@ -142,6 +143,7 @@ def parse_event_markdown(source: str, path: str, origin: str) -> Page:
     return read_event_markdown(source, path, origin)[0]
 
 
+@guarded
 def read_event_markdown(source: str, path: str, origin: str) -> tuple[Page, tuple[ParseWarning, ...]]:
     """The page, and what was left out of it."""
     lines = source.replace("\r\n", "\n").split("\n")
@@ -184,7 +186,10 @@ def read_event_markdown(source: str, path: str, origin: str) -> tuple[Page, tupl
         m = _CHANGE_TAIL.match(tail.strip())
         if not m:
             raise ParseError(origin, f"not a change marker: {tail!r}", "changes")
-        ts = dt.datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) if m["ts"] else None
+        try:
+            ts = dt.datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) if m["ts"] else None
+        except ValueError as exc:
+            raise ParseError(origin, f"not a time: {m['ts']!r}", "changes") from exc
         changes.append(Change(text(title), url, _KINDS[m["kind"]], ts))
     return Page(
         path=path,
@@ -217,6 +222,7 @@ def parse_day_markdown(source: str, path: str, origin: str) -> DayListing:
     return read_day_markdown(source, path, origin)[0]
 
 
+@guarded
 def read_day_markdown(source: str, path: str, origin: str) -> tuple[DayListing, tuple[ParseWarning, ...]]:
     """The listing, and what was left out of it: a listing has no sections, so any `### <name>:`
     line is reported, and the lines after it are left out until the next listed page."""

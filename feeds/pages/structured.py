@@ -17,6 +17,7 @@ from defusedxml import DefusedXmlException
 
 from feeds.errors import ParseError
 from feeds.model import Change, ChangeKind, Page, Related, SourceLink, as_utc
+from feeds.pages.guard import guarded
 from feeds.pages.markdown import cover_image, parse_date, text
 
 _KINDS: tuple[ChangeKind, ...] = ("first", "update", "current")
@@ -27,6 +28,11 @@ def _str(value: Any, origin: str, field: str, required: bool = False) -> str:
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
         raise ParseError(origin, "must be a non-empty string" if required else "must be a string", field)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:  # JSON's `\ud800`: no text can be stored or served
+            raise ParseError(origin, f"holds a lone surrogate at character {exc.start}", field) from None
     return value
 
 
@@ -36,7 +42,9 @@ def _timestamp(value: str, origin: str, field: str) -> dt.datetime | None:
     try:
         return as_utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError as exc:
-        raise ParseError(origin, f"not an ISO 8601 timestamp: {value!r}", field) from exc
+        raise ParseError(origin, f"not an ISO 8601 timestamp: {value[:80]!r}", field) from exc
+    except OverflowError as exc:  # in range only in its own offset (9999-12-31T23:59-01:00)
+        raise ParseError(origin, f"out of range in UTC: {value[:80]!r}", field) from exc
 
 
 def _kind(value: str, origin: str, field: str) -> ChangeKind:
@@ -60,6 +68,7 @@ def _page(fields: dict[str, Any], path: str, origin: str) -> Page:
     )
 
 
+@guarded
 def parse_event_json(data: bytes, path: str, origin: str) -> Page:
     try:
         doc = json.loads(data)
@@ -114,6 +123,7 @@ def _child_text(element: Element, name: str) -> str | None:
     return None if child is None else "".join(child.itertext())
 
 
+@guarded
 def parse_event_xml(data: bytes, path: str, origin: str) -> Page:
     try:
         root = SafeET.fromstring(data, forbid_dtd=True)

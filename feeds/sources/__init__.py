@@ -24,6 +24,9 @@ class Document:
     # changed the file (git), its mtime (directory), its Last-Modified (HTTP). Timezone-aware UTC,
     # whole seconds, never later than when it was collected; None if the source records nothing.
     modified: dt.datetime | None = None
+    # Why the document could not be read (a file gone since it was listed, a link out of the
+    # tree): it is then reported with its origin and counted as failed, like one that does not parse.
+    problem: str | None = None
 
 
 @dataclass

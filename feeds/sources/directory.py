@@ -159,20 +159,24 @@ class DirectorySource:
         await store.put_source_files(self.name, changes)
 
     def _read(self, relpaths: list[str]) -> Iterator[Document]:
+        """The documents, in order; one that cannot be read (gone since the scan, unreadable, a link
+        out of the tree) comes with its problem, is reported with its path and read again next time."""
+        root = os.path.realpath(self.root)
         for relpath in relpaths:
             path = self.root / relpath
             try:
+                if os.path.commonpath([root, os.path.realpath(path)]) != root:
+                    raise PermissionError(f"a symbolic link out of the tree ({os.path.realpath(path)})")
                 with open(path, "rb") as file:
                     # The mtime of the bytes read, should the file change after the scan.
                     mtime = os.fstat(file.fileno()).st_mtime_ns // 1_000_000_000
                     data = file.read()
             except OSError as exc:
-                # Gone or unreadable since the scan: read it again next time.
                 if self._pending is not None:
                     self._pending.pop(relpath, None)
                 self._delta.pop(relpath, None)
                 self._retry.add(relpath)
-                log.warning("source %s: %s: unreadable: %s", self.name, path, exc.strerror)
+                yield Document(relpath, b"", str(path), problem=f"unreadable: {exc.strerror or exc}")
                 continue
             yield Document(relpath, data, str(path), from_timestamp(mtime))
 
