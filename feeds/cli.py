@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from feeds import config, fingerprint
-from feeds.config import Settings, SourceConfig
+from feeds.config import Limits, Settings, SourceConfig
 from feeds.errors import FeedsError
 from feeds.process import tune_gc
 from feeds.store import Store
@@ -137,7 +137,9 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
             collected = Collected(documents=[single], expected=1)
             store = await Store.open(settings.database)
             try:
-                report = await ingest_collected(store, name or _source_name(settings, location), collected)
+                report = await ingest_collected(
+                    store, name or _source_name(settings, location), collected, limits=settings.limits
+                )
             finally:
                 await store.close()
         else:
@@ -152,7 +154,7 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(1, mp_context=context, initializer=tune_gc) as pool:
                 report = await asyncio.get_running_loop().run_in_executor(
-                    pool, read_and_store, settings.database, source, show, os.cpu_count() or 1
+                    pool, read_and_store, settings.database, source, show, os.cpu_count() or 1, settings.limits
                 )
         stored = time.perf_counter()
         store = await Store.open(settings.database)
@@ -176,7 +178,7 @@ async def _open_and_close(database: str) -> None:
     await store.close()
 
 
-def read_and_store(database: str, config: SourceConfig, show: bool, processes: int) -> Report:
+def read_and_store(database: str, config: SourceConfig, show: bool, processes: int, limits: Limits) -> Report:
     """Collect a source, store what it has, move its cursor (in a process of its own)."""
     from tqdm import tqdm
 
@@ -193,7 +195,7 @@ def read_and_store(database: str, config: SourceConfig, show: bool, processes: i
                 def advance(n: int) -> None:
                     bar.update(n)
 
-                return await settle(store, source, collected, progress=advance, processes=processes)
+                return await settle(store, source, collected, progress=advance, processes=processes, limits=limits)
         finally:
             await source.aclose()
             await store.close()

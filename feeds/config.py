@@ -42,6 +42,18 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one document may hold (the `max_*` settings, named in every rejection)."""
+
+    max_document_bytes: int = 1 << 20
+    max_headline_chars: int = 2_000
+    max_summary_chars: int = 50_000
+    max_sources: int = 100
+    max_related: int = 200
+    max_contexts: int = 500
+
+
+@dataclass(frozen=True)
 class Settings:
     # Public URL of the feeds: self links, feed URLs, home links.
     base_url: str = "http://127.0.0.1:8000"
@@ -58,6 +70,13 @@ class Settings:
     tombstone_days: int = 7  # how long Atom feeds carry at:deleted-entry for a deleted event
     cache_bytes: int = 64 * 1024 * 1024  # per server process: rendered feeds kept in memory
     workers: int = 1  # server processes; exactly one of them runs the scheduler
+    # What one document may hold; a page over any limit is rejected and reported with the limit's name.
+    max_document_bytes: int = 1 << 20
+    max_headline_chars: int = 2_000
+    max_summary_chars: int = 50_000
+    max_sources: int = 100
+    max_related: int = 200
+    max_contexts: int = 500  # context names over all related events: with the heading, the topics per event
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
     # The feeds' language, a BCP 47 tag; empty: the language every source has, else "en".
     language: str = ""
@@ -65,6 +84,17 @@ class Settings:
     # No base_url was configured (file or FEEDS_BASE_URL): it follows the address served
     # (`serving`), so `feeds serve --port P` does not link every document to another port.
     follow_address: bool = False
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            self.max_document_bytes,
+            self.max_headline_chars,
+            self.max_summary_chars,
+            self.max_sources,
+            self.max_related,
+            self.max_contexts,
+        )
 
     def source_language(self, name: str) -> str:
         """The language of a source's pages: its own `language`, else the top-level one, else "en"."""
@@ -97,8 +127,14 @@ _SETTINGS_TYPES: dict[str, type] = {
     "cache_bytes": int,
     "workers": int,
     "language": str,
+    "max_document_bytes": int,
+    "max_headline_chars": int,
+    "max_summary_chars": int,
+    "max_sources": int,
+    "max_related": int,
+    "max_contexts": int,
 }
-_POSITIVE = {"port", "refresh_interval", "items_per_feed", "workers"}
+_POSITIVE = {"port", "refresh_interval", "items_per_feed", "workers", "max_document_bytes", "max_headline_chars"}
 # Upper bounds, so a typo is refused at load rather than wrapped (a port) or overflowing (a timer).
 _MAXIMA: dict[str, int] = {
     "port": 65_535,
@@ -117,6 +153,12 @@ _MAXIMA: dict[str, int] = {
     "max_bytes": 1 << 30,
     "retries": 100,
     "deletion_grace": 3_650 * 86_400,
+    "max_document_bytes": 1 << 30,
+    "max_headline_chars": 1 << 20,
+    "max_summary_chars": 1 << 26,
+    "max_sources": 100_000,
+    "max_related": 100_000,
+    "max_contexts": 100_000,
 }
 _SOURCE_TYPES: dict[str, type] = {
     "name": str,

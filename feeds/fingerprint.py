@@ -42,6 +42,13 @@ OTHER_SETTINGS = (
     "workers",
     "origin",
     "follow_address",
+    # What a page may hold decides what is stored, not how it is rendered.
+    "max_document_bytes",
+    "max_headline_chars",
+    "max_summary_chars",
+    "max_sources",
+    "max_related",
+    "max_contexts",
 )
 
 DIGEST_KEY = "rendered_with"  # meta: the digest of the settings every document was last rendered with

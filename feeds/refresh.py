@@ -18,16 +18,18 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from feeds.config import Settings, SourceConfig
+from feeds.config import Limits, Settings, SourceConfig
 from feeds.errors import FeedsError, ParseError
 from feeds.model import Page, utcnow
 from feeds.pages import guard, read_document
+from feeds.pages.limits import check_page, check_size
 from feeds.process import tune_gc
 from feeds.publish import Memos, publish_changes
 from feeds.sources import Collected, Document, Source, open_source
 from feeds.store import BatchResult, Incoming, IncomingListing, Store
 
 log = logging.getLogger("feeds.refresh")
+DEFAULT_LIMITS = Limits()
 
 BATCH_SIZE = 2000
 # Batches per transaction in a bulk load: fewer commits, the lock held a few seconds (docs/architecture.md).
@@ -64,16 +66,18 @@ class Parsed:
     failed: list[str] = field(default_factory=list)  # relpaths
 
 
-def parse_documents(documents: Iterable[Document], source: str) -> Parsed:
+def parse_documents(documents: Iterable[Document], source: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
     """Pure, and picklable both ways: a bulk ingest runs it in worker processes."""
     out = Parsed()
     for doc in documents:
         try:
             if doc.problem is not None:
                 raise ParseError(doc.origin, doc.problem)
+            check_size(len(doc.data), limits, doc.origin)
             reading = read_document(doc.relpath, doc.data, doc.origin)
             parsed = reading.document
             if isinstance(parsed, Page):
+                check_page(parsed, limits, doc.origin)
                 incoming = Incoming(parsed, doc.relpath, source, doc.modified)
                 with guard.reading(doc.origin):  # what is stored is made here, from untrusted text
                     incoming.prepare()
@@ -110,6 +114,7 @@ async def ingest(
     collected: Collected,
     progress: Callable[[int], None] | None = None,
     processes: int = 1,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Report:
     """Read, parse and store what a source collected, a batch (one transaction) at a time, so
     memory holds a few batches of documents however large the source. With `processes` > 1 and a
@@ -142,9 +147,9 @@ async def ingest(
                 if not chunk:
                     return
                 if pool:
-                    parsing = loop.run_in_executor(pool, parse_documents, chunk, source)
+                    parsing = loop.run_in_executor(pool, parse_documents, chunk, source, limits)
                 else:
-                    parsing = asyncio.ensure_future(asyncio.to_thread(parse_documents, chunk, source))
+                    parsing = asyncio.ensure_future(asyncio.to_thread(parse_documents, chunk, source, limits))
                 ready.put_nowait((len(chunk), parsing))
         finally:
             ready.put_nowait(None)
@@ -183,8 +188,8 @@ async def ingest(
     return report
 
 
-async def refresh_source(store: Store, source: Source) -> Report:
-    return await settle(store, source, await source.collect(store))
+async def refresh_source(store: Store, source: Source, limits: Limits = DEFAULT_LIMITS) -> Report:
+    return await settle(store, source, await source.collect(store), limits=limits)
 
 
 async def settle(
@@ -193,9 +198,10 @@ async def settle(
     collected: Collected,
     progress: Callable[[int], None] | None = None,
     processes: int = 1,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Report:
     """Store what `source` collected, then move the source on: its cursor, the files it has seen."""
-    report = await ingest(store, source.name, collected, progress, processes)
+    report = await ingest(store, source.name, collected, progress, processes, limits)
     if collected.cursor is not None:
         await store.set_cursor(source.name, collected.cursor)
     commit = getattr(source, "commit", None)  # a directory source: the files it has read
@@ -209,7 +215,7 @@ async def refresh_all(store: Store, settings: Settings, sources: list[Source], m
     total = Report()
     for source in sources:
         try:
-            report = await refresh_source(store, source)
+            report = await refresh_source(store, source, settings.limits)
         except (FeedsError, OSError) as exc:
             log.warning("refresh: %s", exc)
             total.failed_sources.append(f"{source.name}: {exc}")
