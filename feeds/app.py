@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -255,11 +256,9 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
 def app_from_environment() -> Starlette:
     """Factory for server workers started by import string (`feeds serve --workers N`): each
     worker reads the same config (FEEDS_CONFIG and FEEDS_* variables)."""
-    import logging
-
     from feeds import config
-    from feeds.process import tune_gc
+    from feeds.process import configure_logging, tune_gc
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(os.environ.get("FEEDS_VERBOSE") == "1")
     tune_gc()
     return create_app(config.load())

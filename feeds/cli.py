@@ -21,7 +21,7 @@ import click
 from feeds import config, fingerprint
 from feeds.config import Limits, Settings, SourceConfig
 from feeds.errors import FeedsError
-from feeds.process import tune_gc
+from feeds.process import configure_logging, tune_gc
 from feeds.store import Store
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """A syndication feed server for current events."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose)
     try:
         ctx.obj = config.load(config_path)
     except FeedsError as exc:
@@ -100,6 +100,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         if Path(settings.origin).is_file():
             os.environ["FEEDS_CONFIG"] = str(Path(settings.origin).resolve())
         os.environ["FEEDS_HOST"], os.environ["FEEDS_PORT"] = settings.host, str(settings.port)
+        if logging.getLogger().level <= logging.DEBUG:
+            os.environ["FEEDS_VERBOSE"] = "1"
         uvicorn.run("feeds.app:app_from_environment", factory=True, workers=count, **options)
     else:
         from feeds.app import create_app

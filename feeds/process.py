@@ -5,8 +5,21 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import logging
 import os
 from collections.abc import Callable, Iterator
+
+# Libraries that log routine work at INFO (APScheduler: two lines per job run, every few seconds).
+QUIET_LOGGERS = ("apscheduler",)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """One line per record, `feeds.*` at INFO (DEBUG with -v); library chatter below INFO
+    unless verbose."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
 
 # A refresh allocates many short-lived containers and few cycles: collect less often (docs/architecture.md).
 GC_THRESHOLDS = (20_000, 20, 20)

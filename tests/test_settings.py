@@ -391,3 +391,27 @@ async def test_a_change_published_with_new_settings_still_renders_the_feeds_it_e
     assert b"World news" in atom and b"at:deleted-entry" in atom
     assert b"World news" in (await store.rendition("latest", "atom")).body  # type: ignore[union-attr]
     assert not await fingerprint.needs_rerender(store, titled)
+
+
+def test_serve_logs_no_library_chatter(tmp_path: Path, tree: Path) -> None:
+    """The scheduler's jobs log nothing at INFO (APScheduler once wrote two lines every 10 seconds);
+    the refresh itself says one line."""
+    port = free_port()
+    path = write_config(tmp_path, tree, f"port = {port}")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "feeds", "--config", str(path), "serve"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for(server, f"http://127.0.0.1:{port}/feeds/latest.atom")
+            time.sleep(1)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    output = log.read_text()
+    assert "apscheduler" not in output, output
+    assert sum("INFO feeds.scheduler: refresh:" in line for line in output.splitlines()) == 1, output
