@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from starlette.routing import Route
 from feeds.cache import RenditionCache
 from feeds.conditional import choose_encoding, etag_header, http_date, is_not_modified
 from feeds.config import Settings
+from feeds.errors import FeedsError
 from feeds.ids import is_slug
 from feeds.model import FORMATS, FeedKey, Rendition
 from feeds.publish import Paging
@@ -169,7 +171,11 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = state.settings
     own = state.store is None
     if own:
-        state.store = await Store.open(settings.database)
+        try:
+            state.store = await Store.open(settings.database)
+        except FeedsError as exc:
+            cannot_start(str(exc))
+            raise
     today = dt.datetime.now(dt.UTC).date
 
     def prepare(rendition: Rendition) -> Prepared:
@@ -253,6 +259,18 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
     return app
 
 
+def cannot_start(reason: str) -> None:
+    """A server worker that cannot start stops the whole server with its reason, rather than be
+    started again and again by the supervisor: the reason goes where `feeds serve` reads it
+    (FEEDS_START_FAILURE), and the supervisor (the worker's parent) is asked to stop."""
+    path = os.environ.get("FEEDS_START_FAILURE")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(reason + "\n")
+    os.kill(os.getppid(), signal.SIGTERM)
+
+
 def app_from_environment() -> Starlette:
     """Factory for server workers started by import string (`feeds serve --workers N`): each
     worker reads the same config (FEEDS_CONFIG and FEEDS_* variables)."""
@@ -261,4 +279,9 @@ def app_from_environment() -> Starlette:
 
     configure_logging(os.environ.get("FEEDS_VERBOSE") == "1")
     tune_gc()
-    return create_app(config.load())
+    try:
+        settings = config.load()
+    except FeedsError as exc:
+        cannot_start(str(exc))
+        raise
+    return create_app(settings)

@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -102,7 +103,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         os.environ["FEEDS_HOST"], os.environ["FEEDS_PORT"] = settings.host, str(settings.port)
         if logging.getLogger().level <= logging.DEBUG:
             os.environ["FEEDS_VERBOSE"] = "1"
-        uvicorn.run("feeds.app:app_from_environment", factory=True, workers=count, **options)
+        with tempfile.NamedTemporaryFile("r", prefix="feeds-start-", suffix=".txt", encoding="utf-8") as failure:
+            os.environ["FEEDS_START_FAILURE"] = failure.name
+            uvicorn.run("feeds.app:app_from_environment", factory=True, workers=count, **options)
+            reasons = failure.read().splitlines()
+        if reasons:
+            raise click.ClickException(f"a server worker cannot start: {reasons[0]}")
     else:
         from feeds.app import create_app
 

@@ -81,3 +81,29 @@ def test_a_missing_named_config_is_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"Error: {tmp_path / 'nope.toml'}: config file: no such file"]
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_its_reason(tmp_path: Path) -> None:
+    """Under uvicorn's supervisor (what `feeds serve --workers N` runs), a worker whose store cannot
+    be opened once crash-looped while the log said "Uvicorn running": now it writes its reason where
+    `feeds serve` reads it and the whole server stops."""
+    (tmp_path / "junk.db").write_bytes(b"not a database\n" * 100)
+    failure = tmp_path / "failure.txt"
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "feeds.app:app_from_environment", "--factory", "--workers", "2"]
+    done = subprocess.run(
+        [*command, "--port", str(port), "--host", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "FEEDS_DATABASE": str(tmp_path / "junk.db"),
+            "FEEDS_SOURCES": str(EXAMPLE),
+            "FEEDS_START_FAILURE": str(failure),
+        },
+        cwd=tmp_path,
+    )
+    reasons = set(failure.read_text().splitlines())
+    assert reasons == {f"store: unable to open {tmp_path / 'junk.db'}: file is not a database"}, done.stderr
+    assert done.stderr.count("Started server process") <= 4, done.stderr  # no crash loop
