@@ -45,12 +45,12 @@ class SourceConfig:
 class Limits:
     """What one document may hold (the `max_*` settings, named in every rejection)."""
 
-    max_document_bytes: int = 1 << 20
-    max_headline_chars: int = 2_000
-    max_summary_chars: int = 50_000
-    max_sources: int = 100
-    max_related: int = 200
-    max_contexts: int = 500
+    max_document_bytes: int = 256 << 10
+    max_headline_chars: int = 1_000
+    max_summary_chars: int = 10_000
+    max_sources: int = 30
+    max_related: int = 50
+    max_contexts: int = 150
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,12 @@ class Settings:
     cache_bytes: int = 64 * 1024 * 1024  # per server process: rendered feeds kept in memory
     workers: int = 1  # server processes; exactly one of them runs the scheduler
     # What one document may hold; a page over any limit is rejected and reported with the limit's name.
-    max_document_bytes: int = 1 << 20
-    max_headline_chars: int = 2_000
-    max_summary_chars: int = 50_000
-    max_sources: int = 100
-    max_related: int = 200
-    max_contexts: int = 500  # context names over all related events: with the heading, the topics per event
+    max_document_bytes: int = 256 << 10
+    max_headline_chars: int = 1_000
+    max_summary_chars: int = 10_000
+    max_sources: int = 30
+    max_related: int = 50
+    max_contexts: int = 150  # context names over all related events: with the heading, the topics per event
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
     # The feeds' language, a BCP 47 tag; empty: the language every source has, else "en".
     language: str = ""

@@ -96,7 +96,7 @@ async def test_a_page_naming_5000_contexts_makes_no_topics(store: Store, setting
         for source in sources:
             await source.aclose()
     assert [p for p in report.problems if RELPATH in p] == [
-        f"{tree / RELPATH}: related: 5,000 context names, over the limit max_contexts = 500; page rejected"
+        f"{tree / RELPATH}: related: 5,000 context names, over the limit max_contexts = 150; page rejected"
     ]
     assert await store.count_events() == 59
     assert len(await store.topics()) < 200
