@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from feeds.config import Settings, SourceConfig
+from feeds.config import Limits, Settings, SourceConfig
 from feeds.errors import ParseError
 from feeds.model import FeedKey
 from feeds.pages import read_document
@@ -56,16 +56,18 @@ async def test_a_batch_goes_on_past_hostile_files_and_retries_them(
     """The example's 59 events are stored and served beside the hostile files; every hostile file is
     reported by path in each refresh (never taken as read), and nothing else is."""
     shutil.copytree(HOSTILE / DAY, tree / DAY)
+    # The deep XML is read by the reader, but is over the default max_document_bytes in a batch.
+    oversized = {n for n in READ if (HOSTILE / DAY / n).stat().st_size > Limits().max_document_bytes}
     sources = open_sources(settings.sources)
     try:
         for _ in range(2):
             report = await refresh_all(store, settings, sources)
             rejected = {p.split(": ")[0] for p in report.problems if "/hostile" not in p}
-            assert rejected == {str(tree / DAY / name) for name in REJECTED}, report.problems
+            assert rejected == {str(tree / DAY / name) for name in set(REJECTED) | oversized}, report.problems
     finally:
         for source in sources:
             await source.aclose()
-    assert await store.count_events() == 59 + len(READ)
+    assert await store.count_events() == 59 + len(READ - oversized)
     latest = await store.rendition(FeedKey("latest").name, "atom")
     assert latest is not None and b"<entry>" in latest.body
 
