@@ -14,7 +14,6 @@ to RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import shutil
 import sqlite3
@@ -23,9 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import record
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-RESULTS = HERE / "RESULTS.md"
 DAY = "news/2024/06/30"
 
 
@@ -104,15 +105,14 @@ def main() -> int:
             "hostile_report": bounded[3],
         }
         print(json.dumps(report, indent=2))
-        line = (
-            f"| {dt.date.today().isoformat()} | limits.py --pages {args.pages} | ingest peak RSS: example "
-            f"{base[0]:.0f} MiB, with {args.pages} pages at every default limit and one 20 MB page "
-            f"{bounded[0]:.0f} MiB (ratio {bounded[0] / base[0]:.2f}); largest document {base[2]:,} -> "
-            f"{bounded[2]:,} bytes |"
+        print(
+            record(
+                f"limits.py --pages {args.pages}",
+                f"ingest peak RSS: example {base[0]:.0f} MiB, with {args.pages} pages at every default limit and one "
+                f"20 MB page {bounded[0]:.0f} MiB (ratio {bounded[0] / base[0]:.2f}); largest document "
+                f"{base[2]:,} -> {bounded[2]:,} bytes",
+            )
         )
-        print(line)
-        with RESULTS.open("a", encoding="utf-8") as out:
-            out.write(line + "\n")
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -8,14 +8,14 @@ measured in fresh processes in the same run. Medians of `--runs`; a dated line g
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import multiprocessing
 import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import record
 
 
 def churn_then(trim: bool) -> tuple[int, int]:
@@ -61,13 +61,13 @@ def main() -> int:
                 before, after = pool.submit(churn_then, trim).result()
             freed[trim].append(before - after)
     trimmed, untrimmed = statistics.median(freed[True]), statistics.median(freed[False])
-    line = (
-        f"| {dt.date.today().isoformat()} | memory.py --runs {args.runs} | resident MB handed back after a thread "
-        f"freed 80 MB: trim_heap {trimmed:.0f}, untrimmed baseline {untrimmed:.0f} |"
+    print(
+        record(
+            f"memory.py --runs {args.runs}",
+            f"resident MB handed back after a thread freed 80 MB: trim_heap {trimmed:.0f}, "
+            f"untrimmed baseline {untrimmed:.0f}",
+        )
     )
-    print(line)
-    with RESULTS.open("a", encoding="utf-8") as out:
-        out.write(line + "\n")
     return 0
 
 

@@ -19,7 +19,6 @@ appended to RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import os
@@ -39,11 +38,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import record
 from soak import LUA, free_port, rss_kib
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
-RESULTS = HERE / "RESULTS.md"
 
 
 def edit_one(pages: list[Path], n: int) -> None:
@@ -215,15 +214,15 @@ def main() -> int:
         for line in checker.bad[:20]:
             print("  bad:", line)
         clean = not any(checker.counts[k] for k in ("5xx", "other", "torn", "empty")) and not wrk["errors"]
-        line = (
-            f"| {dt.date.today().isoformat()} | soak_changing.py{' --quick' if args.quick else ''} | "
-            f"{report['documents']:,} documents, {edits} edits, {refreshes} refreshes ({changed} events changed); wrk {wrk['requests']:,} requests "
-            f"(p99 {report['wrk_p99_ms']} ms, errors {wrk['errors']}); checker {checker.counts} "
-            f"(p99 {report['check_p99_ms']} ms); RSS {report['rss_mib_first']} -> {report['rss_mib_last']} MiB "
-            f"(slope {report['slope_kib_per_min']} KiB/min); {'clean' if clean else 'NOT CLEAN'} |"
+        print(
+            record(
+                f"soak_changing.py{' --quick' if args.quick else ''}",
+                f"{report['documents']:,} documents, {edits} edits, {refreshes} refreshes ({changed} events changed); wrk {wrk['requests']:,} requests "
+                f"(p99 {report['wrk_p99_ms']} ms, errors {wrk['errors']}); checker {checker.counts} "
+                f"(p99 {report['check_p99_ms']} ms); RSS {report['rss_mib_first']} -> {report['rss_mib_last']} MiB "
+                f"(slope {report['slope_kib_per_min']} KiB/min); {'clean' if clean else 'NOT CLEAN'}",
+            )
         )
-        with RESULTS.open("a", encoding="utf-8") as results:
-            results.write(line + "\n")
         return 0 if clean else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
