@@ -25,6 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import record
 
+from feeds.config import Settings
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DAY = "news/2024/06/30"
@@ -110,7 +112,7 @@ def main() -> int:
                 f"limits.py --pages {args.pages}",
                 f"ingest peak RSS: example {base[0]:.0f} MiB, with {args.pages} pages at every default limit and one "
                 f"20 MB page {bounded[0]:.0f} MiB (ratio {bounded[0] / base[0]:.2f}); largest document "
-                f"{base[2]:,} -> {bounded[2]:,} bytes",
+                f"{base[2]:,} -> {bounded[2]:,} bytes (max_feed_bytes {Settings().max_feed_bytes:,})",
             )
         )
         return 0

@@ -77,6 +77,8 @@ class Settings:
     max_sources: int = 30
     max_related: int = 50
     max_contexts: int = 150  # context names over all related events: with the heading, the topics per event
+    # What one served document may hold: a feed over it leaves out its oldest entries, and says so.
+    max_feed_bytes: int = 4 << 20
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
     # The feeds' language, a BCP 47 tag; empty: the language every source has, else "en".
     language: str = ""
@@ -133,6 +135,7 @@ _SETTINGS_TYPES: dict[str, type] = {
     "max_sources": int,
     "max_related": int,
     "max_contexts": int,
+    "max_feed_bytes": int,
 }
 _POSITIVE = {"port", "refresh_interval", "items_per_feed", "workers", "max_document_bytes", "max_headline_chars"}
 # Upper bounds, so a typo is refused at load rather than wrapped (a port) or overflowing (a timer).
@@ -159,7 +162,10 @@ _MAXIMA: dict[str, int] = {
     "max_sources": 100_000,
     "max_related": 100_000,
     "max_contexts": 100_000,
+    "max_feed_bytes": 1 << 30,
 }
+# Lower bounds above 1: a feed must hold its channel and at least one entry of any allowed page.
+_MINIMA: dict[str, int] = {"max_feed_bytes": 64 << 10}
 _SOURCE_TYPES: dict[str, type] = {
     "name": str,
     "kind": str,
@@ -190,7 +196,11 @@ def _cast(key: str, value: Any, kind: type, origin: str) -> Any:
         raise ConfigError(key, f"must be {kind.__name__}, got {value!r}", origin)
     if isinstance(value, int | float) and value < 0:
         raise ConfigError(key, f"must not be negative, got {value!r}", origin)
-    maximum = _MAXIMA.get(key.rpartition(".")[2].removeprefix("FEEDS_").lower())
+    name = key.rpartition(".")[2].removeprefix("FEEDS_").lower()
+    minimum = _MINIMA.get(name)
+    if minimum is not None and isinstance(value, int | float) and value < minimum:
+        raise ConfigError(key, f"must be at least {minimum:,}, got {value!r}", origin)
+    maximum = _MAXIMA.get(name)
     if maximum is not None and isinstance(value, int | float) and value > maximum:
         raise ConfigError(key, f"must be at most {maximum:,}, got {value!r}", origin)
     return value

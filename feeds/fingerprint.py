@@ -18,8 +18,9 @@ from feeds.store import Store
 # Settings whose values reach a document's bytes: links and feed URLs (base_url; the sources' names,
 # kinds, locations and link templates make entries' links, their languages entries' xml:lang),
 # channel text (title, author, language), page cuts (items_per_feed), RSS <ttl>
-# (refresh_interval), which tombstones a feed carries (tombstone_days). A setting added to
-# Settings must be listed here or in OTHER_SETTINGS (a test holds the two to Settings' fields).
+# (refresh_interval), which tombstones a feed carries (tombstone_days), how many entries fit
+# (max_feed_bytes). A setting added to Settings must be listed here or in OTHER_SETTINGS (a test
+# holds the two to Settings' fields).
 DOCUMENT_SETTINGS = (
     "base_url",
     "title",
@@ -28,6 +29,7 @@ DOCUMENT_SETTINGS = (
     "items_per_feed",
     "refresh_interval",
     "tombstone_days",
+    "max_feed_bytes",
     "sources",
 )
 # Settings that reach only response headers, addresses, resources or bookkeeping.

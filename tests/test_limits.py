@@ -5,19 +5,24 @@ name, and never reaches the store; the rest of its batch does."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import pytest
 
 from feeds import config
 from feeds.config import Limits, Settings
 from feeds.errors import ConfigError
+from feeds.publish.document import Writer, encode
 from feeds.refresh import open_sources, parse_documents, refresh_all
 from feeds.sources import Document
 from feeds.store import Store
 from tests.conftest import DATA
+from tests.helpers import documents, entries
 
 PAGE: dict[str, Any] = json.loads((DATA / "event-page.json").read_text())
 RELPATH = "news/2017/09/28/a-page-at-its-limits.json"
@@ -110,3 +115,56 @@ def test_limits_come_from_the_file_and_the_environment(tmp_path: Path) -> None:
     assert config.load(tmp_path / "feeds.toml", env={}).limits.max_document_bytes == Limits().max_document_bytes
     with pytest.raises(ConfigError, match="max_document_bytes: must be positive"):
         config.load(path, env={"FEEDS_MAX_DOCUMENT_BYTES": "0"})
+
+
+async def test_no_document_exceeds_max_feed_bytes(store: Store, settings: Settings, tree: Path) -> None:
+    """Pages at the summary limit would make a day's archive and the latest feed far larger than
+    max_feed_bytes: each keeps its newest entries that fit, in every format, and says what it left out."""
+    day = tree / "news/2017/09/28"
+    day.mkdir(parents=True)
+    for n in range(12):
+        page = variant(headline=f"Large event {n:02d}", summary=f"Large summary {n:02d} " + "word " * 1_900)
+        (day / f"large-event-{n:02d}.json").write_bytes(page)
+    limit = 64 << 10
+    settings = replace(settings, max_feed_bytes=limit)
+    sources = open_sources(settings.sources)
+    try:
+        report = await refresh_all(store, settings, sources)
+    finally:
+        for source in sources:
+            await source.aclose()
+    assert report.problems == [] and await store.count_events() == 59 + 12
+    served = await documents(store)
+    assert max(len(body) for body in served.values()) <= limit
+    assert len(served[("dates/2017-09-28", "rss")]) > limit // 2  # full, not emptied
+    for fmt in ("rss", "atom", "json"):
+        shown = entries(fmt, served[("dates/2017-09-28", fmt)])
+        titles = [str(e["title"]) for e in shown]
+        assert 0 < len(titles) < 12, fmt
+        assert titles == [f"Large event {n:02d}" for n in range(11, 11 - len(titles), -1)], fmt
+        assert len(titles) == len(entries("rss", served[("dates/2017-09-28", "rss")]))  # the same cut
+    atom = feedparser.parse(served[("dates/2017-09-28", "atom")])
+    assert "older entries left out: the document would exceed max_feed_bytes, 65,536" in atom.feed.subtitle
+    assert "left out" in feedparser.parse(served[("topics/isil", "atom")]).feed.subtitle
+    untouched = feedparser.parse(served[("dates/2022-07-07", "atom")])
+    assert "left out" not in untouched.feed.subtitle
+
+
+def test_max_feed_bytes_is_bounded_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.toml"
+    path.write_text("max_feed_bytes = 1000\n")
+    with pytest.raises(ConfigError, match="max_feed_bytes: must be at least 65,536, got 1000"):
+        config.load(path, env={})
+    path.write_text("")
+    assert config.load(path, env={"FEEDS_MAX_FEED_BYTES": "100000"}).max_feed_bytes == 100_000
+
+
+async def test_the_publishing_writer_counts_plain_bytes(store: Store) -> None:
+    """Feeds of repeated text compress to almost nothing: the batch of renditions waiting to be
+    stored is bounded by their plain bytes too (once it held 1 GB of them for 16 MB compressed)."""
+    writer = Writer(store, max_bytes=100_000)
+    body = b"<feed>" + b"word " * 30_000 + b"</feed>"
+    rendition = encode("topics/compressible", "atom", body, dt.datetime(2024, 6, 30, tzinfo=dt.UTC))
+    assert len(rendition.gzip) + len(rendition.br) < 10_000 < len(body)
+    await writer.add([rendition], [], [])
+    assert (await store.renditions_of("topics/compressible"))["atom"].body == body  # stored, not held

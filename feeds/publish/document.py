@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import brotli
 from isal import igzip
@@ -16,6 +17,7 @@ from isal import igzip
 from feeds.config import Settings
 from feeds.entries import (
     EntryMemo,
+    Fragments,
     NewEntry,
     gather_entries,
     make_ahead,
@@ -25,7 +27,7 @@ from feeds.entries import (
 )
 from feeds.model import FORMATS, FeedKey, Rendition, utcnow
 from feeds.publish.plan import describe
-from feeds.render import CONTENT_TYPES, Format, formats
+from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
 from feeds.render.topics import TOPICS_DOC, IndexMemo, topics_document
 from feeds.store import Store
 
@@ -33,6 +35,9 @@ from feeds.store import Store
 # compression threads more than for the interpreter).
 PUBLISH_CONCURRENCY = 8
 AHEAD = 100  # a refresh changing at most this many events makes their entries first
+
+
+log = logging.getLogger(__name__)
 
 
 def etag_of(body: bytes) -> str:
@@ -67,6 +72,39 @@ def encode(
     )
 
 
+def fit(info: FeedInfo, table: dict[str, Format], entries: list[Fragments], max_bytes: int) -> tuple[FeedInfo, int]:
+    """The feed description and how many of its entries (newest first) to show so that the document
+    stays within `max_bytes` in every format. What is left out is said in the description, the same
+    in every format (readers see it as the feed's subtitle)."""
+
+    def count(info: FeedInfo) -> int:
+        kept = len(entries)
+        for fmt, f in table.items():
+            room = max_bytes - len(f.document(info, []))
+            for n, entry in enumerate(entries[:kept]):
+                room -= len(entry[fmt]) + 1  # and a separator (JSON's comma)
+                if room < 0:
+                    kept = n
+                    break
+        return kept
+
+    if count(info) == len(entries):
+        return info, len(entries)
+    note = f" (older entries left out: the document would exceed max_feed_bytes, {max_bytes:,})"
+    shown = replace(info, description=info.description + note)
+    if any(len(f.document(shown, [])) > max_bytes for f in table.values()):
+        shown = replace(shown, deleted=())  # a channel of tombstones alone: they go first
+    kept = count(shown)
+    log.warning(
+        "%s: %d of %d entries left out (over max_feed_bytes, %d)",
+        info.name,
+        len(entries) - kept,
+        len(entries),
+        max_bytes,
+    )
+    return shown, kept
+
+
 class Writer:
     """New renditions gathered and stored a batch at a time: one write transaction for many
     documents (each costs a commit otherwise), and the documents of one refresh appear together."""
@@ -83,7 +121,7 @@ class Writer:
         self._pending += renditions
         self._entries += entries
         self._spans += spans
-        self._size += sum(len(r.gzip) + len(r.br) + len(r.spans) for r in renditions)
+        self._size += sum(len(r.body) + len(r.gzip) + len(r.br) + len(r.spans) for r in renditions)
         self._size += sum(len(b) for _, _, f in entries for b in f.values()) + sum(len(s[3]) for s in spans)
         if self._size >= self.max_bytes:
             await self.flush()
@@ -128,10 +166,12 @@ async def publish(
         # One thread hop per document: making entries, joining and compressing (which releases
         # the GIL) run off the event loop, which keeps serving while other documents are read.
         entries, stamps, made = make_entries(settings, pending, gathered, table, memo)
+        shown, kept = fit(info, table, entries, settings.max_feed_bytes)
+        entries, stamps = entries[:kept], stamps[:kept]
         fresh, spanned = [], []
         for fmt in FORMATS:
             pieces = [e[fmt] for e in entries]
-            body = table[fmt].document(info, pieces)
+            body = table[fmt].document(shown, pieces)
             etag = etag_of(body)
             stored = current.get(fmt)
             if stored and stored[0] == etag:
@@ -141,7 +181,7 @@ async def publish(
             # New bytes whose entries did not change (a new archive neighbour, a page that filled,
             # a topic's name): they still need a newer Last-Modified, or If-Modified-Since would
             # keep the old bytes.
-            modified = info.updated if not stored or info.updated > stored[1] else max(now, stored[1])
+            modified = shown.updated if not stored or shown.updated > stored[1] else max(now, stored[1])
             fresh.append(encode(name, fmt, body, modified, spans=spans_of(body, stamps, pieces), etag=etag))
         return fresh, made, spanned
 
