@@ -3,6 +3,7 @@ they raise must reach the command that reports it, message and fields intact."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -107,3 +108,50 @@ def test_a_worker_that_cannot_start_stops_the_server_with_its_reason(tmp_path: P
     reasons = set(failure.read_text().splitlines())
     assert reasons == {f"store: unable to open {tmp_path / 'junk.db'}: file is not a database"}, done.stderr
     assert done.stderr.count("Started server process") <= 4, done.stderr  # no crash loop
+
+
+def _unprivileged() -> list[str]:
+    """A prefix that runs a command without the powers that let root write anywhere: as root,
+    setpriv drops CAP_DAC_OVERRIDE (and its kin) from what the command can have, so file modes apply."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--inh-caps=-all"]
+
+
+@pytest.mark.parametrize("command", ["serve", "ingest", "refresh"])
+@pytest.mark.parametrize("case", ["new-in-read-only-folder", "existing-in-read-only-folder", "read-only-file"])
+def test_a_store_that_cannot_be_written_is_one_line(tmp_path: Path, command: str, case: str) -> None:
+    """A store where nothing can be written: one line naming the file and SQLite's reason, a non-zero
+    exit, no traceback (ingest once printed "Event loop is closed" first), and an existing store
+    keeps every byte."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    database = folder / "feeds.db"
+    env = {"PATH": "/usr/bin:/bin", "FEEDS_DATABASE": str(database), "FEEDS_SOURCES": str(EXAMPLE)}
+    feeds = [sys.executable, "-m", "feeds"]
+    if case != "new-in-read-only-folder":
+        subprocess.run([*feeds, "ingest", str(EXAMPLE), "--no-progress"], env=env, check=True, capture_output=True)
+    before = database.read_bytes() if database.exists() else None
+    (database if case == "read-only-file" else folder).chmod(0o444 if case == "read-only-file" else 0o555)
+    args = {"serve": ["serve", "--port", str(free_port())], "ingest": ["ingest", str(EXAMPLE), "--no-progress"]}
+    try:
+        done = subprocess.run(
+            [*_unprivileged(), *feeds, *args.get(command, [command])],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("INFO ")]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith("Error: store: ") and errors[0].endswith(
+        ("unable to open database file", "attempt to write a readonly database")
+    ), errors
+    if case == "new-in-read-only-folder":
+        assert errors[0] == f"Error: store: unable to open {database}: unable to open database file"
+    else:
+        assert database.read_bytes() == before

@@ -62,6 +62,9 @@ async def _connect(path: str) -> aiosqlite.Connection:
     try:
         return await pending
     except sqlite3.Error as exc:
+        # aiosqlite stops its thread without waiting for it: unwaited, the thread could finish on
+        # a closed event loop and print a traceback ("Event loop is closed") after the error line.
+        await asyncio.to_thread(pending._thread.join, 10)
         raise StoreError(f"store: unable to open {path}: {exc}") from exc
 
 
@@ -127,6 +130,13 @@ class StoreBase:
             # An in-memory database exists only on its own connection.
             store = cls(db, path, readers if path != ":memory:" else 0, cache_kib)
             await store._migrate()
+            # A store that opens but cannot be written (a read-only file) fails here, in one line,
+            # not at the first refresh of a server that has started.
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.execute("UPDATE meta SET value = value WHERE key = (SELECT min(key) FROM meta)")
+            finally:
+                await db.execute("ROLLBACK")
         except BaseException as exc:
             await db.close()
             if isinstance(exc, sqlite3.Error):
