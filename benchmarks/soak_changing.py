@@ -102,6 +102,13 @@ class Checker(threading.Thread):
             self.seen[path, coding] = etag
 
 
+def slope_of(samples: list[tuple[float, int]]) -> float:
+    """KiB per minute of resident memory over (seconds, KiB) samples."""
+    if len(samples) < 3:
+        return 0.0
+    return statistics.linear_regression([t / 60 for t, _ in samples], [r for _, r in samples]).slope
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10)
@@ -184,11 +191,7 @@ def main() -> int:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)
         steady = samples[len(samples) // 5 :] or samples
-        slope = (
-            statistics.linear_regression([t / 60 for t, _ in steady], [r for _, r in steady]).slope
-            if len(steady) > 2
-            else 0.0
-        )
+        slope, late_slope = (slope_of(steady), slope_of(samples[len(samples) // 2 :]))  # caches fill early
         lat = sorted(checker.latencies)
         logged = [
             line for line in (work / "server.log").read_text().splitlines() if "feeds.scheduler: refresh:" in line
@@ -209,6 +212,7 @@ def main() -> int:
             "rss_mib_first": round(steady[0][1] / 1024, 1) if steady else None,
             "rss_mib_last": round(steady[-1][1] / 1024, 1) if steady else None,
             "slope_kib_per_min": round(slope),
+            "second_half_slope_kib_per_min": round(late_slope),
         }
         print(json.dumps(report, indent=2))
         for line in checker.bad[:20]:
@@ -220,7 +224,7 @@ def main() -> int:
                 f"{report['documents']:,} documents, {edits} edits, {refreshes} refreshes ({changed} events changed); wrk {wrk['requests']:,} requests "
                 f"(p99 {report['wrk_p99_ms']} ms, errors {wrk['errors']}); checker {checker.counts} "
                 f"(p99 {report['check_p99_ms']} ms); RSS {report['rss_mib_first']} -> {report['rss_mib_last']} MiB "
-                f"(slope {report['slope_kib_per_min']} KiB/min); {'clean' if clean else 'NOT CLEAN'}",
+                f"(slope {report['slope_kib_per_min']} KiB/min, second half {report['second_half_slope_kib_per_min']}); {'clean' if clean else 'NOT CLEAN'}",
             )
         )
         return 0 if clean else 1

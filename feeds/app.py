@@ -14,65 +14,41 @@ import datetime as dt
 import os
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from feeds import web
 from feeds.cache import RenditionCache
-from feeds.conditional import choose_encoding, etag_header, http_date, is_not_modified
 from feeds.config import Settings
 from feeds.errors import FeedsError
 from feeds.ids import is_slug
-from feeds.model import FORMATS, FeedKey, Rendition
-from feeds.publish import Paging
+from feeds.model import FEED_FORMATS, Rendition
 from feeds.render.topics import TOPICS_DOC
+from feeds.responses import (
+    NO_STORE,
+    RETRY_AFTER,
+    HTTPError,
+    Prepared,
+    cache_control,
+    error,
+    pending,
+    retry_after,
+    serve,
+)
 from feeds.store import Store
 
-
-class HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        self.message = message
-
-
-# Every answer says what it is and is taken as that (no content sniffing of source text).
-NOSNIFF = {"X-Content-Type-Options": "nosniff"}
-NO_STORE = {"Cache-Control": "no-store", **NOSNIFF}
-
-
-def error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
-    headers = dict(NO_STORE)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
-
-
-RETRY_AFTER = 5  # seconds a reader is asked to wait for a document being rendered
-
-
-async def pending(store: Store, settings: Settings, name: str) -> bool:
-    """Whether the store holds what document `name` shows though it has no rendition yet (a
-    first start, or a page that has just filled): such a document is coming, it is no 404."""
-    key = FeedKey.parse(name)
-    if key.kind == "latest":
-        return await store.newest_date() is not None
-    if key.kind == "date":
-        return bool(await store.members(key, 1))
-    topic = await store.topic(key.value)
-    if topic is None or not topic.events:
-        return False
-    return key.page <= Paging(topic.slots, settings.items_per_feed).archive_pages
+__all__ = ["RETRY_AFTER", "HTTPError", "cache_control", "create_app", "feed_name"]
 
 
 def feed_name(path: str) -> tuple[str, str]:
     """`dates/2017-09-28.atom` -> (`dates/2017-09-28`, `atom`); `topics/isil/pages/2.rss` ->
     (`topics/isil/pages/2`, `rss`); or HTTPError 400/404."""
     stem, dot, fmt = path.rpartition(".")
-    if not dot or fmt not in FORMATS:
-        raise HTTPError(400, f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if not dot or fmt not in FEED_FORMATS:
+        raise HTTPError(400, f"unknown format {fmt!r}: use one of {', '.join(FEED_FORMATS)}")
     if stem == "latest":
         return stem, fmt
     kind, _, value = stem.partition("/")
@@ -94,74 +70,6 @@ def feed_name(path: str) -> tuple[str, str]:
             raise HTTPError(400, f"malformed page number {page!r}: use 1, 2, ...")
         return stem, fmt
     raise HTTPError(404, f"no feed {stem!r}")
-
-
-def cache_control(settings: Settings, name: str, today: dt.date) -> str:
-    if name.startswith("dates/"):
-        day = dt.date.fromisoformat(name.removeprefix("dates/"))
-        if (today - day).days > settings.settle_days:
-            return f"public, max-age={settings.archive_max_age}"
-    return f"public, max-age={settings.cache_max_age}"
-
-
-@dataclass(frozen=True)
-class Representation:
-    """One encoding of one stored document, with its response headers built once."""
-
-    body: bytes
-    etag: str
-    ok: list[tuple[bytes, bytes]]
-    not_modified: list[tuple[bytes, bytes]]
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A stored document as the app serves it: every header made when it enters the cache, so a
-    request costs a lookup and a comparison of validators."""
-
-    last_modified: dt.datetime
-    encodings: dict[str, Representation]
-
-    @classmethod
-    def of(cls, rendition: Rendition, cache: str) -> Prepared:
-        common = [
-            (b"last-modified", http_date(rendition.last_modified).encode()),
-            (b"cache-control", cache.encode()),
-            (b"vary", b"Accept-Encoding"),
-            (b"x-content-type-options", b"nosniff"),
-        ]
-        encodings = {}
-        for encoding, body in (("identity", rendition.body), ("gzip", rendition.gzip), ("br", rendition.br)):
-            etag = etag_header(rendition.etag, encoding)
-            validators = [(b"etag", etag.encode()), *common]
-            ok = [(b"content-type", rendition.content_type.encode()), (b"content-length", str(len(body)).encode())]
-            if encoding != "identity":
-                ok.append((b"content-encoding", encoding.encode()))
-            encodings[encoding] = Representation(body, etag, ok + validators, validators)
-        return cls(rendition.last_modified, encodings)
-
-
-class RawResponse(Response):
-    """A response whose headers are already encoded (Starlette would encode them per request)."""
-
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
-        self.status_code = status
-        self.raw_headers = headers
-        self.body = body
-        self.background = None
-
-
-def serve(request: Request, document: Prepared) -> Response:
-    representation = document.encodings[choose_encoding(request.headers.get("accept-encoding"))]
-    if is_not_modified(
-        request.headers.get("if-none-match"),
-        request.headers.get("if-modified-since"),
-        representation.etag,
-        document.last_modified,
-    ):
-        return RawResponse(304, representation.not_modified)
-    body = b"" if request.method == "HEAD" else representation.body
-    return RawResponse(200, representation.ok, body)
 
 
 @contextlib.asynccontextmanager
@@ -202,10 +110,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             state.store = None
 
 
-def retry_after(settings: Settings) -> int:
-    return min(RETRY_AFTER, settings.refresh_interval)
-
-
 async def feed(request: Request) -> Response:
     state = request.app.state
     try:
@@ -223,14 +127,10 @@ async def feed(request: Request) -> Response:
 
 
 async def topics(request: Request) -> Response:
-    state = request.app.state
-    document = await state.cache.get(TOPICS_DOC, "json")
-    if document is None:
-        if await state.store.newest_date() is not None:
-            message = "the topics index is being rendered: retry in a few seconds"
-            return error(503, message, retry_after(state.settings))
-        return JSONResponse([], headers=NO_STORE)
-    return serve(request, document)
+    """The topics index: JSON for API clients (the stored document whole, or a page of a search),
+    HTML for browsers (`Accept`), `/topics.json` always JSON."""
+    fmt = "json" if request.url.path.endswith(".json") or not web.wants_html(request) else "html"
+    return await web.index_answer(request, fmt)
 
 
 async def healthz(request: Request) -> Response:
@@ -240,13 +140,15 @@ async def healthz(request: Request) -> Response:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return error(404, f"no such path {request.url.path!r}")
+    return web.not_found(request, f"no such path {request.url.path!r}")
 
 
 ROUTES = [
     Route("/feeds/{path:path}", feed, methods=["GET", "HEAD"]),
     Route("/topics", topics, methods=["GET", "HEAD"]),
+    Route("/topics.json", topics, methods=["GET", "HEAD"]),
     Route("/healthz", healthz, methods=["GET", "HEAD"]),
+    *web.ROUTES,
 ]
 
 
@@ -256,6 +158,7 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
     app.state.settings = settings
     app.state.store = store
     app.state.run_scheduler = scheduler
+    web.prepare_state(app.state)
     return app
 
 

@@ -11,7 +11,9 @@ from typing import Literal
 UTC = dt.UTC
 
 ChangeKind = Literal["first", "update", "current"]
-FORMATS: tuple[str, ...] = ("rss", "atom", "json")
+FEED_FORMATS: tuple[str, ...] = ("rss", "atom", "json")
+# Every document is rendered in each: its feeds, and its HTML page (`/`, a day's, a topic's).
+FORMATS: tuple[str, ...] = (*FEED_FORMATS, "html")
 
 
 def utcnow() -> dt.datetime:

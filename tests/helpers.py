@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from feeds.model import Page
+from feeds.model import FEED_FORMATS, Page
 from feeds.pages import parse_document
 from feeds.store import Incoming, Store
 
@@ -35,12 +35,13 @@ def read_pages(root: Path, pattern: str = "news/**/*.md", source: str = "test") 
     return out
 
 
-async def documents(store: Store) -> dict[tuple[str, str], bytes]:
-    """(feed, format) -> the plain bytes of every stored feed document (not /topics)."""
+async def documents(store: Store, formats: tuple[str, ...] = FEED_FORMATS) -> dict[tuple[str, str], bytes]:
+    """(feed, format) -> the plain bytes of every stored document (not /topics) in `formats`
+    (the feeds; their HTML pages with `FORMATS`)."""
     rows = await sql(store, "SELECT DISTINCT feed FROM renditions WHERE feed != '_topics'")
     out = {}
     for (feed,) in rows:
-        out.update({(feed, fmt): r.body for fmt, r in (await store.renditions_of(feed)).items()})
+        out.update({(feed, fmt): r.body for fmt, r in (await store.renditions_of(feed)).items() if fmt in formats})
     return out
 
 

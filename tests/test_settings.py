@@ -167,7 +167,8 @@ def test_serve_port_is_reflected_in_every_link(tmp_path: Path, tree: Path, worke
         topics = wait_for(server, f"{base}/topics").json()
         assert topics and all(t["feeds"]["json"].startswith(f"{base}/feeds/topics/") for t in topics)
         head = httpx.get(f"{base}/feeds/topics/{topics[0]['slug']}.json").json()
-        assert head["feed_url"].startswith(base) and head["home_page_url"] == f"{base}/"
+        # A feed's home is its page on the site: the topic's.
+        assert head["feed_url"].startswith(base) and head["home_page_url"] == f"{base}/topics/{topics[0]['slug']}"
         # The workers' own settings: the same base URL in every answer they give.
         for _ in range(10 * workers):
             assert ":8000" not in httpx.get(f"{base}/feeds/latest.rss").text

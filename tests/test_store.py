@@ -22,7 +22,7 @@ T1 = T0 + dt.timedelta(hours=1)
 
 async def test_schema_is_versioned_and_wal(store: Store) -> None:
     conn = sqlite3.connect(store.path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
     conn.close()
@@ -220,7 +220,7 @@ async def test_reads_go_on_while_a_write_transaction_is_open(store: Store) -> No
 
 
 async def test_many_key_lookups_split_over_readers_find_every_key(store: Store) -> None:
-    entries = [(f"e{i:03d}", f"s{i}", {"atom": b"a%d" % i, "rss": b"r%d" % i, "json": b"j%d" % i}) for i in range(230)]
+    entries = [(f"e{i:03d}", f"s{i}", {"atom": b"a%d" % i, "rss": b"r%d" % i, "json": b"j%d" % i, "html": b"h%d" % i}) for i in range(230)]
     await store.put_renditions([], entries)
     wanted = [e for e, _, _ in entries] + ["missing"]
     found = await store.entries(wanted)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from feeds import fingerprint
 from feeds.config import Settings
 from feeds.model import FeedKey, Member, utcnow
-from feeds.render import FeedInfo
+from feeds.render import FeedInfo, TopicFacts
 from feeds.store import Store
 
 DATE_FEED_LIMIT = 1000  # a day of the portal has tens of events; this only bounds a pathological day
@@ -67,6 +67,7 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
     since = utcnow() - dt.timedelta(days=settings.tombstone_days)
     links: dict[str, str] = {}
     archive = False
+    subject, facts = settings.title, None
     if key.kind == "latest":
         members = await store.members(key, settings.items_per_feed)
         deleted = await store.tombstones(key, since)
@@ -84,6 +85,7 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         if after:
             links["next-archive"] = FeedKey("date", after).name
         archive = True
+        subject = key.value
         title, description = f"{settings.title}: {key.value}", f"Events of {key.value} (UTC)"
     else:
         topic = await store.topic(key.value)
@@ -98,6 +100,10 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         page_note = f" (page {key.page} of {paging.archive_pages}, oldest first)" if key.page else ""
         title = f"{settings.title}: {topic.name}{page_note}"
         description = f"Events about {topic.name}{page_note}"
+        subject = topic.name
+        if not key.page:
+            months = await store.topic_months(key.value)
+            facts = TopicFacts(tuple(months), tuple(await store.related_topics(key.value)))
     if not members and not deleted and key.kind != "latest":
         return None
     changes = [m.updated for m in members] + [t.deleted for t in deleted]
@@ -113,6 +119,9 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         links=links,
         archive=archive,
         deleted=tuple(deleted),
+        site=settings.title,
+        subject=subject,
+        facts=facts,
     )
     return info, members
 

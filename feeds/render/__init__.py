@@ -22,6 +22,7 @@ CONTENT_TYPES = {
     "rss": "application/rss+xml; charset=utf-8",
     "atom": "application/atom+xml; charset=utf-8",
     "json": "application/feed+json; charset=utf-8",
+    "html": "text/html; charset=utf-8",
 }
 
 
@@ -34,6 +35,15 @@ class Entry:
     content_html: str
     summary_text: str
     language: str | None = None  # its source's, where that is not the feed's (Atom `xml:lang`)
+
+
+@dataclass(frozen=True)
+class TopicFacts:
+    """What a topic's page shows besides its events: events per month and the topics met most
+    often with it."""
+
+    months: tuple[tuple[str, int], ...] = ()  # (YYYY-MM, events), oldest first
+    related: tuple[tuple[str, str, int], ...] = ()  # (slug, name, shared events)
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,13 @@ class FeedInfo:
     links: dict[str, str] = field(default_factory=dict)
     archive: bool = False
     deleted: tuple[Tombstone, ...] = ()
+    site: str = ""  # the site's title
+    subject: str = ""  # what the document is about: a topic's name, a day
+    facts: TopicFacts | None = None  # a topic's head page
 
     def url(self, fmt: str, name: str | None = None) -> str:
+        if fmt == "html":
+            return page_url(self.base_url, name or self.name)
         return feed_url(self.base_url, name or self.name, fmt)
 
     @property
@@ -61,7 +76,21 @@ class FeedInfo:
 
     @property
     def home(self) -> str:
-        return self.base_url.rstrip("/") + "/"
+        """The document's own page: what a feed's home link (`alternate`, `home_page_url`) names."""
+        return page_url(self.base_url, self.name)
+
+
+def page_url(base_url: str, name: str) -> str:
+    """The HTML page of a document: `/` for latest, a day at the archive's own shape
+    (`/news/2018/01/1/index.html`, the day unpadded), `/topics/<slug>[/pages/K]`."""
+    base = base_url.rstrip("/")
+    if name == "latest":
+        return base + "/"
+    kind, _, value = name.partition("/")
+    if kind == "dates":
+        year, month, day = value.split("-")
+        return f"{base}/news/{year}/{month}/{int(day)}/index.html"
+    return f"{base}/{quote(name, safe='/')}"
 
 
 def feed_url(base_url: str, name: str, fmt: str) -> str:
@@ -73,7 +102,8 @@ def feed_url(base_url: str, name: str, fmt: str) -> str:
 def _render_version() -> str:
     """A digest of the renderers' own source: entries stored by other code are made again."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    here = Path(__file__).parent
+    for path in sorted([*here.glob("*.py"), *(here / "templates").glob("*")]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -96,10 +126,11 @@ class Format:
 
 
 def formats() -> dict[str, Format]:
-    from feeds.render import atom, jsonfeed, rss
+    from feeds.render import atom, html, jsonfeed, rss
 
     return {
         "rss": Format(rss.item, rss.document),
         "atom": Format(atom.entry, atom.document),
         "json": Format(jsonfeed.item, jsonfeed.document),
+        "html": Format(html.entry, html.document),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from feeds.model import FORMATS
+from feeds.model import FEED_FORMATS
 from feeds.render import feed_url
 
 TOPICS_DOC = "_topics"  # stored as a rendition of this pseudo-feed, served like any feed
@@ -34,6 +34,6 @@ def _topic(base_url: str, slug: str, name: str, events: int, updated: str | None
         "slug": slug,
         "events": events,
         "updated": updated,
-        "feeds": {fmt: feed_url(base_url, f"topics/{slug}", fmt) for fmt in FORMATS},
+        "feeds": {fmt: feed_url(base_url, f"topics/{slug}", fmt) for fmt in FEED_FORMATS},
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -69,8 +69,8 @@ class Renditions(StoreBase):
                     ],
                 )
             conn.executemany(
-                "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?)",
-                [(event, s, f["atom"], f["rss"], f["json"]) for event, s, f in entries],
+                "INSERT OR REPLACE INTO entries (event, stamp, atom, rss, json, html) VALUES (?,?,?,?,?,?)",
+                [(event, s, f["atom"], f["rss"], f["json"], f["html"]) for event, s, f in entries],
             )
             conn.executemany(
                 "UPDATE renditions SET spans = ? WHERE feed = ? AND fmt = ? AND etag = ?",
@@ -85,9 +85,9 @@ class Renditions(StoreBase):
     async def entries(self, events: Sequence[str]) -> dict[str, tuple[str, dict[str, bytes]]]:
         """Stored entries of these events: event -> (stamp, format -> bytes)."""
         rows = await self._read_keys(
-            "SELECT event, stamp, atom, rss, json FROM entries WHERE event IN ({keys})", events
+            "SELECT event, stamp, atom, rss, json, html FROM entries WHERE event IN ({keys})", events
         )
-        return {e: (s, {"atom": a, "rss": r, "json": j}) for e, s, a, r, j in rows}
+        return {e: (s, {"atom": a, "rss": r, "json": j, "html": h}) for e, s, a, r, j, h in rows}
 
     async def put_rendition(self, rendition: Rendition, now: dt.datetime | None = None) -> None:
         await self.put_renditions([rendition], now=now)

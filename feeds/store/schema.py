@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -271,6 +271,11 @@ MIGRATIONS: dict[int, str] = {
     INSERT OR IGNORE INTO pending_v9 (kind, value) SELECT 'feed', 'topics/' || slug FROM topics;
     DROP TABLE pending;
     ALTER TABLE pending_v9 RENAME TO pending;
+    """,
+    # Every document also has an HTML page (feeds/render/html.py): entries keep that format too.
+    # Entries made before it are made again (their stamps hold the renderers' version).
+    10: """
+    ALTER TABLE entries ADD COLUMN html BLOB NOT NULL DEFAULT x'';
     """,
 }
 

@@ -97,3 +97,24 @@ class TopicQueries(StoreBase):
             (slug,),
         )
         return {k: int(r) for k, r in rows}
+
+    async def topic_months(self, slug: str) -> list[tuple[str, int]]:
+        """(YYYY-MM, live events) of every month the topic has events in, oldest first."""
+        rows = await self._read(
+            "SELECT substr(et.date, 1, 7) AS month, count(*) FROM topics t JOIN event_topics et ON et.topic_id = t.id "
+            "WHERE t.slug = ? AND et.live GROUP BY month ORDER BY month",
+            (slug,),
+        )
+        return [(m, int(n)) for m, n in rows]
+
+    async def related_topics(self, slug: str, limit: int = 12) -> list[tuple[str, str, int]]:
+        """(slug, name, shared events) of the topics whose live events most often are the topic's too."""
+        rows = await self._read(
+            "SELECT o.slug, o.name, count(*) AS n FROM topics t "
+            "JOIN event_topics mine ON mine.topic_id = t.id AND mine.live "
+            "JOIN event_topics theirs ON theirs.event = mine.event AND theirs.topic_id != t.id AND theirs.live "
+            "JOIN topics o ON o.id = theirs.topic_id "
+            "WHERE t.slug = ? GROUP BY o.id ORDER BY n DESC, o.slug LIMIT ?",
+            (slug, limit),
+        )
+        return [(s, name, int(n)) for s, name, n in rows]

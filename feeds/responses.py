@@ -1,0 +1,123 @@
+"""Answers made of stored documents: errors, headers built once per document version, and the
+conditional request (304) every document answers alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from feeds.conditional import choose_encoding, etag_header, http_date, is_not_modified
+from feeds.config import Settings
+from feeds.model import FeedKey, Rendition
+from feeds.publish import Paging
+from feeds.store import Store
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+
+
+# Every answer says what it is and is taken as that (no content sniffing of source text).
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+NO_STORE = {"Cache-Control": "no-store", **NOSNIFF}
+
+
+def error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+    headers = dict(NO_STORE)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+RETRY_AFTER = 5  # seconds a reader is asked to wait for a document being rendered
+
+
+async def pending(store: Store, settings: Settings, name: str) -> bool:
+    """Whether the store holds what document `name` shows though it has no rendition yet (a
+    first start, or a page that has just filled): such a document is coming, it is no 404."""
+    key = FeedKey.parse(name)
+    if key.kind == "latest":
+        return await store.newest_date() is not None
+    if key.kind == "date":
+        return bool(await store.members(key, 1))
+    topic = await store.topic(key.value)
+    if topic is None or not topic.events:
+        return False
+    return key.page <= Paging(topic.slots, settings.items_per_feed).archive_pages
+
+
+def cache_control(settings: Settings, name: str, today: dt.date) -> str:
+    if name.startswith("dates/"):
+        day = dt.date.fromisoformat(name.removeprefix("dates/"))
+        if (today - day).days > settings.settle_days:
+            return f"public, max-age={settings.archive_max_age}"
+    return f"public, max-age={settings.cache_max_age}"
+
+
+@dataclass(frozen=True)
+class Representation:
+    """One encoding of one stored document, with its response headers built once."""
+
+    body: bytes
+    etag: str
+    ok: list[tuple[bytes, bytes]]
+    not_modified: list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A stored document as the app serves it: every header made when it enters the cache, so a
+    request costs a lookup and a comparison of validators."""
+
+    last_modified: dt.datetime
+    encodings: dict[str, Representation]
+
+    @classmethod
+    def of(cls, rendition: Rendition, cache: str, vary: str = "Accept-Encoding") -> Prepared:
+        common = [
+            (b"last-modified", http_date(rendition.last_modified).encode()),
+            (b"cache-control", cache.encode()),
+            (b"vary", vary.encode()),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        encodings = {}
+        for encoding, body in (("identity", rendition.body), ("gzip", rendition.gzip), ("br", rendition.br)):
+            etag = etag_header(rendition.etag, encoding)
+            validators = [(b"etag", etag.encode()), *common]
+            ok = [(b"content-type", rendition.content_type.encode()), (b"content-length", str(len(body)).encode())]
+            if encoding != "identity":
+                ok.append((b"content-encoding", encoding.encode()))
+            encodings[encoding] = Representation(body, etag, ok + validators, validators)
+        return cls(rendition.last_modified, encodings)
+
+
+class RawResponse(Response):
+    """A response whose headers are already encoded (Starlette would encode them per request)."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status_code = status
+        self.raw_headers = headers
+        self.body = body
+        self.background = None
+
+
+def serve(request: Request, document: Prepared) -> Response:
+    representation = document.encodings[choose_encoding(request.headers.get("accept-encoding"))]
+    if is_not_modified(
+        request.headers.get("if-none-match"),
+        request.headers.get("if-modified-since"),
+        representation.etag,
+        document.last_modified,
+    ):
+        return RawResponse(304, representation.not_modified)
+    body = b"" if request.method == "HEAD" else representation.body
+    return RawResponse(200, representation.ok, body)
+
+
+def retry_after(settings: Settings) -> int:
+    return min(RETRY_AFTER, settings.refresh_interval)

@@ -1,0 +1,251 @@
+"""The site people land on: the HTML page of every document (`/`, `/news/YYYY/MM/D/index.html`,
+`/topics/<slug>[/pages/K]`), served like the feeds from stored bytes; the topics index as HTML or
+JSON, searched and paged; OPML; the stylesheet.
+
+What depends on a query (a search of the topics, a chosen OPML list) is made from the stored
+topics index on its first request and kept per index version in a bounded cache, with the same
+validators and encodings as a stored document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import html
+from collections.abc import Callable
+from typing import Any
+
+from cachetools import LRUCache
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from feeds import site
+from feeds.ids import is_slug
+from feeds.model import FeedKey
+from feeds.publish.document import encode
+from feeds.render.html import STYLESHEET
+from feeds.render.topics import TOPICS_DOC
+from feeds.responses import NO_STORE, Prepared, error, pending, retry_after, serve
+
+MAX_OPML_TOPICS = 500
+GENERATED_BYTES = 32 << 20  # per server process: searches and OPML lists kept ready
+_STYLE = Prepared.of(
+    encode("_style", "css", STYLESHEET, dt.datetime(2000, 1, 1, tzinfo=dt.UTC), "text/css; charset=utf-8"),
+    "public, max-age=86400",
+)
+
+
+def prepare_state(state: Any) -> None:
+    """What the site keeps per server process: the parsed topics index and what was made from it."""
+    state.topic_index = None
+    state.generated = LRUCache(GENERATED_BYTES, getsizeof=_cost)
+
+
+def _cost(item: tuple[Prepared, int]) -> int:
+    return item[1]
+
+
+def wants_html(request: Request) -> bool:
+    """Whether the client prefers HTML to JSON (a browser); `*/*` or nothing: JSON, for API clients."""
+    weights: dict[str, float] = {}
+    for part in request.headers.get("accept", "").split(","):
+        kind, *params = part.split(";")
+        q = 1.0
+        for param in params:
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        weights[kind.strip().lower()] = q
+    return max(weights.get("text/html", 0), weights.get("application/xhtml+xml", 0)) > weights.get(
+        "application/json", 0
+    )
+
+
+def not_found(request: Request, message: str) -> Response:
+    if not wants_html(request):
+        return error(404, message)
+    body = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>Not found</title>'
+        '<link rel="stylesheet" href="/static/style.css"></head><body><main id="main"><h1>Not found</h1>'
+        f'<p>{html.escape(message)}.</p><p><a href="/">The newest events</a> · <a href="/topics">Every topic</a></p>'
+        "</main></body></html>\n"
+    )
+    return HTMLResponse(body, status_code=404, headers=NO_STORE)
+
+
+async def page(request: Request, name: str) -> Response:
+    state = request.app.state
+    document = await state.cache.get(name, "html")
+    if document is None:
+        if await pending(state.store, state.settings, name):
+            return error(503, f"page {name!r} is being rendered: retry in a few seconds", retry_after(state.settings))
+        return not_found(request, f"nothing at {request.url.path}")
+    return serve(request, document)
+
+
+async def home(request: Request) -> Response:
+    return await page(request, "latest")
+
+
+async def topic(request: Request) -> Response:
+    slug, number = request.path_params["slug"], request.path_params.get("page", "")
+    if not is_slug(slug) or (number and not (number.isdigit() and number[0] != "0")):
+        return not_found(request, f"no topic page {request.url.path}")
+    return await page(request, FeedKey("topic", slug, int(number or 0)).name)
+
+
+async def day(request: Request) -> Response:
+    """A day at the archive's own shape: the day unpadded (`/news/2018/01/1/index.html`); a padded
+    or bare day is sent there."""
+    year, month, number = (request.path_params[k] for k in ("year", "month", "day"))
+    try:
+        date = dt.date(int(year), int(month), int(number))
+    except ValueError:
+        return not_found(request, f"no day {year}/{month}/{number}")
+    canonical = f"/news/{date:%Y}/{date:%m}/{date.day}/index.html"
+    if request.url.path != canonical:
+        return RedirectResponse(canonical, status_code=301)
+    return await page(request, FeedKey("date", date.isoformat()).name)
+
+
+async def stylesheet(request: Request) -> Response:
+    return serve(request, _STYLE)
+
+
+async def _index(request: Request) -> tuple[Prepared, site.TopicIndex] | Response:
+    """The stored topics index, and it parsed for searching (once per version, per process)."""
+    state = request.app.state
+    stored: Prepared | None = await state.cache.get(TOPICS_DOC, "json")
+    if stored is None:
+        if await state.store.newest_date() is not None:
+            return error(503, "the topics index is being rendered: retry in a few seconds", retry_after(state.settings))
+        stored = Prepared.of(
+            encode(TOPICS_DOC, "json", b"[]\n", await state.store.created(), "application/json; charset=utf-8"),
+            "no-store",
+        )
+    etag = stored.encodings["identity"].etag
+    parsed = state.topic_index
+    if parsed is None or parsed[0] != etag:
+        index = await asyncio.to_thread(site.TopicIndex.parse, stored.encodings["identity"].body)
+        parsed = state.topic_index = (etag, index)
+    return stored, parsed[1]
+
+
+async def _generated(
+    request: Request,
+    stored: Prepared,
+    key: tuple[object, ...],
+    fmt: str,
+    content_type: str,
+    make: Callable[[], bytes | None],
+    vary: str,
+) -> Response:
+    """A document made from the stored index `stored` on first request, kept (under `key`, which
+    begins with the index version) while it is current; it is as fresh as the index."""
+    state = request.app.state
+    cache: LRUCache[tuple[object, ...], tuple[Prepared, int]] = state.generated
+    kept = cache.get(key)
+    if kept is None:
+
+        def build() -> tuple[Prepared, int] | None:
+            body = make()
+            if body is None:
+                return None
+            rendition = encode("_generated", fmt, body, stored.last_modified, content_type)
+            control = f"public, max-age={state.settings.cache_max_age}"
+            return Prepared.of(rendition, control, vary), len(body) + len(rendition.gzip) + len(rendition.br)
+
+        built = await asyncio.to_thread(build)
+        if built is None:
+            return not_found(request, "no such page of topics")
+        kept = cache[key] = built
+    return serve(request, kept[0])
+
+
+async def index_answer(request: Request, fmt: str) -> Response:
+    found = await _index(request)
+    if isinstance(found, Response):
+        return found
+    stored, index = found
+    try:
+        query = site.Query.of(dict(request.query_params))
+    except ValueError as exc:
+        return error(400, str(exc))
+    settings = request.app.state.settings
+    negotiated = not request.url.path.endswith(".json")
+    vary = "Accept, Accept-Encoding" if negotiated else "Accept-Encoding"
+    etag = stored.encodings["identity"].etag
+    if fmt == "json":
+        if not request.query_params:
+            if negotiated:  # the stored bytes, answered with the negotiation they came through
+                body = stored.encodings["identity"].body
+                return await _generated(
+                    request, stored, (etag, "whole"), "json", "application/json; charset=utf-8", lambda: body, vary
+                )
+            return serve(request, stored)
+        return await _generated(
+            request,
+            stored,
+            (etag, "json", query, vary),
+            "json",
+            "application/json; charset=utf-8",
+            lambda: site.topics_json(index, settings.base_url, query),
+            vary,
+        )
+    return await _generated(
+        request,
+        stored,
+        (etag, "html", query),
+        "html",
+        "text/html; charset=utf-8",
+        lambda: site.topics_html(
+            settings.base_url, settings.title, settings.feed_language, settings.author, index, query
+        ),
+        vary,
+    )
+
+
+async def opml(request: Request) -> Response:
+    """OPML 2.0 of every topic feed, or of `?topics=a,b,...` (in that order, each once)."""
+    found = await _index(request)
+    if isinstance(found, Response):
+        return found
+    stored, index = found
+    settings = request.app.state.settings
+    wanted = request.query_params.get("topics")
+    if wanted is None:
+        chosen = list(index.topics)
+    else:
+        slugs = list(dict.fromkeys(s for s in wanted.split(",") if s))
+        if not slugs or len(slugs) > MAX_OPML_TOPICS:
+            return error(400, f"topics: name 1 to {MAX_OPML_TOPICS} topic slugs, comma-separated")
+        unknown = [s for s in slugs if s not in index.by_slug]
+        if unknown:
+            return error(404, f"topics: no topic {', '.join(repr(s) for s in unknown[:10])}")
+        chosen = [index.by_slug[s] for s in slugs]
+    key = (stored.encodings["identity"].etag, "opml", tuple(t.slug for t in chosen) if wanted else None)
+    return await _generated(
+        request,
+        stored,
+        key,
+        "opml",
+        "text/x-opml; charset=utf-8",
+        lambda: site.opml(settings.base_url, settings.title, chosen, stored.last_modified),
+        "Accept-Encoding",
+    )
+
+
+ROUTES = [
+    Route("/", home, methods=["GET", "HEAD"]),
+    Route("/topics/{slug}", topic, methods=["GET", "HEAD"]),
+    Route("/topics/{slug}/pages/{page}", topic, methods=["GET", "HEAD"]),
+    Route("/news/{year:int}/{month}/{day}/index.html", day, methods=["GET", "HEAD"]),
+    Route("/news/{year:int}/{month}/{day}/", day, methods=["GET", "HEAD"]),
+    Route("/opml", opml, methods=["GET", "HEAD"]),
+    Route("/static/style.css", stylesheet, methods=["GET", "HEAD"]),
+]
