@@ -62,8 +62,8 @@ def free_port() -> int:
 class LiveServer:
     """A real uvicorn server on 127.0.0.1 in a thread (httpx's serve_in_thread pattern)."""
 
-    def __init__(self, app: object) -> None:
-        self.port = free_port()
+    def __init__(self, app: object, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         )  # type: ignore[arg-type]

@@ -220,7 +220,10 @@ async def test_reads_go_on_while_a_write_transaction_is_open(store: Store) -> No
 
 
 async def test_many_key_lookups_split_over_readers_find_every_key(store: Store) -> None:
-    entries = [(f"e{i:03d}", f"s{i}", {"atom": b"a%d" % i, "rss": b"r%d" % i, "json": b"j%d" % i, "html": b"h%d" % i}) for i in range(230)]
+    entries = [
+        (f"e{i:03d}", f"s{i}", {"atom": b"a%d" % i, "rss": b"r%d" % i, "json": b"j%d" % i, "html": b"h%d" % i})
+        for i in range(230)
+    ]
     await store.put_renditions([], entries)
     wanted = [e for e, _, _ in entries] + ["missing"]
     found = await store.entries(wanted)
