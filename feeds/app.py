@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from feeds import web
+from feeds import combined, web
 from feeds.cache import RenditionCache
 from feeds.config import Settings
 from feeds.errors import FeedsError
@@ -112,6 +112,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 async def feed(request: Request) -> Response:
     state = request.app.state
+    path = request.path_params["path"]
+    stem, _, fmt = path.rpartition(".")
+    if stem.startswith("topics/") and "+" in stem and fmt in FEED_FORMATS:
+        return await combined.answer(request, stem.removeprefix("topics/"), fmt)
     try:
         name, fmt = feed_name(request.path_params["path"])
     except HTTPError as exc:
@@ -159,6 +163,7 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
     app.state.store = store
     app.state.run_scheduler = scheduler
     web.prepare_state(app.state)
+    app.state.combined = combined.Combined()
     return app
 
 

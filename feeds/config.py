@@ -79,6 +79,7 @@ class Settings:
     max_contexts: int = 150  # context names over all related events: with the heading, the topics per event
     # What one served document may hold: a feed over it leaves out its oldest entries, and says so.
     max_feed_bytes: int = 4 << 20
+    max_combined_topics: int = 10  # topics one combined feed (`/feeds/topics/a+b.atom`) may join
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
     # The feeds' language, a BCP 47 tag; empty: the language every source has, else "en".
     language: str = ""
@@ -136,8 +137,17 @@ _SETTINGS_TYPES: dict[str, type] = {
     "max_related": int,
     "max_contexts": int,
     "max_feed_bytes": int,
+    "max_combined_topics": int,
 }
-_POSITIVE = {"port", "refresh_interval", "items_per_feed", "workers", "max_document_bytes", "max_headline_chars"}
+_POSITIVE = {
+    "port",
+    "refresh_interval",
+    "items_per_feed",
+    "workers",
+    "max_document_bytes",
+    "max_headline_chars",
+    "max_combined_topics",
+}
 # Upper bounds, so a typo is refused at load rather than wrapped (a port) or overflowing (a timer).
 _MAXIMA: dict[str, int] = {
     "port": 65_535,
@@ -163,6 +173,7 @@ _MAXIMA: dict[str, int] = {
     "max_related": 100_000,
     "max_contexts": 100_000,
     "max_feed_bytes": 1 << 30,
+    "max_combined_topics": 100,
 }
 # Lower bounds above 1: a feed must hold its channel and at least one entry of any allowed page.
 _MINIMA: dict[str, int] = {"max_feed_bytes": 64 << 10}

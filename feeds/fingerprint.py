@@ -51,6 +51,7 @@ OTHER_SETTINGS = (
     "max_sources",
     "max_related",
     "max_contexts",
+    "max_combined_topics",  # combined feeds are made on request, never stored
 )
 
 DIGEST_KEY = "rendered_with"  # meta: the digest of the settings every document was last rendered with

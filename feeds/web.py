@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from feeds import site
+from feeds import combined, site
 from feeds.ids import is_slug
 from feeds.model import FeedKey
 from feeds.publish.document import encode
@@ -94,6 +94,8 @@ async def home(request: Request) -> Response:
 
 async def topic(request: Request) -> Response:
     slug, number = request.path_params["slug"], request.path_params.get("page", "")
+    if "+" in slug and not number:
+        return await combined.answer(request, slug, "html")
     if not is_slug(slug) or (number and not (number.isdigit() and number[0] != "0")):
         return not_found(request, f"no topic page {request.url.path}")
     return await page(request, FeedKey("topic", slug, int(number or 0)).name)

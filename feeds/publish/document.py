@@ -25,7 +25,7 @@ from feeds.entries import (
     plan_entries,
     spans_of,
 )
-from feeds.model import FORMATS, FeedKey, Rendition, utcnow
+from feeds.model import FORMATS, FeedKey, Member, Rendition, utcnow
 from feeds.publish.plan import describe
 from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
 from feeds.render.topics import TOPICS_DOC, IndexMemo, topics_document
@@ -191,6 +191,23 @@ async def publish(
     else:
         await store.put_renditions(fresh, made, spans=spanned)
     return len(fresh)
+
+
+async def render_once(
+    store: Store, settings: Settings, info: FeedInfo, members: list[Member], memo: EntryMemo
+) -> list[Rendition]:
+    """A document made on request and stored nowhere (a combined feed), in every format."""
+    table = formats()
+    pending = await plan_entries(store, settings, members)
+    gathered = await gather_entries(store, settings, None, pending, memo)
+
+    def render() -> list[Rendition]:
+        entries = make_entries(settings, pending, gathered, table, memo)[0]
+        shown, kept = fit(info, table, entries, settings.max_feed_bytes)
+        bodies = {fmt: table[fmt].document(shown, [e[fmt] for e in entries[:kept]]) for fmt in FORMATS}
+        return [encode(info.name, fmt, body, shown.updated) for fmt, body in bodies.items()]
+
+    return await asyncio.to_thread(render)
 
 
 async def publish_keys(

@@ -90,13 +90,13 @@ def page_url(base_url: str, name: str) -> str:
     if kind == "dates":
         year, month, day = value.split("-")
         return f"{base}/news/{year}/{month}/{int(day)}/index.html"
-    return f"{base}/{quote(name, safe='/')}"
+    return f"{base}/{quote(name, safe='/+')}"
 
 
 def feed_url(base_url: str, name: str, fmt: str) -> str:
     """A feed's URL. A topic slug in another script is percent-encoded as UTF-8 (RFC 3987's
     mapping of an IRI to a URI): RSS and JSON Feed carry URIs, and every reader can request it."""
-    return f"{base_url.rstrip('/')}/feeds/{quote(name, safe='/')}.{fmt}"
+    return f"{base_url.rstrip('/')}/feeds/{quote(name, safe='/+')}.{fmt}"  # `+` joins combined topics
 
 
 def _render_version() -> str:

@@ -130,7 +130,9 @@ def document(info: FeedInfo, items: Sequence[bytes]) -> bytes:
         "link_names": info.links,
         "chart": chart(facts.months),
         "related": [(name, page_url(info.base_url, f"topics/{slug}"), n) for slug, name, n in facts.related],
-        "opml": info.base_url.rstrip("/") + "/opml?topics=" + info.name.split("/")[1] if kind == "topic" else "",
+        "opml": info.base_url.rstrip("/") + "/opml?topics=" + info.name.split("/")[1].replace("+", ",")
+        if kind == "topic"
+        else "",
         "stylesheet": info.base_url.rstrip("/") + "/static/style.css",
     }
     return _ENV.get_template(f"{kind}.html").render(context).encode("utf-8")

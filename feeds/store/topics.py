@@ -118,3 +118,15 @@ class TopicQueries(StoreBase):
             (slug, limit),
         )
         return [(s, name, int(n)) for s, name, n in rows]
+
+    async def combined_members(self, slugs: Iterable[str], limit: int) -> list[Member]:
+        """The newest `limit` live events carrying any of the topics, each once, newest arrival first."""
+        wanted = sorted(set(slugs))
+        marks = ",".join("?" * len(wanted))
+        rows = await self._read(
+            "SELECT et.event, et.rev, et.updated, max(et.seq) AS seq FROM topics t "
+            f"JOIN event_topics et ON et.topic_id = t.id WHERE t.slug IN ({marks}) AND et.live "
+            "GROUP BY et.event ORDER BY seq DESC LIMIT ?",
+            (*wanted, limit),
+        )
+        return [Member(key, rev, from_iso(updated)) for key, rev, updated, _ in rows]
