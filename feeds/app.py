@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from feeds import combined, web
+from feeds import ondemand, web
 from feeds.cache import RenditionCache
 from feeds.config import Settings
 from feeds.errors import FeedsError
@@ -115,7 +115,9 @@ async def feed(request: Request) -> Response:
     path = request.path_params["path"]
     stem, _, fmt = path.rpartition(".")
     if stem.startswith("topics/") and "+" in stem and fmt in FEED_FORMATS:
-        return await combined.answer(request, stem.removeprefix("topics/"), fmt)
+        return await ondemand.answer(request, stem.removeprefix("topics/"), fmt)
+    if stem == "search" and fmt in FEED_FORMATS:
+        return await ondemand.search_answer(request, fmt)
     try:
         name, fmt = feed_name(request.path_params["path"])
     except HTTPError as exc:
@@ -163,7 +165,7 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
     app.state.store = store
     app.state.run_scheduler = scheduler
     web.prepare_state(app.state)
-    app.state.combined = combined.Combined()
+    app.state.ondemand = ondemand.OnDemand()
     return app
 
 

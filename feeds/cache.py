@@ -64,6 +64,11 @@ class RenditionCache:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def version(self) -> tuple[int, int]:
+        """The store's rendition counters as last seen: they move whenever any document changes."""
+        return self._seen
+
     @staticmethod
     def _cost(rendition: Rendition | None) -> int:
         if rendition is None:

@@ -51,7 +51,7 @@ def event_guid(key: str) -> str:
 # keyed again when opened (feeds.rekey).
 FOLDING = f"nfkc-latin-t2s/opencc-{importlib.metadata.version('opencc')}"
 _T2S = opencc.OpenCC("t2s.json")
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
+HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 
 
 def _latin(char: str) -> bool:
@@ -92,7 +92,12 @@ def topic_words(name: str) -> tuple[str, ...]:
 def topic_key(name: str) -> str:
     """What makes two topic names the same topic (see FOLDING); empty for a name with no words."""
     key = " ".join(topic_words(name))
-    return _T2S.convert(key) if _HAN.search(key) else key
+    return simplified(key) if HAN.search(key) else key
+
+
+def simplified(text: str) -> str:
+    """Traditional Chinese characters folded to simplified (OpenCC t2s), as topic keys fold them."""
+    return str(_T2S.convert(text))
 
 
 def topic_slug(name: str) -> str:

@@ -127,6 +127,8 @@ def topics_html(base_url: str, site: str, language: str, author: str, index: Top
         previous=link(page=query.page - 1) if query.page > 1 else "",
         next=link(page=query.page + 1) if query.page < pages else "",
         opml=base_url.rstrip("/") + "/opml?topics=" + ",".join(t.slug for t in shown[:50]) if shown else "",
+        search_page=base_url.rstrip("/") + "/search?" + urlencode({"q": query.q}),
+        search_feed=base_url.rstrip("/") + "/feeds/search.atom?" + urlencode({"q": query.q}),
     )
 
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from feeds import combined, site
+from feeds import ondemand, site
 from feeds.ids import is_slug
 from feeds.model import FeedKey
 from feeds.publish.document import encode
@@ -95,7 +95,7 @@ async def home(request: Request) -> Response:
 async def topic(request: Request) -> Response:
     slug, number = request.path_params["slug"], request.path_params.get("page", "")
     if "+" in slug and not number:
-        return await combined.answer(request, slug, "html")
+        return await ondemand.answer(request, slug, "html")
     if not is_slug(slug) or (number and not (number.isdigit() and number[0] != "0")):
         return not_found(request, f"no topic page {request.url.path}")
     return await page(request, FeedKey("topic", slug, int(number or 0)).name)
@@ -113,6 +113,10 @@ async def day(request: Request) -> Response:
     if request.url.path != canonical:
         return RedirectResponse(canonical, status_code=301)
     return await page(request, FeedKey("date", date.isoformat()).name)
+
+
+async def search_page(request: Request) -> Response:
+    return await ondemand.search_answer(request, "html")
 
 
 async def stylesheet(request: Request) -> Response:
@@ -249,5 +253,6 @@ ROUTES = [
     Route("/news/{year:int}/{month}/{day}/index.html", day, methods=["GET", "HEAD"]),
     Route("/news/{year:int}/{month}/{day}/", day, methods=["GET", "HEAD"]),
     Route("/opml", opml, methods=["GET", "HEAD"]),
+    Route("/search", search_page, methods=["GET", "HEAD"]),
     Route("/static/style.css", stylesheet, methods=["GET", "HEAD"]),
 ]

@@ -63,11 +63,15 @@ class FeedInfo:
     site: str = ""  # the site's title
     subject: str = ""  # what the document is about: a topic's name, a day
     facts: TopicFacts | None = None  # a topic's head page
+    query: str = ""  # a search feed's (its URLs carry it)
 
     def url(self, fmt: str, name: str | None = None) -> str:
-        if fmt == "html":
-            return page_url(self.base_url, name or self.name)
-        return feed_url(self.base_url, name or self.name, fmt)
+        url = (
+            page_url(self.base_url, name or self.name)
+            if fmt == "html"
+            else feed_url(self.base_url, name or self.name, fmt)
+        )
+        return url + (f"?q={quote(self.query, safe='')}" if self.query and name is None else "")
 
     @property
     def id(self) -> str:
@@ -77,7 +81,7 @@ class FeedInfo:
     @property
     def home(self) -> str:
         """The document's own page: what a feed's home link (`alternate`, `home_page_url`) names."""
-        return page_url(self.base_url, self.name)
+        return self.url("html")
 
 
 def page_url(base_url: str, name: str) -> str:

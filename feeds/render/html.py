@@ -131,7 +131,7 @@ def document(info: FeedInfo, items: Sequence[bytes]) -> bytes:
         "chart": chart(facts.months),
         "related": [(name, page_url(info.base_url, f"topics/{slug}"), n) for slug, name, n in facts.related],
         "opml": info.base_url.rstrip("/") + "/opml?topics=" + info.name.split("/")[1].replace("+", ",")
-        if kind == "topic"
+        if info.name.startswith("topics/")
         else "",
         "stylesheet": info.base_url.rstrip("/") + "/static/style.css",
     }

@@ -23,6 +23,7 @@ from feeds.store.events import EventQueries
 from feeds.store.records import BatchResult, Incoming, IncomingListing, TopicRow, from_iso, iso
 from feeds.store.renditions import Renditions
 from feeds.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
+from feeds.store.search_index import SearchQueries
 from feeds.store.source_state import SourceState
 from feeds.store.topics import TopicQueries
 
@@ -44,5 +45,5 @@ __all__ = [
 ]
 
 
-class Store(EventQueries, TopicQueries, Renditions, SourceState, StoreBase):
+class Store(EventQueries, TopicQueries, SearchQueries, Renditions, SourceState, StoreBase):
     """Async access to the database. Use `await Store.open(path)`; close with `await store.close()`."""

@@ -25,6 +25,7 @@ from feeds.model import (
 )
 from feeds.store.listings import _day, _find_unlisted, _store_listing, _weigh_evidence
 from feeds.store.records import BatchResult, Incoming, IncomingListing, from_iso, iso
+from feeds.store.search_writes import index_event, unindex_event
 from feeds.store.topic_writes import TopicMemo, forget, set_topics
 from feeds.store.topic_writes import feeds_of as _feeds_of
 from feeds.store.topic_writes import refresh_topics as _refresh_topics
@@ -244,7 +245,8 @@ def _forget_event(conn: sqlite3.Connection, key: str, result: BatchResult) -> No
         result.reslotted.add(slug)
         result.feeds.add(f"topics/{slug}")
     forget(conn, key, result)  # what its page made known
-    conn.execute("DELETE FROM events WHERE key = ?", (key,))
+    (seq,) = conn.execute("DELETE FROM events WHERE key = ? RETURNING seq", (key,)).fetchone()
+    unindex_event(conn, seq)
     conn.execute("DELETE FROM unlisted WHERE key = ?", (key,))
     result.added.discard(key)
     result.changed.discard(key)
@@ -316,6 +318,7 @@ def _upsert_event(
     result.deleted.discard(key)
     result.feeds |= before | {"latest", f"dates/{page.date.isoformat()}"}
     set_topics(conn, key, page, (page.date.isoformat(), seq, rev, at), memo, result, old[4] if old else None)
+    index_event(conn, seq, page)
 
 
 def _remember_pending(conn: sqlite3.Connection, result: BatchResult) -> None:

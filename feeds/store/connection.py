@@ -22,6 +22,7 @@ from feeds.model import (
 from feeds.process import trim_heap
 from feeds.store.rekey import folding_of, rekey
 from feeds.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
+from feeds.store.search_writes import ensure_index
 from feeds.store.topic_writes import TopicMemo
 
 T = TypeVar("T")
@@ -269,6 +270,7 @@ class StoreBase:
                     for statement in _statements(MIGRATIONS[number]):
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={number}")
+                ensure_index(conn)  # before re-keying, which reads it no more than the batches do
                 if folding_of(conn) != FOLDING:
                     # Topic keys made by another folding (schema 6's transliteration, another
                     # OpenCC): topics are keyed, split and resolved again; their feeds publish next.

@@ -1,0 +1,163 @@
+"""Documents made on request, for there are too many to render ahead; each is made on its first
+request, in every format (feeds and page), and kept in a bounded cache with the headers of any
+stored document until what it shows may have changed.
+
+- Combined feeds `/feeds/topics/a+b+c.{rss,atom,json}` (page `/topics/a+b+c`): the newest events
+  carrying any of the topics, each once. Kept until one of its topics' feeds changes (what it shows
+  is always among the newest events of each topic, which those feeds hold). The canonical name has
+  the slugs sorted, each once; other spellings are redirected to it.
+- Search feeds `/feeds/search.{rss,atom,json}?q=...` (page `/search?q=...`): the newest events
+  matching a full-text query (feeds/search.py). Kept until any document changes. The canonical
+  query is the normalised one; other spellings are redirected to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from cachetools import LRUCache
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from feeds import fingerprint, search
+from feeds.config import Settings
+from feeds.entries import EntryMemo
+from feeds.ids import is_slug
+from feeds.model import Rendition
+from feeds.publish.document import render_once
+from feeds.render import FeedInfo, feed_url, page_url
+from feeds.responses import Prepared, error, serve
+
+CACHE_BYTES = 32 << 20  # per server process
+MEMO_BYTES = 8 << 20  # entries kept between combined feeds (most share their topics' events)
+
+Version = tuple[str, ...]  # the ETags of the topics' own feeds when it was made
+Made = tuple[Version, dict[str, Prepared], int]
+
+
+class OnDemand:
+    """The documents made on request that a server process keeps, by canonical name."""
+
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.items: LRUCache[str, Made] = LRUCache(max_bytes, getsizeof=_cost)
+        self.memo = EntryMemo(MEMO_BYTES)
+        self._making: dict[tuple[str, Version], asyncio.Future[Made]] = {}
+
+
+def _cost(made: Made) -> int:
+    return made[2]
+
+
+def slugs_of(value: str, settings: Settings) -> list[str]:
+    """The topics of `a+b+c`, sorted and each once; ValueError (status, message) if it cannot be one."""
+    slugs = value.split("+")
+    bad = [s for s in slugs if not is_slug(s)]
+    if bad:
+        raise ValueError(404, f"no topic {bad[0]!r}")
+    unique = sorted(set(slugs))
+    if len(unique) > settings.max_combined_topics:
+        raise ValueError(400, f"at most {settings.max_combined_topics} topics in one feed (max_combined_topics)")
+    return unique
+
+
+async def answer(request: Request, value: str, fmt: str) -> Response:
+    """The combined document `value` (`a+b`) in format `fmt` (a feed format or `html`)."""
+    state = request.app.state
+    settings: Settings = state.settings
+    try:
+        slugs = slugs_of(value, settings)
+    except ValueError as exc:
+        status, message = exc.args
+        return error(status, message)
+    heads = [await state.cache.get(f"topics/{slug}", "json") for slug in slugs]
+    missing = [slug for slug, head in zip(slugs, heads, strict=True) if head is None]
+    if missing:
+        return error(404, f"no topic {missing[0]!r}")
+    name = "topics/" + "+".join(slugs)
+    if "+".join(slugs) != value:
+        target = page_url("", name) if fmt == "html" else feed_url("", name, fmt)
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(target + query, status_code=301)
+    version = tuple(head.encodings["identity"].etag for head in heads)
+    return await _answer(request, name, version, fmt, lambda: _combined(state, name, slugs))
+
+
+async def search_answer(request: Request, fmt: str) -> Response:
+    """The search document for `?q=` in format `fmt` (a feed format or `html`)."""
+    state = request.app.state
+    given = request.query_params.get("q", "")
+    try:
+        canonical, match = search.parse(given)
+    except ValueError as exc:
+        return error(400, str(exc))
+    if canonical != given or len(request.query_params) > 1:
+        return RedirectResponse(f"{request.url.path}?{urlencode({'q': canonical})}", status_code=301)
+    version = tuple(str(n) for n in state.cache.version)
+    return await _answer(request, f"search?q={canonical}", version, fmt, lambda: _search(state, canonical, match))
+
+
+async def _answer(
+    request: Request, key: str, version: Version, fmt: str, render: Callable[[], Awaitable[list[Rendition]]]
+) -> Response:
+    """The kept document `key` if it is of `version`, else made (once for all who wait for it)."""
+    ondemand: OnDemand = request.app.state.ondemand
+    made = ondemand.items.get(key)
+    if made is None or made[0] != version:
+        making = ondemand._making.get((key, version))
+        if making is None:
+            settings: Settings = request.app.state.settings
+            making = asyncio.ensure_future(_prepared(settings, version, render))
+            ondemand._making[(key, version)] = making
+            making.add_done_callback(lambda _: ondemand._making.pop((key, version), None))
+        made = await asyncio.shield(making)
+        ondemand.items[key] = made
+    return serve(request, made[1][fmt])
+
+
+async def _prepared(settings: Settings, version: Version, render: Callable[[], Awaitable[list[Rendition]]]) -> Made:
+    renditions = await render()
+    control = f"public, max-age={settings.cache_max_age}"
+    prepared = {r.fmt: Prepared.of(r, control) for r in renditions}
+    return version, prepared, sum(len(r.body) + len(r.gzip) + len(r.br) for r in renditions)
+
+
+async def _search(state: Any, query: str, match: str) -> list[Rendition]:
+    store, settings = state.store, state.settings
+    members = await store.search_members(match, settings.items_per_feed)
+    info = FeedInfo(
+        name="search",
+        title=f"{settings.title}: {query}",
+        description=f"The newest events mentioning {query}",
+        base_url=settings.base_url,
+        updated=max((m.updated for m in members), default=await store.created()),
+        ttl_minutes=fingerprint.ttl_minutes(settings),
+        author=settings.author,
+        language=settings.feed_language,
+        site=settings.title,
+        subject=f"Events mentioning {query}",
+        query=query,
+    )
+    return await render_once(store, settings, info, members, state.ondemand.memo)
+
+
+async def _combined(state: Any, name: str, slugs: list[str]) -> list[Rendition]:
+    store, settings = state.store, state.settings
+    topics = [await store.topic(slug) for slug in slugs]
+    names = [t.name if t else slug for t, slug in zip(topics, slugs, strict=True)]
+    members = await store.combined_members(slugs, settings.items_per_feed)
+    info = FeedInfo(
+        name=name,
+        title=f"{settings.title}: {' + '.join(names)}",
+        description=f"Events about {', '.join(names[:-1])} or {names[-1]}",
+        base_url=settings.base_url,
+        updated=max((m.updated for m in members), default=await store.created()),
+        ttl_minutes=fingerprint.ttl_minutes(settings),
+        author=settings.author,
+        language=settings.feed_language,
+        site=settings.title,
+        subject=" + ".join(names),
+    )
+    return await render_once(store, settings, info, members, state.ondemand.memo)

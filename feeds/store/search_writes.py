@@ -1,0 +1,44 @@
+"""Writing the full-text index of events (FTS5 table `search`, rowid = the event's `seq`): with each
+event in the batch's transaction, and whole when the indexing rule changes. What is indexed and
+how text folds: feeds/search.py."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from feeds.codec import page_from_json
+from feeds.model import Page
+from feeds.search import TOKENIZE, indexed
+
+# Names the rule below and in feeds/search.py: a store indexed by another is indexed again.
+SEARCH_VERSION = "1"
+_VERSION_KEY = "search_index"
+
+
+def index_event(conn: sqlite3.Connection, seq: int, page: Page) -> None:
+    """(Re)index one event's current page (a reused `seq` replaces what it held)."""
+    conn.execute("DELETE FROM search WHERE rowid = ?", (seq,))
+    conn.execute(
+        "INSERT INTO search (rowid, headline, summary, names) VALUES (?,?,?,?)", (seq, *indexed(page, page.topics))
+    )
+
+
+def unindex_event(conn: sqlite3.Connection, seq: int) -> None:
+    conn.execute("DELETE FROM search WHERE rowid = ?", (seq,))
+
+
+def ensure_index(conn: sqlite3.Connection) -> None:
+    """Create the index, or rebuild it from every event when it was made by another rule (inside
+    the transaction that opens the store: other processes wait for it, as for a migration)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (_VERSION_KEY,)).fetchone()
+    if row and row[0] == SEARCH_VERSION:
+        return
+    conn.execute("DROP TABLE IF EXISTS search")
+    conn.execute(f"CREATE VIRTUAL TABLE search USING fts5(headline, summary, names, tokenize = '{TOKENIZE}')")
+    rows = conn.execute("SELECT seq, doc FROM events")
+    while batch := rows.fetchmany(2000):
+        conn.executemany(
+            "INSERT INTO search (rowid, headline, summary, names) VALUES (?,?,?,?)",
+            [(seq, *indexed(page, page.topics)) for seq, page in ((s, page_from_json(d)) for s, d in batch)],
+        )
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_VERSION_KEY, SEARCH_VERSION))
