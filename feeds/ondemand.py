@@ -82,7 +82,7 @@ async def answer(request: Request, value: str, fmt: str) -> Response:
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(target + query, status_code=301)
     version = tuple(head.encodings["identity"].etag for head in heads)
-    return await _answer(request, name, version, fmt, lambda: _combined(state, name, slugs))
+    return await kept_or_made(request, name, version, fmt, lambda: _combined(state, name, slugs))
 
 
 async def search_answer(request: Request, fmt: str) -> Response:
@@ -96,10 +96,10 @@ async def search_answer(request: Request, fmt: str) -> Response:
     if canonical != given or len(request.query_params) > 1:
         return RedirectResponse(f"{request.url.path}?{urlencode({'q': canonical})}", status_code=301)
     version = tuple(str(n) for n in state.cache.version)
-    return await _answer(request, f"search?q={canonical}", version, fmt, lambda: _search(state, canonical, match))
+    return await kept_or_made(request, f"search?q={canonical}", version, fmt, lambda: _search(state, canonical, match))
 
 
-async def _answer(
+async def kept_or_made(
     request: Request, key: str, version: Version, fmt: str, render: Callable[[], Awaitable[list[Rendition]]]
 ) -> Response:
     """The kept document `key` if it is of `version`, else made (once for all who wait for it)."""

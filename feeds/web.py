@@ -21,9 +21,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from feeds import ondemand, site
-from feeds.ids import is_slug
-from feeds.model import FeedKey
+from feeds.codec import page_from_json
+from feeds.ids import is_slug, page_path
+from feeds.model import FeedKey, Rendition
+from feeds.pages.write import WRITERS, archive_url
 from feeds.publish.document import encode
+from feeds.render import html as render_html
 from feeds.render.html import STYLESHEET
 from feeds.render.topics import TOPICS_DOC
 from feeds.responses import NO_STORE, Prepared, error, pending, retry_after, serve
@@ -113,6 +116,50 @@ async def day(request: Request) -> Response:
     if request.url.path != canonical:
         return RedirectResponse(canonical, status_code=301)
     return await page(request, FeedKey("date", date.isoformat()).name)
+
+
+TWIN_TYPES = {
+    "md": "text/markdown; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+    "xml": "application/xml; charset=utf-8",
+}
+
+
+async def event(request: Request) -> Response:
+    """An event at the archive's own URL, `/news/YYYY/MM/D/<slug>.html` (day padded or not), and its
+    twins `.md`, `.json`, `.xml` in the shapes the ingester reads. Every version's slug answers: an
+    older one, or a padded day, redirects (301) to the current version's URL."""
+    state = request.app.state
+    slug, _, ext = request.path_params["name"].rpartition(".")
+    path = page_path("/news/{year}/{month}/{day}/{slug}".format(**request.path_params, slug=slug))
+    found = await state.store.event_at(path) if path and (ext == "html" or ext in TWIN_TYPES) else None
+    if found is None:
+        return not_found(request, f"no event at {request.url.path}")
+    key, current, doc, live, rev, updated = found
+    if not live:
+        return error(410, f"the event at {request.url.path} was removed from its source")
+    canonical = archive_url(current, ext)
+    if request.url.path != canonical:
+        return RedirectResponse(canonical, status_code=301)
+    settings = state.settings
+    page = page_from_json(doc)
+    stamp = ""
+    if ext == "html":
+        stored = (await state.store.entries([key])).get(key)
+        if stored is None or not stored[1].get("html"):
+            return error(503, "this event's page is being rendered: retry in a few seconds", retry_after(settings))
+        stamp, fragments = stored[0], stored[1]
+
+    async def render() -> list[Rendition]:
+        if ext == "html":
+            body = render_html.event_page(
+                settings.base_url, settings.title, settings.feed_language, settings.author, page, fragments["html"]
+            )
+        else:
+            body = WRITERS[ext](page)
+        return [encode(canonical, ext, body, updated, "text/html; charset=utf-8" if ext == "html" else TWIN_TYPES[ext])]
+
+    return await ondemand.kept_or_made(request, f"event:{canonical}", (str(rev), stamp), ext, render)
 
 
 async def search_page(request: Request) -> Response:
@@ -252,6 +299,7 @@ ROUTES = [
     Route("/topics/{slug}/pages/{page}", topic, methods=["GET", "HEAD"]),
     Route("/news/{year:int}/{month}/{day}/index.html", day, methods=["GET", "HEAD"]),
     Route("/news/{year:int}/{month}/{day}/", day, methods=["GET", "HEAD"]),
+    Route("/news/{year:int}/{month}/{day}/{name}", event, methods=["GET", "HEAD"]),
     Route("/opml", opml, methods=["GET", "HEAD"]),
     Route("/search", search_page, methods=["GET", "HEAD"]),
     Route("/static/style.css", stylesheet, methods=["GET", "HEAD"]),

@@ -28,14 +28,15 @@ HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0
 FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+json"}
 
 
-async def ingest(store: Store, settings: Settings) -> None:
+async def ingest(store: Store, settings: Settings, clean: bool = True) -> None:
+    """Refresh every configured source once; `clean`: and nothing was reported."""
     sources = open_sources(settings.sources)
     try:
         report = await refresh_all(store, settings, sources)
     finally:
         for source in sources:
             await source.aclose()
-    assert report.problems == []
+    assert report.problems == [] or not clean
 
 
 @pytest.fixture

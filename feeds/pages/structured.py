@@ -18,7 +18,7 @@ from defusedxml import DefusedXmlException
 from feeds.errors import ParseError
 from feeds.model import Change, ChangeKind, Page, Related, SourceLink, as_utc
 from feeds.pages.guard import guarded
-from feeds.pages.markdown import cover_image, parse_date, text
+from feeds.pages.markdown import context_parts, cover_image, parse_date, text
 
 _KINDS: tuple[ChangeKind, ...] = ("first", "update", "current")
 
@@ -96,15 +96,15 @@ def parse_event_json(data: bytes, path: str, origin: str) -> Page:
     related = []
     for i, r in enumerate(listing("related")):
         contexts = r.get("contexts", [])
+        headline = text(_str(r.get("headline"), origin, f"related[{i}].headline", True))
+        url = _str(r.get("url"), origin, f"related[{i}].url", True)
+        if isinstance(contexts, str):  # as the archive writes it: the store decides which parts form a name
+            parts = context_parts(contexts)
+            related.append(Related(headline, url, parts, ambiguous=len(parts) > 1))
+            continue
         if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
-            raise ParseError(origin, "must be a list of strings", f"related[{i}].contexts")
-        related.append(
-            Related(
-                text(_str(r.get("headline"), origin, f"related[{i}].headline", True)),
-                _str(r.get("url"), origin, f"related[{i}].url", True),
-                tuple(text(c) for c in contexts if c.strip()),
-            )
-        )
+            raise ParseError(origin, "must be a list of strings, or one string as written", f"related[{i}].contexts")
+        related.append(Related(headline, url, tuple(text(c) for c in contexts if c.strip())))
     fields["related"] = related
     fields["changes"] = [
         Change(
@@ -140,14 +140,17 @@ def parse_event_xml(data: bytes, path: str, origin: str) -> Page:
         )
         for i, s in enumerate(root.iterfind("sources/source"), 1)
     ]
-    related = [
-        Related(
-            text(_str(_child_text(r, "headline"), origin, f"related/event[{i}]/headline", True)),
-            _str(r.get("url"), origin, f"related/event[{i}]/@url", True),
-            tuple(text("".join(c.itertext())) for c in r.iterfind("context") if "".join(c.itertext()).strip()),
-        )
-        for i, r in enumerate(root.iterfind("related/event"), 1)
-    ]
+    related = []
+    for i, r in enumerate(root.iterfind("related/event"), 1):
+        headline = text(_str(_child_text(r, "headline"), origin, f"related/event[{i}]/headline", True))
+        url = _str(r.get("url"), origin, f"related/event[{i}]/@url", True)
+        written = _child_text(r, "contexts")  # as the archive writes it: the store decides the names
+        if written is not None:
+            parts = context_parts(written)
+            related.append(Related(headline, url, parts, ambiguous=len(parts) > 1))
+        else:
+            names = (text("".join(c.itertext())) for c in r.iterfind("context"))
+            related.append(Related(headline, url, tuple(n for n in names if n)))
     changes = [
         Change(
             text(_str("".join(c.itertext()), origin, f"changes/change[{i}]", True)),

@@ -17,7 +17,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from feeds.model import FEED_FORMATS
+from feeds.model import FEED_FORMATS, Page
+from feeds.pages.write import archive_url
 from feeds.render import CONTENT_TYPES, Entry, FeedInfo, TopicFacts, page_url
 from feeds.render.content import entry_html, http_url
 
@@ -160,3 +161,34 @@ def topics_page(**context: Any) -> bytes:
         "stylesheet": base_url.rstrip("/") + "/static/style.css",
     }
     return _ENV.get_template("topics.html").render(context).encode("utf-8")
+
+
+def event_page(base_url: str, site: str, language: str, author: str, page: Page, entry: bytes) -> bytes:
+    """An event's own page, at the archive's URL: its entry as every page shows it, and the links to
+    the same page in the shapes the ingester reads."""
+    base = base_url.rstrip("/")
+    canonical = base + archive_url(page.path, "html")
+    info = FeedInfo(
+        name="event",
+        title=page.headline,
+        description=(page.summary or page.headline)[:300],
+        base_url=base_url,
+        updated=dt.datetime.min.replace(tzinfo=dt.UTC),
+        ttl_minutes=0,
+        author=author,
+        language=language,
+    )
+    context = {
+        "info": info,
+        "site": site,
+        "headline": page.headline,
+        "home": page_url(base_url, "latest"),
+        "topics_url": base + "/topics",
+        "canonical": canonical,
+        "feeds": [],
+        "stylesheet": base + "/static/style.css",
+        "day_url": page_url(base_url, f"dates/{page.date.isoformat()}"),
+        "twins": {ext: base + archive_url(page.path, ext) for ext in ("md", "json", "xml")},
+        "entry": Markup(entry.decode("utf-8")),
+    }
+    return _ENV.get_template("event.html").render(context).encode("utf-8")

@@ -192,6 +192,19 @@ class EventQueries(StoreBase):
         self._links.update({p: found.get(p) for p in missing})
         return {p: target for p in wanted if (target := self._links.get(p))}
 
+    async def event_at(self, path: str) -> tuple[str, str, str, bool, int, dt.datetime] | None:
+        """(key, current page path, current page as stored, live, revision, last change) of the
+        event whose version (any) is at `path` (canonical, `/news/YYYY/MM/DD/slug`)."""
+        rows = await self._read(
+            "SELECT e.key, e.current, e.doc, e.live, e.rev, e.updated FROM aliases a JOIN events e ON e.key = a.chain "
+            "WHERE a.path = ?",
+            (path,),
+        )
+        if not rows:
+            return None
+        key, current, doc, live, rev, updated = rows[0]
+        return key, current, doc, bool(live), int(rev), from_iso(updated)
+
     async def _events_from_rows(self, rows: list[Any]) -> list[Event]:
         if not rows:
             return []
