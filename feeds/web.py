@@ -27,16 +27,19 @@ from feeds.model import FeedKey, Rendition
 from feeds.pages.write import WRITERS, archive_url
 from feeds.publish.document import encode
 from feeds.render import html as render_html
-from feeds.render.html import STYLESHEET
+from feeds.render.html import ICON, STYLESHEET
 from feeds.render.topics import TOPICS_DOC
 from feeds.responses import NO_STORE, Prepared, error, pending, retry_after, serve
 
 MAX_OPML_TOPICS = 500
 GENERATED_BYTES = 32 << 20  # per server process: searches and OPML lists kept ready
-_STYLE = Prepared.of(
-    encode("_style", "css", STYLESHEET, dt.datetime(2000, 1, 1, tzinfo=dt.UTC), "text/css; charset=utf-8"),
-    "public, max-age=86400",
-)
+_STATIC = {
+    name: Prepared.of(encode(name, name, body, dt.datetime(2000, 1, 1, tzinfo=dt.UTC), kind), "public, max-age=86400")
+    for name, body, kind in (
+        ("style.css", STYLESHEET, "text/css; charset=utf-8"),
+        ("icon.svg", ICON, "image/svg+xml"),
+    )
+}
 
 
 def prepare_state(state: Any) -> None:
@@ -166,8 +169,10 @@ async def search_page(request: Request) -> Response:
     return await ondemand.search_answer(request, "html")
 
 
-async def stylesheet(request: Request) -> Response:
-    return serve(request, _STYLE)
+async def static(request: Request) -> Response:
+    """The stylesheet and the icon: part of the program, so their ETags change with it."""
+    found = _STATIC.get(request.path_params["name"])
+    return serve(request, found) if found else not_found(request, f"nothing at {request.url.path}")
 
 
 async def _index(request: Request) -> tuple[Prepared, site.TopicIndex] | Response:
@@ -302,5 +307,5 @@ ROUTES = [
     Route("/news/{year:int}/{month}/{day}/{name}", event, methods=["GET", "HEAD"]),
     Route("/opml", opml, methods=["GET", "HEAD"]),
     Route("/search", search_page, methods=["GET", "HEAD"]),
-    Route("/static/style.css", stylesheet, methods=["GET", "HEAD"]),
+    Route("/static/{name}", static, methods=["GET", "HEAD"]),
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
+import html5lib
 import httpx
 import listparser
 import pytest
@@ -51,8 +52,10 @@ async def site(store: Store, settings: Settings) -> AsyncIterator[tuple[httpx.As
 
 
 def parse(response: httpx.Response) -> Any:
+    """A page as lxml reads it, after html5lib found it well-formed HTML (strict: any parse error raises)."""
     assert response.status_code == 200, (response.url, response.status_code, response.text[:300])
     assert response.headers["content-type"] == "text/html; charset=utf-8"
+    html5lib.HTMLParser(strict=True).parse(response.content)
     return lxml_html.fromstring(response.content)
 
 

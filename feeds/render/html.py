@@ -32,6 +32,7 @@ _ENV = Environment(
     keep_trailing_newline=True,
 )
 STYLESHEET = (TEMPLATES / "style.css").read_bytes()
+ICON = (TEMPLATES / "icon.svg").read_bytes()
 FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
 # An entry starts with its day, where the page groups entries by day reads it back.
@@ -54,6 +55,7 @@ def entry(item: Entry, base_url: str) -> bytes:
             headline=event.page.headline,
             link=item.link,
             published=event.published.isoformat(),
+            permalink=base_url.rstrip("/") + archive_url(event.page.path, "html"),
             shown_date=_day_label(event.published.date()),
             topics=[(t.name, page_url(base_url, f"topics/{t.slug}")) for t in event.topics],
             content=Markup(content),

@@ -107,15 +107,16 @@ class TopicQueries(StoreBase):
         )
         return [(m, int(n)) for m, n in rows]
 
-    async def related_topics(self, slug: str, limit: int = 12) -> list[tuple[str, str, int]]:
-        """(slug, name, shared events) of the topics whose live events most often are the topic's too."""
+    async def related_topics(self, slug: str, limit: int = 12, recent: int = 1000) -> list[tuple[str, str, int]]:
+        """(slug, name, shared events) of the topics met most often in the topic's `recent` newest
+        live events (bounded: a topic of 50,000 events is looked at as fast as one of 1,000)."""
         rows = await self._read(
-            "SELECT o.slug, o.name, count(*) AS n FROM topics t "
-            "JOIN event_topics mine ON mine.topic_id = t.id AND mine.live "
-            "JOIN event_topics theirs ON theirs.event = mine.event AND theirs.topic_id != t.id AND theirs.live "
-            "JOIN topics o ON o.id = theirs.topic_id "
-            "WHERE t.slug = ? GROUP BY o.id ORDER BY n DESC, o.slug LIMIT ?",
-            (slug, limit),
+            "WITH mine AS (SELECT et.event, et.topic_id FROM topics t JOIN event_topics et ON et.topic_id = t.id "
+            "WHERE t.slug = ? AND et.live ORDER BY et.slot DESC LIMIT ?) "
+            "SELECT o.slug, o.name, count(*) AS n FROM mine "
+            "JOIN event_topics theirs ON theirs.event = mine.event AND theirs.topic_id != mine.topic_id AND theirs.live "
+            "JOIN topics o ON o.id = theirs.topic_id GROUP BY o.id ORDER BY n DESC, o.slug LIMIT ?",
+            (slug, recent, limit),
         )
         return [(s, name, int(n)) for s, name, n in rows]
 
