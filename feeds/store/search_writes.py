@@ -39,6 +39,17 @@ def ensure_index(conn: sqlite3.Connection) -> None:
     while batch := rows.fetchmany(2000):
         conn.executemany(
             "INSERT INTO search (rowid, headline, summary, names) VALUES (?,?,?,?)",
-            [(seq, *indexed(page, page.topics)) for seq, page in ((s, page_from_json(d)) for s, d in batch)],
+            [(seq, *text) for seq, doc in batch if (text := _indexed(doc))],
         )
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_VERSION_KEY, SEARCH_VERSION))
+
+
+def _indexed(doc: str) -> tuple[str, str, str] | None:
+    """What a stored page indexes; None for one that does not decode (a store is opened whatever
+    one row holds: that event is not found by searches until it is stored again)."""
+    try:
+        page = page_from_json(doc)
+    except (KeyError, ValueError, TypeError, IndexError):
+        return None
+    return indexed(page, page.topics)
+
