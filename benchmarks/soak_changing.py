@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import record
 from soak import LUA, free_port, rss_kib
 
+from feeds.render import page_url
+
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 
@@ -116,6 +118,7 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=15, help="seconds between memory samples")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="40 seconds")
+    parser.add_argument("--cache-bytes", type=int, help="cache_bytes of each server process (default: the setting's)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
@@ -131,14 +134,19 @@ def main() -> int:
         config = work / "feeds.toml"
         config.write_text(
             f'database = "feeds.db"\nport = {port}\nrefresh_interval = 5\n'
-            f'[[sources]]\nname = "corpus"\nkind = "directory"\nlocation = "{corpus}"\n'
+            + (f"cache_bytes = {args.cache_bytes}\n" if args.cache_bytes else "")
+            + f'[[sources]]\nname = "corpus"\nkind = "directory"\nlocation = "{corpus}"\n'
         )
         feeds = [PYTHON, "-m", "feeds", "--config", str(config)]
         subprocess.run(
             [*feeds, "ingest", str(corpus), "--name", "corpus", "--no-progress"], check=True, capture_output=True
         )
         conn = sqlite3.connect(f"file:{work / 'feeds.db'}?mode=ro", uri=True)
-        names = [f"/feeds/{f}.{fmt}" for f, fmt in conn.execute("SELECT feed, fmt FROM renditions") if f[0] != "_"]
+        names = [  # every document: its feeds and its page
+            page_url("", f) if fmt == "html" else f"/feeds/{f}.{fmt}"
+            for f, fmt in conn.execute("SELECT feed, fmt FROM renditions")
+            if f[0] != "_"
+        ]
         conn.close()
         (work / "paths.txt").write_text("".join(f"{p}\n" for p in names))
         (work / "soak.lua").write_text(LUA % {"paths": work / "paths.txt", "seed": 1})
@@ -220,7 +228,8 @@ def main() -> int:
         clean = not any(checker.counts[k] for k in ("5xx", "other", "torn", "empty")) and not wrk["errors"]
         print(
             record(
-                f"soak_changing.py{' --quick' if args.quick else ''}",
+                f"soak_changing.py{' --quick' if args.quick else ''}"
+                + (f" --cache-bytes {args.cache_bytes}" if args.cache_bytes else ""),
                 f"{report['documents']:,} documents, {edits} edits, {refreshes} refreshes ({changed} events changed); wrk {wrk['requests']:,} requests "
                 f"(p99 {report['wrk_p99_ms']} ms, errors {wrk['errors']}); checker {checker.counts} "
                 f"(p99 {report['check_p99_ms']} ms); RSS {report['rss_mib_first']} -> {report['rss_mib_last']} MiB "

@@ -82,7 +82,7 @@ async def topic_table(store: Store) -> dict[str, tuple[str, frozenset[str]]]:
 
 
 async def consistent(store: Store) -> None:
-    """Spelling counts, topic sizes and slots agree with the membership rows."""
+    """Spelling counts, topic sizes, slots and events per month agree with the membership rows."""
     spellings = await sql(
         store, "SELECT topic_id, spelling, n FROM topic_spellings WHERE n != 0 ORDER BY topic_id, spelling"
     )
@@ -102,6 +102,13 @@ async def consistent(store: Store) -> None:
         store, "SELECT topic_id FROM event_topics GROUP BY topic_id HAVING max(slot) + 1 != count(*) OR min(slot) != 0"
     )
     assert not list(slots)
+    months = await sql(store, "SELECT topic_id, month, n FROM topic_months WHERE n != 0 ORDER BY topic_id, month")
+    counted = await sql(
+        store,
+        "SELECT topic_id, substr(date, 1, 7) AS m, count(*) FROM event_topics WHERE live = 1 "
+        "GROUP BY topic_id, m ORDER BY topic_id, m",
+    )
+    assert list(months) == list(counted)  # the topic pages' charts
 
 
 # ----- folding -------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -276,6 +276,32 @@ MIGRATIONS: dict[int, str] = {
     # Entries made before it are made again (their stamps hold the renderers' version).
     10: """
     ALTER TABLE entries ADD COLUMN html BLOB NOT NULL DEFAULT x'';
+    """,
+    # Live events per topic and month, kept by triggers: a topic page's chart reads a few hundred
+    # rows, not the topic's every membership (50,000 for the largest of 400,000 events).
+    11: """
+    CREATE TABLE IF NOT EXISTS topic_months (
+        topic_id INTEGER NOT NULL,
+        month TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (topic_id, month)
+    ) WITHOUT ROWID;
+    DELETE FROM topic_months;
+    INSERT INTO topic_months SELECT topic_id, substr(date, 1, 7), count(*) FROM event_topics WHERE live = 1
+        GROUP BY topic_id, substr(date, 1, 7);
+    CREATE TRIGGER IF NOT EXISTS topic_months_insert AFTER INSERT ON event_topics WHEN NEW.live = 1 BEGIN
+        INSERT INTO topic_months VALUES (NEW.topic_id, substr(NEW.date, 1, 7), 1)
+            ON CONFLICT (topic_id, month) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER IF NOT EXISTS topic_months_update AFTER UPDATE OF live, date, topic_id ON event_topics BEGIN
+        UPDATE topic_months SET n = n - 1
+            WHERE OLD.live = 1 AND topic_id = OLD.topic_id AND month = substr(OLD.date, 1, 7);
+        INSERT INTO topic_months SELECT NEW.topic_id, substr(NEW.date, 1, 7), 1 WHERE NEW.live = 1
+            ON CONFLICT (topic_id, month) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER IF NOT EXISTS topic_months_delete AFTER DELETE ON event_topics WHEN OLD.live = 1 BEGIN
+        UPDATE topic_months SET n = n - 1 WHERE topic_id = OLD.topic_id AND month = substr(OLD.date, 1, 7);
+    END;
     """,
 }
 
