@@ -52,4 +52,3 @@ def _indexed(doc: str) -> tuple[str, str, str] | None:
     except (KeyError, ValueError, TypeError, IndexError):
         return None
     return indexed(page, page.topics)
-
