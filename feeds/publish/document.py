@@ -105,6 +105,18 @@ def fit(info: FeedInfo, table: dict[str, Format], entries: list[Fragments], max_
     return shown, kept
 
 
+def within(
+    info: FeedInfo, table: dict[str, Format], entries: list[Fragments], max_bytes: int
+) -> tuple[FeedInfo, dict[str, bytes], int]:
+    """The document in every format, its description and how many entries it shows: all of them,
+    unless a format would exceed `max_bytes` (then `fit` decides, and the documents are made again)."""
+    bodies = {fmt: f.document(info, [e[fmt] for e in entries]) for fmt, f in table.items()}
+    if all(len(body) <= max_bytes for body in bodies.values()):
+        return info, bodies, len(entries)
+    shown, kept = fit(info, table, entries, max_bytes)
+    return shown, {fmt: f.document(shown, [e[fmt] for e in entries[:kept]]) for fmt, f in table.items()}, kept
+
+
 class Writer:
     """New renditions gathered and stored a batch at a time: one write transaction for many
     documents (each costs a commit otherwise), and the documents of one refresh appear together."""
@@ -166,12 +178,12 @@ async def publish(
         # One thread hop per document: making entries, joining and compressing (which releases
         # the GIL) run off the event loop, which keeps serving while other documents are read.
         entries, stamps, made = make_entries(settings, pending, gathered, table, memo)
-        shown, kept = fit(info, table, entries, settings.max_feed_bytes)
+        shown, bodies, kept = within(info, table, entries, settings.max_feed_bytes)
         entries, stamps = entries[:kept], stamps[:kept]
         fresh, spanned = [], []
         for fmt in FORMATS:
             pieces = [e[fmt] for e in entries]
-            body = table[fmt].document(shown, pieces)
+            body = bodies[fmt]
             etag = etag_of(body)
             stored = current.get(fmt)
             if stored and stored[0] == etag:
@@ -203,8 +215,7 @@ async def render_once(
 
     def render() -> list[Rendition]:
         entries = make_entries(settings, pending, gathered, table, memo)[0]
-        shown, kept = fit(info, table, entries, settings.max_feed_bytes)
-        bodies = {fmt: table[fmt].document(shown, [e[fmt] for e in entries[:kept]]) for fmt in FORMATS}
+        shown, bodies, _ = within(info, table, entries, settings.max_feed_bytes)
         return [encode(info.name, fmt, body, shown.updated) for fmt, body in bodies.items()]
 
     return await asyncio.to_thread(render)
