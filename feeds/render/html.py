@@ -82,7 +82,8 @@ def _by_day(items: Sequence[bytes]) -> list[tuple[str, str, Markup]]:
 
 def chart(months: Sequence[tuple[str, int]], width: int = 640, height: int = 120) -> Markup:
     """Events per month as a bar chart (inline SVG, no script): every month from the first to the
-    last, empty ones included, each bar titled with its count."""
+    last, empty ones included, each bar titled with its count. The bars are numbers only and written
+    here: through the template they cost a topic of 25 years 4 ms a page."""
     if not months:
         return Markup("")
     counts = dict(months)
@@ -95,17 +96,15 @@ def chart(months: Sequence[tuple[str, int]], width: int = 640, height: int = 120
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     top = max(n for _, n in series)
     step = width / len(series)
+    bar = round(max(step - 1, 0.5), 2)
+    bars = "".join(
+        f'<rect x="{round(i * step, 2)}" y="{height - (h := round(n / top * (height - 4), 2))}" width="{bar}" '
+        f'height="{h}"><title>{key}: {n}</title></rect>\n'
+        for i, (key, n) in enumerate(series)
+    )
     return Markup(
         _ENV.get_template("chart.svg").render(
-            series=[
-                (key, n, round(i * step, 2), round(n / top * (height - 4), 2)) for i, (key, n) in enumerate(series)
-            ],
-            bar=round(max(step - 1, 0.5), 2),
-            width=width,
-            height=height,
-            first=first,
-            last=last,
-            total=sum(counts.values()),
+            bars=Markup(bars), width=width, height=height, first=first, last=last, total=sum(counts.values())
         )
     )
 
