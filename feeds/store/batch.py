@@ -318,7 +318,7 @@ def _upsert_event(
     result.deleted.discard(key)
     result.feeds |= before | {"latest", f"dates/{page.date.isoformat()}"}
     set_topics(conn, key, page, (page.date.isoformat(), seq, rev, at), memo, result, old[4] if old else None)
-    index_event(conn, seq, page)
+    index_event(conn, seq, page, new=old is None)
 
 
 def _remember_pending(conn: sqlite3.Connection, result: BatchResult) -> None:

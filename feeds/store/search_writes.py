@@ -15,9 +15,11 @@ SEARCH_VERSION = "1"
 _VERSION_KEY = "search_index"
 
 
-def index_event(conn: sqlite3.Connection, seq: int, page: Page) -> None:
-    """(Re)index one event's current page (a reused `seq` replaces what it held)."""
-    conn.execute("DELETE FROM search WHERE rowid = ?", (seq,))
+def index_event(conn: sqlite3.Connection, seq: int, page: Page, new: bool = False) -> None:
+    """(Re)index one event's current page. A `new` event's seq has nothing indexed (a forgotten
+    event's row goes with it), so a bulk load skips the lookup."""
+    if not new:
+        conn.execute("DELETE FROM search WHERE rowid = ?", (seq,))
     conn.execute(
         "INSERT INTO search (rowid, headline, summary, names) VALUES (?,?,?,?)", (seq, *indexed(page, page.topics))
     )
