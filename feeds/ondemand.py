@@ -26,7 +26,7 @@ from feeds import fingerprint, search
 from feeds.config import Settings
 from feeds.entries import EntryMemo
 from feeds.ids import is_slug
-from feeds.model import Rendition
+from feeds.model import Member, Rendition
 from feeds.publish.document import render_once
 from feeds.render import FeedInfo, feed_url, page_url
 from feeds.responses import Prepared, error, serve
@@ -127,16 +127,12 @@ async def _prepared(settings: Settings, version: Version, render: Callable[[], A
 async def _search(state: Any, query: str, match: str) -> list[Rendition]:
     store, settings = state.store, state.settings
     members = await store.search_members(match, settings.items_per_feed)
-    info = FeedInfo(
+    info = await _info(
+        state,
+        members,
         name="search",
         title=f"{settings.title}: {query}",
         description=f"The newest events mentioning {query}",
-        base_url=settings.base_url,
-        updated=max((m.updated for m in members), default=await store.created()),
-        ttl_minutes=fingerprint.ttl_minutes(settings),
-        author=settings.author,
-        language=settings.feed_language,
-        site=settings.title,
         subject=f"Events mentioning {query}",
         query=query,
     )
@@ -148,16 +144,26 @@ async def _combined(state: Any, name: str, slugs: list[str]) -> list[Rendition]:
     topics = [await store.topic(slug) for slug in slugs]
     names = [t.name if t else slug for t, slug in zip(topics, slugs, strict=True)]
     members = await store.combined_members(slugs, settings.items_per_feed)
-    info = FeedInfo(
+    info = await _info(
+        state,
+        members,
         name=name,
         title=f"{settings.title}: {' + '.join(names)}",
         description=f"Events about {', '.join(names[:-1])} or {names[-1]}",
+        subject=" + ".join(names),
+    )
+    return await render_once(store, settings, info, members, state.ondemand.memo)
+
+
+async def _info(state: Any, members: list[Member], **fields: str) -> FeedInfo:
+    """A made-on-request document's description: what every feed of this server says, and `fields`."""
+    settings: Settings = state.settings
+    return FeedInfo(
         base_url=settings.base_url,
-        updated=max((m.updated for m in members), default=await store.created()),
+        updated=max((m.updated for m in members), default=await state.store.created()),
         ttl_minutes=fingerprint.ttl_minutes(settings),
         author=settings.author,
         language=settings.feed_language,
         site=settings.title,
-        subject=" + ".join(names),
+        **fields,  # type: ignore[arg-type]
     )
-    return await render_once(store, settings, info, members, state.ondemand.memo)

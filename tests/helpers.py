@@ -8,9 +8,21 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from feeds.config import Settings
 from feeds.model import FEED_FORMATS, Page
 from feeds.pages import parse_document
+from feeds.refresh import Report, open_sources, refresh_all
 from feeds.store import Incoming, Store
+
+
+async def refresh_once(store: Store, settings: Settings) -> Report:
+    """Every configured source refreshed once into the store, as a scheduled refresh does."""
+    sources = open_sources(settings.sources)
+    try:
+        return await refresh_all(store, settings, sources)
+    finally:
+        for source in sources:
+            await source.aclose()
 
 
 async def sql(store: Store, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -34,6 +34,18 @@ def events_of(database: str) -> dict[str, tuple[str, str, str, str]]:
     return {key: (guid, current, date, doc) for key, guid, current, date, doc in rows}
 
 
+async def archive_served(store: Store, settings: Settings) -> tuple[int, Settings]:
+    """The real archive sample ingested, to be served on the port its documents name."""
+    port = free_port()
+    settings = replace(
+        settings,
+        base_url=f"http://127.0.0.1:{port}",
+        sources=(SourceConfig(name="archive", kind="directory", location=str(OFFSTREAM)),),
+    )
+    await ingest(store, settings, clean=False)  # the sample's day listings name pages it lacks
+    return port, settings
+
+
 def self_described(key: str, current: str, doc: str) -> bool:
     """Whether an event's current page names its first version (or is it)."""
     changes = json.loads(doc)["changes"]
@@ -46,13 +58,7 @@ async def test_what_the_server_serves_ingests_to_the_same_events(
 ) -> None:
     """The real archive pages (reworded events with Changes chains among them), served as twins of
     one format, written to a new tree and ingested into a new store: the same events, ids and pages."""
-    port = free_port()
-    settings = replace(
-        settings,
-        base_url=f"http://127.0.0.1:{port}",
-        sources=(SourceConfig(name="archive", kind="directory", location=str(OFFSTREAM)),),
-    )
-    await ingest(store, settings, clean=False)  # the sample's day listings name pages it lacks
+    port, settings = await archive_served(store, settings)
     served = events_of(settings.database)
     assert len(served) > 20
     copy = tmp_path / "copy"
@@ -86,13 +92,7 @@ async def test_what_the_server_serves_ingests_to_the_same_events(
 
 
 async def test_every_version_of_an_event_answers_at_its_archive_url(store: Store, settings: Settings) -> None:
-    port = free_port()
-    settings = replace(
-        settings,
-        base_url=f"http://127.0.0.1:{port}",
-        sources=(SourceConfig(name="archive", kind="directory", location=str(OFFSTREAM)),),
-    )
-    await ingest(store, settings, clean=False)  # the sample's day listings name pages it lacks
+    port, settings = await archive_served(store, settings)
     # A reworded event: its older versions are paths of the same event.
     rows = await sql(
         store,

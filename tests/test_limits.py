@@ -18,11 +18,11 @@ from feeds import config
 from feeds.config import Limits, Settings
 from feeds.errors import ConfigError
 from feeds.publish.document import Writer, encode
-from feeds.refresh import open_sources, parse_documents, refresh_all
+from feeds.refresh import parse_documents
 from feeds.sources import Document
 from feeds.store import Store
 from tests.conftest import DATA
-from tests.helpers import documents, entries
+from tests.helpers import documents, entries, refresh_once
 
 PAGE: dict[str, Any] = json.loads((DATA / "event-page.json").read_text())
 RELPATH = "news/2017/09/28/a-page-at-its-limits.json"
@@ -94,12 +94,7 @@ async def test_a_page_naming_5000_contexts_makes_no_topics(store: Store, setting
     assert 40_000 < len(page) < 1 << 20
     (tree / "news/2017/09/28").mkdir(parents=True, exist_ok=True)
     (tree / RELPATH).write_bytes(page)
-    sources = open_sources(settings.sources)
-    try:
-        report = await refresh_all(store, settings, sources)
-    finally:
-        for source in sources:
-            await source.aclose()
+    report = await refresh_once(store, settings)
     assert [p for p in report.problems if RELPATH in p] == [
         f"{tree / RELPATH}: related: 5,000 context names, over the limit max_contexts = 150; page rejected"
     ]
@@ -127,12 +122,7 @@ async def test_no_document_exceeds_max_feed_bytes(store: Store, settings: Settin
         (day / f"large-event-{n:02d}.json").write_bytes(page)
     limit = 64 << 10
     settings = replace(settings, max_feed_bytes=limit)
-    sources = open_sources(settings.sources)
-    try:
-        report = await refresh_all(store, settings, sources)
-    finally:
-        for source in sources:
-            await source.aclose()
+    report = await refresh_once(store, settings)
     assert report.problems == [] and await store.count_events() == 59 + 12
     served = await documents(store)
     assert max(len(body) for body in served.values()) <= limit

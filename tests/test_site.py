@@ -20,10 +20,10 @@ from lxml import html as lxml_html
 
 from feeds.app import create_app
 from feeds.config import Settings
-from feeds.refresh import open_sources, refresh_all
 from feeds.site import TopicIndex
 from feeds.store import Store
 from tests.conftest import DATA, LiveServer, free_port
+from tests.helpers import refresh_once
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}  # a browser's
 FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+json"}
@@ -31,12 +31,7 @@ FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+j
 
 async def ingest(store: Store, settings: Settings, clean: bool = True) -> None:
     """Refresh every configured source once; `clean`: and nothing was reported."""
-    sources = open_sources(settings.sources)
-    try:
-        report = await refresh_all(store, settings, sources)
-    finally:
-        for source in sources:
-            await source.aclose()
+    report = await refresh_once(store, settings)
     assert report.problems == [] or not clean
 
 
