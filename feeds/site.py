@@ -20,6 +20,7 @@ from feeds.ids import topic_key
 from feeds.render import feed_url, page_url
 from feeds.render.html import topics_page
 from feeds.render.markup import text, xml_safe
+from feeds.render.topics import topic_feeds
 
 PER_PAGE = 100
 SORTS = ("activity", "name", "recent")
@@ -143,10 +144,7 @@ def topics_json(index: TopicIndex, base_url: str, query: Query) -> bytes | None:
         "total": len(found),
         "page": query.page,
         "pages": pages,
-        "topics": [
-            {**t.as_json(), "feeds": {f: feed_url(base_url, f"topics/{t.slug}", f) for f in ("rss", "atom", "json")}}
-            for t in shown
-        ],
+        "topics": [{**t.as_json(), "feeds": topic_feeds(base_url, t.slug)} for t in shown],
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 

@@ -109,6 +109,12 @@ def chart(months: Sequence[tuple[str, int]], width: int = 640, height: int = 120
     )
 
 
+def _site_links(base_url: str) -> dict[str, str]:
+    """What every page's header links to: the front page, the topics, the stylesheet."""
+    base = base_url.rstrip("/")
+    return {"home": base + "/", "topics_url": base + "/topics", "stylesheet": base + "/static/style.css"}
+
+
 def _kind(name: str) -> str:
     if name == "latest":
         return "home"
@@ -122,8 +128,7 @@ def document(info: FeedInfo, items: Sequence[bytes]) -> bytes:
         "info": info,
         "kind": kind,
         "site": info.site or info.title,
-        "home": page_url(info.base_url, "latest"),
-        "topics_url": info.base_url.rstrip("/") + "/topics",
+        **_site_links(info.base_url),
         "canonical": info.home,
         "feeds": [(FEED_LABELS[f], CONTENT_TYPES[f].partition(";")[0], info.url(f)) for f in FEED_FORMATS],
         "days": _by_day(items),
@@ -135,7 +140,6 @@ def document(info: FeedInfo, items: Sequence[bytes]) -> bytes:
         "opml": info.base_url.rstrip("/") + "/opml?topics=" + info.name.split("/")[1].replace("+", ",")
         if info.name.startswith("topics/")
         else "",
-        "stylesheet": info.base_url.rstrip("/") + "/static/style.css",
     }
     return _ENV.get_template(f"{kind}.html").render(context).encode("utf-8")
 
@@ -155,11 +159,9 @@ def topics_page(**context: Any) -> bytes:
     )
     context |= {
         "info": info,
-        "home": page_url(base_url, "latest"),
-        "topics_url": base_url.rstrip("/") + "/topics",
+        **_site_links(base_url),
         "canonical": base_url.rstrip("/") + "/topics",
         "feeds": [],
-        "stylesheet": base_url.rstrip("/") + "/static/style.css",
     }
     return _ENV.get_template("topics.html").render(context).encode("utf-8")
 
@@ -183,11 +185,9 @@ def event_page(base_url: str, site: str, language: str, author: str, page: Page,
         "info": info,
         "site": site,
         "headline": page.headline,
-        "home": page_url(base_url, "latest"),
-        "topics_url": base + "/topics",
+        **_site_links(base_url),
         "canonical": canonical,
         "feeds": [],
-        "stylesheet": base + "/static/style.css",
         "day_url": page_url(base_url, f"dates/{page.date.isoformat()}"),
         "twins": {ext: base + archive_url(page.path, ext) for ext in ("md", "json", "xml")},
         "entry": Markup(entry.decode("utf-8")),

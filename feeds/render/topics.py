@@ -34,6 +34,11 @@ def _topic(base_url: str, slug: str, name: str, events: int, updated: str | None
         "slug": slug,
         "events": events,
         "updated": updated,
-        "feeds": {fmt: feed_url(base_url, f"topics/{slug}", fmt) for fmt in FEED_FORMATS},
+        "feeds": topic_feeds(base_url, slug),
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def topic_feeds(base_url: str, slug: str) -> dict[str, str]:
+    """A topic's feed URL in each format, as the index lists it."""
+    return {fmt: feed_url(base_url, f"topics/{slug}", fmt) for fmt in FEED_FORMATS}
