@@ -58,6 +58,20 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
+def _check_address(host: str, port: int) -> None:
+    """An address that cannot be listened on (in use, not this machine's) is one line here, not
+    uvicorn's error followed by a traceback of the scheduler it stops."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 @cli.command()
 @click.option("--host", default=None, help="Interface to bind (default from config).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default from config).")
@@ -85,6 +99,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     # A store that cannot be opened (not SQLite, no such folder, no permission) is one line here,
     # not a worker's traceback.
     run(lambda: _open_and_close(settings.database))
+    _check_address(settings.host, settings.port)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

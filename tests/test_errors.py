@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,22 @@ def test_a_store_that_cannot_be_written_is_one_line(tmp_path: Path, command: str
         assert errors[0] == f"Error: store: unable to open {database}: unable to open database file"
     else:
         assert database.read_bytes() == before
+
+
+def test_an_address_in_use_is_one_line(tmp_path: Path) -> None:
+    """Another program on the port: one line naming the address, exit 1, no traceback (uvicorn's
+    error used to be followed by the stopped scheduler's CancelledError traceback)."""
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "feeds", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "FEEDS_DATABASE": str(tmp_path / "feeds.db"), "FEEDS_SOURCES": str(EXAMPLE)},
+        )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("INFO ")]
+    assert errors == [f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"], done.stderr
