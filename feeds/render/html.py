@@ -30,6 +30,7 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    auto_reload=False,  # templates change with the code: no file checked per page or entry
 )
 STYLESHEET = (TEMPLATES / "style.css").read_bytes()
 ICON = (TEMPLATES / "icon.svg").read_bytes()

@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -302,6 +302,12 @@ MIGRATIONS: dict[int, str] = {
     CREATE TRIGGER IF NOT EXISTS topic_months_delete AFTER DELETE ON event_topics WHEN OLD.live = 1 BEGIN
         UPDATE topic_months SET n = n - 1 WHERE topic_id = OLD.topic_id AND month = substr(OLD.date, 1, 7);
     END;
+    """,
+    # An event's topics and whether each is live, read from the index alone: related topics look
+    # at 500 events' topics for every topic page (3.7 -> 1.0 ms a page).
+    12: """
+    DROP INDEX IF EXISTS event_topics_event;
+    CREATE UNIQUE INDEX event_topics_event ON event_topics(event, topic_id, live);
     """,
 }
 
