@@ -80,7 +80,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     own = state.store is None
     if own:
         try:
-            state.store = await Store.open(settings.database)
+            state.store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
         except FeedsError as exc:
             cannot_start(str(exc))
             raise
@@ -127,6 +127,8 @@ async def feed(request: Request) -> Response:
         if await pending(state.store, state.settings, name):
             message = f"feed {name!r} is being rendered: retry in a few seconds"
             return error(503, message, retry_after(state.settings))
+        if redirect := await web.moved(request, name, fmt):
+            return redirect
         what = "date" if name.startswith("dates/") else "topic" if name.startswith("topics/") else "feed"
         return error(404, f"no {what} {name.partition('/')[2] or name!r}")
     return serve(request, document)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from feeds import config, fingerprint
-from feeds.config import Limits, Settings, SourceConfig
+from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError
 from feeds.process import configure_logging, tune_gc
 from feeds.store import Store
@@ -98,7 +98,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
             )
     # A store that cannot be opened (not SQLite, no such folder, no permission) is one line here,
     # not a worker's traceback.
-    run(lambda: _open_and_close(settings.database))
+    run(lambda: _open_and_close(settings))
     _check_address(settings.host, settings.port)
     options: dict[str, Any] = {
         "host": settings.host,
@@ -158,7 +158,7 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
         started = time.perf_counter()
         if single is not None:
             collected = Collected(documents=[single], expected=1)
-            store = await Store.open(settings.database)
+            store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
             try:
                 report = await ingest_collected(
                     store, name or _source_name(settings, location), collected, limits=settings.limits
@@ -177,10 +177,10 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(1, mp_context=context, initializer=tune_gc) as pool:
                 report = await asyncio.get_running_loop().run_in_executor(
-                    pool, read_and_store, settings.database, source, show, os.cpu_count() or 1, settings.limits
+                    pool, read_and_store, settings, source, show, os.cpu_count() or 1
                 )
         stored = time.perf_counter()
-        store = await Store.open(settings.database)
+        store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
         try:
             rendering = await fingerprint.for_store(store, settings)
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
@@ -196,12 +196,12 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
     sys.exit(run(go))
 
 
-async def _open_and_close(database: str) -> None:
-    store = await Store.open(database)
+async def _open_and_close(settings: Settings) -> None:
+    store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
     await store.close()
 
 
-def read_and_store(database: str, config: SourceConfig, show: bool, processes: int, limits: Limits) -> Report:
+def read_and_store(settings: Settings, config: SourceConfig, show: bool, processes: int) -> Report:
     """Collect a source, store what it has, move its cursor (in a process of its own)."""
     from tqdm import tqdm
 
@@ -209,7 +209,7 @@ def read_and_store(database: str, config: SourceConfig, show: bool, processes: i
     from feeds.sources import open_source
 
     async def go() -> Report:
-        store = await Store.open(database)
+        store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
         source = open_source(config)
         try:
             collected = await source.collect(store)
@@ -218,7 +218,9 @@ def read_and_store(database: str, config: SourceConfig, show: bool, processes: i
                 def advance(n: int) -> None:
                     bar.update(n)
 
-                return await settle(store, source, collected, progress=advance, processes=processes, limits=limits)
+                return await settle(
+                    store, source, collected, progress=advance, processes=processes, limits=settings.limits
+                )
         finally:
             await source.aclose()
             await store.close()
@@ -247,7 +249,7 @@ def refresh(settings: Settings) -> None:
     from feeds.refresh import open_sources, refresh_all
 
     async def go() -> int:
-        store = await Store.open(settings.database)
+        store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
         sources = open_sources(settings.sources)
         try:
             report = await refresh_all(store, await fingerprint.for_store(store, settings), sources)
@@ -277,7 +279,7 @@ def publish(settings: Settings, everything: bool, progress: bool | None) -> None
     show = sys.stderr.isatty() if progress is None else progress
 
     async def go() -> int:
-        store = await Store.open(settings.database)
+        store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
         try:
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 return await publish_all(
@@ -290,18 +292,33 @@ def publish(settings: Settings, everything: bool, progress: bool | None) -> None
 
 
 @cli.command()
+@click.option(
+    "--suggest-aliases",
+    "suggest",
+    is_flag=True,
+    help="List likely renames (names one after the other in time, in the same company) as [topic_aliases] to confirm.",
+)
+@click.option(
+    "--min-events", default=5, show_default=True, help="With --suggest-aliases: topics of at least this many events."
+)
 @click.pass_obj
-def topics(settings: Settings) -> None:
+def topics(settings: Settings, suggest: bool, min_events: int) -> None:
     """List the topics: events, slug, name."""
+    from feeds import aliases
 
     async def go() -> list[Any]:
-        store = await Store.open(settings.database)
+        store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
         try:
-            return await store.topics()
+            return await (store.topic_profiles(min_events) if suggest else store.topics())
         finally:
             await store.close()
 
-    for row in run(go):
+    rows = run(go)
+    if suggest:
+        found = aliases.suggest(rows)
+        click.echo(aliases.as_toml(found) if found else f"# no likely renames among topics of {min_events}+ events")
+        return
+    for row in rows:
         click.echo(f"{row.events:6d}  {row.slug}  {row.name}")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from feeds.errors import ConfigError
+from feeds.ids import topic_key
 
 SOURCE_KINDS = ("directory", "http", "git")
 DEFAULT_CONFIG = Path("config/feeds.toml")
@@ -81,6 +82,8 @@ class Settings:
     max_feed_bytes: int = 4 << 20
     max_combined_topics: int = 10  # topics one combined feed (`/feeds/topics/a+b.atom`) may join
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
+    # Names that are one topic, each (the name shown, (other names...)), from `[topic_aliases]`.
+    topic_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The feeds' language, a BCP 47 tag; empty: the language every source has, else "en".
     language: str = ""
     origin: str = "<defaults>"
@@ -294,10 +297,10 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     base = chosen.parent.resolve()
     values: dict[str, Any] = {"origin": origin}
     for key, value in raw.items():
-        if key == "sources":
+        if key in ("sources", "topic_aliases"):
             continue
         if key not in _SETTINGS_TYPES:
-            raise ConfigError(key, f"unknown key (known: {', '.join(_SETTINGS_TYPES)}, sources)", origin)
+            raise ConfigError(key, f"unknown key (known: {', '.join(_SETTINGS_TYPES)}, sources, topic_aliases)", origin)
         values[key] = _cast(key, value, _SETTINGS_TYPES[key], origin)
     for key, kind in _SETTINGS_TYPES.items():
         env_key = f"FEEDS_{key.upper()}"
@@ -328,11 +331,35 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError("sources", f"source names must be unique, got {names}", origin)
+    values["topic_aliases"] = topic_aliases(raw.get("topic_aliases", {}), origin)
     settings = Settings(**values)
     settings = replace(settings, sources=sources, base_url=settings.base_url.rstrip("/"))
     if not values.get("base_url"):
         settings = replace(settings, follow_address=True, base_url=address_url(settings.host, settings.port))
     return settings
+
+
+def topic_aliases(raw: Any, origin: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`[topic_aliases]`: `"Name shown" = ["Other name", ...]`, each name in one group only (as
+    topics compare names: case, diacritics and script folded). Sorted, so the order written
+    does not matter."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("topic_aliases", 'must be a table of "Name" = ["Other name", ...]', origin)
+    seen: dict[str, str] = {}
+    groups = []
+    for shown, others in raw.items():
+        where = f"topic_aliases.{shown!r}"
+        if not isinstance(others, list) or not others or not all(isinstance(o, str) for o in others):
+            raise ConfigError(where, "must be a non-empty list of topic names", origin)
+        for name in (shown, *others):
+            key = topic_key(name)
+            if not key:
+                raise ConfigError(where, f"{name!r} has no words to name a topic by", origin)
+            if key in seen and seen[key] != shown:
+                raise ConfigError(where, f"{name!r} is already in the group of {seen[key]!r}", origin)
+            seen[key] = shown
+        groups.append((shown, tuple(sorted({o for o in others if topic_key(o) != topic_key(shown)}))))
+    return tuple(sorted(groups))
 
 
 _WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}

@@ -52,6 +52,8 @@ OTHER_SETTINGS = (
     "max_related",
     "max_contexts",
     "max_combined_topics",  # combined feeds are made on request, never stored
+    # Aliases change the store's topics (keyed again when it is opened), and so what publishes.
+    "topic_aliases",
 )
 
 DIGEST_KEY = "rendered_with"  # meta: the digest of the settings every document was last rendered with

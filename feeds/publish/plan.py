@@ -89,8 +89,8 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         title, description = f"{settings.title}: {key.value}", f"Events of {key.value} (UTC)"
     else:
         topic = await store.topic(key.value)
-        if topic is None:
-            return None
+        if topic is None or await store.topic_moved_to(key.value):
+            return None  # a topic retired into another has no documents: its URLs redirect
         paging = Paging(topic.slots, settings.items_per_feed)
         if key.page > paging.archive_pages:
             return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -23,7 +24,7 @@ from feeds.process import trim_heap
 from feeds.store.rekey import folding_of, rekey
 from feeds.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from feeds.store.search_writes import ensure_index
-from feeds.store.topic_writes import TopicMemo
+from feeds.store.topic_writes import ALIASES_KEY, TopicMemo
 
 T = TypeVar("T")
 
@@ -100,7 +101,16 @@ class StoreBase:
         self._uncommitted = 0
 
     @classmethod
-    async def open(cls, path: str | Path, cache_kib: int = CACHE_KIB, readers: int = READERS) -> Self:
+    async def open(
+        cls,
+        path: str | Path,
+        cache_kib: int = CACHE_KIB,
+        readers: int = READERS,
+        topic_aliases: Sequence[tuple[str, Sequence[str]]] | None = None,
+    ) -> Self:
+        """Open (creating or upgrading) a store. `topic_aliases`: the configured groups of names that
+        are one topic (Settings.topic_aliases); when they differ from the store's, its topics are
+        keyed again. None (a command without settings) leaves them as they are."""
         path = str(path)
         try:
             if path != ":memory:":
@@ -130,7 +140,7 @@ class StoreBase:
             await db.execute("PRAGMA temp_store=MEMORY")
             # An in-memory database exists only on its own connection.
             store = cls(db, path, readers if path != ":memory:" else 0, cache_kib)
-            await store._migrate()
+            await store._migrate(topic_aliases)
             # A store that opens but cannot be written (a read-only file) fails here, in one line,
             # not at the first refresh of a server that has started.
             await db.execute("BEGIN IMMEDIATE")
@@ -255,7 +265,9 @@ class StoreBase:
                     log.warning("store: checkpoint after a write failed: %s", exc)
             return result
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, aliases: Sequence[tuple[str, Sequence[str]]] | None = None) -> None:
+        wanted = None if aliases is None else json.dumps([[shown, list(others)] for shown, others in aliases])
+
         def migrate(conn: sqlite3.Connection) -> None:
             # The version is read inside the write transaction: several server workers opening a
             # new database at once must not all create the schema.
@@ -271,9 +283,14 @@ class StoreBase:
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={number}")
                 ensure_index(conn)  # before re-keying, which reads it no more than the batches do
-                if folding_of(conn) != FOLDING:
+                row = conn.execute("SELECT value FROM meta WHERE key = ?", (ALIASES_KEY,)).fetchone()
+                realias = wanted is not None and wanted != (row[0] if row else "[]")
+                if realias:
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (ALIASES_KEY, wanted))
+                if folding_of(conn) != FOLDING or realias:
                     # Topic keys made by another folding (schema 6's transliteration, another
-                    # OpenCC): topics are keyed, split and resolved again; their feeds publish next.
+                    # OpenCC) or other aliases: topics are keyed, split, joined and resolved
+                    # again; their feeds publish next.
                     rekey(conn, utcnow())
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -8,16 +8,20 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
-from feeds.ids import FOLDING, topic_key
+from feeds.ids import FOLDING
 from feeds.store.topic_writes import (
     MIGRATION,
     TopicMemo,
     Touched,
     _page,
+    alias_keys,
+    grouped_key,
     refresh_topics,
     register,
     resolve_again,
 )
+
+RETIRED = "#retired:"  # a topic key no name has: `#retired:<id>:<the key its events moved to>`
 
 
 def folding_of(conn: sqlite3.Connection) -> str | None:
@@ -26,28 +30,53 @@ def folding_of(conn: sqlite3.Connection) -> str | None:
 
 
 def _keys_by_keeper(conn: sqlite3.Connection) -> dict[int, str]:
-    """Each topic's new key: the key of its spellings with the most live uses (then the most
-    uses, then the smallest key). Two topics whose keepers now share a key (a folding that
-    ignores more): the one with more live uses keeps it, the other gets a key no name has and
-    its events move to the first."""
+    """Each topic's new key: its present key while some of its spellings still have it (a fresh
+    store of the same pages would give that topic the same slug); else the key of its spellings
+    with the most live uses (then the most uses, then the smallest key). Two topics claiming a key:
+    the one with more live uses keeps it, the other is retired (a key no name has, naming the key
+    its events move to). A group of aliases is a new topic of its own: the topics of its names are
+    retired into it, so its slug is its shown name's whichever names a store met first."""
+    aliases = alias_keys(conn)
+    groups_of = {key for key, _ in aliases.values()}
     groups: dict[int, dict[str, list[int]]] = {}
     for tid, spelling, live, total in conn.execute(
         "SELECT topic_id, spelling, sum(live), count(*) FROM event_topics GROUP BY topic_id, spelling"
     ):
-        group = groups.setdefault(tid, {}).setdefault(topic_key(spelling) or f"#{spelling}", [0, 0])
+        group = groups.setdefault(tid, {}).setdefault(grouped_key(spelling, aliases)[0], [0, 0])
         group[0] += live
         group[1] += total
-    claims: list[tuple[int, int, str]] = []
-    for tid, name in conn.execute("SELECT id, name FROM topics"):
-        spellings = groups.get(tid) or {topic_key(name) or f"#{name}": [0, 0]}
-        best, (live, _) = min(spellings.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
-        claims.append((-live, tid, best))
+    claims: list[tuple[int, int, int, str]] = []
     keys: dict[int, str] = {}
+    for tid, name, current in conn.execute("SELECT id, name, key FROM topics"):
+        spellings = groups.get(tid) or {grouped_key(name, aliases)[0]: [0, 0]}
+        if current in spellings:
+            claims.append((0, -spellings[current][0], tid, current))
+            continue
+        best, (live, _) = min(spellings.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
+        if best in groups_of:
+            keys[tid] = _retired(tid, best)
+        else:
+            claims.append((1, -live, tid, best))
     taken: set[str] = set()
-    for _, tid, key in sorted(claims):
-        keys[tid] = key if key not in taken else f"#retired:{tid}"
+    for _, _, tid, key in sorted(claims):
+        keys[tid] = key if key not in taken else _retired(tid, key)
         taken.add(key)
     return keys
+
+
+def _retired(tid: int, into: str) -> str:
+    return f"{RETIRED}{tid}:{into}"
+
+
+def _moves(conn: sqlite3.Connection) -> None:
+    """Where each retired topic's slug leads now: the topic holding the key its events moved to."""
+    conn.execute("DELETE FROM topic_moves")
+    retired = conn.execute("SELECT id, slug, key FROM topics WHERE key LIKE ?", (RETIRED + "%",)).fetchall()
+    for tid, slug, key in retired:
+        into = key[len(RETIRED) :].partition(":")[2]
+        target = conn.execute("SELECT id FROM topics WHERE key = ?", (into,)).fetchone()
+        if target and target[0] != tid:
+            conn.execute("INSERT OR REPLACE INTO topic_moves VALUES (?, ?)", (slug, target[0]))
 
 
 def rekey(conn: sqlite3.Connection, now: dt.datetime) -> None:
@@ -78,6 +107,7 @@ def rekey(conn: sqlite3.Connection, now: dt.datetime) -> None:
     live = [key for (key,) in conn.execute("SELECT key FROM events WHERE live = 1 ORDER BY seq")]
     resolve_again(conn, live, memo, touched)
     refresh_topics(conn, sorted(touched.topic_ids | {tid for tid, _ in moved}), now, touched)
+    _moves(conn)
     conn.executemany(
         "INSERT OR IGNORE INTO pending (kind, value) VALUES (?, ?)",
         [("feed", f) for f in sorted(touched.feeds)]

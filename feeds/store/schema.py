@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -308,6 +308,10 @@ MIGRATIONS: dict[int, str] = {
     12: """
     DROP INDEX IF EXISTS event_topics_event;
     CREATE UNIQUE INDEX event_topics_event ON event_topics(event, topic_id, live);
+    """,
+    # Topics retired into another (aliases, a folding that joins names): their slugs redirect.
+    13: """
+    CREATE TABLE IF NOT EXISTS topic_moves (slug TEXT PRIMARY KEY, target INTEGER NOT NULL REFERENCES topics(id));
     """,
 }
 

@@ -67,17 +67,39 @@ class Touched:
 
 class TopicMemo:
     """What the writer keeps between batches: each topic key's (id, slug), which never change,
-    and the known names, read again whenever the counter in meta moved (another process may
-    have written). Cleared when a transaction rolls back."""
+    the aliases (set when a store is opened), and the known names, read again whenever the
+    counter in meta moved (another process may have written). Cleared when a transaction rolls
+    back."""
 
     def __init__(self) -> None:
         self.ids: dict[str, tuple[int, str]] = {}
         self.known: set[str] | None = None
         self.known_at = -1
+        self.aliases: dict[str, tuple[str, str]] | None = None
 
     def clear(self) -> None:
         self.ids.clear()
         self.known = None
+        self.aliases = None
+
+
+ALIASES_KEY = "topic_aliases"  # in meta: the configured groups of names that are one topic (JSON)
+
+
+def alias_keys(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
+    """The key of every aliased name -> (its group's key, the name the group is shown by)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (ALIASES_KEY,)).fetchone()
+    out: dict[str, tuple[str, str]] = {}
+    for shown, others in json.loads(row[0]) if row else []:
+        for name in (shown, *others):
+            out[topic_key(name)] = (topic_key(shown), shown)
+    return out
+
+
+def grouped_key(name: str, aliases: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """(key, name to show and to take a slug from) of the topic a name belongs to."""
+    plain = topic_key(name) or f"#{name}"
+    return aliases.get(plain, (plain, name))
 
 
 def _page(key: str, doc: str) -> Page | None:
@@ -190,14 +212,16 @@ def events_holding(conn: sqlite3.Connection, keys: Iterable[str]) -> list[str]:
 
 def topic_id(conn: sqlite3.Connection, name: str, memo: TopicMemo) -> tuple[int, str]:
     """The (id, slug) of the topic `name` belongs to; a new topic if none has its key."""
-    key = topic_key(name) or f"#{name}"
+    if memo.aliases is None:
+        memo.aliases = alias_keys(conn)
+    key, shown = grouped_key(name, memo.aliases)
     if key in memo.ids:
         return memo.ids[key]
     row = conn.execute("SELECT id, slug FROM topics WHERE key = ?", (key,)).fetchone()
     if row:
         memo.ids[key] = (int(row[0]), row[1])
         return memo.ids[key]
-    slug = topic_slug(name)
+    slug = topic_slug(shown)
     if conn.execute("SELECT 1 FROM topics WHERE slug = ?", (slug,)).fetchone():
         # Another topic (a long name cut to the same prefix) holds the slug: this one gets a
         # suffix derived from its own key, so it never depends on which arrived first twice.
@@ -363,6 +387,7 @@ def refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.d
             "(SELECT max(updated) FROM event_topics WHERE topic_id = ? AND live = 1), updated) WHERE id = ?",
             (tid, tid),
         )
+    shown = dict(alias_keys(conn).values())  # an aliased topic is shown by its configured name
     for tid in topic_ids:
         count = conn.execute("SELECT coalesce(sum(n), 0) FROM topic_spellings WHERE topic_id = ?", (tid,)).fetchone()[0]
         spelling = conn.execute(
@@ -370,9 +395,10 @@ def refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.d
             (tid,),
         ).fetchone()
         if spelling:
-            old_name, slug = conn.execute("SELECT name, slug FROM topics WHERE id = ?", (tid,)).fetchone()
-            conn.execute("UPDATE topics SET events = ?, name = ? WHERE id = ?", (count, spelling[0], tid))
-            if old_name != spelling[0]:
+            old_name, slug, key = conn.execute("SELECT name, slug, key FROM topics WHERE id = ?", (tid,)).fetchone()
+            name = shown.get(key, spelling[0])
+            conn.execute("UPDATE topics SET events = ?, name = ? WHERE id = ?", (count, name, tid))
+            if old_name != name:
                 members = "SELECT event FROM event_topics WHERE topic_id = ?"
                 conn.execute(f"UPDATE events SET rev = rev + 1 WHERE key IN ({members})", (tid,))
                 conn.execute(f"UPDATE event_topics SET rev = rev + 1 WHERE event IN ({members})", (tid,))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from feeds.aliases import COMPANY, Profile
 from feeds.model import (
     Member,
     Tombstone,
@@ -97,6 +98,36 @@ class TopicQueries(StoreBase):
             (slug,),
         )
         return {k: int(r) for k, r in rows}
+
+    async def topic_moved_to(self, slug: str) -> str | None:
+        """The slug of the topic a retired topic's events moved to (aliases), if it was retired."""
+        rows = await self._read(
+            "SELECT t.slug FROM topic_moves m JOIN topics t ON t.id = m.target WHERE m.slug = ?", (slug,)
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def topic_profiles(self, min_events: int) -> list[Profile]:
+        """Each topic of at least `min_events` live events: its span in time and the topics met most
+        often with it (feeds.aliases looks for renames among them)."""
+        spans = await self._read(
+            "SELECT t.id, t.slug, t.name, t.events, min(et.date), max(et.date) FROM topics t "
+            "JOIN event_topics et ON et.topic_id = t.id AND et.live WHERE t.events >= ? GROUP BY t.id",
+            (min_events,),
+        )
+        pairs = await self._read(
+            "SELECT mine.topic_id, o.slug, count(*) AS n FROM topics t "
+            "JOIN event_topics mine ON mine.topic_id = t.id AND mine.live "
+            "JOIN event_topics theirs ON theirs.event = mine.event AND theirs.topic_id != mine.topic_id AND theirs.live "
+            "JOIN topics o ON o.id = theirs.topic_id WHERE t.events >= ? GROUP BY mine.topic_id, o.id",
+            (min_events,),
+        )
+        company: dict[int, list[tuple[int, str]]] = {}
+        for tid, slug, n in pairs:
+            company.setdefault(tid, []).append((-int(n), slug))
+        return [
+            Profile(slug, name, int(events), first, last, tuple(s for _, s in sorted(company.get(tid, []))[:COMPANY]))
+            for tid, slug, name, events, first, last in spans
+        ]
 
     async def topic_months(self, slug: str) -> list[tuple[str, int]]:
         """(YYYY-MM, live events) of every month the topic has events in, oldest first."""
