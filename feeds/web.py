@@ -23,15 +23,17 @@ from starlette.routing import Route
 from feeds import ondemand, site
 from feeds.codec import page_from_json
 from feeds.ids import is_slug, page_path
-from feeds.model import FeedKey, Rendition
-from feeds.pages.write import WRITERS, archive_url
+from feeds.model import DayListing, FeedKey, Rendition
+from feeds.pages.write import DAY_WRITERS, WRITERS, archive_url, day_entry, day_url
 from feeds.publish.document import encode
+from feeds.render import feed_url, page_url
 from feeds.render import html as render_html
 from feeds.render.html import ICON, STYLESHEET
 from feeds.render.topics import TOPICS_DOC
 from feeds.responses import NO_STORE, Prepared, error, pending, retry_after, serve
 
 MAX_OPML_TOPICS = 500
+MAX_DAY_EVENTS = 10_000  # a day's listing (the archive's busiest days list a few hundred)
 GENERATED_BYTES = 32 << 20  # per server process: searches and OPML lists kept ready
 _STATIC = {
     name: Prepared.of(encode(name, name, body, dt.datetime(2000, 1, 1, tzinfo=dt.UTC), kind), "public, max-age=86400")
@@ -90,8 +92,22 @@ async def page(request: Request, name: str) -> Response:
     if document is None:
         if await pending(state.store, state.settings, name):
             return error(503, f"page {name!r} is being rendered: retry in a few seconds", retry_after(state.settings))
-        return not_found(request, f"nothing at {request.url.path}")
+        return await moved(request, name, "html") or not_found(request, f"nothing at {request.url.path}")
     return serve(request, document)
+
+
+async def moved(request: Request, name: str, fmt: str) -> Response | None:
+    """A topic retired into another (its name became an alias of it) sends its page and feeds to
+    the other's (301); its older pages to the other's newest, whose pages are numbered anew."""
+    kind, _, rest = name.partition("/")
+    if kind != "topics":
+        return None
+    target = await request.app.state.store.topic_moved_to(rest.partition("/")[0])
+    if target is None:
+        return None
+    name = f"topics/{target}"
+    location = page_url("", name) if fmt == "html" else feed_url("", name, fmt)
+    return RedirectResponse(location, status_code=301)
 
 
 async def home(request: Request) -> Response:
@@ -109,16 +125,43 @@ async def topic(request: Request) -> Response:
 
 async def day(request: Request) -> Response:
     """A day at the archive's own shape: the day unpadded (`/news/2018/01/1/index.html`); a padded
-    or bare day is sent there."""
+    or bare day is sent there. Its listing's twins `index.md|json|xml` are in the shapes the
+    ingester reads, made from the day's events when first asked for after the day changed."""
     year, month, number = (request.path_params[k] for k in ("year", "month", "day"))
+    ext = request.path_params.get("ext", "html")
     try:
         date = dt.date(int(year), int(month), int(number))
     except ValueError:
         return not_found(request, f"no day {year}/{month}/{number}")
-    canonical = f"/news/{date:%Y}/{date:%m}/{date.day}/index.html"
+    if ext != "html" and ext not in TWIN_TYPES:
+        return not_found(request, f"nothing at {request.url.path}")
+    canonical = day_url(date, ext)
     if request.url.path != canonical:
         return RedirectResponse(canonical, status_code=301)
-    return await page(request, FeedKey("date", date.isoformat()).name)
+    name = FeedKey("date", date.isoformat()).name
+    if ext == "html":
+        return await page(request, name)
+    state = request.app.state
+    shown = await state.cache.get(name, "html")  # the day as it is published: the twins follow it
+    if shown is None:
+        return await page(request, name)
+
+    async def render() -> list[Rendition]:
+        store = state.store
+        members = await store.members(FeedKey("date", date.isoformat()), MAX_DAY_EVENTS)
+        events = await store.events_of([m.key for m in members])
+        previous = (await store.neighbour_dates(date.isoformat()))[0]
+        listing = DayListing(
+            path=page_path(canonical) or canonical,
+            date=date,
+            entries=tuple(day_entry(events[m.key].page) for m in members if m.key in events),
+            previous=page_path(day_url(dt.date.fromisoformat(previous), "md")) if previous else None,
+        )
+        body = DAY_WRITERS[ext](listing)
+        return [encode(canonical, ext, body, shown.last_modified, TWIN_TYPES[ext])]
+
+    version = (shown.encodings["identity"].etag, "")
+    return await ondemand.kept_or_made(request, f"day:{canonical}", version, ext, render)
 
 
 TWIN_TYPES = {
@@ -302,7 +345,7 @@ ROUTES = [
     Route("/", home, methods=["GET", "HEAD"]),
     Route("/topics/{slug}", topic, methods=["GET", "HEAD"]),
     Route("/topics/{slug}/pages/{page}", topic, methods=["GET", "HEAD"]),
-    Route("/news/{year:int}/{month}/{day}/index.html", day, methods=["GET", "HEAD"]),
+    Route("/news/{year:int}/{month}/{day}/index.{ext}", day, methods=["GET", "HEAD"]),
     Route("/news/{year:int}/{month}/{day}/", day, methods=["GET", "HEAD"]),
     Route("/news/{year:int}/{month}/{day}/{name}", event, methods=["GET", "HEAD"]),
     Route("/opml", opml, methods=["GET", "HEAD"]),

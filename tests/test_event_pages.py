@@ -4,6 +4,7 @@ ingested again, gives the same events."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from dataclasses import replace
@@ -15,8 +16,11 @@ import pytest
 from feeds.app import create_app
 from feeds.config import Settings, SourceConfig
 from feeds.ids import page_path
-from feeds.pages.write import archive_url
+from feeds.model import DayListing
+from feeds.pages import parse_document
+from feeds.pages.write import archive_url, day_url
 from feeds.store import Store
+from feeds.web import TWIN_TYPES
 from tests.conftest import OFFSTREAM, LiveServer, free_port
 from tests.helpers import sql
 from tests.test_site import HTML, check_page, ingest, parse
@@ -119,3 +123,73 @@ async def test_every_version_of_an_event_answers_at_its_archive_url(store: Store
             assert again.status_code == 304
             assert (await client.get("/news/2017/09/28/no-such-event.html")).status_code == 404
             assert (await client.get(archive_url(current, "exe"))).status_code == 404
+
+
+async def test_a_day_answers_with_its_listing_in_the_shapes_the_ingester_reads(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """Every day of the real sample: `index.md|json|xml` list the day's live events (current
+    versions, as the day page orders them), name the previous day, and read back to one listing
+    in all three shapes; the day page links them; a padded day redirects; 304 on the ETag. Served
+    events and listings written to a new tree and ingested: every event listed on its day."""
+    port, settings = await archive_served(store, settings)
+    served = events_of(settings.database)
+    days = sorted({date for _, _, date, _ in served.values()})
+    copy = tmp_path / "copy"
+    with LiveServer(create_app(settings, scheduler=False), port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url, headers=HTML) as client:
+            for n, day in enumerate(days):
+                date = dt.date.fromisoformat(day)
+                listings = {}
+                for ext in TWINS:
+                    url = day_url(date, ext)
+                    response = await client.get(url)
+                    assert response.status_code == 200, url
+                    assert response.headers["content-type"].startswith(TWIN_TYPES[ext])
+                    listing = parse_document(url.lstrip("/"), response.content)
+                    assert isinstance(listing, DayListing)
+                    listings[ext] = listing
+                    again = await client.get(url, headers={"If-None-Match": response.headers["etag"]})
+                    assert again.status_code == 304
+                    # Every third day keeps its JSON or XML listing in the copy, the others markdown.
+                    if ext == TWINS[n % 3]:
+                        (copy / url.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+                        (copy / url.lstrip("/")).write_bytes(response.content)
+                assert listings["md"] == listings["json"] == listings["xml"]
+                listing = listings["md"]
+                assert listing.date == date
+                assert {e.path for e in listing.entries} == {c for _, c, d, _ in served.values() if d == day}
+                assert listing.previous == (page_path(day_url(dt.date.fromisoformat(days[n - 1]), "md")) if n else None)
+                page = parse(await client.get(day_url(date, "html")))
+                assert [a.rsplit("/", 1)[1] for a in page.xpath("//p[@class='lead']/a/@href")] == [
+                    f"index.{ext}" for ext in TWINS
+                ]
+            padded = f"/news/{days[0][:4]}/{days[0][5:7]}/{days[0][8:]}/index.json"
+            if padded != day_url(dt.date.fromisoformat(days[0]), "json"):
+                moved = await client.get(padded)
+                assert moved.status_code == 301 and moved.headers["location"] == day_url(
+                    dt.date.fromisoformat(days[0]), "json"
+                )
+            assert (await client.get("/news/2017/09/28/index.exe")).status_code == 404
+            for _, current, _, _ in served.values():
+                url = archive_url(current, "md")
+                (copy / url.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+                (copy / url.lstrip("/")).write_bytes((await client.get(url)).content)
+    again = replace(
+        settings,
+        database=str(tmp_path / "again.db"),
+        sources=(SourceConfig(name="archive", kind="directory", location=str(copy)),),
+    )
+    second = await Store.open(again.database)
+    try:
+        await ingest(second, again, clean=True)  # nothing reported: every listing reads
+        listed = await sql(
+            second, "SELECT l.day, count(*) FROM listed d JOIN listings l ON l.path = d.listing GROUP BY l.day"
+        )
+        assert dict(listed) == {
+            f"/news/{day[:4]}/{day[5:7]}/{day[8:]}/": sum(1 for _, _, d, _ in served.values() if d == day)
+            for day in days
+        }
+        assert await sql(second, "SELECT count(*) FROM unlisted") == [(0,)]
+    finally:
+        await second.close()

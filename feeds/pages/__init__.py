@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from feeds.errors import ParseError, ParseWarning
 from feeds.ids import page_path
 from feeds.model import DayListing, Page
+from feeds.pages.days import parse_day_json, parse_day_xml
 from feeds.pages.guard import reading
 from feeds.pages.markdown import read_day_markdown, read_event_markdown
 from feeds.pages.structured import parse_event_json, parse_event_xml
@@ -52,14 +53,15 @@ def read_document(relpath: str, data: bytes, origin: str | None = None) -> Readi
     if path is None or not relpath.endswith(EXTENSIONS):
         raise ParseError(origin, "not a news/YYYY/MM/D/<slug>.md|json|xml path")
     with reading(origin):
+        day = is_day_listing(relpath)
         if relpath.endswith(".json"):
-            return Reading(parse_event_json(data, path, origin))
+            return Reading(parse_day_json(data, path, origin) if day else parse_event_json(data, path, origin))
         if relpath.endswith(".xml"):
-            return Reading(parse_event_xml(data, path, origin))
+            return Reading(parse_day_xml(data, path, origin) if day else parse_event_xml(data, path, origin))
         try:
             source = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise ParseError(origin, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-        if is_day_listing(relpath):
+        if day:
             return Reading(*read_day_markdown(source, path, origin))
         return Reading(*read_event_markdown(source, path, origin))

@@ -1,6 +1,7 @@
-"""An event page written back in the shapes the readers take (markdown, JSON, XML): what the site
-serves at an event's archive URL (`/news/YYYY/MM/D/<slug>.md|json|xml`), so that another feed server,
-or this one, can ingest it. Pure; reading what is written gives the same page (tests/test_pages.py).
+"""An event page or a day listing written back in the shapes the readers take (markdown, JSON,
+XML): what the site serves at an event's archive URL (`/news/YYYY/MM/D/<slug>.md|json|xml`) and a
+day's (`/news/YYYY/MM/D/index.md|json|xml`), so that another feed server, or this one, can ingest
+it. Pure; reading what is written gives the same page or listing (tests/test_pages.py).
 
 Text is written with HTML character references where markdown or the readers would take it for
 syntax (`&`, `[`, `]`, `_`, `<`): the readers decode them.
@@ -13,7 +14,7 @@ import json
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from feeds.model import Page
+from feeds.model import DayEntry, DayListing, Page
 
 _KIND_LABELS = {"first": "First version", "update": "Update", "current": "Current version"}
 _MD_TEXT = str.maketrans({"&": "&amp;", "[": "&#91;", "]": "&#93;", "_": "&#95;", "<": "&lt;", "\n": " "})
@@ -24,6 +25,23 @@ def archive_url(path: str, ext: str) -> str:
     """`/news/2018/01/01/slug` -> `/news/2018/01/1/slug.ext`: the archive's own shape (day unpadded)."""
     _, news, year, month, day, slug = path.split("/", 5)
     return f"/{news}/{year}/{month}/{int(day)}/{slug}.{ext}"
+
+
+def day_url(date: dt.date, ext: str) -> str:
+    """A day's listing at the archive's own shape (day unpadded)."""
+    return f"/news/{date:%Y}/{date:%m}/{date.day}/index.{ext}"
+
+
+def day_entry(page: Page) -> DayEntry:
+    """What a day listing says of an event: its current page's headline, heading, summary and
+    the context names it gives besides its heading."""
+    return DayEntry(
+        headline=page.headline,
+        path=page.path,
+        heading=page.heading,
+        summary=" ".join(page.summary.split()),
+        contexts=tuple(n for n in page.topics if n != page.heading),
+    )
 
 
 def _timestamp(value: dt.datetime | None) -> str | None:
@@ -127,3 +145,68 @@ def to_markdown(page: Page) -> bytes:
 
 
 WRITERS = {"md": to_markdown, "json": to_json, "xml": to_xml}
+
+
+def _previous_url(listing: DayListing, ext: str) -> str | None:
+    if not listing.previous:
+        return None
+    _, _, year, month, day, _ = listing.previous.split("/", 5)
+    return day_url(dt.date(int(year), int(month), int(day)), ext)
+
+
+def day_markdown(listing: DayListing) -> bytes:
+    formats = "  ".join(
+        f"[{label}]({day_url(listing.date, ext)})"
+        for label, ext in (("HTML", "html"), ("JSON", "json"), ("XML", "xml"))
+    )
+    out = [f"Formats: {formats}", "", f"## [{listing.date.isoformat()}]({day_url(listing.date, 'md')})", ""]
+    for entry in listing.entries:
+        if entry.heading:
+            out.append(f"##### {_md(entry.heading)}")
+        out.append(f"### [{_md(entry.headline)}]({archive_url(entry.path, 'md')})")
+        if entry.summary:
+            out.append(entry.summary.replace("&", "&amp;").replace("\n", " "))
+        if entry.contexts:
+            out.append(f"_Context: {', '.join(_md(c) for c in entry.contexts)}_")
+        out.append("")
+    if previous := _previous_url(listing, "md"):
+        out += [f"## [Previous Day...]({previous})", ""]
+    return "\n".join(out).encode("utf-8")
+
+
+def day_json(listing: DayListing) -> bytes:
+    doc = {
+        "date": listing.date.isoformat(),
+        "previous": _previous_url(listing, "json"),
+        "events": [
+            {
+                "heading": e.heading,
+                "headline": e.headline,
+                "url": archive_url(e.path, "json"),
+                "summary": e.summary,
+                "contexts": list(e.contexts),
+            }
+            for e in listing.entries
+        ],
+    }
+    return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+
+
+def day_xml(listing: DayListing) -> bytes:
+    previous = _previous_url(listing, "xml")
+    attributes = f" previous={quoteattr(previous)}" if previous else ""
+    out = [f"<?xml version='1.0' encoding='utf-8'?>\n<day date={quoteattr(listing.date.isoformat())}{attributes}>"]
+    for e in listing.entries:
+        out.append(f"  <event url={quoteattr(archive_url(e.path, 'xml'))}>")
+        if e.heading:
+            out.append(f"    <heading>{escape(e.heading)}</heading>")
+        out.append(f"    <headline>{escape(e.headline)}</headline>")
+        if e.summary:
+            out.append(f"    <summary>{escape(e.summary)}</summary>")
+        out += [f"    <context>{escape(c)}</context>" for c in e.contexts]
+        out.append("  </event>")
+    out.append("</day>\n")
+    return "\n".join(out).encode("utf-8")
+
+
+DAY_WRITERS = {"md": day_markdown, "json": day_json, "xml": day_xml}

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from feeds.model import FEED_FORMATS, Page
-from feeds.pages.write import archive_url
+from feeds.pages.write import archive_url, day_url
 from feeds.render import CONTENT_TYPES, Entry, FeedInfo, TopicFacts, page_url
 from feeds.render.content import entry_html, http_url
 
@@ -136,8 +136,14 @@ def document(info: FeedInfo, items: Sequence[bytes]) -> bytes:
         "count": len(items),
         "links": {rel: page_url(info.base_url, name) for rel, name in info.links.items()},
         "link_names": info.links,
-        "chart": chart(facts.months),
+        "chart": chart(tuple(facts.months)),
         "related": [(name, page_url(info.base_url, f"topics/{slug}"), n) for slug, name, n in facts.related],
+        "twins": {
+            ext: info.base_url.rstrip("/") + day_url(dt.date.fromisoformat(info.name[6:]), ext)
+            for ext in ("md", "json", "xml")
+        }
+        if kind == "day"
+        else {},
         "opml": info.base_url.rstrip("/") + "/opml?topics=" + info.name.split("/")[1].replace("+", ",")
         if info.name.startswith("topics/")
         else "",
