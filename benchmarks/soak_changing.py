@@ -200,6 +200,9 @@ def main() -> int:
             server.wait(30)
         steady = samples[len(samples) // 5 :] or samples
         slope, late_slope = (slope_of(steady), slope_of(samples[len(samples) // 2 :]))  # caches fill early
+        # Bounded caches fill at a falling rate: the slope of each quarter shows whether it levels off.
+        quarter = max(len(samples) // 4, 2)
+        quarters = [round(slope_of(samples[i : i + quarter])) for i in range(0, len(samples) - 1, quarter)][:4]
         lat = sorted(checker.latencies)
         logged = [
             line for line in (work / "server.log").read_text().splitlines() if "feeds.scheduler: refresh:" in line
@@ -221,6 +224,11 @@ def main() -> int:
             "rss_mib_last": round(steady[-1][1] / 1024, 1) if steady else None,
             "slope_kib_per_min": round(slope),
             "second_half_slope_kib_per_min": round(late_slope),
+            "quarter_slopes_kib_per_min": quarters,
+            "rss_mib_last_quarter": [
+                round(min(r for _, r in samples[-quarter:]) / 1024, 1),
+                round(max(r for _, r in samples[-quarter:]) / 1024, 1),
+            ],
         }
         print(json.dumps(report, indent=2))
         for line in checker.bad[:20]:
@@ -233,7 +241,8 @@ def main() -> int:
                 f"{report['documents']:,} documents, {edits} edits, {refreshes} refreshes ({changed} events changed); wrk {wrk['requests']:,} requests "
                 f"(p99 {report['wrk_p99_ms']} ms, errors {wrk['errors']}); checker {checker.counts} "
                 f"(p99 {report['check_p99_ms']} ms); RSS {report['rss_mib_first']} -> {report['rss_mib_last']} MiB "
-                f"(slope {report['slope_kib_per_min']} KiB/min, second half {report['second_half_slope_kib_per_min']}); {'clean' if clean else 'NOT CLEAN'}",
+                f"(slope {report['slope_kib_per_min']} KiB/min, second half {report['second_half_slope_kib_per_min']}, by quarter {quarters}; "
+                f"last quarter {report['rss_mib_last_quarter'][0]}-{report['rss_mib_last_quarter'][1]} MiB); {'clean' if clean else 'NOT CLEAN'}",
             )
         )
         return 0 if clean else 1
