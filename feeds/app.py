@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from feeds import ondemand, web
+from feeds import ondemand, sync, web
 from feeds.cache import RenditionCache
 from feeds.config import Settings
 from feeds.errors import FeedsError
@@ -156,6 +156,7 @@ ROUTES = [
     Route("/topics", topics, methods=["GET", "HEAD"]),
     Route("/topics.json", topics, methods=["GET", "HEAD"]),
     Route("/healthz", healthz, methods=["GET", "HEAD"]),
+    Route("/changes", sync.changes, methods=["GET", "HEAD"]),
     *web.ROUTES,
 ]
 

@@ -10,6 +10,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from feeds.ids import page_path
+from feeds.pages.write import archive_url
 from feeds.render import Entry, FeedInfo
 from feeds.render.content import entry_html, http_url
 
@@ -36,7 +38,38 @@ def item(entry: Entry, base_url: str) -> bytes:
         doc["image"] = image
     if event.page.sources and (external := http_url(event.page.sources[0].url)):
         doc["external_url"] = external
+    doc["_feeds"] = extension(entry, base_url)
     return _dumps(doc)
+
+
+def _archive(url: str, base_url: str) -> str | None:
+    """An archive page's URL here (every version of an event answers at its own), else None."""
+    path = page_path(url)
+    return base_url.rstrip("/") + archive_url(path, "html") if path else None
+
+
+def extension(entry: Entry, base_url: str) -> dict[str, Any]:
+    """The `_feeds` extension of an item (README, "JSON Feed extension"): what the content's HTML
+    shows, as data, so that a client need not scrape it. URLs are absolute http(s) or null."""
+    event, page = entry.event, entry.event.page
+    return {
+        "heading": page.heading,
+        "topics": [{"slug": t.slug, "name": t.name} for t in event.topics],
+        "sources": [{"name": s.name, "url": http_url(s.url)} for s in page.sources],
+        "related": [
+            {"headline": r.headline, "url": _archive(r.url, base_url), "contexts": list(r.contexts)}
+            for r in page.related
+        ],
+        "versions": [
+            {
+                "headline": c.headline,
+                "url": _archive(c.url, base_url),
+                "kind": c.kind,
+                "timestamp": c.timestamp.isoformat() if c.timestamp else None,
+            }
+            for c in page.changes
+        ],
+    }
 
 
 def document(info: FeedInfo, items: Sequence[bytes]) -> bytes:

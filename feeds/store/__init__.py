@@ -18,6 +18,7 @@ writer thread), `topic_writes` (topic keys, slots and re-keying), and the readin
 from __future__ import annotations
 
 from feeds.chains import event_updated
+from feeds.store.changes import ChangeQueries
 from feeds.store.connection import CACHE_KIB, PAGE_SIZE, READERS, StoreBase
 from feeds.store.events import EventQueries
 from feeds.store.records import BatchResult, Incoming, IncomingListing, TopicRow, from_iso, iso
@@ -45,5 +46,5 @@ __all__ = [
 ]
 
 
-class Store(EventQueries, TopicQueries, SearchQueries, Renditions, SourceState, StoreBase):
+class Store(EventQueries, ChangeQueries, TopicQueries, SearchQueries, Renditions, SourceState, StoreBase):
     """Async access to the database. Use `await Store.open(path)`; close with `await store.close()`."""

@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -312,6 +312,38 @@ MIGRATIONS: dict[int, str] = {
     # Topics retired into another (aliases, a folding that joins names): their slugs redirect.
     13: """
     CREATE TABLE IF NOT EXISTS topic_moves (slug TEXT PRIMARY KEY, target INTEGER NOT NULL REFERENCES topics(id));
+    """,
+    # The changes cursor (/changes): each event's latest change, numbered by a sequence that only
+    # grows (AUTOINCREMENT never reuses a number), kept by triggers on every path that writes an
+    # event (a batch, a deletion, a topic renamed, keying again). Delete, then insert: a trigger's
+    # OR REPLACE would give way to the policy of the statement that fired it.
+    14: """
+    CREATE TABLE IF NOT EXISTS changes (
+        cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+        event TEXT NOT NULL UNIQUE,
+        guid TEXT NOT NULL,
+        kind TEXT NOT NULL,  -- created | updated | deleted
+        updated TEXT NOT NULL
+    );
+    INSERT OR REPLACE INTO changes (event, guid, kind, updated)
+        SELECT key, guid, CASE WHEN live THEN 'created' ELSE 'deleted' END, coalesce(deleted_at, updated)
+        FROM events ORDER BY seq;
+    CREATE TRIGGER IF NOT EXISTS changes_insert AFTER INSERT ON events BEGIN
+        DELETE FROM changes WHERE event = NEW.key;
+        INSERT INTO changes (event, guid, kind, updated)
+            VALUES (NEW.key, NEW.guid, CASE WHEN NEW.live THEN 'created' ELSE 'deleted' END, NEW.updated);
+    END;
+    CREATE TRIGGER IF NOT EXISTS changes_update AFTER UPDATE OF rev ON events WHEN NEW.rev != OLD.rev BEGIN
+        DELETE FROM changes WHERE event = NEW.key;
+        INSERT INTO changes (event, guid, kind, updated)
+            VALUES (NEW.key, NEW.guid,
+                CASE WHEN NOT NEW.live THEN 'deleted' WHEN NOT OLD.live THEN 'created' ELSE 'updated' END,
+                coalesce(NEW.deleted_at, NEW.updated));
+    END;
+    CREATE TRIGGER IF NOT EXISTS changes_delete AFTER DELETE ON events BEGIN
+        DELETE FROM changes WHERE event = OLD.key;
+        INSERT INTO changes (event, guid, kind, updated) VALUES (OLD.key, OLD.guid, 'deleted', OLD.updated);
+    END;
     """,
 }
 
