@@ -92,7 +92,7 @@ def fail(message: str, code: int = 1) -> None:
 # ----- preparing the database ------------------------------------------------------------------------
 
 
-def prepare(work: Path, events: int, seed: int) -> tuple[Path, dict[str, str]]:
+def prepare(work: Path, events: int, seed: int, access_log: str = "off") -> tuple[Path, dict[str, str]]:
     """Corpus -> fresh database through `feeds ingest`; returns (database, environment for feeds)."""
     from generate_corpus import generate
 
@@ -111,6 +111,7 @@ def prepare(work: Path, events: int, seed: int) -> tuple[Path, dict[str, str]]:
         FEEDS_REFRESH_INTERVAL="86400",
         FEEDS_CACHE_MAX_AGE="300",
         FEEDS_BASE_URL="http://127.0.0.1:8000",
+        FEEDS_ACCESS_LOG=access_log,
     )
     env.pop("FEEDS_SOURCES", None)
     started = time.perf_counter()
@@ -330,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="keep corpus, database and logs here")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny corpus, 1 round of 1 s per case")
     parser.add_argument(
+        "--access-log",
+        choices=("off", "text", "json"),
+        default="off",
+        help="feeds serve's access log (default off: the serving cost alone; text or json adds a line per request)",
+    )
+    parser.add_argument(
         "--against",
         choices=sorted(PLANS),
         default="bare",
@@ -351,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     server_cpu, wrk_cpu = (cpus - 1, 0) if pin else (None, None)
 
     with workdir(args.workdir) as work:
-        database, env = prepare(work, args.events, args.seed)
+        database, env = prepare(work, args.events, args.seed, args.access_log)
         if args.feed:
             feed, fmt = args.feed.rsplit(".", 1)
             conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)

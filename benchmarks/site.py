@@ -79,7 +79,7 @@ def main() -> int:
     with workdir(None) as work:
         if args.database:
             database = args.database
-            env = dict(os.environ, FEEDS_DATABASE=str(database), FEEDS_REFRESH_INTERVAL="86400")
+            env = dict(os.environ, FEEDS_DATABASE=str(database), FEEDS_REFRESH_INTERVAL="86400", FEEDS_ACCESS_LOG="off")
             env.pop("FEEDS_SOURCES", None)
             env["FEEDS_CONFIG"] = str(work / "none.toml")
             (work / "none.toml").write_text("")

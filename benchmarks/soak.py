@@ -114,7 +114,7 @@ def main() -> None:
                 check=True,
             )
             args.config = work / "feeds.toml"
-            args.config.write_text('database = "feeds.db"\nrefresh_interval = 86400\n')
+            args.config.write_text('database = "feeds.db"\nrefresh_interval = 86400\naccess_log = "off"\n')
             subprocess.run(
                 [PYTHON, "-m", "feeds", "--config", str(args.config), "ingest", str(corpus)],
                 check=True,

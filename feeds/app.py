@@ -16,11 +16,12 @@ import signal
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from feeds import ondemand, sync, web
+from feeds import access, ondemand, sync, web
 from feeds.cache import RenditionCache
 from feeds.config import Settings
 from feeds.errors import FeedsError
@@ -99,9 +100,11 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
         runner = Refresher(state.store, settings)
         await runner.start()
+    access.start(settings.access_log)
     try:
         yield
     finally:
+        access.stop()
         if runner:
             await runner.stop()
         await state.cache.stop()
@@ -163,7 +166,8 @@ ROUTES = [
 
 def create_app(settings: Settings, store: Store | None = None, scheduler: bool = True) -> Starlette:
     """The ASGI app. With `store` given the caller owns it; otherwise the lifespan opens one."""
-    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={404: not_found})
+    logged = [Middleware(access.AccessLog)] if settings.access_log != "off" else []
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={404: not_found}, middleware=logged)
     app.state.settings = settings
     app.state.store = store
     app.state.run_scheduler = scheduler

@@ -20,6 +20,7 @@ from feeds.ids import topic_key
 SOURCE_KINDS = ("directory", "http", "git")
 DEFAULT_CONFIG = Path("config/feeds.toml")
 DEFAULT_LANGUAGE = "en"
+ACCESS_LOG_KINDS = ("off", "text", "json")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Settings:
     # What one served document may hold: a feed over it leaves out its oldest entries, and says so.
     max_feed_bytes: int = 4 << 20
     max_combined_topics: int = 10  # topics one combined feed (`/feeds/topics/a+b.atom`) may join
+    access_log: str = "text"  # one line per request on stderr: off, text or json
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
     # Names that are one topic, each (the name shown, (other names...)), from `[topic_aliases]`.
     topic_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -141,6 +143,7 @@ _SETTINGS_TYPES: dict[str, type] = {
     "max_contexts": int,
     "max_feed_bytes": int,
     "max_combined_topics": int,
+    "access_log": str,
 }
 _POSITIVE = {
     "port",
@@ -312,6 +315,9 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     if "language" in values:
         key, where = ("FEEDS_LANGUAGE", "environment") if "FEEDS_LANGUAGE" in env else ("language", origin)
         values["language"] = language_tag(key, values["language"], where)
+    if values.get("access_log", "text") not in ACCESS_LOG_KINDS:
+        key, where = ("FEEDS_ACCESS_LOG", "environment") if "FEEDS_ACCESS_LOG" in env else ("access_log", origin)
+        raise ConfigError(key, f"must be one of {', '.join(ACCESS_LOG_KINDS)}, got {values['access_log']!r}", where)
     if values.get("base_url") and not re.match(r"^https?://[^/?#\s]+", values["base_url"]):
         key, where = ("FEEDS_BASE_URL", "environment") if "FEEDS_BASE_URL" in env else ("base_url", origin)
         raise ConfigError(key, f"must be an absolute http(s) URL, got {values['base_url']!r}", where)

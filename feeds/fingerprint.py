@@ -54,6 +54,7 @@ OTHER_SETTINGS = (
     "max_combined_topics",  # combined feeds are made on request, never stored
     # Aliases change the store's topics (keyed again when it is opened), and so what publishes.
     "topic_aliases",
+    "access_log",
 )
 
 DIGEST_KEY = "rendered_with"  # meta: the digest of the settings every document was last rendered with

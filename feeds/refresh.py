@@ -210,16 +210,32 @@ async def settle(
     return report
 
 
-async def refresh_all(store: Store, settings: Settings, sources: list[Source], memos: Memos | None = None) -> Report:
-    """One scheduled run: every source, then every touched feed re-rendered."""
+async def refresh_all(
+    store: Store,
+    settings: Settings,
+    sources: list[Source],
+    memos: Memos | None = None,
+    failing: dict[str, int] | None = None,
+) -> Report:
+    """One scheduled run: every source, then every touched feed re-rendered. `failing` (kept by
+    the caller from run to run: source name -> failed runs in a row) makes a source that keeps
+    failing logged when it starts failing and when it recovers, not at every run."""
     total = Report()
     for source in sources:
         try:
             report = await refresh_source(store, source, settings.limits)
         except (FeedsError, OSError) as exc:
-            log.warning("refresh: %s", exc)
+            runs = 1
+            if failing is not None:
+                runs = failing[source.name] = failing.get(source.name, 0) + 1
+            if runs == 1:
+                log.warning("refresh: source %s failing: %s", source.name, exc)
+            else:
+                log.debug("refresh: source %s still failing (%d runs): %s", source.name, runs, exc)
             total.failed_sources.append(f"{source.name}: {exc}")
             continue
+        if failing and (runs := failing.pop(source.name, 0)):
+            log.info("refresh: source %s recovered after %d failed run(s)", source.name, runs)
         total.result.merge(report.result)
         total.problems += report.problems
     for problem in total.problems:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
 import uuid
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -40,6 +41,7 @@ class Refresher:
         self.last: Report | None = None
         self.runs = 0
         self.memos = Memos()  # kept from one run to the next: entries made once
+        self.failing: dict[str, int] = {}  # source name -> failed runs in a row
 
     async def keep_lease(self) -> None:
         try:
@@ -56,15 +58,16 @@ class Refresher:
     async def run(self) -> None:
         if not self.leader:
             return
+        started = time.perf_counter()
         try:
-            report = await refresh_all(self.store, self.settings, self.sources, self.memos)
+            report = await refresh_all(self.store, self.settings, self.sources, self.memos, self.failing)
         except Exception:  # a scheduled job must never die: log, and try again next time
             log.exception("refresh failed")
             return
         self.last = report
         self.runs += 1
-        for line in report.lines()[:1]:
-            log.info("refresh: %s", line)
+        failed = f"; {len(report.failed_sources)} source(s) failing" if report.failed_sources else ""
+        log.info("refresh: %s in %.2f s%s", report.lines()[0], time.perf_counter() - started, failed)
 
     async def start(self) -> None:
         self.scheduler.add_job(
