@@ -52,7 +52,7 @@ def write_config(workdir: Path, port: int) -> Path:
     config = workdir / "feeds.toml"
     config.write_text(
         f'database = "feeds.db"\nport = {port}\nrefresh_interval = 86400\nbase_url = "http://127.0.0.1:{port}"\n'
-        'access_log = "off"\n'
+        'access_log = "off"\nrate_limit = 0\n'
     )
     return config
 

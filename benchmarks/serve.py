@@ -112,6 +112,7 @@ def prepare(work: Path, events: int, seed: int, access_log: str = "off") -> tupl
         FEEDS_CACHE_MAX_AGE="300",
         FEEDS_BASE_URL="http://127.0.0.1:8000",
         FEEDS_ACCESS_LOG=access_log,
+        FEEDS_RATE_LIMIT="0",  # wrk is one client asking as fast as it can
     )
     env.pop("FEEDS_SOURCES", None)
     started = time.perf_counter()

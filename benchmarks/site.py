@@ -79,7 +79,13 @@ def main() -> int:
     with workdir(None) as work:
         if args.database:
             database = args.database
-            env = dict(os.environ, FEEDS_DATABASE=str(database), FEEDS_REFRESH_INTERVAL="86400", FEEDS_ACCESS_LOG="off")
+            env = dict(
+                os.environ,
+                FEEDS_DATABASE=str(database),
+                FEEDS_REFRESH_INTERVAL="86400",
+                FEEDS_ACCESS_LOG="off",
+                FEEDS_RATE_LIMIT="0",
+            )
             env.pop("FEEDS_SOURCES", None)
             env["FEEDS_CONFIG"] = str(work / "none.toml")
             (work / "none.toml").write_text("")

@@ -114,7 +114,9 @@ def main() -> None:
                 check=True,
             )
             args.config = work / "feeds.toml"
-            args.config.write_text('database = "feeds.db"\nrefresh_interval = 86400\naccess_log = "off"\n')
+            args.config.write_text(
+                'database = "feeds.db"\nrefresh_interval = 86400\naccess_log = "off"\nrate_limit = 0\n'
+            )
             subprocess.run(
                 [PYTHON, "-m", "feeds", "--config", str(args.config), "ingest", str(corpus)],
                 check=True,

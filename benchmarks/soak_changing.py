@@ -133,7 +133,7 @@ def main() -> int:
         port = free_port()
         config = work / "feeds.toml"
         config.write_text(
-            f'database = "feeds.db"\nport = {port}\nrefresh_interval = 5\naccess_log = "off"\n'
+            f'database = "feeds.db"\nport = {port}\nrefresh_interval = 5\naccess_log = "off"\nrate_limit = 0\n'
             + (f"cache_bytes = {args.cache_bytes}\n" if args.cache_bytes else "")
             + f'[[sources]]\nname = "corpus"\nkind = "directory"\nlocation = "{corpus}"\n'
         )

@@ -23,9 +23,7 @@ class _Json(logging.Formatter):
 def _escaped(text: str) -> str:
     """Request text as a log line may hold it: quotes, backslashes and control characters escaped
     (as nginx does), so a crafted path or User-Agent cannot forge a line or a field."""
-    return "".join(
-        f"\\x{ord(c):02x}" if c < " " or c == "\x7f" else "\\" + c if c in '"\\' else c for c in text
-    )
+    return "".join(f"\\x{ord(c):02x}" if c < " " or c == "\x7f" else "\\" + c if c in '"\\' else c for c in text)
 
 
 class _Text(logging.Formatter):

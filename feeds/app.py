@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from feeds import access, ondemand, sync, web
+from feeds import access, ondemand, ratelimit, sync, web
 from feeds.cache import RenditionCache
 from feeds.config import Settings
 from feeds.errors import FeedsError
@@ -166,8 +166,12 @@ ROUTES = [
 
 def create_app(settings: Settings, store: Store | None = None, scheduler: bool = True) -> Starlette:
     """The ASGI app. With `store` given the caller owns it; otherwise the lifespan opens one."""
-    logged = [Middleware(access.AccessLog)] if settings.access_log != "off" else []
-    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={404: not_found}, middleware=logged)
+    middleware = [Middleware(access.AccessLog)] if settings.access_log != "off" else []
+    if settings.rate_limit:
+        # Inside the access log: a refused request is logged with its 429.
+        proxies = ratelimit.networks(settings.trusted_proxies)
+        middleware.append(Middleware(ratelimit.RateLimit, settings.rate_limit, settings.rate_burst, proxies))
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={404: not_found}, middleware=middleware)
     app.state.settings = settings
     app.state.store = store
     app.state.run_scheduler = scheduler

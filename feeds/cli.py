@@ -106,7 +106,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         "log_level": "info",
         "loop": "uvloop",
         "http": "httptools",
-        "access_log": False,
+        "access_log": False,  # feeds' own (feeds/access.py)
+        "proxy_headers": False,  # X-Forwarded-For is believed from trusted_proxies only (feeds/ratelimit.py)
     }
     count = workers or settings.workers
     if count > 1:

@@ -83,6 +83,11 @@ class Settings:
     max_feed_bytes: int = 4 << 20
     max_combined_topics: int = 10  # topics one combined feed (`/feeds/topics/a+b.atom`) may join
     access_log: str = "text"  # one line per request on stderr: off, text or json
+    # Requests a second per client (token bucket; 0: no limit), and how many it may send at once.
+    rate_limit: float = 20.0
+    rate_burst: int = 300
+    # Proxies whose X-Forwarded-For names the client (addresses or networks, e.g. "10.0.0.0/8").
+    trusted_proxies: tuple[str, ...] = ()
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
     # Names that are one topic, each (the name shown, (other names...)), from `[topic_aliases]`.
     topic_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -144,6 +149,8 @@ _SETTINGS_TYPES: dict[str, type] = {
     "max_feed_bytes": int,
     "max_combined_topics": int,
     "access_log": str,
+    "rate_limit": float,
+    "rate_burst": int,
 }
 _POSITIVE = {
     "port",
@@ -153,6 +160,7 @@ _POSITIVE = {
     "max_document_bytes",
     "max_headline_chars",
     "max_combined_topics",
+    "rate_burst",
 }
 # Upper bounds, so a typo is refused at load rather than wrapped (a port) or overflowing (a timer).
 _MAXIMA: dict[str, int] = {
@@ -180,6 +188,8 @@ _MAXIMA: dict[str, int] = {
     "max_contexts": 100_000,
     "max_feed_bytes": 1 << 30,
     "max_combined_topics": 100,
+    "rate_limit": 1_000_000,
+    "rate_burst": 1_000_000,
 }
 # Lower bounds above 1: a feed must hold its channel and at least one entry of any allowed page.
 _MINIMA: dict[str, int] = {"max_feed_bytes": 64 << 10}
@@ -300,10 +310,11 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     base = chosen.parent.resolve()
     values: dict[str, Any] = {"origin": origin}
     for key, value in raw.items():
-        if key in ("sources", "topic_aliases"):
+        if key in ("sources", "topic_aliases", "trusted_proxies"):
             continue
         if key not in _SETTINGS_TYPES:
-            raise ConfigError(key, f"unknown key (known: {', '.join(_SETTINGS_TYPES)}, sources, topic_aliases)", origin)
+            known = ", ".join([*_SETTINGS_TYPES, "sources", "topic_aliases", "trusted_proxies"])
+            raise ConfigError(key, f"unknown key (known: {known})", origin)
         values[key] = _cast(key, value, _SETTINGS_TYPES[key], origin)
     for key, kind in _SETTINGS_TYPES.items():
         env_key = f"FEEDS_{key.upper()}"
@@ -338,11 +349,29 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     if len(set(names)) != len(names):
         raise ConfigError("sources", f"source names must be unique, got {names}", origin)
     values["topic_aliases"] = topic_aliases(raw.get("topic_aliases", {}), origin)
+    values["trusted_proxies"] = _proxies(raw, env, origin)
     settings = Settings(**values)
     settings = replace(settings, sources=sources, base_url=settings.base_url.rstrip("/"))
     if not values.get("base_url"):
         settings = replace(settings, follow_address=True, base_url=address_url(settings.host, settings.port))
     return settings
+
+
+def _proxies(raw: Mapping[str, Any], env: Mapping[str, str], origin: str) -> tuple[str, ...]:
+    """`trusted_proxies` (a list in the file; FEEDS_TRUSTED_PROXIES, comma-separated), each an
+    address or a network."""
+    from feeds.ratelimit import networks
+
+    key, where = (
+        ("FEEDS_TRUSTED_PROXIES", "environment") if "FEEDS_TRUSTED_PROXIES" in env else ("trusted_proxies", origin)
+    )
+    value: Any = env["FEEDS_TRUSTED_PROXIES"].split(",") if key.startswith("FEEDS") else raw.get("trusted_proxies", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, "must be a list of IP addresses or networks", where)
+    try:
+        return tuple(str(n) for n in networks([v for v in value if v.strip()]))
+    except ValueError as exc:
+        raise ConfigError(key, str(exc), where) from None
 
 
 def topic_aliases(raw: Any, origin: str) -> tuple[tuple[str, tuple[str, ...]], ...]:

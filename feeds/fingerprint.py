@@ -55,6 +55,9 @@ OTHER_SETTINGS = (
     # Aliases change the store's topics (keyed again when it is opened), and so what publishes.
     "topic_aliases",
     "access_log",
+    "rate_limit",
+    "rate_burst",
+    "trusted_proxies",
 )
 
 DIGEST_KEY = "rendered_with"  # meta: the digest of the settings every document was last rendered with

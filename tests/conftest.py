@@ -43,6 +43,7 @@ def settings(tmp_path: Path, tree: Path) -> Settings:
         refresh_interval=60,
         items_per_feed=20,
         sources=(SourceConfig(name="example", kind="directory", location=str(tree)),),
+        rate_limit=0.0,  # tests walk every document at once; tests/test_ratelimit.py sets its own
     )
 
 
@@ -65,7 +66,10 @@ class LiveServer:
     def __init__(self, app: object, port: int | None = None) -> None:
         self.port = port or free_port()
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+            # As `feeds serve` runs it: X-Forwarded-For is the app's to read (trusted_proxies).
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", proxy_headers=False
+            )
         )  # type: ignore[arg-type]
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

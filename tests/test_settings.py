@@ -184,7 +184,8 @@ def test_restart_with_another_base_url_renders_every_document_again(tmp_path: Pa
     old, new = f"http://127.0.0.1:{port}", "https://feeds.example.org/news"
     with feeds_serve(path) as server:
         wait_for(server, f"{old}/topics")
-    with feeds_serve(path, env={"FEEDS_BASE_URL": new}) as server:
+    # It walks every document at once, far over a client's rate_limit.
+    with feeds_serve(path, env={"FEEDS_BASE_URL": new, "FEEDS_RATE_LIMIT": "0"}) as server:
         # The documents are rendered again at start-up: `latest` first, /topics after the heads.
         wait_for(server, f"{old}/feeds/latest.atom", ready=f'href="{new}/feeds/latest.atom" rel="self"')
         wait_for(server, f"{old}/topics", ready=new)
@@ -234,7 +235,7 @@ def test_every_setting_is_known_to_reach_the_documents_or_not() -> None:
 def _other_value(value: object) -> object:
     if isinstance(value, bool):
         return not value
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return value * 2 + 120
     if isinstance(value, str):
         return value + "-other"

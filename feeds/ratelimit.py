@@ -1,0 +1,109 @@
+"""Polling etiquette: a token bucket per client. A client is its peer address, or the address a
+configured proxy (`trusted_proxies`) says it forwarded for (`X-Forwarded-For`, read from the right,
+skipping trusted hops). Buckets refill at `rate_limit` requests a second up to `rate_burst`; a
+request needs a whole token (a conditional one a fifth) and costs one, or a fifth when it is
+answered 304: a reader that sends its validators is rarely limited. Over the limit: 429 with
+Retry-After and a short JSON error. Each server process keeps its own buckets (bounded in number)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import time
+from collections.abc import Sequence
+
+from cachetools import LRUCache
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+NOT_MODIFIED_COST = 0.2
+MAX_CLIENTS = 100_000  # buckets kept per process; the least recently seen go first
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(values: Sequence[str]) -> tuple[Network, ...]:
+    """Addresses or networks (`10.0.0.0/8`); ValueError naming the one that is neither."""
+    out = []
+    for value in values:
+        try:
+            out.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP address or network: {value!r}") from None
+    return tuple(out)
+
+
+def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def client_of(peer: str, forwarded: str | None, proxies: tuple[Network, ...]) -> str:
+    """The address a request is charged to."""
+    if not forwarded or not _trusted(peer, proxies):
+        return peer
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
+class RateLimit:
+    """ASGI middleware enforcing the buckets."""
+
+    def __init__(self, app: ASGIApp, rate: float, burst: int, proxies: tuple[Network, ...] = ()) -> None:
+        self.app = app
+        self.rate = rate
+        self.burst = float(burst)
+        self.proxies = proxies
+        self.buckets: LRUCache[str, list[float]] = LRUCache(MAX_CLIENTS)  # client -> [tokens, at]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        peer = (scope.get("client") or ("-", 0))[0]
+        forwarded = headers.get(b"x-forwarded-for")
+        client = client_of(peer, forwarded.decode("latin-1") if forwarded else None, self.proxies)
+        now = time.monotonic()
+        bucket = self.buckets.get(client) or [self.burst, now]
+        bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        self.buckets[client] = bucket
+        conditional = b"if-none-match" in headers or b"if-modified-since" in headers
+        needed = NOT_MODIFIED_COST if conditional else 1.0
+        if bucket[0] < needed:
+            await self._refuse(send, math.ceil((needed - bucket[0]) / self.rate))
+            return
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            bucket[0] -= NOT_MODIFIED_COST if status == 304 else 1.0
+
+    async def _refuse(self, send: Send, retry_after: int) -> None:
+        body = json.dumps(
+            {
+                "error": f"too many requests: at most {self.rate:g} a second per client (rate_limit); retry in {retry_after} s"
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(retry_after).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
