@@ -9,11 +9,12 @@ Retry-After; one it cannot show answers 404.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from feeds import access, ondemand, ratelimit, sync, web
+from feeds import access, metrics, ondemand, ratelimit, sync, web
 from feeds.cache import RenditionCache
 from feeds.config import Settings
 from feeds.errors import FeedsError
@@ -101,9 +102,24 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runner = Refresher(state.store, settings)
         await runner.start()
     access.start(settings.access_log)
+
+    def caches() -> dict[str, tuple[int, int]]:
+        made = state.ondemand
+        held = {
+            "renditions": (state.cache.held, state.cache.max_bytes),
+            "ondemand": (int(made.items.currsize), int(made.items.maxsize)),
+            "ondemand_entries": (made.memo.size, made.memo.max_bytes),
+        }
+        if runner:
+            held["entries"] = (runner.memos.entries.size, runner.memos.entries.max_bytes)
+        return held
+
+    state.caches = caches
+    observing = asyncio.create_task(_observe(caches))
     try:
         yield
     finally:
+        observing.cancel()
         access.stop()
         if runner:
             await runner.stop()
@@ -111,6 +127,16 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if own:
             await state.store.close()
             state.store = None
+
+
+async def _observe(caches: Callable[[], dict[str, tuple[int, int]]]) -> None:
+    """This process's gauges, every few seconds: another process may be the one asked /metrics."""
+    while True:
+        metrics.observe(caches())
+        await asyncio.sleep(OBSERVE_EVERY)
+
+
+OBSERVE_EVERY = 5.0
 
 
 async def feed(request: Request) -> Response:
@@ -160,13 +186,16 @@ ROUTES = [
     Route("/topics.json", topics, methods=["GET", "HEAD"]),
     Route("/healthz", healthz, methods=["GET", "HEAD"]),
     Route("/changes", sync.changes, methods=["GET", "HEAD"]),
+    Route("/metrics", metrics.metrics, methods=["GET"]),
     *web.ROUTES,
 ]
 
 
 def create_app(settings: Settings, store: Store | None = None, scheduler: bool = True) -> Starlette:
     """The ASGI app. With `store` given the caller owns it; otherwise the lifespan opens one."""
-    middleware = [Middleware(access.AccessLog)] if settings.access_log != "off" else []
+    middleware = [Middleware(metrics.CountRequests)]
+    if settings.access_log != "off":
+        middleware.append(Middleware(access.AccessLog))
     if settings.rate_limit:
         # Inside the access log: a refused request is logged with its 429.
         proxies = ratelimit.networks(settings.trusted_proxies)

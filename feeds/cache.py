@@ -65,6 +65,11 @@ class RenditionCache:
         self.misses = 0
 
     @property
+    def held(self) -> int:
+        """Bytes held now (at most `max_bytes`)."""
+        return int(self._items.currsize)
+
+    @property
     def version(self) -> tuple[int, int]:
         """The store's rendition counters as last seen: they move whenever any document changes."""
         return self._seen

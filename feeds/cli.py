@@ -119,8 +119,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         os.environ["FEEDS_HOST"], os.environ["FEEDS_PORT"] = settings.host, str(settings.port)
         if logging.getLogger().level <= logging.DEBUG:
             os.environ["FEEDS_VERBOSE"] = "1"
-        with tempfile.NamedTemporaryFile("r", prefix="feeds-start-", suffix=".txt", encoding="utf-8") as failure:
+        with (
+            tempfile.NamedTemporaryFile("r", prefix="feeds-start-", suffix=".txt", encoding="utf-8") as failure,
+            tempfile.TemporaryDirectory(prefix="feeds-metrics-") as samples,
+        ):
             os.environ["FEEDS_START_FAILURE"] = failure.name
+            # /metrics sums the samples every worker writes there (feeds/metrics.py).
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", samples)
             uvicorn.run("feeds.app:app_from_environment", factory=True, workers=count, **options)
             reasons = failure.read().splitlines()
         if reasons:

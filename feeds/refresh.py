@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from feeds.config import Limits, Settings, SourceConfig
 from feeds.errors import FeedsError, ParseError
+from feeds.metrics import SOURCE_FAILURES
 from feeds.model import Page, utcnow
 from feeds.pages import guard, read_document
 from feeds.pages.limits import check_page, check_size
@@ -225,6 +226,7 @@ async def refresh_all(
         try:
             report = await refresh_source(store, source, settings.limits)
         except (FeedsError, OSError) as exc:
+            SOURCE_FAILURES.labels(source.name).inc()
             runs = 1
             if failing is not None:
                 runs = failing[source.name] = failing.get(source.name, 0) + 1

@@ -19,6 +19,7 @@ import uuid
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from feeds import metrics
 from feeds.config import Settings
 from feeds.publish import Memos
 from feeds.refresh import Report, open_sources, refresh_all
@@ -66,8 +67,16 @@ class Refresher:
             return
         self.last = report
         self.runs += 1
+        took = time.perf_counter() - started
+        metrics.REFRESH_SECONDS.observe(took)
+        for kind, events in (
+            ("new", report.result.added),
+            ("changed", report.result.changed),
+            ("deleted", report.result.deleted),
+        ):
+            metrics.EVENTS.labels(kind).inc(len(events))
         failed = f"; {len(report.failed_sources)} source(s) failing" if report.failed_sources else ""
-        log.info("refresh: %s in %.2f s%s", report.lines()[0], time.perf_counter() - started, failed)
+        log.info("refresh: %s in %.2f s%s", report.lines()[0], took, failed)
 
     async def start(self) -> None:
         self.scheduler.add_job(
