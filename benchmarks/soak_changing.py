@@ -104,6 +104,19 @@ class Checker(threading.Thread):
             self.seen[path, coding] = etag
 
 
+def bounded_kib(base: str) -> int | None:
+    """KiB the server's bounded caches and SQLite hold now, from its /metrics (summed over workers)."""
+    try:
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(("feeds_cache_bytes{", "feeds_sqlite_memory_bytes ")):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total / 1024)
+
+
 def slope_of(samples: list[tuple[float, int]]) -> float:
     """KiB per minute of resident memory over (seconds, KiB) samples."""
     if len(samples) < 3:
@@ -160,6 +173,7 @@ def main() -> int:
         stop = threading.Event()
         checker = Checker(base, names, stop)
         samples: list[tuple[float, int]] = []
+        rest: list[tuple[float, int]] = []  # RSS less what the bounded caches and SQLite hold
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -187,7 +201,14 @@ def main() -> int:
                     edits, next_edit = edits + 1, next_edit + 10
                 if now >= next_sample:
                     samples.append((now, rss_kib(server.pid)))
-                    print(f"{now:6.0f} s  RSS {samples[-1][1] / 1024:7.1f} MiB  edits {edits}", flush=True)
+                    held = bounded_kib(base)
+                    if held is not None:
+                        rest.append((now, samples[-1][1] - held))
+                    print(
+                        f"{now:6.0f} s  RSS {samples[-1][1] / 1024:7.1f} MiB  caches and SQLite "
+                        f"{(held or 0) / 1024:7.1f} MiB  edits {edits}",
+                        flush=True,
+                    )
                     next_sample += args.every
                 time.sleep(0.2)
             stop.set()
@@ -225,6 +246,11 @@ def main() -> int:
             "slope_kib_per_min": round(slope),
             "second_half_slope_kib_per_min": round(late_slope),
             "quarter_slopes_kib_per_min": quarters,
+            # What is left when the caches that fill up to their bounds are taken out of RSS.
+            "rest_slope_second_half_kib_per_min": round(slope_of(rest[len(rest) // 2 :])) if len(rest) > 3 else None,
+            "rest_mib_first_last": [round(rest[len(rest) // 5][1] / 1024, 1), round(rest[-1][1] / 1024, 1)]
+            if rest
+            else None,
             "rss_mib_last_quarter": [
                 round(min(r for _, r in samples[-quarter:]) / 1024, 1),
                 round(max(r for _, r in samples[-quarter:]) / 1024, 1),
@@ -242,7 +268,9 @@ def main() -> int:
                 f"(p99 {report['wrk_p99_ms']} ms, errors {wrk['errors']}); checker {checker.counts} "
                 f"(p99 {report['check_p99_ms']} ms); RSS {report['rss_mib_first']} -> {report['rss_mib_last']} MiB "
                 f"(slope {report['slope_kib_per_min']} KiB/min, second half {report['second_half_slope_kib_per_min']}, by quarter {quarters}; "
-                f"last quarter {report['rss_mib_last_quarter'][0]}-{report['rss_mib_last_quarter'][1]} MiB); {'clean' if clean else 'NOT CLEAN'}",
+                f"last quarter {report['rss_mib_last_quarter'][0]}-{report['rss_mib_last_quarter'][1]} MiB; "
+                f"less the bounded caches and SQLite: {report['rest_mib_first_last']} MiB, second-half slope "
+                f"{report['rest_slope_second_half_kib_per_min']} KiB/min); {'clean' if clean else 'NOT CLEAN'}",
             )
         )
         return 0 if clean else 1
