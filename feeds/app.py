@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from feeds import access, metrics, ondemand, ratelimit, sync, web
+from feeds import access, metrics, ondemand, ratelimit, subscribers, sync, web
 from feeds.cache import RenditionCache
 from feeds.config import Settings
 from feeds.errors import FeedsError
@@ -116,10 +116,13 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
     state.caches = caches
     observing = asyncio.create_task(_observe(caches))
+    state.subscribers.store = state.store
+    state.subscribers.start()
     try:
         yield
     finally:
         observing.cancel()
+        await state.subscribers.stop()
         access.stop()
         if runner:
             await runner.stop()
@@ -187,6 +190,7 @@ ROUTES = [
     Route("/healthz", healthz, methods=["GET", "HEAD"]),
     Route("/changes", sync.changes, methods=["GET", "HEAD"]),
     Route("/metrics", metrics.metrics, methods=["GET"]),
+    Route("/stats", subscribers.stats, methods=["GET"]),
     *web.ROUTES,
 ]
 
@@ -196,6 +200,10 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
     middleware = [Middleware(metrics.CountRequests)]
     if settings.access_log != "off":
         middleware.append(Middleware(access.AccessLog))
+    app_subscribers = subscribers.Subscribers()
+    middleware.append(
+        Middleware(subscribers.NoteSubscribers, app_subscribers, ratelimit.networks(settings.trusted_proxies))
+    )
     if settings.rate_limit:
         # Inside the access log: a refused request is logged with its 429.
         proxies = ratelimit.networks(settings.trusted_proxies)
@@ -206,6 +214,7 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
     app.state.run_scheduler = scheduler
     web.prepare_state(app.state)
     app.state.ondemand = ondemand.OnDemand()
+    app.state.subscribers = app_subscribers
     return app
 
 

@@ -6,6 +6,7 @@ Errors are one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import multiprocessing
 import os
@@ -326,6 +327,37 @@ def topics(settings: Settings, suggest: bool, min_events: int) -> None:
         return
     for row in rows:
         click.echo(f"{row.events:6d}  {row.slug}  {row.name}")
+
+
+@cli.command()
+@click.option("--day", default=None, help="A day, YYYY-MM-DD (default: the newest with statistics).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Feeds to list.")
+@click.pass_obj
+def stats(settings: Settings, day: str | None, limit: int) -> None:
+    """The most-followed feeds of a day: followers (reported subscribers and readers polling for
+    themselves), distinct clients, subscribers reported by aggregators."""
+
+    async def go() -> tuple[str, list[dict[str, Any]]]:
+        store = await Store.open(settings.database)
+        try:
+            days = await store.stats_days()
+            chosen = day or (days[0] if days else "")
+            return chosen, (await store.most_followed(chosen, limit) if chosen else [])
+        finally:
+            await store.close()
+
+    if day:
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            raise click.BadParameter(f"a date as YYYY-MM-DD, got {day!r}", param_hint="--day") from None
+    chosen, rows = run(go)
+    if not rows:
+        click.echo(f"no statistics{' for ' + chosen if chosen else ' yet'}: feeds served by `feeds serve` are counted")
+        return
+    click.echo(f"{chosen}\n{'followers':>9}  {'clients':>7}  {'reported':>8}  feed")
+    for row in rows:
+        click.echo(f"{row['followers']:9d}  {row['clients']:7d}  {row['subscribers']:8d}  {row['feed']}")
 
 
 def main() -> None:

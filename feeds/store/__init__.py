@@ -26,6 +26,7 @@ from feeds.store.renditions import Renditions
 from feeds.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from feeds.store.search_index import SearchQueries
 from feeds.store.source_state import SourceState
+from feeds.store.stats import StatsQueries
 from feeds.store.topics import TopicQueries
 
 __all__ = [
@@ -46,5 +47,5 @@ __all__ = [
 ]
 
 
-class Store(EventQueries, ChangeQueries, TopicQueries, SearchQueries, Renditions, SourceState, StoreBase):
+class Store(EventQueries, ChangeQueries, StatsQueries, TopicQueries, SearchQueries, Renditions, SourceState, StoreBase):
     """Async access to the database. Use `await Store.open(path)`; close with `await store.close()`."""

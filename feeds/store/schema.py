@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -344,6 +344,19 @@ MIGRATIONS: dict[int, str] = {
         DELETE FROM changes WHERE event = OLD.key;
         INSERT INTO changes (event, guid, kind, updated) VALUES (OLD.key, OLD.guid, 'deleted', OLD.updated);
     END;
+    """,
+    # Who follows what (feeds/subscribers.py): per day and feed, digests of the clients that polled
+    # it (and whether their User-Agent reported subscribers), and each aggregator's latest report.
+    15: """
+    CREATE TABLE IF NOT EXISTS feed_clients (
+        day TEXT NOT NULL, feed TEXT NOT NULL, client TEXT NOT NULL, reported INTEGER NOT NULL,
+        PRIMARY KEY (day, feed, client)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS feed_reports (
+        day TEXT NOT NULL, feed TEXT NOT NULL, aggregator TEXT NOT NULL, feed_id TEXT NOT NULL,
+        subscribers INTEGER NOT NULL,
+        PRIMARY KEY (day, feed, aggregator, feed_id)
+    ) WITHOUT ROWID;
     """,
 }
 

@@ -1,0 +1,173 @@
+"""Who follows what: per feed and per day, the distinct clients that polled it and the subscribers
+aggregators report in their User-Agent (`Feedly/1.0 (...; 42 subscribers; feed-id=...)`,
+`NewsBlur Feed Fetcher - 12 subscribers - ...`). An aggregator's report counts once per feed and
+day, its latest (per aggregator and its own feed id), never summed with its earlier polls.
+
+Requests are only noted in memory; a task writes what was noted every `FLUSH_EVERY` seconds in one
+transaction (never a write per request). Clients are kept as digests of address and User-Agent,
+not as addresses. Pure parsing here; the middleware and the writer below it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from feeds.ratelimit import Network, client_of
+from feeds.responses import error
+from feeds.store import Store
+
+FLUSH_EVERY = 30.0
+MAX_NOTED = 50_000  # clients and reports noted between writes; more are written at once
+log = logging.getLogger(__name__)
+
+_COUNT = re.compile(r"(\d{1,9})\s+(?:subscribers?|readers?)\b", re.IGNORECASE)
+_FEED_ID = re.compile(r"feed-?id[=:]\s*([\w.-]{1,64})", re.IGNORECASE)
+# Known aggregators by a word of their User-Agent; others are named by their first product token.
+_KNOWN = ("feedly", "inoreader", "newsblur", "theoldreader", "feedbin", "feedhq", "bazqux", "netvibes", "feedspot")
+
+
+@dataclass(frozen=True)
+class Report:
+    aggregator: str
+    feed_id: str  # the aggregator's own id of the feed ("" when it gives none)
+    subscribers: int
+
+
+def report_of(agent: str) -> Report | None:
+    """The subscribers an aggregator reports in its User-Agent, or None."""
+    count = _COUNT.search(agent)
+    if not count:
+        return None
+    lowered = agent.lower().replace(" ", "")
+    name = next((k for k in _KNOWN if k in lowered), "")
+    if not name:
+        token = re.match(r"\s*(?:Mozilla/\S+\s*\(compatible;\s*)?([\w.-]+)", agent)
+        name = token.group(1).lower() if token else "unknown"
+    feed_id = _FEED_ID.search(agent)
+    return Report(name, feed_id.group(1) if feed_id else "", int(count.group(1)))
+
+
+def client_digest(address: str, agent: str) -> str:
+    return hashlib.sha256(f"{address}\n{agent}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+@dataclass
+class Noted:
+    """What was polled since the last write: (day, feed) -> clients, and the latest reports."""
+
+    clients: set[tuple[str, str, str, int]] = field(default_factory=set)  # (day, feed, digest, reported)
+    reports: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.clients) + len(self.reports)
+
+
+def feed_of(path: str) -> str | None:
+    """The document a feed URL names (`/feeds/topics/x.atom` -> `topics/x`), or None."""
+    if not path.startswith("/feeds/") or "." not in path:
+        return None
+    return path[len("/feeds/") :].rpartition(".")[0] or None
+
+
+class Subscribers:
+    """The notes of one server process and the task that writes them."""
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store  # set when the server's store is opened
+        self.noted = Noted()
+        self._task: asyncio.Task[None] | None = None
+
+    def note(self, feed: str, address: str, agent: str, today: dt.date | None = None) -> None:
+        day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
+        report = report_of(agent)
+        self.noted.clients.add((day, feed, client_digest(address, agent), int(report is not None)))
+        if report:
+            self.noted.reports[(day, feed, report.aggregator, report.feed_id)] = report.subscribers
+        if len(self.noted) >= MAX_NOTED:
+            self._task_soon()
+
+    def _task_soon(self) -> None:
+        with contextlib.suppress(RuntimeError):  # no running loop: the next timed write takes them
+            asyncio.get_running_loop().create_task(self.flush())
+
+    async def flush(self) -> None:
+        if self.store is None:
+            return
+        noted, self.noted = self.noted, Noted()
+        if noted.clients or noted.reports:
+            try:
+                await self.store.note_subscribers(sorted(noted.clients), sorted(noted.reports.items()))
+            except Exception as exc:  # statistics are never worth a failing server
+                log.warning("subscribers: could not write %d notes: %s", len(noted), exc)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            await self.flush()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+
+class NoteSubscribers:
+    """ASGI middleware: every feed answered 200 or 304 is noted with its client."""
+
+    def __init__(self, app: ASGIApp, subscribers: Subscribers, proxies: tuple[Network, ...] = ()) -> None:
+        self.app = app
+        self.subscribers = subscribers
+        self.proxies = proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (feed := feed_of(scope["path"])) is None:
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, sending)
+        if status in (200, 304):
+            headers = dict(scope.get("headers") or ())
+            forwarded = headers.get(b"x-forwarded-for")
+            peer = (scope.get("client") or ("-", 0))[0]
+            address = client_of(peer, forwarded.decode("latin-1") if forwarded else None, self.proxies)
+            self.subscribers.note(feed, address, headers.get(b"user-agent", b"").decode("latin-1"))
+
+
+async def stats(request: Request) -> Response:
+    """`GET /stats[?day=YYYY-MM-DD&limit=N]`: the most-followed feeds of a day (default: the
+    newest day with statistics) as JSON."""
+    state = request.app.state
+    await state.subscribers.flush()  # this process's notes; other workers' within FLUSH_EVERY
+    days = await state.store.stats_days()
+    day = request.query_params.get("day") or (days[0] if days else dt.datetime.now(dt.UTC).date().isoformat())
+    limit = request.query_params.get("limit", "50")
+    try:
+        dt.date.fromisoformat(day)
+    except ValueError:
+        return error(400, f"day: a date as YYYY-MM-DD, got {day[:40]!r}")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        return error(400, f"limit: a whole number from 1 to 1000, got {limit[:40]!r}")
+    feeds = await state.store.most_followed(day, int(limit))
+    return JSONResponse({"day": day, "days": days, "feeds": feeds}, headers={"cache-control": "no-store"})
