@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from feeds import access, metrics, ondemand, ratelimit, subscribers, sync, web
+from feeds import access, metrics, ondemand, ratelimit, subscribers, sync, web, websub
 from feeds.cache import RenditionCache
 from feeds.config import Settings
 from feeds.errors import FeedsError
@@ -41,6 +41,7 @@ from feeds.responses import (
     serve,
 )
 from feeds.store import Store
+from feeds.websub_links import link_header
 
 __all__ = ["RETRY_AFTER", "HTTPError", "cache_control", "create_app", "feed_name"]
 
@@ -91,7 +92,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     def prepare(rendition: Rendition) -> Prepared:
         if rendition.feed == TOPICS_DOC:
             return Prepared.of(rendition, f"public, max-age={settings.cache_max_age}")
-        return Prepared.of(rendition, cache_control(settings, rendition.feed, today()))
+        link = link_header(settings, rendition.feed, rendition.fmt) if rendition.fmt in FEED_FORMATS else ""
+        return Prepared.of(rendition, cache_control(settings, rendition.feed, today()), link=link)
 
     state.cache = RenditionCache(state.store, settings.cache_bytes, prepare)
     await state.cache.start()
@@ -99,7 +101,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     if state.run_scheduler:
         from feeds.scheduler import Refresher
 
-        runner = Refresher(state.store, settings)
+        runner = Refresher(state.store, settings, state.hub)
         await runner.start()
     access.start(settings.access_log)
 
@@ -118,6 +120,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     observing = asyncio.create_task(_observe(caches))
     state.subscribers.store = state.store
     state.subscribers.start()
+    state.hub.store = state.store
     try:
         yield
     finally:
@@ -126,6 +129,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         access.stop()
         if runner:
             await runner.stop()
+        await state.hub.stop()
         await state.cache.stop()
         if own:
             await state.store.close()
@@ -191,6 +195,7 @@ ROUTES = [
     Route("/changes", sync.changes, methods=["GET", "HEAD"]),
     Route("/metrics", metrics.metrics, methods=["GET"]),
     Route("/stats", subscribers.stats, methods=["GET"]),
+    Route("/websub", websub.endpoint, methods=["POST"]),
     *web.ROUTES,
 ]
 
@@ -215,6 +220,7 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
     web.prepare_state(app.state)
     app.state.ondemand = ondemand.OnDemand()
     app.state.subscribers = app_subscribers
+    app.state.hub = websub.Hub(store, settings)
     return app
 
 

@@ -88,6 +88,13 @@ class Settings:
     rate_burst: int = 300
     # Proxies whose X-Forwarded-For names the client (addresses or networks, e.g. "10.0.0.0/8").
     trusted_proxies: tuple[str, ...] = ()
+    # WebSub (feeds/websub.py): the built-in hub at /websub, or another hub to advertise and ping.
+    websub: bool = True
+    websub_hub: str = ""
+    websub_lease_seconds: int = 10 * 86_400  # when a subscriber asks for none
+    websub_min_lease_seconds: int = 3_600
+    websub_max_lease_seconds: int = 30 * 86_400
+    websub_allow_private_callbacks: bool = False  # loopback, private and link-local callbacks
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
     # Names that are one topic, each (the name shown, (other names...)), from `[topic_aliases]`.
     topic_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -151,6 +158,12 @@ _SETTINGS_TYPES: dict[str, type] = {
     "access_log": str,
     "rate_limit": float,
     "rate_burst": int,
+    "websub": bool,
+    "websub_hub": str,
+    "websub_lease_seconds": int,
+    "websub_min_lease_seconds": int,
+    "websub_max_lease_seconds": int,
+    "websub_allow_private_callbacks": bool,
 }
 _POSITIVE = {
     "port",
@@ -190,6 +203,9 @@ _MAXIMA: dict[str, int] = {
     "max_combined_topics": 100,
     "rate_limit": 1_000_000,
     "rate_burst": 1_000_000,
+    "websub_lease_seconds": 365 * 86_400,
+    "websub_min_lease_seconds": 365 * 86_400,
+    "websub_max_lease_seconds": 365 * 86_400,
 }
 # Lower bounds above 1: a feed must hold its channel and at least one entry of any allowed page.
 _MINIMA: dict[str, int] = {"max_feed_bytes": 64 << 10}
@@ -211,7 +227,16 @@ _SOURCE_TYPES: dict[str, type] = {
 }
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _cast(key: str, value: Any, kind: type, origin: str) -> Any:
+    if kind is bool:
+        if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+            return _BOOLEANS[value.strip().lower()]
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, got {value!r}", origin)
+        return value
     if isinstance(value, str) and kind is not str:
         try:
             value = kind(value)
@@ -329,6 +354,18 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     if values.get("access_log", "text") not in ACCESS_LOG_KINDS:
         key, where = ("FEEDS_ACCESS_LOG", "environment") if "FEEDS_ACCESS_LOG" in env else ("access_log", origin)
         raise ConfigError(key, f"must be one of {', '.join(ACCESS_LOG_KINDS)}, got {values['access_log']!r}", where)
+    if values.get("websub_hub") and not re.match(r"^https?://[^/?#\s]+", values["websub_hub"]):
+        raise ConfigError("websub_hub", f"must be an absolute http(s) URL, got {values['websub_hub']!r}", origin)
+    lease = [
+        values.get(k, getattr(Settings, k))
+        for k in ("websub_min_lease_seconds", "websub_lease_seconds", "websub_max_lease_seconds")
+    ]
+    if not lease[0] <= lease[1] <= lease[2]:
+        raise ConfigError(
+            "websub_lease_seconds",
+            f"must be within websub_min_lease_seconds and websub_max_lease_seconds, got {lease}",
+            origin,
+        )
     if values.get("base_url") and not re.match(r"^https?://[^/?#\s]+", values["base_url"]):
         key, where = ("FEEDS_BASE_URL", "environment") if "FEEDS_BASE_URL" in env else ("base_url", origin)
         raise ConfigError(key, f"must be an absolute http(s) URL, got {values['base_url']!r}", where)

@@ -31,6 +31,8 @@ DOCUMENT_SETTINGS = (
     "tombstone_days",
     "max_feed_bytes",
     "sources",
+    "websub",  # the hub the feeds advertise
+    "websub_hub",
 )
 # Settings that reach only response headers, addresses, resources or bookkeeping.
 OTHER_SETTINGS = (
@@ -58,6 +60,10 @@ OTHER_SETTINGS = (
     "rate_limit",
     "rate_burst",
     "trusted_proxies",
+    "websub_lease_seconds",
+    "websub_min_lease_seconds",
+    "websub_max_lease_seconds",
+    "websub_allow_private_callbacks",
 )
 
 DIGEST_KEY = "rendered_with"  # meta: the digest of the settings every document was last rendered with

@@ -78,13 +78,15 @@ class Prepared:
     encodings: dict[str, Representation]
 
     @classmethod
-    def of(cls, rendition: Rendition, cache: str, vary: str = "Accept-Encoding") -> Prepared:
+    def of(cls, rendition: Rendition, cache: str, vary: str = "Accept-Encoding", link: str = "") -> Prepared:
         common = [
             (b"last-modified", http_date(rendition.last_modified).encode()),
             (b"cache-control", cache.encode()),
             (b"vary", vary.encode()),
             (b"x-content-type-options", b"nosniff"),
         ]
+        if link:
+            common.append((b"link", link.encode()))
         encodings = {}
         for encoding, body in (("identity", rendition.body), ("gzip", rendition.gzip), ("br", rendition.br)):
             etag = etag_header(rendition.etag, encoding)

@@ -103,6 +103,14 @@ def _before_first(parent: etree._Element, tag: str, elements: list[etree._Elemen
         parent.insert(at + offset, element)
 
 
+def _hub_after_self(parent: etree._Element, info: FeedInfo) -> None:
+    """WebSub's hub link (feedgen has no such relation), right after the self link."""
+    if not info.hub:
+        return
+    own = next(e for e in parent.iterfind(f"{{{ATOM_NS}}}link") if e.get("rel") == "self")
+    own.addnext(etree.Element(f"{{{ATOM_NS}}}link", href=info.hub, rel="hub"))
+
+
 def render_atom(info: FeedInfo, entries: list[Entry]) -> bytes:
     with _LOCK:
         fg = _generator(info, entries, "atom")
@@ -114,6 +122,7 @@ def render_atom(info: FeedInfo, entries: list[Entry]) -> bytes:
         _entry_links(element, entry)
         if entry.language:  # feedgen has no per-entry language
             element.set("{http://www.w3.org/XML/1998/namespace}lang", entry.language)
+    _hub_after_self(root, info)
     head = [
         etree.Element(f"{{{ATOM_NS}}}link", href=info.url("atom", name), rel=rel, type="application/atom+xml")
         for rel, name in info.links.items()
@@ -160,6 +169,7 @@ def render_rss(info: FeedInfo, entries: list[Entry]) -> bytes:
     root = etree.fromstring(xml)
     channel = root.find("channel")
     assert channel is not None
+    _hub_after_self(channel, info)
     head = [
         etree.Element(f"{{{ATOM_NS}}}link", href=info.url("rss", name), rel=rel, type="application/rss+xml")
         for rel, name in info.links.items()

@@ -78,6 +78,7 @@ BASE_URL = "http://feeds.test"
 REGISTERED_RELS = {
     "alternate", "current", "enclosure", "edit", "edit-media", "first", "last", "license", "next",
     "next-archive", "payment", "prev-archive", "previous", "related", "replies", "self", "service", "up",
+    "hub",  # WebSub's, in IANA's registry of link relations
 }  # fmt: skip
 RFC5005_RELS = {"current", "first", "last", "next", "next-archive", "prev-archive", "previous"}
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -581,7 +582,10 @@ def rss_problems(corpus: Corpus, feed: str, body: bytes) -> list[str]:
         links[rel].append(link.get("href"))
         if rel not in REGISTERED_RELS:
             p.append(f"{url}: atom:link rel {rel!r} (W3C UnregisteredAtomLinkRel)")
-        if link.get("type") != "application/rss+xml":
+        if rel == "hub":  # WebSub: the hub is no feed
+            if link.get("href") != f"{BASE_URL}/websub":
+                p.append(f"{url}: hub {link.get('href')!r}")
+        elif link.get("type") != "application/rss+xml":
             p.append(f"{url}: atom:link {rel} type {link.get('type')!r}")
         if rel in RFC5005_RELS and corpus.urls.get(link.get("href") or "", ("", ""))[1] != "rss":
             p.append(f"{url}: {rel} -> {link.get('href')}, which is no RSS feed the server offers")

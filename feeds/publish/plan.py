@@ -22,6 +22,7 @@ from feeds.config import Settings
 from feeds.model import FeedKey, Member, utcnow
 from feeds.render import FeedInfo, TopicFacts
 from feeds.store import Store
+from feeds.websub_links import hub_url
 
 DATE_FEED_LIMIT = 1000  # a day of the portal has tens of events; this only bounds a pathological day
 
@@ -122,6 +123,7 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
         site=settings.title,
         subject=subject,
         facts=facts,
+        hub=hub_url(settings),
     )
     return info, members
 

@@ -64,6 +64,7 @@ class FeedInfo:
     subject: str = ""  # what the document is about: a topic's name, a day
     facts: TopicFacts | None = None  # a topic's head page
     query: str = ""  # a search feed's (its URLs carry it)
+    hub: str = ""  # the WebSub hub that pushes this feed's changes (feeds/websub.py), if any
 
     def url(self, fmt: str, name: str | None = None) -> str:
         url = (

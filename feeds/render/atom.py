@@ -59,6 +59,7 @@ def document(info: FeedInfo, entries: Sequence[bytes]) -> bytes:
         element("updated", info.updated.isoformat(), "  "),
         f"  <author>\n    <name>{text(info.author)}</name>\n  </author>\n",
         empty("link", "  ", href=info.url("atom"), rel="self", type=MEDIA_TYPE),
+        *([empty("link", "  ", href=info.hub, rel="hub")] if info.hub else []),
         empty("link", "  ", href=info.home, rel="alternate", type="text/html"),
         element("generator", "feeds", "  "),
         element("subtitle", info.description, "  "),

@@ -84,5 +84,7 @@ def document(info: FeedInfo, items: Sequence[bytes]) -> bytes:
     }
     if "next" in info.links:
         feed["next_url"] = info.url("json", info.links["next"])  # paging: older items
+    if info.hub:
+        feed["hubs"] = [{"type": "WebSub", "url": info.hub}]
     # `items` (required) last: the head object without its closing brace, then the items.
     return _dumps(feed)[:-1] + b',"items":[' + b",".join(items) + b"]}\n"

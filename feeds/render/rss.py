@@ -58,6 +58,7 @@ def document(info: FeedInfo, items: Sequence[bytes]) -> bytes:
         element("link", info.home, "    "),
         f"    <description>{rss_text(info.description)}</description>\n",
         empty("atom:link", "    ", href=info.url("rss"), rel="self", type=MEDIA_TYPE),
+        *([empty("atom:link", "    ", href=info.hub, rel="hub")] if info.hub else []),
         element("docs", "https://www.rssboard.org/rss-specification", "    "),
         element("generator", "feeds", "    "),
         element("language", info.language, "    "),

@@ -28,6 +28,7 @@ from feeds.store.search_index import SearchQueries
 from feeds.store.source_state import SourceState
 from feeds.store.stats import StatsQueries
 from feeds.store.topics import TopicQueries
+from feeds.store.websub import WebSubQueries
 
 __all__ = [
     "CACHE_KIB",
@@ -47,5 +48,15 @@ __all__ = [
 ]
 
 
-class Store(EventQueries, ChangeQueries, StatsQueries, TopicQueries, SearchQueries, Renditions, SourceState, StoreBase):
+class Store(
+    EventQueries,
+    ChangeQueries,
+    StatsQueries,
+    WebSubQueries,
+    TopicQueries,
+    SearchQueries,
+    Renditions,
+    SourceState,
+    StoreBase,
+):
     """Async access to the database. Use `await Store.open(path)`; close with `await store.close()`."""

@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -357,6 +357,18 @@ MIGRATIONS: dict[int, str] = {
         subscribers INTEGER NOT NULL,
         PRIMARY KEY (day, feed, aggregator, feed_id)
     ) WITHOUT ROWID;
+    """,
+    # WebSub subscriptions of the built-in hub (feeds/websub.py): active until `expires`.
+    16: """
+    CREATE TABLE IF NOT EXISTS websub (
+        feed TEXT NOT NULL,
+        fmt TEXT NOT NULL,
+        callback TEXT NOT NULL,
+        secret TEXT NOT NULL,  -- empty: deliveries are not signed
+        expires TEXT NOT NULL,
+        PRIMARY KEY (feed, fmt, callback)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS websub_expires ON websub(expires);
     """,
 }
 

@@ -1,0 +1,238 @@
+"""A WebSub hub (W3C Recommendation) for this server's own feeds, at `POST /websub`.
+
+- Subscribe / unsubscribe: the request is checked (a topic that is one of our feeds, a callback
+  that is a public http(s) URL unless `websub_allow_private_callbacks`), answered 202, and the
+  subscriber's intent verified asynchronously: a GET to the callback with `hub.challenge`; only
+  an echoed challenge makes (or ends) the subscription. Leases are clamped to the configured
+  minimum and maximum; subscriptions live in the store and end with their lease.
+- Distribution: after a refresh, each active subscriber of a feed whose bytes changed gets the new
+  body once (POST, the feed's content type, Link headers, `X-Hub-Signature: sha256=...` when it
+  gave a secret), with bounded concurrency and a timeout; a failed delivery is retried with
+  exponential backoff and dropped after `ATTEMPTS`. Deliveries run beside the refresh and the
+  requests, never in their way.
+- With `websub_hub` set, the feeds advertise that hub instead, and the refresh pings it
+  (`hub.mode=publish`) for each feed it changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+from collections.abc import Coroutine, Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+from prometheus_client import Counter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from feeds.config import Settings
+from feeds.model import FEED_FORMATS, utcnow
+from feeds.render import CONTENT_TYPES, feed_url
+from feeds.responses import error
+from feeds.store import Store
+from feeds.websub_links import link_header
+
+CONCURRENCY = 16  # deliveries and verifications in flight
+TIMEOUT = 10.0  # seconds per request to a subscriber
+ATTEMPTS = 5  # a delivery is dropped after this many failures
+BACKOFF = 2.0  # seconds before the first retry; doubled after each failure
+MAX_SECRET = 200  # bytes (the spec: less than 200)
+
+DELIVERIES = Counter("feeds_websub_deliveries", "WebSub content deliveries, by outcome", ["outcome"])
+log = logging.getLogger(__name__)
+
+
+def _allowed_address(address: str, allow_private: bool) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return allow_private or ip.is_global
+
+
+async def callback_problem(callback: str, allow_private: bool) -> str | None:
+    """Why a callback may not be called (not http(s), no host, a private address), or None."""
+    parts = urlsplit(callback)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "hub.callback: an absolute http(s) URL"
+    host = parts.hostname
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443)
+        except OSError:
+            return f"hub.callback: {host} does not resolve"
+        addresses = sorted({str(info[4][0]) for info in infos})
+    if not all(_allowed_address(a, allow_private) for a in addresses):
+        return f"hub.callback: {host} is not a public address (websub_allow_private_callbacks)"
+    return None
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+class Hub:
+    """The hub of one server process: requests answered here, deliveries made by the process that
+    refreshes."""
+
+    def __init__(self, store: Store | None, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.limit = asyncio.Semaphore(CONCURRENCY)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.client.aclose()
+
+    def topic_of(self, topic: str) -> tuple[str, str] | None:
+        """(feed, format) of a topic URL naming one of this server's feeds."""
+        base = self.settings.base_url.rstrip("/") + "/feeds/"
+        if not topic.startswith(base):
+            return None
+        from feeds.app import HTTPError, feed_name
+
+        try:
+            return feed_name(topic[len(base) :].split("?")[0])
+        except HTTPError:
+            return None
+
+    async def answer(self, request: Request) -> Response:
+        """`POST /websub`: a subscription request (form-encoded), answered 202 and verified later."""
+        if self.settings.websub_hub or not self.settings.websub or self.store is None:
+            return error(404, "this server's hub is off (websub = false, or websub_hub names another)")
+        body = await request.body()
+        if len(body) > 8192:
+            return error(413, "a subscription request is at most 8 KiB")
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        mode, topic, callback = form.get("hub.mode"), form.get("hub.topic", ""), form.get("hub.callback", "")
+        if mode not in ("subscribe", "unsubscribe"):
+            return error(400, "hub.mode: subscribe or unsubscribe")
+        found = self.topic_of(topic)
+        if found is None or not await self.store.rendition(*found):
+            return error(400, f"hub.topic: not a feed of this server: {topic[:200]!r}")
+        if problem := await callback_problem(callback, self.settings.websub_allow_private_callbacks):
+            return error(400, problem)
+        secret = form.get("hub.secret", "")
+        if len(secret.encode("utf-8")) >= MAX_SECRET:
+            return error(400, f"hub.secret: less than {MAX_SECRET} bytes")
+        lease = self.settings.websub_lease_seconds
+        if requested := form.get("hub.lease_seconds"):
+            if not requested.isdigit():
+                return error(400, "hub.lease_seconds: a whole number of seconds")
+            lease = int(requested)
+        lease = max(self.settings.websub_min_lease_seconds, min(self.settings.websub_max_lease_seconds, lease))
+        self._spawn(self._verify(mode, found, topic, callback, lease, secret))
+        return Response(status_code=202)
+
+    async def _verify(
+        self, mode: str, found: tuple[str, str], topic: str, callback: str, lease: int, secret: str
+    ) -> None:
+        assert self.store is not None
+        challenge = secrets.token_urlsafe(24)
+        query = {"hub.mode": mode, "hub.topic": topic, "hub.challenge": challenge}
+        if mode == "subscribe":
+            query["hub.lease_seconds"] = str(lease)
+        url = callback + ("&" if urlsplit(callback).query else "?") + urlencode(query)
+        try:
+            async with self.limit:
+                answer = await self.client.get(url)
+        except httpx.HTTPError as exc:
+            log.info("websub: %s of %s by %s not verified: %s", mode, topic, callback, exc)
+            return
+        if not answer.is_success or answer.text != challenge:
+            log.info("websub: %s of %s by %s refused by the subscriber (%d)", mode, topic, callback, answer.status_code)
+            return
+        if mode == "subscribe":
+            await self.store.websub_subscribe(*found, callback, secret, utcnow() + dt.timedelta(seconds=lease))
+        else:
+            await self.store.websub_unsubscribe(*found, callback)
+        log.info("websub: %s %s for %s", mode, topic, callback)
+
+    async def watched(self) -> dict[tuple[str, str], str]:
+        """The ETag of every feed with subscribers now (taken before a refresh)."""
+        if self.store is None or self.settings.websub_hub or not self.settings.websub:
+            return {}
+        out = {}
+        for feed, fmt in await self.store.websub_feeds(utcnow()):
+            if etag := (await self.store.rendition_etags(feed)).get(fmt):
+                out[(feed, fmt)] = etag
+        return out
+
+    async def publish(self, before: dict[tuple[str, str], str], touched: Iterable[str]) -> None:
+        """After a refresh: deliver every watched feed whose bytes changed (or ping the configured
+        hub for every touched feed)."""
+        if self.settings.websub_hub:
+            for feed in sorted(touched):
+                for fmt in FEED_FORMATS:
+                    self._spawn(self._ping(feed_url(self.settings.base_url, feed, fmt)))
+            return
+        if self.store is None:
+            return
+        now = utcnow()
+        for (feed, fmt), etag in before.items():
+            if (await self.store.rendition_etags(feed)).get(fmt) in (etag, None):
+                continue
+            for callback, secret in await self.store.websub_subscribers(feed, fmt, now):
+                self._spawn(self._deliver(feed, fmt, callback, secret))
+
+    async def _ping(self, url: str) -> None:
+        try:
+            async with self.limit:
+                await self.client.post(self.settings.websub_hub, data={"hub.mode": "publish", "hub.url": url})
+        except httpx.HTTPError as exc:
+            log.warning("websub: could not ping %s for %s: %s", self.settings.websub_hub, url, exc)
+
+    async def _deliver(self, feed: str, fmt: str, callback: str, secret: str) -> None:
+        assert self.store is not None
+        wait = BACKOFF
+        for attempt in range(1, ATTEMPTS + 1):
+            rendition = await self.store.rendition(feed, fmt)  # the newest bytes, even on a retry
+            if rendition is None:
+                return
+            headers = {"Content-Type": CONTENT_TYPES[fmt], "Link": link_header(self.settings, feed, fmt)}
+            if secret:
+                headers["X-Hub-Signature"] = signature(secret, rendition.body)
+            problem: str
+            try:
+                if await callback_problem(callback, self.settings.websub_allow_private_callbacks):
+                    DELIVERIES.labels("refused").inc()
+                    return  # its name now leads somewhere private
+                async with self.limit:
+                    answer = await self.client.post(callback, content=rendition.body, headers=headers)
+                if answer.is_success:
+                    DELIVERIES.labels("delivered").inc()
+                    return
+                if answer.status_code == 410:  # the subscriber is gone for good
+                    await self.store.websub_unsubscribe(feed, fmt, callback)
+                    DELIVERIES.labels("dropped").inc()
+                    return
+                problem = f"HTTP {answer.status_code}"
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            DELIVERIES.labels("failed").inc()
+            if attempt == ATTEMPTS:
+                break
+            await asyncio.sleep(wait)
+            wait *= 2
+        DELIVERIES.labels("dropped").inc()
+        log.warning("websub: %s.%s to %s dropped after %d attempts (%s)", feed, fmt, callback, ATTEMPTS, problem)
+
+
+async def endpoint(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    return await hub.answer(request)
