@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -37,6 +38,7 @@ class Subscriber:
     verified: list[dict[str, str]] = field(default_factory=list)
     delivered: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
     failures: int = 0
+    pings: list[dict[str, str]] = field(default_factory=list)  # as a hub: publish notifications
 
     def app(self) -> Starlette:
         async def callback(request: Request) -> Response:
@@ -46,6 +48,11 @@ class Subscriber:
                 challenge = request.query_params["hub.challenge"]
                 return PlainTextResponse("not the challenge" if name == "liar" else challenge)
             body = await request.body()
+            if name == "slow":
+                await asyncio.sleep(5)  # a subscriber that takes its time
+            if name == "hub":
+                self.pings.append(dict(parse_qsl(body.decode())))
+                return PlainTextResponse("", status_code=204)
             if name == "broken":
                 self.failures += 1
                 return PlainTextResponse("down", status_code=500)
@@ -213,3 +220,59 @@ async def test_expired_subscriptions_are_neither_delivered_nor_kept(store: Store
     assert await store.websub_feeds(now) == [("latest", "rss")]
     assert await sql(store, "SELECT count(*) FROM websub") == [(1,)]
     assert json.dumps(await store.websub_subscribers("latest", "rss", now)) == '[["https://b.test/cb", ""]]'
+
+
+async def test_another_hub_is_advertised_and_pinged(
+    store: Store, settings: Settings, tree: Path, subscriber: tuple[Subscriber, str]
+) -> None:
+    seen, base = subscriber
+    port = free_port()
+    hub = f"{base}/cb/hub"
+    settings = replace(settings, base_url=f"http://127.0.0.1:{port}", refresh_interval=1, websub_hub=hub)
+    await refresh_once(store, settings)
+    with LiveServer(create_app(settings), port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            response = await client.get("/feeds/latest.json")
+            assert (
+                response.json()["hubs"] == [{"type": "WebSub", "url": hub}] and f"<{hub}>" in response.headers["link"]
+            )
+            refused = await client.post("/websub", data={"hub.mode": "subscribe"})
+            assert refused.status_code == 404 and "websub_hub names another" in refused.json()["error"]
+            page = [p for p in sorted(tree.rglob("*.md")) if p.name != "index.md"][-1]
+            text = page.read_text()
+            await asyncio.sleep(1.1)
+            page.write_text(text.replace("\n# ", "\n# (pinged) ", 1))
+            await until(lambda: any(p["hub.url"].endswith("/feeds/latest.rss") for p in seen.pings), 20)
+    assert {p["hub.mode"] for p in seen.pings} == {"publish"}
+    urls = {p["hub.url"] for p in seen.pings}
+    assert {f"{settings.base_url}/feeds/latest.{fmt}" for fmt in ("rss", "atom", "json")} <= urls
+
+
+async def test_a_slow_subscriber_delays_no_one(
+    store: Store, settings: Settings, tree: Path, subscriber: tuple[Subscriber, str]
+) -> None:
+    seen, base = subscriber
+    port = free_port()
+    settings = replace(
+        settings, base_url=f"http://127.0.0.1:{port}", refresh_interval=1, websub_allow_private_callbacks=True
+    )
+    await refresh_once(store, settings)
+    topic = f"{settings.base_url}/feeds/latest.atom"
+    with LiveServer(create_app(settings), port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            for name in ("slow", "reader"):
+                form = {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": f"{base}/cb/{name}"}
+                assert (await client.post("/websub", data=form)).status_code == 202
+            await rows_when(store, 2)
+            page = [p for p in sorted(tree.rglob("*.md")) if p.name != "index.md"][-1]
+            text = page.read_text()
+            await asyncio.sleep(1.1)
+            page.write_text(text.replace("\n# ", "\n# (slow) ", 1))
+            changed = time.monotonic()
+            await until(lambda: seen.delivered, 10)
+            assert time.monotonic() - changed < 4  # not after the slow one's 5 s
+            started = time.monotonic()
+            assert (await client.get("/feeds/latest.atom")).status_code == 200
+            assert time.monotonic() - started < 1  # requests are served meanwhile
+            await until(lambda: len(seen.delivered) == 2, 15)
+    assert [name for name, _, _ in seen.delivered] == ["reader", "slow"]
