@@ -54,6 +54,14 @@ PLANS = {
     "bare": ("feeds", "bare"),  # feeds vs a bare Starlette app returning the same bytes, one process each
     "workers": ("feeds-2w", "feeds-1w"),  # feeds serve --workers 2 vs 1 worker, neither pinned
     "servers": ("granian", "hypercorn", "uvicorn"),  # the feeds app under each ASGI server, one process
+    # feeds with the rate limiter (never limiting: wrk is one client) and subscriber statistics on,
+    # vs feeds with both off
+    "etiquette": ("feeds-polite", "feeds-plain"),
+}
+# What a server of a plan runs with besides the common environment.
+SERVER_ENV = {
+    "feeds-polite": {"FEEDS_RATE_LIMIT": "1000000", "FEEDS_RATE_BURST": "1000000", "FEEDS_SUBSCRIBER_STATS": "true"},
+    "feeds-plain": {"FEEDS_RATE_LIMIT": "0", "FEEDS_SUBSCRIBER_STATS": "false"},
 }
 
 
@@ -397,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                 if argv is None:
                     print(f"{name}: not installed, skipped (pip install {name})")
                     continue
-                servers.append(start(name, pinned(cpu) + argv, env | {"FEEDS_PORT": str(port)}, port, work))
+                own = env | SERVER_ENV.get(name, {}) | {"FEEDS_PORT": str(port)}
+                servers.append(start(name, pinned(cpu) + argv, own, port, work))
             if len(servers) < 2:
                 fail("fewer than two servers to compare")
             for server in servers:
@@ -476,7 +485,7 @@ def server_argv(name: str, port: int, database: Path, feed: str) -> list[str] | 
     """How to start each server; None when its software is not installed."""
     factory = "feeds.app:app_from_environment"
     host = "127.0.0.1"
-    if name in ("feeds", "feeds-1w", "uvicorn"):
+    if name in ("feeds", "feeds-1w", "uvicorn", "feeds-polite", "feeds-plain"):
         return [sys.executable, "-m", "feeds", "serve", "--port", str(port)]
     if name == "feeds-2w":
         return [sys.executable, "-m", "feeds", "serve", "--port", str(port), "--workers", "2"]

@@ -206,9 +206,9 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
     if settings.access_log != "off":
         middleware.append(Middleware(access.AccessLog))
     app_subscribers = subscribers.Subscribers()
-    middleware.append(
-        Middleware(subscribers.NoteSubscribers, app_subscribers, ratelimit.networks(settings.trusted_proxies))
-    )
+    if settings.subscriber_stats:
+        proxies = ratelimit.networks(settings.trusted_proxies)
+        middleware.append(Middleware(subscribers.NoteSubscribers, app_subscribers, proxies))
     if settings.rate_limit:
         # Inside the access log: a refused request is logged with its 429.
         proxies = ratelimit.networks(settings.trusted_proxies)

@@ -88,6 +88,7 @@ class Settings:
     rate_burst: int = 300
     # Proxies whose X-Forwarded-For names the client (addresses or networks, e.g. "10.0.0.0/8").
     trusted_proxies: tuple[str, ...] = ()
+    subscriber_stats: bool = True  # per feed and day: clients and reported subscribers (/stats)
     # WebSub (feeds/websub.py): the built-in hub at /websub, or another hub to advertise and ping.
     websub: bool = True
     websub_hub: str = ""
@@ -158,6 +159,7 @@ _SETTINGS_TYPES: dict[str, type] = {
     "access_log": str,
     "rate_limit": float,
     "rate_burst": int,
+    "subscriber_stats": bool,
     "websub": bool,
     "websub_hub": str,
     "websub_lease_seconds": int,

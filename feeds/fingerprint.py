@@ -60,6 +60,7 @@ OTHER_SETTINGS = (
     "rate_limit",
     "rate_burst",
     "trusted_proxies",
+    "subscriber_stats",
     "websub_lease_seconds",
     "websub_min_lease_seconds",
     "websub_max_lease_seconds",

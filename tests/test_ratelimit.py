@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -54,6 +55,18 @@ async def test_conditional_pollers_answered_304_are_rarely_limited(store: Store,
             polls = [(await client.get(FEED, headers={"If-None-Match": etag})).status_code for _ in range(45)]
             assert polls == [304] * 45
             assert (await client.get(FEED)).status_code == 429
+
+
+async def test_a_conditional_poller_at_the_configured_pace_is_never_limited(store: Store, settings: Settings) -> None:
+    server, _ = await served(store, settings, rate_limit=4.0, rate_burst=4)
+    with server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            etag = (await client.get(FEED)).headers["etag"]
+            statuses = set()
+            for _ in range(24):  # six seconds at the limit's pace, each poll conditional
+                statuses.add((await client.get(FEED, headers={"If-None-Match": etag})).status_code)
+                await asyncio.sleep(0.25)
+            assert statuses == {304}
 
 
 async def test_trusted_proxies_name_the_client(store: Store, settings: Settings) -> None:

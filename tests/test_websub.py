@@ -276,3 +276,42 @@ async def test_a_slow_subscriber_delays_no_one(
             assert time.monotonic() - started < 1  # requests are served meanwhile
             await until(lambda: len(seen.delivered) == 2, 15)
     assert [name for name, _, _ in seen.delivered] == ["reader", "slow"]
+
+
+async def test_subscriptions_survive_a_restart_and_unsubscribing_stops_deliveries(
+    store: Store, settings: Settings, tree: Path, subscriber: tuple[Subscriber, str]
+) -> None:
+    seen, base = subscriber
+    port = free_port()
+    settings = replace(
+        settings, base_url=f"http://127.0.0.1:{port}", refresh_interval=1, websub_allow_private_callbacks=True
+    )
+    await refresh_once(store, settings)
+    topic = f"{settings.base_url}/feeds/latest.atom"
+    form = {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": f"{base}/cb/reader"}
+    with LiveServer(create_app(settings, scheduler=False), port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            assert (await client.post("/websub", data=form)).status_code == 202
+            await rows_when(store, 1)
+    pages = [p for p in sorted(tree.rglob("*.md")) if p.name != "index.md"]
+
+    async def reword(page: Path, mark: str) -> None:
+        text = page.read_text()
+        await asyncio.sleep(1.1)
+        page.write_text(text.replace("\n# ", f"\n# ({mark}) ", 1))
+
+    # Another server process on the same store: the subscription is there, and delivered to.
+    with LiveServer(create_app(settings), port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            await reword(pages[-1], "after restart")
+            await until(lambda: len(seen.delivered) == 1, 20)
+            assert b"(after restart)" in seen.delivered[0][1]
+            assert (await client.post("/websub", data={**form, "hub.mode": "unsubscribe"})).status_code == 202
+            await rows_when(store, 0)
+            await reword(pages[-2], "unsubscribed")
+            deadline = time.monotonic() + 20
+            while b"(unsubscribed)" not in (await client.get("/feeds/latest.atom")).content:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.5)
+    assert len(seen.delivered) == 1  # nothing after unsubscribing
