@@ -382,9 +382,10 @@ def refresh_topics(conn: sqlite3.Connection, topic_ids: Iterable[int], now: dt.d
         [(at, tid, at) for tid, at in sorted(result.newest.items())],
     )
     for tid in sorted(result.rescan):
+        # None when no event is left: the next to join sets it, as in a store that never had the others.
         conn.execute(
-            "UPDATE topics SET updated = coalesce("
-            "(SELECT max(updated) FROM event_topics WHERE topic_id = ? AND live = 1), updated) WHERE id = ?",
+            "UPDATE topics SET updated = (SELECT max(updated) FROM event_topics WHERE topic_id = ? AND live = 1) "
+            "WHERE id = ?",
             (tid, tid),
         )
     shown = dict(alias_keys(conn).values())  # an aliased topic is shown by its configured name
