@@ -10,7 +10,9 @@ import queue
 import time
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from feeds.exchange import Answered, watched
 
 log = logging.getLogger("feeds.access")
 
@@ -73,20 +75,9 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        seen: dict[str, Any] = {"status": 0, "bytes": 0, "encoding": None}
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name == b"content-encoding":
-                        seen["encoding"] = value.decode("latin-1")
-            elif message["type"] == "http.response.body":
-                seen["bytes"] += len(message.get("body", b""))
-            await send(message)
-
+        answered = Answered()
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, watched(send, answered))
         finally:
             headers = dict(scope.get("headers") or ())
             client = scope.get("client")
@@ -99,9 +90,9 @@ class AccessLog:
                         "method": scope["method"],
                         "path": scope["path"],
                         "query": scope.get("query_string", b"").decode("latin-1"),
-                        "status": seen["status"],
-                        "bytes": seen["bytes"],
-                        "encoding": seen["encoding"],
+                        "status": answered.status,
+                        "bytes": answered.bytes,
+                        "encoding": answered.encoding,
                         "ms": round((time.perf_counter() - started) * 1000, 2),
                         "agent": headers.get(b"user-agent", b"").decode("latin-1"),
                     }

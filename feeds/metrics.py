@@ -28,7 +28,9 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from feeds.exchange import Answered, watched
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -72,20 +74,11 @@ class CountRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        seen = ["0", "identity"]
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                seen[0] = str(message["status"])
-                for name, value in message.get("headers", ()):
-                    if name == b"content-encoding":
-                        seen[1] = value.decode("latin-1")
-            await send(message)
-
+        answered = Answered()
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, watched(send, answered))
         finally:
-            REQUESTS.labels(route_of(scope["path"]), seen[0], seen[1]).inc()
+            REQUESTS.labels(route_of(scope["path"]), str(answered.status), answered.encoding or "identity").inc()
 
 
 def _memory_used() -> Any:

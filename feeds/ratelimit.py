@@ -14,7 +14,9 @@ import time
 from collections.abc import Sequence
 
 from cachetools import LRUCache
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from feeds.exchange import Answered, watched
 
 NOT_MODIFIED_COST = 0.2
 MAX_CLIENTS = 100_000  # buckets kept per process; the least recently seen go first
@@ -80,18 +82,11 @@ class RateLimit:
         if bucket[0] < needed:
             await self._refuse(send, math.ceil((needed - bucket[0]) / self.rate))
             return
-        status = 0
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        answered = Answered()
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, watched(send, answered))
         finally:
-            bucket[0] -= NOT_MODIFIED_COST if status == 304 else 1.0
+            bucket[0] -= NOT_MODIFIED_COST if answered.status == 304 else 1.0
 
     async def _refuse(self, send: Send, retry_after: int) -> None:
         body = json.dumps(

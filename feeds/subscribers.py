@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from feeds.exchange import Answered, watched
 from feeds.ratelimit import Network, client_of
 from feeds.responses import error
 from feeds.store import Store
@@ -138,16 +139,9 @@ class NoteSubscribers:
         if scope["type"] != "http" or (feed := feed_of(scope["path"])) is None:
             await self.app(scope, receive, send)
             return
-        status = 0
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        await self.app(scope, receive, sending)
-        if status in (200, 304):
+        answered = Answered()
+        await self.app(scope, receive, watched(send, answered))
+        if answered.status in (200, 304):
             headers = dict(scope.get("headers") or ())
             forwarded = headers.get(b"x-forwarded-for")
             peer = (scope.get("client") or ("-", 0))[0]

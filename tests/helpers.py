@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from feeds.config import Settings
 from feeds.model import FEED_FORMATS, Page
@@ -94,3 +102,36 @@ def entries(fmt: str, body: bytes) -> list[dict[str, object]]:
         }
         for e in parsed.entries
     ]
+
+
+@contextlib.contextmanager
+def feeds_serve(config_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`feeds serve` as a user runs it, in a process group of its own (stopped with it)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "feeds", "--config", str(config_path), "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        yield server
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        # What it wrote, for the test to read after the block.
+        server.output = server.communicate(timeout=30)[0].decode()  # type: ignore[attr-defined]
+
+
+def wait_for(server: subprocess.Popen[bytes], url: str, ready: str = "", timeout: float = 60) -> httpx.Response:
+    """GET `url` until it answers 200 with `ready` in its body."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.communicate(timeout=10)[0].decode()[-3000:]
+        with contextlib.suppress(httpx.TransportError):
+            response = httpx.get(url, timeout=5)
+            if response.status_code == 200 and ready in response.text:
+                return response
+        time.sleep(0.2)
+    os.killpg(server.pid, signal.SIGTERM)
+    raise AssertionError(f"{url} not ready:\n{server.communicate(timeout=30)[0].decode()[-3000:]}")

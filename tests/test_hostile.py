@@ -172,3 +172,49 @@ def test_xml_shaped_documents(date: str, children: list[tuple[str, str]]) -> Non
     body = "".join(f"<{name}>{escape(text)}</{name}>" for name, text in children)
     document = f'<?xml version="1.0" encoding="utf-8"?>\n<event date={quoteattr(date)}>{body}</event>'
     reads_or_rejects(NAMES["xml"], document.encode("utf-8", "surrogatepass"))
+
+
+DAY_NAMES = {ext: f"{DAY}/index.{ext}" for ext in ("md", "json", "xml")}
+DAY_FIELDS = ["date", "previous", "events"]
+DAY_EVENT = st.dictionaries(
+    st.sampled_from(["headline", "url", "heading", "summary", "contexts"]), JSON_VALUES, max_size=5
+)
+
+
+@FUZZ
+@given(data=st.binary(max_size=4000), ext=st.sampled_from(sorted(DAY_NAMES)))
+def test_any_bytes_as_a_day_listing(data: bytes, ext: str) -> None:
+    reads_or_rejects(DAY_NAMES[ext], data)
+
+
+@FUZZ
+@given(
+    fields=st.dictionaries(st.sampled_from(DAY_FIELDS), JSON_VALUES, max_size=3),
+    events=st.lists(DAY_EVENT, max_size=4),
+)
+def test_json_shaped_day_listings(fields: dict[str, object], events: list[dict[str, object]]) -> None:
+    base: dict[str, object] = {"date": "2024-05-01", "events": events}
+    reads_or_rejects(DAY_NAMES["json"], json.dumps(base | fields).encode())
+
+
+@FUZZ
+@given(
+    date=st.text(max_size=30),
+    previous=st.text(max_size=40),
+    events=st.lists(
+        st.tuples(
+            st.text(max_size=40),
+            st.lists(st.tuples(st.sampled_from(["headline", "summary", "heading", "context"]), st.text()), max_size=4),
+        ),
+        max_size=4,
+    ),
+)
+def test_xml_shaped_day_listings(date: str, previous: str, events: list[tuple[str, list[tuple[str, str]]]]) -> None:
+    from xml.sax.saxutils import escape, quoteattr
+
+    body = "".join(
+        f"<event url={quoteattr(url)}>" + "".join(f"<{n}>{escape(t)}</{n}>" for n, t in children) + "</event>"
+        for url, children in events
+    )
+    document = f'<?xml version="1.0" encoding="utf-8"?>\n<day date={quoteattr(date)} previous={quoteattr(previous)}>{body}</day>'
+    reads_or_rejects(DAY_NAMES["xml"], document.encode("utf-8", "surrogatepass"))

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +19,7 @@ from feeds.errors import ConfigError
 from feeds.refresh import open_sources, refresh_all
 from feeds.store import Store
 from tests.conftest import EXAMPLE, free_port
+from tests.helpers import feeds_serve, wait_for
 
 TEXT_LINE = re.compile(
     r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ 127\.0\.0\.1 "GET (?P<target>(?:[^"\\\s]|\\.)+)" (?P<status>\d{3}) '
@@ -41,23 +38,9 @@ def served_log(tmp_path: Path, access_log: str) -> list[str]:
         f'database = "feeds.db"\nport = {port}\nrefresh_interval = 1\naccess_log = "{access_log}"\n'
         f'[[sources]]\nname = "example"\nkind = "directory"\nlocation = "{tree}"\n'
     )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "feeds", "--config", str(config), "serve"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/feeds/latest.atom", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "no feed after 60 s"
-            time.sleep(0.2)
+    with feeds_serve(config) as server:
+        wait_for(server, f"{base}/feeds/latest.atom")
         agent = {"User-Agent": 'Reader/1.0 (+https://reader.test; 42 subscribers) "quoted"'}
         first = httpx.get(f"{base}/feeds/latest.atom", headers={**agent, "Accept-Encoding": "gzip"})
         conditional = {**agent, "Accept-Encoding": "gzip", "If-None-Match": first.headers["etag"]}
@@ -68,9 +51,7 @@ def served_log(tmp_path: Path, access_log: str) -> list[str]:
         # A crafted path and User-Agent cannot forge a line of the text log.
         httpx.get(f"{base}/feeds/%0A%22forged.atom", headers={"User-Agent": r'x"\n200 "forged'})
         time.sleep(2.5)  # two more scheduled refreshes, with nothing to do
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        output = server.communicate(timeout=30)[0].decode()
+    output: str = server.output  # type: ignore[attr-defined]
     return output.splitlines()
 
 

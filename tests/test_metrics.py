@@ -4,10 +4,6 @@ processes of `feeds serve --workers 2`."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +15,7 @@ from feeds.app import create_app
 from feeds.config import Settings, SourceConfig
 from feeds.metrics import route_of
 from tests.conftest import LiveServer, free_port
+from tests.helpers import feeds_serve, wait_for
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -88,50 +85,20 @@ def test_two_workers_answer_with_the_sum_of_both(tmp_path: Path, tree: Path) -> 
         f'database = "feeds.db"\nport = {port}\nrefresh_interval = 3600\naccess_log = "off"\nrate_limit = 0\n'
         f'[[sources]]\nname = "example"\nkind = "directory"\nlocation = "{tree}"\n'
     )
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "feeds", "--config", str(config), "serve", "--workers", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=env,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/feeds/latest.atom", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "no feed after 60 s"
-            time.sleep(0.3)
+    with feeds_serve(config, "--workers", "2") as server:
+        wait_for(server, f"{base}/feeds/latest.atom")
         with httpx.Client(base_url=base) as first, httpx.Client(base_url=base) as second:
-            start = value(
-                samples(first.get("/metrics").text),
-                "feeds_requests_total",
-                route="healthz",
-                status="200",
-                encoding="identity",
-            )
+            healthz = {"route": "healthz", "status": "200", "encoding": "identity"}
+            start = value(samples(first.get("/metrics").text), "feeds_requests_total", **healthz)
             for client in (first, second) * 10:  # two connections: the kernel spreads them over the workers
                 assert client.get("/healthz", headers={"Accept-Encoding": "identity"}).status_code == 200
             counts = {
-                value(
-                    samples(c.get("/metrics").text),
-                    "feeds_requests_total",
-                    route="healthz",
-                    status="200",
-                    encoding="identity",
-                )
-                for c in (first, second) * 3
+                value(samples(c.get("/metrics").text), "feeds_requests_total", **healthz) for c in (first, second) * 3
             }
         assert counts == {start + 20}  # whichever worker answers, the sum of both
         time.sleep(6)  # each worker's gauges are brought up to date every 5 s
         found = samples(httpx.get(f"{base}/metrics").text)
         assert value(found, "feeds_resident_bytes") > 2 * 20 << 20  # two workers, each over 20 MiB
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        output = server.communicate(timeout=30)[0].decode()
+    output: str = server.output  # type: ignore[attr-defined]
     assert "Traceback" not in output, output

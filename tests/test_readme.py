@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, free_port
-from tests.test_settings import feeds_serve, wait_for
+from tests.helpers import feeds_serve, wait_for
 
 README = (REPO / "README.md").read_text("utf-8")
 EXAMPLE_BASE = "http://127.0.0.1:8000"

@@ -4,7 +4,6 @@ document rendered again when such a setting changed since the store was rendered
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import signal
@@ -12,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from feeds.refresh import open_sources, refresh_all
 from feeds.render.topics import TOPICS_DOC
 from feeds.store import Store
 from tests.conftest import EXAMPLE, free_port
-from tests.helpers import documents, etags, read_pages, sql
+from tests.helpers import documents, etags, feeds_serve, read_pages, sql, wait_for
 
 
 def write_config(tmp_path: Path, tree: Path, extra: str = "") -> Path:
@@ -119,38 +117,6 @@ def test_two_workers_with_settings_only_from_the_environment(tmp_path: Path, tre
             os.killpg(server.pid, signal.SIGTERM)
         output = server.communicate(timeout=30)[0].decode()
     assert "Traceback" not in output and output.count("runs the refreshes") == 1, output
-
-
-@contextlib.contextmanager
-def feeds_serve(config_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """`feeds serve` as a user runs it, in a process group of its own (stopped with it)."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "feeds", "--config", str(config_path), "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        yield server
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-        server.communicate(timeout=30)
-
-
-def wait_for(server: subprocess.Popen[bytes], url: str, ready: str = "", timeout: float = 60) -> httpx.Response:
-    """GET `url` until it answers 200 with `ready` in its body."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, server.communicate(timeout=10)[0].decode()[-3000:]
-        with contextlib.suppress(httpx.TransportError):
-            response = httpx.get(url, timeout=5)
-            if response.status_code == 200 and ready in response.text:
-                return response
-        time.sleep(0.2)
-    os.killpg(server.pid, signal.SIGTERM)
-    raise AssertionError(f"{url} not ready:\n{server.communicate(timeout=30)[0].decode()[-3000:]}")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

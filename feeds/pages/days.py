@@ -4,18 +4,14 @@ context names, and the previous day. Checked field by field, like an event page.
 
 from __future__ import annotations
 
-import json
 from typing import Any
-
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
 
 from feeds.errors import ParseError
 from feeds.ids import page_path
 from feeds.model import DayEntry, DayListing
 from feeds.pages.guard import guarded
 from feeds.pages.markdown import parse_date, text
-from feeds.pages.structured import _child_text, _str
+from feeds.pages.structured import _child_text, _str, json_object, xml_root
 
 
 def _target(url: str, origin: str, field: str) -> str:
@@ -33,12 +29,9 @@ def _listing(date: Any, entries: list[DayEntry], previous: Any, path: str, origi
 
 @guarded
 def parse_day_json(data: bytes, path: str, origin: str) -> DayListing:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ParseError(origin, f"invalid JSON: {exc}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("events", []), list):
-        raise ParseError(origin, "the document must be a JSON object with a list of events")
+    doc = json_object(data, origin)
+    if not isinstance(doc.get("events", []), list):
+        raise ParseError(origin, "must be a list of events", "events")
     entries = []
     for i, e in enumerate(doc.get("events", [])):
         field = f"events[{i}]"
@@ -63,14 +56,7 @@ def parse_day_json(data: bytes, path: str, origin: str) -> DayListing:
 
 @guarded
 def parse_day_xml(data: bytes, path: str, origin: str) -> DayListing:
-    try:
-        root = SafeET.fromstring(data, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise ParseError(origin, f"unsafe XML refused ({type(exc).__name__})") from exc
-    except SafeET.ParseError as exc:
-        raise ParseError(origin, f"invalid XML: {exc}") from exc
-    if root.tag != "day":
-        raise ParseError(origin, f"root element must be <day>, not <{root.tag}>")
+    root = xml_root(data, origin, "day")
     entries = []
     for i, e in enumerate(root.iterfind("event"), 1):
         field = f"event[{i}]"

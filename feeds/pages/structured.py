@@ -68,14 +68,33 @@ def _page(fields: dict[str, Any], path: str, origin: str) -> Page:
     )
 
 
-@guarded
-def parse_event_json(data: bytes, path: str, origin: str) -> Page:
+def json_object(data: bytes, origin: str) -> dict[str, Any]:
+    """A JSON document that must be an object, or ParseError naming the file."""
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ParseError(origin, f"invalid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise ParseError(origin, "the document must be a JSON object")
+    return doc
+
+
+def xml_root(data: bytes, origin: str, tag: str) -> Element:
+    """The root element, which must be `<tag>`, of a document parsed without DTDs or entities."""
+    try:
+        root = SafeET.fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise ParseError(origin, f"unsafe XML refused ({type(exc).__name__})") from exc
+    except SafeET.ParseError as exc:
+        raise ParseError(origin, f"invalid XML: {exc}") from exc
+    if root.tag != tag:
+        raise ParseError(origin, f"root element must be <{tag}>, not <{root.tag}>")
+    return root
+
+
+@guarded
+def parse_event_json(data: bytes, path: str, origin: str) -> Page:
+    doc = json_object(data, origin)
 
     def listing(name: str) -> list[dict[str, Any]]:
         value = doc.get(name, [])
@@ -125,14 +144,7 @@ def _child_text(element: Element, name: str) -> str | None:
 
 @guarded
 def parse_event_xml(data: bytes, path: str, origin: str) -> Page:
-    try:
-        root = SafeET.fromstring(data, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise ParseError(origin, f"unsafe XML refused ({type(exc).__name__})") from exc
-    except SafeET.ParseError as exc:
-        raise ParseError(origin, f"invalid XML: {exc}") from exc
-    if root.tag != "event":
-        raise ParseError(origin, f"root element must be <event>, not <{root.tag}>")
+    root = xml_root(data, origin, "event")
     sources = [
         SourceLink(
             _str(text("".join(s.itertext())), origin, f"sources/source[{i}]", True),
