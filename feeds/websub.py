@@ -86,7 +86,14 @@ class Hub:
         self.settings = settings
         self.limit = asyncio.Semaphore(CONCURRENCY)
         self.tasks: set[asyncio.Task[None]] = set()
-        self.client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """Made when first needed: a server nobody subscribes to opens no connection pool."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+        return self._client
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -97,7 +104,8 @@ class Hub:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     def topic_of(self, topic: str) -> tuple[str, str] | None:
         """(feed, format) of a topic URL naming one of this server's feeds."""
