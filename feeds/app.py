@@ -111,6 +111,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             "renditions": (state.cache.held, state.cache.max_bytes),
             "ondemand": (int(made.items.currsize), int(made.items.maxsize)),
             "ondemand_entries": (made.memo.size, made.memo.max_bytes),
+            "topic_searches": (int(state.generated.currsize), int(state.generated.maxsize)),
         }
         if runner:
             held["entries"] = (runner.memos.entries.size, runner.memos.entries.max_bytes)
