@@ -10,9 +10,9 @@ import queue
 import time
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from feeds.exchange import Answered, watched
+from feeds.exchange import Answered
 
 log = logging.getLogger("feeds.access")
 
@@ -64,37 +64,22 @@ def stop() -> None:
         log.handlers.clear()
 
 
-class AccessLog:
-    """ASGI middleware: after each HTTP response, one record with what an operator asks of it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        answered = Answered()
-        try:
-            await self.app(scope, receive, watched(send, answered))
-        finally:
-            headers = dict(scope.get("headers") or ())
-            client = scope.get("client")
-            log.info(
-                "access",
-                extra={
-                    "access": {
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        "client": client[0] if client else "-",
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "query": scope.get("query_string", b"").decode("latin-1"),
-                        "status": answered.status,
-                        "bytes": answered.bytes,
-                        "encoding": answered.encoding,
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                        "agent": headers.get(b"user-agent", b"").decode("latin-1"),
-                    }
-                },
-            )
+def record(scope: Scope, headers: dict[bytes, bytes], client: str, answered: Answered, started: float) -> None:
+    """One access log record of an answered request."""
+    log.info(
+        "access",
+        extra={
+            "access": {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "client": client,
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope.get("query_string", b"").decode("latin-1"),
+                "status": answered.status,
+                "bytes": answered.bytes,
+                "encoding": answered.encoding,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "agent": headers.get(b"user-agent", b"").decode("latin-1"),
+            }
+        },
+    )

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from feeds import access, metrics, ondemand, ratelimit, subscribers, sync, web, websub
+from feeds import access, metrics, observe, ondemand, subscribers, sync, web, websub
 from feeds.cache import RenditionCache
 from feeds.config import Settings
 from feeds.errors import FeedsError
@@ -203,17 +203,8 @@ ROUTES = [
 
 def create_app(settings: Settings, store: Store | None = None, scheduler: bool = True) -> Starlette:
     """The ASGI app. With `store` given the caller owns it; otherwise the lifespan opens one."""
-    middleware = [Middleware(metrics.CountRequests)]
-    if settings.access_log != "off":
-        middleware.append(Middleware(access.AccessLog))
     app_subscribers = subscribers.Subscribers()
-    if settings.subscriber_stats:
-        proxies = ratelimit.networks(settings.trusted_proxies)
-        middleware.append(Middleware(subscribers.NoteSubscribers, app_subscribers, proxies))
-    if settings.rate_limit:
-        # Inside the access log: a refused request is logged with its 429.
-        proxies = ratelimit.networks(settings.trusted_proxies)
-        middleware.append(Middleware(ratelimit.RateLimit, settings.rate_limit, settings.rate_burst, proxies))
+    middleware = [Middleware(observe.Observe, settings, app_subscribers)]
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={404: not_found}, middleware=middleware)
     app.state.settings = settings
     app.state.store = store

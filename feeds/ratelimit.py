@@ -13,10 +13,7 @@ import math
 import time
 from collections.abc import Sequence
 
-from cachetools import LRUCache
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from feeds.exchange import Answered, watched
+from starlette.types import Send
 
 NOT_MODIFIED_COST = 0.2
 MAX_CLIENTS = 100_000  # buckets kept per process; the least recently seen go first
@@ -54,41 +51,34 @@ def client_of(peer: str, forwarded: str | None, proxies: tuple[Network, ...]) ->
     return hops[0] if hops else peer
 
 
-class RateLimit:
-    """ASGI middleware enforcing the buckets."""
+class Buckets:
+    """The buckets of one server process."""
 
-    def __init__(self, app: ASGIApp, rate: float, burst: int, proxies: tuple[Network, ...] = ()) -> None:
-        self.app = app
+    def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = float(burst)
-        self.proxies = proxies
-        self.buckets: LRUCache[str, list[float]] = LRUCache(MAX_CLIENTS)  # client -> [tokens, at]
+        # client -> [tokens, at], least recently seen first (a dict keeps the order things went in)
+        self.buckets: dict[str, list[float]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or ())
-        peer = (scope.get("client") or ("-", 0))[0]
-        forwarded = headers.get(b"x-forwarded-for")
-        client = client_of(peer, forwarded.decode("latin-1") if forwarded else None, self.proxies)
+    def admit(self, client: str, conditional: bool) -> list[float] | int:
+        """The client's bucket if it may be answered now, else the seconds until it may."""
         now = time.monotonic()
-        bucket = self.buckets.get(client) or [self.burst, now]
+        bucket = self.buckets.pop(client, None) or [self.burst, now]
         bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
         bucket[1] = now
         self.buckets[client] = bucket
-        conditional = b"if-none-match" in headers or b"if-modified-since" in headers
+        if len(self.buckets) > MAX_CLIENTS:
+            del self.buckets[next(iter(self.buckets))]
         needed = NOT_MODIFIED_COST if conditional else 1.0
         if bucket[0] < needed:
-            await self._refuse(send, math.ceil((needed - bucket[0]) / self.rate))
-            return
-        answered = Answered()
-        try:
-            await self.app(scope, receive, watched(send, answered))
-        finally:
-            bucket[0] -= NOT_MODIFIED_COST if answered.status == 304 else 1.0
+            return math.ceil((needed - bucket[0]) / self.rate)
+        return bucket
 
-    async def _refuse(self, send: Send, retry_after: int) -> None:
+    @staticmethod
+    def charge(bucket: list[float], status: int) -> None:
+        bucket[0] -= NOT_MODIFIED_COST if status == 304 else 1.0
+
+    async def refuse(self, send: Send, retry_after: int) -> None:
         body = json.dumps(
             {
                 "error": f"too many requests: at most {self.rate:g} a second per client (rate_limit); retry in {retry_after} s"

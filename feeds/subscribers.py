@@ -13,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from feeds.exchange import Answered, watched
-from feeds.ratelimit import Network, client_of
 from feeds.responses import error
 from feeds.store import Store
 
@@ -44,6 +43,7 @@ class Report:
     subscribers: int
 
 
+@functools.lru_cache(maxsize=4096)  # aggregators send the same User-Agent until their count moves
 def report_of(agent: str) -> Report | None:
     """The subscribers an aggregator reports in its User-Agent, or None."""
     count = _COUNT.search(agent)
@@ -58,6 +58,16 @@ def report_of(agent: str) -> Report | None:
     return Report(name, feed_id.group(1) if feed_id else "", int(count.group(1)))
 
 
+def _today() -> str:
+    return _day_of(int(time.time() // 86_400))
+
+
+@functools.lru_cache(maxsize=2)
+def _day_of(days: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
+
+
+@functools.lru_cache(maxsize=4096)  # the same readers poll again and again
 def client_digest(address: str, agent: str) -> str:
     return hashlib.sha256(f"{address}\n{agent}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
@@ -89,7 +99,7 @@ class Subscribers:
         self._task: asyncio.Task[None] | None = None
 
     def note(self, feed: str, address: str, agent: str, today: dt.date | None = None) -> None:
-        day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
+        day = today.isoformat() if today else _today()
         report = report_of(agent)
         self.noted.clients.add((day, feed, client_digest(address, agent), int(report is not None)))
         if report:
@@ -125,28 +135,6 @@ class Subscribers:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
-
-
-class NoteSubscribers:
-    """ASGI middleware: every feed answered 200 or 304 is noted with its client."""
-
-    def __init__(self, app: ASGIApp, subscribers: Subscribers, proxies: tuple[Network, ...] = ()) -> None:
-        self.app = app
-        self.subscribers = subscribers
-        self.proxies = proxies
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (feed := feed_of(scope["path"])) is None:
-            await self.app(scope, receive, send)
-            return
-        answered = Answered()
-        await self.app(scope, receive, watched(send, answered))
-        if answered.status in (200, 304):
-            headers = dict(scope.get("headers") or ())
-            forwarded = headers.get(b"x-forwarded-for")
-            peer = (scope.get("client") or ("-", 0))[0]
-            address = client_of(peer, forwarded.decode("latin-1") if forwarded else None, self.proxies)
-            self.subscribers.note(feed, address, headers.get(b"user-agent", b"").decode("latin-1"))
 
 
 async def stats(request: Request) -> Response:

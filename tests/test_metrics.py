@@ -93,11 +93,11 @@ def test_two_workers_answer_with_the_sum_of_both(tmp_path: Path, tree: Path) -> 
             start = value(samples(first.get("/metrics").text), "feeds_requests_total", **healthz)
             for client in (first, second) * 10:  # two connections: the kernel spreads them over the workers
                 assert client.get("/healthz", headers={"Accept-Encoding": "identity"}).status_code == 200
+            time.sleep(6)  # each worker adds its counts to the shared ones every 5 s
             counts = {
                 value(samples(c.get("/metrics").text), "feeds_requests_total", **healthz) for c in (first, second) * 3
             }
         assert counts == {start + 20}  # whichever worker answers, the sum of both
-        time.sleep(6)  # each worker's gauges are brought up to date every 5 s
         found = samples(httpx.get(f"{base}/metrics").text)
         assert value(found, "feeds_resident_bytes") > 2 * 20 << 20  # two workers, each over 20 MiB
     output: str = server.output  # type: ignore[attr-defined]
