@@ -41,6 +41,7 @@ def served_log(tmp_path: Path, access_log: str) -> list[str]:
     base = f"http://127.0.0.1:{port}"
     with feeds_serve(config) as server:
         wait_for(server, f"{base}/feeds/latest.atom")
+        wait_for(server, f"{base}/topics.json")  # the topics index is rendered after the feeds
         agent = {"User-Agent": 'Reader/1.0 (+https://reader.test; 42 subscribers) "quoted"'}
         first = httpx.get(f"{base}/feeds/latest.atom", headers={**agent, "Accept-Encoding": "gzip"})
         conditional = {**agent, "Accept-Encoding": "gzip", "If-None-Match": first.headers["etag"]}
