@@ -50,6 +50,21 @@ async def archive_served(store: Store, settings: Settings) -> tuple[int, Setting
     return port, settings
 
 
+def keep(copy: Path, url: str, body: bytes) -> None:
+    """A served document written into a tree at its URL's path."""
+    (copy / url.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+    (copy / url.lstrip("/")).write_bytes(body)
+
+
+def reading(settings: Settings, tmp_path: Path, copy: Path) -> Settings:
+    """Settings of another store that reads the tree `copy`."""
+    return replace(
+        settings,
+        database=str(tmp_path / "again.db"),
+        sources=(SourceConfig(name="archive", kind="directory", location=str(copy)),),
+    )
+
+
 def self_described(key: str, current: str, doc: str) -> bool:
     """Whether an event's current page names its first version (or is it)."""
     changes = json.loads(doc)["changes"]
@@ -72,13 +87,8 @@ async def test_what_the_server_serves_ingests_to_the_same_events(
                 url = archive_url(current, ext)
                 response = await client.get(url)
                 assert response.status_code == 200, url
-                (copy / url.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-                (copy / url.lstrip("/")).write_bytes(response.content)
-    again = replace(
-        settings,
-        database=str(tmp_path / "again.db"),
-        sources=(SourceConfig(name="archive", kind="directory", location=str(copy)),),
-    )
+                keep(copy, url, response.content)
+    again = reading(settings, tmp_path, copy)
     second = await Store.open(again.database)
     try:
         await ingest(second, again, clean=False)
@@ -153,8 +163,7 @@ async def test_a_day_answers_with_its_listing_in_the_shapes_the_ingester_reads(
                     assert again.status_code == 304
                     # Every third day keeps its JSON or XML listing in the copy, the others markdown.
                     if ext == TWINS[n % 3]:
-                        (copy / url.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-                        (copy / url.lstrip("/")).write_bytes(response.content)
+                        keep(copy, url, response.content)
                 assert listings["md"] == listings["json"] == listings["xml"]
                 listing = listings["md"]
                 assert listing.date == date
@@ -173,13 +182,8 @@ async def test_a_day_answers_with_its_listing_in_the_shapes_the_ingester_reads(
             assert (await client.get("/news/2017/09/28/index.exe")).status_code == 404
             for _, current, _, _ in served.values():
                 url = archive_url(current, "md")
-                (copy / url.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-                (copy / url.lstrip("/")).write_bytes((await client.get(url)).content)
-    again = replace(
-        settings,
-        database=str(tmp_path / "again.db"),
-        sources=(SourceConfig(name="archive", kind="directory", location=str(copy)),),
-    )
+                keep(copy, url, (await client.get(url)).content)
+    again = reading(settings, tmp_path, copy)
     second = await Store.open(again.database)
     try:
         await ingest(second, again, clean=True)  # nothing reported: every listing reads

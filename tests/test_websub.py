@@ -85,6 +85,29 @@ async def rows_when(store: Store, count: int) -> list[tuple[str, str, str]]:
     return rows  # type: ignore[return-value]
 
 
+async def hubbed(store: Store, settings: Settings, **more: object) -> tuple[Settings, int, str]:
+    """(settings, port, the latest Atom feed's URL) of a server on a free port that refreshes every
+    second and calls loopback subscribers back; the store refreshed once."""
+    port = free_port()
+    changes = {"refresh_interval": 1, "websub_allow_private_callbacks": True} | more
+    settings = replace(settings, base_url=f"http://127.0.0.1:{port}", **changes)  # type: ignore[arg-type]
+    await refresh_once(store, settings)
+    return settings, port, f"{settings.base_url}/feeds/latest.atom"
+
+
+def pages_of(tree: Path) -> list[Path]:
+    """The event pages of the tree, the newest day's last."""
+    return [p for p in sorted(tree.rglob("*.md")) if p.name != "index.md"]
+
+
+async def reword(page: Path, mark: str) -> None:
+    """The page's headline starts with `(mark)`, a second later than anything before (times are
+    kept to the second)."""
+    text = page.read_text()
+    await asyncio.sleep(1.1)
+    page.write_text(text.replace("\n# ", f"\n# ({mark}) ", 1))
+
+
 async def test_feeds_advertise_their_hub_and_themselves(store: Store, settings: Settings) -> None:
     port = free_port()
     settings = replace(settings, base_url=f"http://127.0.0.1:{port}")
@@ -107,12 +130,7 @@ async def test_subscribe_verify_deliver_retry_unsubscribe(
 ) -> None:
     seen, base = subscriber
     monkeypatch.setattr(websub, "BACKOFF", 0.05)
-    port = free_port()
-    settings = replace(
-        settings, base_url=f"http://127.0.0.1:{port}", refresh_interval=1, websub_allow_private_callbacks=True
-    )
-    await refresh_once(store, settings)
-    topic = f"{settings.base_url}/feeds/latest.atom"
+    settings, port, topic = await hubbed(store, settings)
     with LiveServer(create_app(settings), port=port) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
 
@@ -139,11 +157,7 @@ async def test_subscribe_verify_deliver_retry_unsubscribe(
 
             # A page of the newest day is reworded: the next refresh delivers the new latest feed,
             # once, signed.
-            page = [p for p in sorted(tree.rglob("*.md")) if p.name != "index.md"][-1]
-            text = page.read_text()
-            headline = next(line for line in text.splitlines() if line.startswith("# "))
-            await asyncio.sleep(1.1)
-            page.write_text(text.replace(headline, f"{headline.rstrip()} (pushed)"))
+            await reword(pages_of(tree)[-1], "pushed")
             await until(lambda: seen.delivered and seen.failures >= websub.ATTEMPTS, 30)
             await asyncio.sleep(2.5)  # more refreshes, nothing new: nothing more is delivered
             assert [name for name, _, _ in seen.delivered] == ["reader"]
@@ -226,10 +240,8 @@ async def test_another_hub_is_advertised_and_pinged(
     store: Store, settings: Settings, tree: Path, subscriber: tuple[Subscriber, str]
 ) -> None:
     seen, base = subscriber
-    port = free_port()
     hub = f"{base}/cb/hub"
-    settings = replace(settings, base_url=f"http://127.0.0.1:{port}", refresh_interval=1, websub_hub=hub)
-    await refresh_once(store, settings)
+    settings, port, _ = await hubbed(store, settings, websub_hub=hub)
     with LiveServer(create_app(settings), port=port) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             response = await client.get("/feeds/latest.json")
@@ -238,10 +250,7 @@ async def test_another_hub_is_advertised_and_pinged(
             )
             refused = await client.post("/websub", data={"hub.mode": "subscribe"})
             assert refused.status_code == 404 and "websub_hub names another" in refused.json()["error"]
-            page = [p for p in sorted(tree.rglob("*.md")) if p.name != "index.md"][-1]
-            text = page.read_text()
-            await asyncio.sleep(1.1)
-            page.write_text(text.replace("\n# ", "\n# (pinged) ", 1))
+            await reword(pages_of(tree)[-1], "pinged")
             await until(lambda: any(p["hub.url"].endswith("/feeds/latest.rss") for p in seen.pings), 20)
     assert {p["hub.mode"] for p in seen.pings} == {"publish"}
     urls = {p["hub.url"] for p in seen.pings}
@@ -252,22 +261,14 @@ async def test_a_slow_subscriber_delays_no_one(
     store: Store, settings: Settings, tree: Path, subscriber: tuple[Subscriber, str]
 ) -> None:
     seen, base = subscriber
-    port = free_port()
-    settings = replace(
-        settings, base_url=f"http://127.0.0.1:{port}", refresh_interval=1, websub_allow_private_callbacks=True
-    )
-    await refresh_once(store, settings)
-    topic = f"{settings.base_url}/feeds/latest.atom"
+    settings, port, topic = await hubbed(store, settings)
     with LiveServer(create_app(settings), port=port) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             for name in ("slow", "reader"):
                 form = {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": f"{base}/cb/{name}"}
                 assert (await client.post("/websub", data=form)).status_code == 202
             await rows_when(store, 2)
-            page = [p for p in sorted(tree.rglob("*.md")) if p.name != "index.md"][-1]
-            text = page.read_text()
-            await asyncio.sleep(1.1)
-            page.write_text(text.replace("\n# ", "\n# (slow) ", 1))
+            await reword(pages_of(tree)[-1], "slow")
             changed = time.monotonic()
             await until(lambda: seen.delivered, 10)
             assert time.monotonic() - changed < 4  # not after the slow one's 5 s
@@ -282,23 +283,13 @@ async def test_subscriptions_survive_a_restart_and_unsubscribing_stops_deliverie
     store: Store, settings: Settings, tree: Path, subscriber: tuple[Subscriber, str]
 ) -> None:
     seen, base = subscriber
-    port = free_port()
-    settings = replace(
-        settings, base_url=f"http://127.0.0.1:{port}", refresh_interval=1, websub_allow_private_callbacks=True
-    )
-    await refresh_once(store, settings)
-    topic = f"{settings.base_url}/feeds/latest.atom"
+    settings, port, topic = await hubbed(store, settings)
     form = {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": f"{base}/cb/reader"}
     with LiveServer(create_app(settings, scheduler=False), port=port) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             assert (await client.post("/websub", data=form)).status_code == 202
             await rows_when(store, 1)
-    pages = [p for p in sorted(tree.rglob("*.md")) if p.name != "index.md"]
-
-    async def reword(page: Path, mark: str) -> None:
-        text = page.read_text()
-        await asyncio.sleep(1.1)
-        page.write_text(text.replace("\n# ", f"\n# ({mark}) ", 1))
+    pages = pages_of(tree)
 
     # Another server process on the same store: the subscription is there, and delivered to.
     with LiveServer(create_app(settings), port=port) as server:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from feeds.publish import encode
 from feeds.scheduler import LEASE, Refresher
 from feeds.store import Store
 from tests.conftest import free_port
+from tests.helpers import feeds_serve, wait_for
 
 
 async def test_cache_serves_new_versions_after_a_sync_and_stays_bounded(store: Store) -> None:
@@ -174,26 +174,8 @@ def test_serve_with_two_workers(tmp_path: Path, tree: Path) -> None:
         f'database = "feeds.db"\nport = {port}\nrefresh_interval = 3600\n'
         f'[[sources]]\nname = "example"\nkind = "directory"\nlocation = "{tree}"\n'
     )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "feeds", "--config", str(config), "serve", "--workers", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        status = 0
-        while time.monotonic() < deadline:
-            try:
-                status = httpx.get(f"http://127.0.0.1:{port}/feeds/latest.atom", timeout=2).status_code
-                if status == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        if status != 200:
-            os.killpg(server.pid, signal.SIGTERM)
-            raise AssertionError(f"no feed after 60 s:\n{server.communicate(timeout=30)[0].decode()[-4000:]}")
+    with feeds_serve(config, "--workers", "2") as server:
+        wait_for(server, f"http://127.0.0.1:{port}/feeds/latest.atom")
         time.sleep(0.5)  # each worker's cache notices new renditions within its poll interval (0.1 s)
         etags = {httpx.get(f"http://127.0.0.1:{port}/feeds/latest.atom").headers["etag"] for _ in range(20)}
         assert len(etags) == 1
@@ -201,9 +183,7 @@ def test_serve_with_two_workers(tmp_path: Path, tree: Path) -> None:
         holders = conn.execute("SELECT holder FROM leases WHERE name = ?", (LEASE,)).fetchall()
         conn.close()
         assert len(holders) == 1
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        output = server.communicate(timeout=30)[0].decode()
+    output: str = server.output  # type: ignore[attr-defined]
     assert output.count("runs the refreshes") == 1, output
 
 
