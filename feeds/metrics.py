@@ -11,9 +11,9 @@ seconds, off the request path.
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import ctypes.util
+import functools
 import os
 import resource
 from typing import Any
@@ -57,6 +57,7 @@ RESIDENT = Gauge("feeds_resident_bytes", "Resident memory of the server processe
 _ROUTES = {"feeds", "topics", "topics.json", "news", "changes", "search", "opml", "static", "healthz", "metrics"}
 
 
+@functools.lru_cache(maxsize=4096)  # the same paths are asked again and again
 def route_of(path: str) -> str:
     first = path.split("/", 2)[1] if path.count("/") else ""
     return "home" if not first else first if first in _ROUTES else "other"
@@ -64,18 +65,19 @@ def route_of(path: str) -> str:
 
 # Requests counted in a plain dict on the request path (a prometheus-client counter costs a lock
 # and a lookup per increment), moved into REQUESTS every few seconds and before /metrics answers.
-_COUNTS: collections.Counter[tuple[str, str, str]] = collections.Counter()
+_COUNTS: dict[tuple[str, int, str | None], int] = {}
 
 
 def count(path: str, status: int, encoding: str | None) -> None:
-    _COUNTS[(route_of(path), str(status), encoding or "identity")] += 1
+    key = (route_of(path), status, encoding)
+    _COUNTS[key] = _COUNTS.get(key, 0) + 1
 
 
 def flush_counts() -> None:
     counts = dict(_COUNTS)
     _COUNTS.clear()
-    for labels, n in counts.items():
-        REQUESTS.labels(*labels).inc(n)
+    for (route, status, encoding), n in counts.items():
+        REQUESTS.labels(route, str(status), encoding or "identity").inc(n)
 
 
 def _memory_used() -> Any:

@@ -54,6 +54,6 @@ class Observe:
                 Buckets.charge(bucket, answered.status)
             count(scope["path"], answered.status, answered.encoding)
             if self.subscribers and answered.status in (200, 304) and (feed := feed_of(scope["path"])):
-                self.subscribers.note(feed, client, headers.get(b"user-agent", b"").decode("latin-1"))
+                self.subscribers.note(feed, client, headers.get(b"user-agent", b""))
             if self.logged:
                 record(scope, headers, client, answered, started)

@@ -15,10 +15,11 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -58,13 +59,12 @@ def report_of(agent: str) -> Report | None:
     return Report(name, feed_id.group(1) if feed_id else "", int(count.group(1)))
 
 
-def _today() -> str:
-    return _day_of(int(time.time() // 86_400))
+_EPOCH = dt.date(1970, 1, 1)
 
 
 @functools.lru_cache(maxsize=2)
 def _day_of(days: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
+    return (_EPOCH + dt.timedelta(days=days)).isoformat()
 
 
 @functools.lru_cache(maxsize=4096)  # the same readers poll again and again
@@ -72,17 +72,23 @@ def client_digest(address: str, agent: str) -> str:
     return hashlib.sha256(f"{address}\n{agent}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-@dataclass
-class Noted:
-    """What was polled since the last write: (day, feed) -> clients, and the latest reports."""
+def noted_rows(
+    polls: dict[tuple[int, str, str, bytes], int],
+) -> tuple[list[tuple[str, str, str, int]], list[tuple[tuple[str, str, str, str], int]]]:
+    """What polls noted as (day number, feed, address, User-Agent) -> order of the latest become:
+    the distinct clients per day and feed, and each aggregator's latest report per feed id."""
+    clients: set[tuple[str, str, str, int]] = set()
+    reports: dict[tuple[str, str, str, str], int] = {}
+    for (days, feed, address, raw), _ in sorted(polls.items(), key=lambda item: item[1]):
+        day, agent = _day_of(days), raw.decode("latin-1")
+        report = report_of(agent)
+        clients.add((day, feed, client_digest(address, agent), int(report is not None)))
+        if report:
+            reports[(day, feed, report.aggregator, report.feed_id)] = report.subscribers
+    return sorted(clients), sorted(reports.items())
 
-    clients: set[tuple[str, str, str, int]] = field(default_factory=set)  # (day, feed, digest, reported)
-    reports: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
 
-    def __len__(self) -> int:
-        return len(self.clients) + len(self.reports)
-
-
+@functools.lru_cache(maxsize=4096)  # the same feeds are polled again and again
 def feed_of(path: str) -> str | None:
     """The document a feed URL names (`/feeds/topics/x.atom` -> `topics/x`), or None."""
     if not path.startswith("/feeds/") or "." not in path:
@@ -95,16 +101,16 @@ class Subscribers:
 
     def __init__(self, store: Store | None = None) -> None:
         self.store = store  # set when the server's store is opened
-        self.noted = Noted()
+        # (day number, feed, address, User-Agent) -> when it was last seen, in notes: read at writing
+        self.polls: dict[tuple[int, str, str, bytes], int] = {}
+        self._order = itertools.count()
         self._task: asyncio.Task[None] | None = None
 
-    def note(self, feed: str, address: str, agent: str, today: dt.date | None = None) -> None:
-        day = today.isoformat() if today else _today()
-        report = report_of(agent)
-        self.noted.clients.add((day, feed, client_digest(address, agent), int(report is not None)))
-        if report:
-            self.noted.reports[(day, feed, report.aggregator, report.feed_id)] = report.subscribers
-        if len(self.noted) >= MAX_NOTED:
+    def note(self, feed: str, address: str, agent: bytes, today: dt.date | None = None) -> None:
+        """A poll of `feed`: one dict assignment on the request path; parsed when written."""
+        days = (today - _EPOCH).days if today else int(time.time()) // 86_400
+        self.polls[(days, feed, address, agent)] = next(self._order)
+        if len(self.polls) >= MAX_NOTED:
             self._task_soon()
 
     def _task_soon(self) -> None:
@@ -114,12 +120,12 @@ class Subscribers:
     async def flush(self) -> None:
         if self.store is None:
             return
-        noted, self.noted = self.noted, Noted()
-        if noted.clients or noted.reports:
+        polls, self.polls = self.polls, {}
+        if polls:
             try:
-                await self.store.note_subscribers(sorted(noted.clients), sorted(noted.reports.items()))
+                await self.store.note_subscribers(*noted_rows(polls))
             except Exception as exc:  # statistics are never worth a failing server
-                log.warning("subscribers: could not write %d notes: %s", len(noted), exc)
+                log.warning("subscribers: could not write %d notes: %s", len(polls), exc)
 
     async def run(self) -> None:
         while True:
