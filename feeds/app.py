@@ -91,7 +91,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
     def prepare(rendition: Rendition) -> Prepared:
         if rendition.feed == TOPICS_DOC:
-            return Prepared.of(rendition, f"public, max-age={settings.cache_max_age}")
+            return Prepared.of(rendition, cache_control(settings))
         link = link_header(settings, rendition.feed, rendition.fmt) if rendition.fmt in FEED_FORMATS else ""
         return Prepared.of(rendition, cache_control(settings, rendition.feed, today()), link=link)
 

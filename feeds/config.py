@@ -68,6 +68,10 @@ class Settings:
     items_per_feed: int = 50
     cache_max_age: int = 300  # seconds, live feeds
     archive_max_age: int = 86_400  # seconds, date feeds older than the settle window
+    # RFC 5861, for caches in front (deploy/): how long a stale copy may be served while it is
+    # revalidated, and while the origin fails.
+    cache_stale_while_revalidate: int = 60
+    cache_stale_if_error: int = 86_400
     settle_days: int = 2
     tombstone_days: int = 7  # how long Atom feeds carry at:deleted-entry for a deleted event
     cache_bytes: int = 64 * 1024 * 1024  # per server process: rendered feeds kept in memory
@@ -143,6 +147,8 @@ _SETTINGS_TYPES: dict[str, type] = {
     "items_per_feed": int,
     "cache_max_age": int,
     "archive_max_age": int,
+    "cache_stale_while_revalidate": int,
+    "cache_stale_if_error": int,
     "settle_days": int,
     "tombstone_days": int,
     "cache_bytes": int,
@@ -184,6 +190,8 @@ _MAXIMA: dict[str, int] = {
     "items_per_feed": 10_000,
     "cache_max_age": 365 * 86_400,
     "archive_max_age": 365 * 86_400,
+    "cache_stale_while_revalidate": 365 * 86_400,
+    "cache_stale_if_error": 365 * 86_400,
     "settle_days": 3_650,
     "tombstone_days": 3_650,
     "cache_bytes": 1 << 40,

@@ -29,7 +29,7 @@ from feeds.ids import is_slug
 from feeds.model import Member, Rendition
 from feeds.publish.document import render_once
 from feeds.render import FeedInfo, feed_url, page_url
-from feeds.responses import Prepared, error, serve
+from feeds.responses import Prepared, cache_control, error, serve
 
 CACHE_BYTES = 32 << 20  # per server process
 MEMO_BYTES = 8 << 20  # entries kept between combined feeds (most share their topics' events)
@@ -119,7 +119,7 @@ async def kept_or_made(
 
 async def _prepared(settings: Settings, version: Version, render: Callable[[], Awaitable[list[Rendition]]]) -> Made:
     renditions = await render()
-    control = f"public, max-age={settings.cache_max_age}"
+    control = cache_control(settings)
     prepared = {r.fmt: Prepared.of(r, control) for r in renditions}
     return version, prepared, sum(len(r.body) + len(r.gzip) + len(r.br) for r in renditions)
 

@@ -51,12 +51,22 @@ async def pending(store: Store, settings: Settings, name: str) -> bool:
     return key.page <= Paging(topic.slots, settings.items_per_feed).archive_pages
 
 
-def cache_control(settings: Settings, name: str, today: dt.date) -> str:
-    if name.startswith("dates/"):
+def cache_control(settings: Settings, name: str = "", today: dt.date | None = None) -> str:
+    """Cache-Control of a served document: a settled day's feeds keep longer than live ones."""
+    max_age = settings.cache_max_age
+    if today and name.startswith("dates/"):
         day = dt.date.fromisoformat(name.removeprefix("dates/"))
         if (today - day).days > settings.settle_days:
-            return f"public, max-age={settings.archive_max_age}"
-    return f"public, max-age={settings.cache_max_age}"
+            max_age = settings.archive_max_age
+    stale = [
+        f"{directive}={seconds}"
+        for directive, seconds in (
+            ("stale-while-revalidate", settings.cache_stale_while_revalidate),
+            ("stale-if-error", settings.cache_stale_if_error),
+        )
+        if seconds
+    ]
+    return ", ".join(["public", f"max-age={max_age}", *stale])
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from feeds.render import feed_url, page_url
 from feeds.render import html as render_html
 from feeds.render.html import ICON, STYLESHEET
 from feeds.render.topics import TOPICS_DOC
-from feeds.responses import NO_STORE, Prepared, error, pending, retry_after, serve
+from feeds.responses import NO_STORE, Prepared, cache_control, error, pending, retry_after, serve
 
 MAX_OPML_TOPICS = 500
 MAX_DAY_EVENTS = 10_000  # a day's listing (the archive's busiest days list a few hundred)
@@ -258,7 +258,7 @@ async def _generated(
             if body is None:
                 return None
             rendition = encode("_generated", fmt, body, stored.last_modified, content_type)
-            control = f"public, max-age={state.settings.cache_max_age}"
+            control = cache_control(state.settings)
             return Prepared.of(rendition, control, vary), len(body) + len(rendition.gzip) + len(rendition.br)
 
         built = await asyncio.to_thread(build)

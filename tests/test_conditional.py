@@ -66,13 +66,22 @@ def test_http_date_is_gmt() -> None:
 
 
 def test_settled_days_get_a_long_max_age() -> None:
-    settings = Settings(cache_max_age=300, archive_max_age=86400, settle_days=2)
+    settings = Settings(
+        cache_max_age=300, archive_max_age=86400, settle_days=2, cache_stale_while_revalidate=0, cache_stale_if_error=0
+    )
     today = dt.date(2023, 2, 10)
     assert cache_control(settings, "dates/2023-02-01", today) == "public, max-age=86400"
     assert cache_control(settings, "dates/2023-02-08", today) == "public, max-age=300"
     assert cache_control(settings, "dates/2023-02-10", today) == "public, max-age=300"
     assert cache_control(settings, "latest", today) == "public, max-age=300"
     assert cache_control(settings, "topics/isil/pages/2", today) == "public, max-age=300"
+
+
+def test_caches_in_front_may_serve_stale_copies_while_revalidating_and_while_the_origin_fails() -> None:
+    """RFC 5861: what deploy/nginx and deploy/varnish read from the origin."""
+    settings = Settings(cache_max_age=300, cache_stale_while_revalidate=60, cache_stale_if_error=86400)
+    expected = "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400"
+    assert cache_control(settings, "latest", dt.date(2023, 2, 10)) == expected
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,10 @@ async def test_200_then_304_by_etag_and_by_date(served: Settings) -> None:
             first = await client.get("/feeds/topics/russian-invasion-of-ukraine.atom")
             assert first.status_code == 200
             assert first.headers["content-type"] == "application/atom+xml; charset=utf-8"
-            assert first.headers["cache-control"] == f"public, max-age={served.cache_max_age}"
+            assert first.headers["cache-control"] == (
+                f"public, max-age={served.cache_max_age}, stale-while-revalidate="
+                f"{served.cache_stale_while_revalidate}, stale-if-error={served.cache_stale_if_error}"
+            )
             assert first.headers["vary"] == "Accept-Encoding"
             etag = first.headers["etag"]
             assert etag.startswith('"') and not etag.startswith("W/")
