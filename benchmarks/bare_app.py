@@ -30,7 +30,7 @@ SUFFIX = {"identity": "", "gzip": "-gz", "br": "-br"}
 
 
 def load(
-    database: str, feeds: list[str], cache_control: str
+    database: str, feeds: list[str], cache_control: str, base_url: str = ""
 ) -> dict[str, dict[str, tuple[bytes, dict[str, str], str]]]:
     """`<feed>.<fmt>` -> encoding -> (body, headers, content type), read once from `renditions`."""
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
@@ -52,7 +52,10 @@ def load(
                 "Last-Modified": modified,
                 "Cache-Control": cache_control,
                 "Vary": "Accept-Encoding",
+                "X-Content-Type-Options": "nosniff",
             }
+            if base_url:  # WebSub: the hub and the feed itself
+                headers["Link"] = f'<{base_url}/websub>; rel="hub", <{base_url}/feeds/{feed}.{fmt}>; rel="self"'
             if encoding != "identity":
                 headers["Content-Encoding"] = encoding
             variants[encoding] = (bytes(data), headers, content_type)
@@ -82,10 +85,11 @@ def main() -> None:
     parser.add_argument("--feed", action="append", default=[], help="feed name to load (repeatable; default: all)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
-    # feeds serves `public, max-age=<cache_max_age>` (300 by default) for latest and topic feeds.
+    # What feeds serves for latest and topic feeds (benchmarks/serve.py passes feeds' own).
     parser.add_argument("--cache-control", default="public, max-age=300")
+    parser.add_argument("--base-url", default="", help="feeds' base_url: send its WebSub Link header")
     args = parser.parse_args()
-    table = load(args.database, args.feed, args.cache_control)
+    table = load(args.database, args.feed, args.cache_control, args.base_url.rstrip("/"))
     if not table:
         parser.error(f"no renditions found in {args.database}")
     # The options `feeds serve` runs uvicorn with (feeds/cli.py), one process.

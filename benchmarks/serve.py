@@ -42,6 +42,9 @@ from pathlib import Path
 
 from isal import igzip
 
+from feeds.config import Settings
+from feeds.responses import cache_control
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -500,7 +503,9 @@ def server_argv(name: str, port: int, database: Path, feed: str) -> list[str] | 
             "--feed",
             feed,
             "--cache-control",
-            "public, max-age=300",
+            cache_control(Settings()),
+            "--base-url",
+            Settings().base_url,
         ]
     binary = Path(sys.executable).with_name(name)
     if not binary.exists():
