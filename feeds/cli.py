@@ -1,4 +1,4 @@
-"""The `feeds` command: serve, ingest, refresh, topics. Composes the other modules.
+"""The `feeds` command: serve, ingest, refresh, publish, topics, export, stats. Composes the other modules.
 
 Errors are one line on stderr and a non-zero exit.
 """
@@ -327,6 +327,32 @@ def topics(settings: Settings, suggest: bool, min_events: int) -> None:
         return
     for row in rows:
         click.echo(f"{row.events:6d}  {row.slug}  {row.name}")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--origin",
+    default="",
+    help="A feeds server nginx sends what is not a file to (search, combined feeds, /changes, the hub); default: 404.",
+)
+@click.pass_obj
+def export(settings: Settings, directory: str, origin: str) -> None:
+    """Write the site as files (.gz and .br twins) with an nginx configuration serving them as the
+    server does. Again after a refresh: only changed files are written, gone ones removed."""
+    from feeds.export import export as export_site
+
+    if origin and not origin.startswith(("http://", "https://")):
+        raise click.BadParameter(f"an http(s) URL, got {origin!r}", param_hint="--origin")
+
+    async def go() -> str:
+        store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
+        try:
+            return (await export_site(settings, store, Path(directory), origin)).line()
+        finally:
+            await store.close()
+
+    click.echo(f"{run(go)}; nginx: include {Path(directory).resolve() / 'nginx.conf'} in its http block")
 
 
 @cli.command()

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterator
 
 # Libraries that log routine work at INFO (APScheduler: two lines per job run, every few seconds).
-QUIET_LOGGERS = ("apscheduler",)
+QUIET_LOGGERS = ("apscheduler", "httpx", "httpcore")  # a line per job run, per request made
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import httpx
+
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 BROTLI_STATIC = Path("/usr/lib/nginx/modules/ngx_http_brotli_static_module.so")
@@ -25,6 +27,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def raw(
+    url: str, encoding: str, client: httpx.Client | None = None, **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and the bytes as sent (not decoded) of a GET with `encoding` accepted."""
+    with contextlib.ExitStack() as stack:
+        use = client or stack.enter_context(httpx.Client(timeout=10))
+        with use.stream("GET", url, headers={"accept-encoding": encoding, **headers}) as response:
+            return response.status_code, dict(response.headers), b"".join(response.iter_raw())
 
 
 def missing(program: str) -> str | None:

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLE, free_port
-from tests.frontends import missing, nginx_cache, varnish_cache
+from tests.frontends import missing, nginx_cache, raw, varnish_cache
 from tests.helpers import feeds_serve, wait_for
 from tests.test_metrics import samples, value
 from tests.test_websub import pages_of, reword
@@ -76,12 +76,6 @@ def origin(tmp_path: Path) -> Iterator[Origin]:
 def cache(kind: str, origin: Origin, tmp_path: Path) -> Iterator[str]:
     with CACHES[kind](tmp_path / kind, [int(origin.url.rpartition(":")[2])]) as port:
         yield f"http://127.0.0.1:{port}"
-
-
-def raw(url: str, encoding: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers and the bytes as sent (not decoded)."""
-    with httpx.stream("GET", url, headers={"accept-encoding": encoding, **headers}, timeout=10) as response:
-        return response.status_code, dict(response.headers), b"".join(response.iter_raw())
 
 
 def origin_counts(origin: Origin) -> Callable[..., float]:
