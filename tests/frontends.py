@@ -95,10 +95,12 @@ def nginx_main(work: Path, http: str, modules: Sequence[Path] = ()) -> Path:
 
 
 @contextlib.contextmanager
-def nginx(conf: Path, port: int) -> Iterator[int]:
-    """nginx with `conf` until the block ends; its port once it listens."""
+def nginx(conf: Path, port: int, wrapper: Sequence[str] = ()) -> Iterator[int]:
+    """nginx with `conf` until the block ends; its port once it listens. `wrapper` goes before
+    the command (benchmarks pin it to a CPU with taskset)."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    with _running([binary, "-p", str(conf.parent), "-c", str(conf)], port, conf.parent / "nginx.out") as ready:
+    argv = [*wrapper, binary, "-p", str(conf.parent), "-c", str(conf)]
+    with _running(argv, port, conf.parent / "nginx.out") as ready:
         yield ready
 
 
@@ -115,10 +117,23 @@ def nginx_cache_conf(work: Path, origins: Sequence[int], port: int) -> Path:
 
 
 @contextlib.contextmanager
-def nginx_cache(work: Path, origins: Sequence[int]) -> Iterator[int]:
+def nginx_cache(work: Path, origins: Sequence[int], wrapper: Sequence[str] = ()) -> Iterator[int]:
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    with nginx(nginx_cache_conf(work, origins, port), port) as ready:
+    with nginx(nginx_cache_conf(work, origins, port), port, wrapper) as ready:
+        yield ready
+
+
+@contextlib.contextmanager
+def nginx_export(out: Path, work: Path, wrapper: Sequence[str] = ()) -> Iterator[int]:
+    """nginx serving the export in `out` with the configuration it generated, on a free port (its
+    listen line is the only change)."""
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    generated = (out / "nginx.conf").read_text()
+    assert generated.count("listen 80;") == 1
+    (work / "export.conf").write_text(generated.replace("listen 80;", f"listen 127.0.0.1:{port};"))
+    with nginx(nginx_main(work, f"include {work / 'export.conf'};", modules=[BROTLI_STATIC]), port, wrapper) as ready:
         yield ready
 
 

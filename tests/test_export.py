@@ -17,7 +17,7 @@ from feeds.config import Settings
 from feeds.export import export
 from feeds.store import Store
 from tests.conftest import LiveServer
-from tests.frontends import BROTLI_STATIC, free_port, missing, nginx, nginx_main, raw
+from tests.frontends import BROTLI_STATIC, missing, nginx_export, raw
 from tests.helpers import refresh_once
 from tests.test_websub import pages_of
 
@@ -39,17 +39,6 @@ ENCODINGS = ("identity", "gzip", "br")
 def _nginx_installed() -> None:
     if reason := missing("nginx") or (None if BROTLI_STATIC.exists() else f"{BROTLI_STATIC} is missing"):
         pytest.fail(reason)  # .ci/run installs them: a missing one is a broken machine, not a skip
-
-
-def serving(out: Path, work: Path) -> tuple[Path, int]:
-    """An nginx.conf serving the export `out` on a free port: the generated file as it is, but
-    for its listen line."""
-    port = free_port()
-    generated = (out / "nginx.conf").read_text()
-    assert generated.count("listen 80;") == 1
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "export.conf").write_text(generated.replace("listen 80;", f"listen 127.0.0.1:{port};"))
-    return nginx_main(work, f"include {work / 'export.conf'};", modules=[BROTLI_STATIC]), port
 
 
 CLIENT = httpx.Client(timeout=10)  # kept alive: thousands of requests
@@ -74,8 +63,7 @@ async def test_nginx_serves_an_export_as_the_server_answers(settings: Settings, 
     assert counts.written == 3 * len(urls) and counts.unchanged == counts.removed == 0
     assert {"/", "/topics", "/topics.json", "/opml", "/feeds/latest.atom", "/static/style.css"} <= set(urls)
     assert any(re.fullmatch(r"/news/\d{4}/\d\d/\d{1,2}/[^/]+\.xml", u) for u in urls)
-    conf, port = serving(out, tmp_path / "nginx")
-    with LiveServer(create_app(settings, scheduler=False)) as live, nginx(conf, port):
+    with LiveServer(create_app(settings, scheduler=False)) as live, nginx_export(out, tmp_path / "nginx") as port:
         server = live.url
         static = f"http://127.0.0.1:{port}"
         for url in urls:
@@ -112,6 +100,17 @@ async def test_nginx_serves_an_export_as_the_server_answers(settings: Settings, 
         # What is not a file: 404 without an origin.
         assert raw(static + "/feeds/search.atom?q=ukraine", "br")[0] == 404
         assert raw(static + "/feeds/no-such-feed.atom", "br")[0] == 404
+
+
+async def test_what_is_not_a_file_goes_to_the_origin(settings: Settings, store: Store, tmp_path: Path) -> None:
+    await refresh_once(store, settings)
+    with LiveServer(create_app(settings, scheduler=False)) as live:
+        await export(settings, store, tmp_path / "export", origin=live.url)
+        with nginx_export(tmp_path / "export", tmp_path / "nginx") as port:
+            static = f"http://127.0.0.1:{port}"
+            for url in ("/feeds/search.atom?q=ukraine", "/topics?q=ukr", "/opml?topics=ukraine,russia", "/changes"):
+                ours, theirs = answers(static, url, "gzip"), answers(live.url, url, "gzip")
+                assert ours[0] == theirs[0] == 200 and ours[2] == theirs[2], url
 
 
 async def test_a_second_export_writes_only_what_changed(settings: Settings, store: Store, tmp_path: Path) -> None:
