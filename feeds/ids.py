@@ -111,10 +111,13 @@ def topic_slug(name: str) -> str:
 
 
 _SLUG_CHAR = re.compile(r"[^\W_]|-")
+_ASCII_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def is_slug(value: str) -> bool:
     """Whether `value` can be a topic slug (a cheap check of a requested URL, before any lookup)."""
+    if value.isascii():  # most slugs: one match, no per-character look (asked on every combined feed)
+        return len(value) <= 80 and _ASCII_SLUG.fullmatch(value) is not None
     if not value or len(value) > 80 or value[0] == "-" or value[-1] == "-" or "--" in value:
         return False
     if unicodedata.normalize("NFKC", value).casefold() != value:  # slugs are folded: `ISIL` is not one

@@ -33,6 +33,7 @@ from feeds.responses import Prepared, cache_control, error, serve
 
 CACHE_BYTES = 32 << 20  # per server process
 MEMO_BYTES = 8 << 20  # entries kept between combined feeds (most share their topics' events)
+MAX_RECALLED = 10_000  # requests answered from what they were last answered with, per store version
 
 Version = tuple[str, ...]  # the ETags of the topics' own feeds when it was made
 Made = tuple[Version, dict[str, Prepared], int]
@@ -45,6 +46,30 @@ class OnDemand:
         self.items: LRUCache[str, Made] = LRUCache(max_bytes, getsizeof=_cost)
         self.memo = EntryMemo(MEMO_BYTES)
         self._making: dict[tuple[str, Version], asyncio.Future[Made]] = {}
+        # (path, query) -> what it was answered with while the store's documents stood still: no
+        # document changed, so nothing it shows did; asked again, it needs no parsing or lookup.
+        self._recalled: dict[tuple[str, bytes], tuple[Made, str]] = {}
+        self._recalled_at: object = None
+
+    def recall(self, request: Request) -> Response | None:
+        """The answer to a request asked before since the last change of any document, or None."""
+        version = request.app.state.cache.version
+        if version != self._recalled_at:
+            self._recalled.clear()
+            self._recalled_at = version
+            return None
+        found = self._recalled.get((request.scope["path"], request.scope["query_string"]))
+        return None if found is None else serve(request, found[0][1][found[1]])
+
+    def _remember(self, request: Request, version: object, made: Made, fmt: str) -> None:
+        if version == self._recalled_at == request.app.state.cache.version and len(self._recalled) < MAX_RECALLED:
+            self._recalled[(request.scope["path"], request.scope["query_string"])] = (made, fmt)
+
+
+def recalled(request: Request) -> Response | None:
+    """OnDemand.recall of the request's server process."""
+    ondemand: OnDemand = request.app.state.ondemand
+    return ondemand.recall(request)
 
 
 def _cost(made: Made) -> int:
@@ -66,6 +91,8 @@ def slugs_of(value: str, settings: Settings) -> list[str]:
 async def answer(request: Request, value: str, fmt: str) -> Response:
     """The combined document `value` (`a+b`) in format `fmt` (a feed format or `html`)."""
     state = request.app.state
+    if answered := recalled(request):
+        return answered
     settings: Settings = state.settings
     try:
         slugs = slugs_of(value, settings)
@@ -88,6 +115,8 @@ async def answer(request: Request, value: str, fmt: str) -> Response:
 async def search_answer(request: Request, fmt: str) -> Response:
     """The search document for `?q=` in format `fmt` (a feed format or `html`)."""
     state = request.app.state
+    if answered := recalled(request):
+        return answered
     given = request.query_params.get("q", "")
     try:
         canonical, match = search.parse(given)
@@ -104,6 +133,7 @@ async def kept_or_made(
 ) -> Response:
     """The kept document `key` if it is of `version`, else made (once for all who wait for it)."""
     ondemand: OnDemand = request.app.state.ondemand
+    seen = request.app.state.cache.version
     made = ondemand.items.get(key)
     if made is None or made[0] != version:
         making = ondemand._making.get((key, version))
@@ -114,6 +144,7 @@ async def kept_or_made(
             making.add_done_callback(lambda _: ondemand._making.pop((key, version), None))
         made = await asyncio.shield(making)
         ondemand.items[key] = made
+    ondemand._remember(request, seen, made, fmt)
     return serve(request, made[1][fmt])
 
 

@@ -142,6 +142,8 @@ async def day(request: Request) -> Response:
     if ext == "html":
         return await page(request, name)
     state = request.app.state
+    if answered := ondemand.recalled(request):
+        return answered
     shown = await state.cache.get(name, "html")  # the day as it is published: the twins follow it
     if shown is None:
         return await page(request, name)
@@ -176,6 +178,8 @@ async def event(request: Request) -> Response:
     twins `.md`, `.json`, `.xml` in the shapes the ingester reads. Every version's slug answers: an
     older one, or a padded day, redirects (301) to the current version's URL."""
     state = request.app.state
+    if answered := ondemand.recalled(request):
+        return answered
     slug, _, ext = request.path_params["name"].rpartition(".")
     path = page_path("/news/{year}/{month}/{day}/{slug}".format(**request.path_params, slug=slug))
     found = await state.store.event_at(path) if path and (ext == "html" or ext in TWIN_TYPES) else None
