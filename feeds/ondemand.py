@@ -102,7 +102,15 @@ async def answer(request: Request, value: str, fmt: str) -> Response:
     heads = [await state.cache.get(f"topics/{slug}", "json") for slug in slugs]
     missing = [slug for slug, head in zip(slugs, heads, strict=True) if head is None]
     if missing:
-        return error(404, f"no topic {missing[0]!r}")
+        # A topic retired into another (an alias): the combined feed of the topics it joined.
+        moved = {slug: await state.store.topic_moved_to(slug) for slug in missing}
+        if gone := [slug for slug, target in moved.items() if target is None]:
+            return error(404, f"no topic {gone[0]!r}")
+        slugs = sorted({moved.get(slug) or slug for slug in slugs})
+        if len(slugs) == 1:
+            return RedirectResponse(
+                page_url("", f"topics/{slugs[0]}") if fmt == "html" else feed_url("", f"topics/{slugs[0]}", fmt), 301
+            )
     name = "topics/" + "+".join(slugs)
     if "+".join(slugs) != value:
         target = page_url("", name) if fmt == "html" else feed_url("", name, fmt)

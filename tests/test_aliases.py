@@ -137,6 +137,18 @@ async def test_aliasing_a_store_retires_the_old_topic_into_the_new_and_its_urls_
                 assert (await client.get(new, headers={"Accept": "text/html"})).status_code == 200
             slugs = {t["slug"] for t in (await client.get("/topics.json")).json()}
             assert NEW in slugs and OLD not in slugs
+            # Combined feeds naming the old slug: the topics it joined (one topic: its own feed).
+            other = min(slugs - {NEW})
+            pair = "+".join(sorted((NEW, other)))
+            for old, new in [
+                (f"/feeds/topics/{OLD}+{other}.atom", f"/feeds/topics/{pair}.atom"),
+                (f"/topics/{other}+{OLD}", f"/topics/{pair}"),
+                (f"/feeds/topics/{NEW}+{OLD}.json", f"/feeds/topics/{NEW}.json"),
+            ]:
+                response = await client.get(old)
+                assert (response.status_code, response.headers["location"]) == (301, new), old
+                assert (await client.get(new)).status_code == 200, new
+            assert (await client.get(f"/feeds/topics/{OLD}+no-such-topic.atom")).status_code == 404
 
     # Taking the alias back out gives the old topic back, at its own slug, byte for byte.
     store = await Store.open(plain.database, topic_aliases=())
