@@ -10,6 +10,7 @@ validators and encodings as a stored document.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import html
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from starlette.routing import Route
 from feeds import ondemand, site
 from feeds.codec import page_from_json
 from feeds.ids import is_slug, page_path
-from feeds.model import DayListing, FeedKey, Rendition
+from feeds.model import Change, DayListing, FeedKey, Page, Rendition
 from feeds.pages.write import DAY_WRITERS, WRITERS, archive_url, day_entry, day_url
 from feeds.publish.document import encode
 from feeds.render import feed_url, page_url
@@ -31,6 +32,7 @@ from feeds.render import html as render_html
 from feeds.render.html import ICON, STYLESHEET
 from feeds.render.topics import TOPICS_DOC
 from feeds.responses import NO_STORE, Prepared, cache_control, error, pending, retry_after, serve
+from feeds.store import Store
 
 MAX_OPML_TOPICS = 500
 MAX_DAY_EVENTS = 10_000  # a day's listing (the archive's busiest days list a few hundred)
@@ -193,6 +195,8 @@ async def event(request: Request) -> Response:
         return RedirectResponse(canonical, status_code=301)
     settings = state.settings
     page = page_from_json(doc)
+    if ext != "html":
+        page = await self_described(state.store, page, key)
     stamp = ""
     if ext == "html":
         stored = (await state.store.entries([key])).get(key)
@@ -210,6 +214,20 @@ async def event(request: Request) -> Response:
         return [encode(canonical, ext, body, updated, "text/html; charset=utf-8" if ext == "html" else TWIN_TYPES[ext])]
 
     return await ondemand.kept_or_made(request, f"event:{canonical}", (str(rev), stamp), ext, render)
+
+
+async def self_described(store: Store, page: Page, key: str) -> Page:
+    """`page` naming its chain's first version, `key`, as the store knows it: a twin ingested
+    again is the same event even when the store folded its versions from other pages' lists or
+    chose another first version than the page claims."""
+    if key == page.path or any(page_path(c.url) == key for c in page.changes):
+        return page
+    stored = await store.page_doc(key)
+    headline = page_from_json(stored).headline if stored else page.headline
+    first = Change(headline=headline, url=archive_url(key, "md"), kind="first")
+    # A version the page claims first is, in the store's chain, a later one.
+    later = tuple(dataclasses.replace(c, kind="update") if c.kind == "first" else c for c in page.changes)
+    return dataclasses.replace(page, changes=(first, *later))
 
 
 async def search_page(request: Request) -> Response:

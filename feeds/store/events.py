@@ -192,6 +192,11 @@ class EventQueries(StoreBase):
         self._links.update({p: found.get(p) for p in missing})
         return {p: target for p in wanted if (target := self._links.get(p))}
 
+    async def page_doc(self, path: str) -> str | None:
+        """A stored version's page as read (canonical path), or None."""
+        rows = await self._read("SELECT doc FROM pages WHERE path = ?", (path,))
+        return str(rows[0][0]) if rows else None
+
     async def event_at(self, path: str) -> tuple[str, str, str, bool, int, dt.datetime] | None:
         """(key, current page path, current page as stored, live, revision, last change) of the
         event whose version (any) is at `path` (canonical, `/news/YYYY/MM/DD/slug`)."""
