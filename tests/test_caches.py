@@ -53,14 +53,15 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def origin(tmp_path: Path) -> Iterator[Origin]:
-    tree = tmp_path / "tree"
-    shutil.copytree(EXAMPLE / "news", tree / "news")
+@contextlib.contextmanager
+def started(work: Path, tree: Path) -> Iterator[Origin]:
+    """`feeds serve` of `tree` with its own store in `work`: replicas of one tree agree byte for byte."""
+    work.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = tmp_path / "feeds.toml"
+    config = work / "feeds.toml"
     config.write_text(
-        f'database = "feeds.db"\nport = {port}\nrefresh_interval = {REFRESH}\ncache_max_age = {MAX_AGE}\n'
+        # One public URL for every replica (left out, it would follow each one's port).
+        f'base_url = "http://feeds.test"\ndatabase = "{work / "feeds.db"}"\nport = {port}\nrefresh_interval = {REFRESH}\ncache_max_age = {MAX_AGE}\n'
         f"cache_stale_while_revalidate = {STALE_WHILE_REVALIDATE}\ncache_stale_if_error = 3600\n"
         f'rate_limit = 0\naccess_log = "off"\n'
         f'[[sources]]\nname = "example"\nkind = "directory"\nlocation = "{tree}"\n'
@@ -72,9 +73,21 @@ def origin(tmp_path: Path) -> Iterator[Origin]:
         yield Origin(server, url, tree)
 
 
+def port_of(origin: Origin) -> int:
+    return int(origin.url.rpartition(":")[2])
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Iterator[Origin]:
+    tree = tmp_path / "tree"
+    shutil.copytree(EXAMPLE / "news", tree / "news")
+    with started(tmp_path / "origin", tree) as first:
+        yield first
+
+
 @pytest.fixture
 def cache(kind: str, origin: Origin, tmp_path: Path) -> Iterator[str]:
-    with CACHES[kind](tmp_path / kind, [int(origin.url.rpartition(":")[2])]) as port:
+    with CACHES[kind](tmp_path / kind, [port_of(origin)]) as port:
         yield f"http://127.0.0.1:{port}"
 
 
@@ -161,3 +174,28 @@ def test_a_dead_origin_is_covered_by_stale_copies(origin: Origin, cache: str) ->
         assert status == 200 and served == body, path
     # What was never cached is an error, not something made up.
     assert raw(cache + "/feeds/dates/1999-01-01.atom", "gzip")[0] >= 500
+
+
+def test_replicas_behind_the_cache_agree_and_cover_for_each_other(kind: str, origin: Origin, tmp_path: Path) -> None:
+    with started(tmp_path / "replica", origin.tree) as replica:
+        assert raw(replica.url + FEED, "br")[1]["etag"] == raw(origin.url + FEED, "br")[1]["etag"]
+        with CACHES[kind](tmp_path / kind, [port_of(origin), port_of(replica)]) as port:
+            cache = f"http://127.0.0.1:{port}"
+            status, headers, body = raw(cache + FEED, "br")
+            assert status == 200
+            before = origin_counts(replica)
+            os.killpg(origin.server.pid, signal.SIGTERM)
+            origin.server.wait(timeout=30)
+            time.sleep(MAX_AGE + STALE_WHILE_REVALIDATE + 1)
+            # The copy expired and its first origin is gone: the replica revalidates it (or sends it).
+            deadline = time.monotonic() + SLACK
+            while True:
+                again = raw(cache + FEED, "br")
+                assert again[0] == 200 and again[1]["etag"] == headers["etag"] and again[2] == body
+                after = origin_counts(replica)
+                if after(status="304", encoding="identity") + after(status="200", encoding="br") > before(
+                    status="304", encoding="identity"
+                ) + before(status="200", encoding="br"):
+                    break
+                assert time.monotonic() < deadline, "the replica was never asked"
+                time.sleep(0.3)
