@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -46,6 +47,7 @@ from feeds.websub_links import link_header
 __all__ = ["RETRY_AFTER", "HTTPError", "cache_control", "create_app", "feed_name"]
 
 
+@functools.lru_cache(maxsize=4096)  # the same feeds are polled again and again (errors are not kept)
 def feed_name(path: str) -> tuple[str, str]:
     """`dates/2017-09-28.atom` -> (`dates/2017-09-28`, `atom`); `topics/isil/pages/2.rss` ->
     (`topics/isil/pages/2`, `rss`); or HTTPError 400/404."""

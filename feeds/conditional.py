@@ -31,6 +31,7 @@ def _q(params: list[str]) -> float:
 
 
 @functools.lru_cache(maxsize=512)  # clients send a handful of distinct headers
+@functools.lru_cache(maxsize=256)  # clients send a handful of distinct values
 def choose_encoding(accept_encoding: str | None) -> str:
     """The best coding we have that the client accepts; `identity` unless it is refused too."""
     if not accept_encoding:

@@ -1,5 +1,5 @@
 """What the ASGI middlewares (access log, metrics, subscriber statistics, rate limits) learn of a
-response as it is sent: its status, content encoding and body bytes. One wrapper for all of them."""
+response as it is sent: its status, content coding and body bytes. One wrapper for all of them."""
 
 from __future__ import annotations
 
@@ -15,16 +15,15 @@ class Answered:
     bytes: int = 0
 
 
-def watched(send: Send, answered: Answered) -> Send:
-    """`send`, noting in `answered` what goes through it."""
+def watched(send: Send, answered: Answered, count_bytes: bool) -> Send:
+    """`send`, noting in `answered` the status and (`count_bytes`) the body's length. The content
+    coding is not read from the headers: feeds/responses.serve, the one place that sends a coded
+    body, names it in the scope (ENCODING_KEY)."""
 
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             answered.status = message["status"]
-            for name, value in message.get("headers", ()):
-                if name == b"content-encoding":
-                    answered.encoding = value.decode("latin-1")
-        elif message["type"] == "http.response.body":
+        elif count_bytes:
             answered.bytes += len(message.get("body", b""))
         await send(message)
 

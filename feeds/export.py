@@ -77,7 +77,7 @@ def file_of(url: str) -> str:
 async def urls(store: Store) -> list[str]:
     """Every URL the export holds, in a stable order."""
     found: list[str] = ["/opml", "/topics", *STATIC]
-    for feed, fmt in await store._read("SELECT feed, fmt FROM renditions ORDER BY feed, fmt"):
+    for feed, fmt in await store.rendition_keys():
         if feed == TOPICS_DOC:
             found.append("/topics.json")
         elif fmt in FEED_FORMATS:
@@ -86,18 +86,15 @@ async def urls(store: Store) -> list[str]:
             found.append(page_url("", feed))
     for date in await store.dates():
         found += [day_url(dt.date.fromisoformat(date), ext) for ext in TWINS if ext != "html"]
-    for (current,) in await store._read("SELECT current FROM events WHERE live = 1 ORDER BY current"):
+    for current in await store.live_pages():
         found += [archive_url(current, ext) for ext in TWINS]
     return sorted(set(found))
 
 
 async def moves(store: Store) -> dict[str, str]:
     """Older versions' URLs (and padded days) -> the current version's, as the server redirects."""
-    rows = await store._read(
-        "SELECT a.path, e.current FROM aliases a JOIN events e ON e.key = a.chain WHERE e.live = 1 ORDER BY a.path"
-    )
     out = {}
-    for path, current in rows:
+    for path, current in [(current, current) for current in await store.live_pages()] + await store.older_versions():
         for ext in TWINS:
             target = archive_url(current, ext)
             for old in (archive_url(path, ext), f"{path}.{ext}"):
@@ -118,7 +115,10 @@ async def _app_client(settings: Settings, store: Store) -> AsyncIterator[httpx.A
             yield client
 
 
-def _write(path: Path, body: bytes, mtime: float) -> None:
+def _write(root: Path, name: str, body: bytes, mtime: float) -> None:
+    path = root / name.lstrip("/")
+    if ".." in Path(name).parts:  # names come from stored paths: never outside the export
+        raise ExportError(f"{name}: not a path inside the export")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_bytes(body)
@@ -159,7 +159,7 @@ async def export(settings: Settings, store: Store, out: Path, origin: str = "") 
                 kept = {k: response.headers[k] for k in CARRIED if k in response.headers}
                 kept["url"], kept["last-modified"] = url, response.headers["last-modified"]
                 stamp = email.utils.parsedate_to_datetime(kept["last-modified"]).timestamp()
-                _write(site / name.lstrip("/"), body, stamp)
+                _write(site, name, body, stamp)
                 files[name] = kept
                 counts.written += 1
     for name in sorted(set(before) - set(files)):

@@ -12,6 +12,7 @@ from feeds.config import Settings
 from feeds.exchange import Answered, watched
 from feeds.metrics import count
 from feeds.ratelimit import Buckets, client_of, networks
+from feeds.responses import ENCODING_KEY
 from feeds.subscribers import Subscribers, feed_of
 
 
@@ -48,8 +49,9 @@ class Observe:
         started = time.perf_counter()
         answered = Answered()
         try:
-            await self.app(scope, receive, watched(send, answered))
+            await self.app(scope, receive, watched(send, answered, self.logged))
         finally:
+            answered.encoding = scope.get(ENCODING_KEY)
             if bucket is not None:
                 Buckets.charge(bucket, answered.status)
             count(scope["path"], answered.status, answered.encoding)

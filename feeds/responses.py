@@ -51,6 +51,9 @@ async def pending(store: Store, settings: Settings, name: str) -> bool:
     return key.page <= Paging(topic.slots, settings.items_per_feed).archive_pages
 
 
+ENCODING_KEY = "feeds.encoding"  # in the ASGI scope: the content coding a 200 was sent with
+
+
 def cache_control(settings: Settings, name: str = "", today: dt.date | None = None) -> str:
     """Cache-Control of a served document: a settled day's feeds keep longer than live ones."""
     max_age = settings.cache_max_age
@@ -119,14 +122,25 @@ class RawResponse(Response):
 
 
 def serve(request: Request, document: Prepared) -> Response:
-    representation = document.encodings[choose_encoding(request.headers.get("accept-encoding"))]
+    accept = if_none_match = if_modified_since = None
+    for name, value in request.scope["headers"]:  # one pass over the raw headers, the first of each
+        if name == b"accept-encoding":
+            accept = value if accept is None else accept
+        elif name == b"if-none-match":
+            if_none_match = value if if_none_match is None else if_none_match
+        elif name == b"if-modified-since":
+            if_modified_since = value if if_modified_since is None else if_modified_since
+    encoding = choose_encoding(accept.decode("latin-1") if accept is not None else None)
+    representation = document.encodings[encoding]
     if is_not_modified(
-        request.headers.get("if-none-match"),
-        request.headers.get("if-modified-since"),
+        if_none_match.decode("latin-1") if if_none_match is not None else None,
+        if_modified_since.decode("latin-1") if if_modified_since is not None else None,
         representation.etag,
         document.last_modified,
     ):
         return RawResponse(304, representation.not_modified)
+    if encoding != "identity":
+        request.scope[ENCODING_KEY] = encoding  # for feeds/observe.py: no header scan per response
     body = b"" if request.method == "HEAD" else representation.body
     return RawResponse(200, representation.ok, body)
 

@@ -192,6 +192,18 @@ class EventQueries(StoreBase):
         self._links.update({p: found.get(p) for p in missing})
         return {p: target for p in wanted if (target := self._links.get(p))}
 
+    async def live_pages(self) -> list[str]:
+        """The current page path of every live event, sorted."""
+        return [p for (p,) in await self._read("SELECT current FROM events WHERE live = 1 ORDER BY current")]
+
+    async def older_versions(self) -> list[tuple[str, str]]:
+        """(a version's path, its live event's current path) for every version but the current."""
+        rows = await self._read(
+            "SELECT a.path, e.current FROM aliases a JOIN events e ON e.key = a.chain "
+            "WHERE e.live = 1 AND a.path != e.current ORDER BY a.path"
+        )
+        return [(path, current) for path, current in rows]
+
     async def page_doc(self, path: str) -> str | None:
         """A stored version's page as read (canonical path), or None."""
         rows = await self._read("SELECT doc FROM pages WHERE path = ?", (path,))

@@ -111,6 +111,10 @@ class Renditions(StoreBase):
         rows = await self._read("SELECT feed, fmt FROM renditions WHERE version > ?", (version,))
         return [(f, fmt) for f, fmt in rows]
 
+    async def rendition_keys(self) -> list[tuple[str, str]]:
+        """(feed, format) of every stored document, sorted."""
+        return [(feed, fmt) for feed, fmt in await self._read("SELECT feed, fmt FROM renditions ORDER BY feed, fmt")]
+
     async def has_renditions(self) -> bool:
         return bool(await self._read("SELECT 1 FROM renditions LIMIT 1"))
 
