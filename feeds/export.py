@@ -1,7 +1,7 @@
 """`feeds export DIR`: the whole site as files nginx serves with the same URLs, bytes, ETags and
 Last-Modified as `feeds serve`: every feed in every format, every page (topics, days, events and
 their `.md`/`.json`/`.xml` twins), `/topics`, OPML and the stylesheet, each with its `.gz` and `.br`
-twins, and a generated nginx configuration (feeds/render/templates/export-nginx.conf).
+twins, and a generated nginx configuration (feeds/export-nginx.conf).
 
 The documents are asked of the app itself, in process, with each Accept-Encoding: what is exported
 is what the server answers, made by the same code. Incremental: the previous export's manifest
@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 import httpx
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, StrictUndefined
 
 from feeds.config import Settings
 from feeds.errors import FeedsError
@@ -214,14 +214,12 @@ def _write_config(
             sorted((_as_requested(old), _as_requested(new, PCHARS.replace("$", ""))) for old, new in moved.items())
         )
     )
-    environment = Environment(
-        loader=PackageLoader("feeds", "render/templates"),
-        undefined=StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
+    # Beside this module, not among the renderers' templates (their digest marks every entry).
+    template = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True).from_string(
+        Path(__file__).with_name("export-nginx.conf").read_text(encoding="utf-8")
     )
     (out / "nginx.conf").write_text(
-        environment.get_template("export-nginx.conf").render(
+        template.render(
             out=str(out.resolve()),
             base=settings.base_url.rstrip("/"),
             hub=hub_url(settings),
