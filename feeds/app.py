@@ -190,16 +190,17 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return web.not_found(request, f"no such path {request.url.path!r}")
 
 
+# Tried in order, a regular expression each: the most asked first (feeds, then pages).
 ROUTES = [
     Route("/feeds/{path:path}", feed, methods=["GET", "HEAD"]),
+    *web.ROUTES,
     Route("/topics", topics, methods=["GET", "HEAD"]),
     Route("/topics.json", topics, methods=["GET", "HEAD"]),
-    Route("/healthz", healthz, methods=["GET", "HEAD"]),
     Route("/changes", sync.changes, methods=["GET", "HEAD"]),
+    Route("/websub", websub.endpoint, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET", "HEAD"]),
     Route("/metrics", metrics.metrics, methods=["GET"]),
     Route("/stats", subscribers.stats, methods=["GET"]),
-    Route("/websub", websub.endpoint, methods=["POST"]),
-    *web.ROUTES,
 ]
 
 
