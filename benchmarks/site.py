@@ -111,15 +111,19 @@ def main() -> int:
             for path in paths.values():  # made and kept before measuring
                 wait_ready(server, path)
             rates: dict[str, list[float]] = {name: [] for name in paths}
+            sizes: dict[str, float] = {}  # bytes a response (larger bodies cost more to send)
             for _ in range(args.rounds):
                 for name, path in paths.items():
                     stats = run_wrk(f"{server.base}{path}", script, 1, 32, args.duration, 1)
                     rates[name].append(stats["requests"] / (stats["duration_us"] / 1e6))
+                    sizes[name] = stats["bytes"] / max(1, stats["requests"])
         finally:
             stop(server)
     medians = {name: statistics.median(r) for name, r in rates.items()}
     print(json.dumps({"paths": paths, "requests_per_s": medians}, indent=2))
-    ratios = ", ".join(f"{n} {medians[n]:,.0f} req/s ({medians[n] / medians['feed']:.2f})" for n in medians)
+    ratios = ", ".join(
+        f"{n} {medians[n]:,.0f} req/s ({medians[n] / medians['feed']:.2f}, {sizes[n] / 1000:.1f} KB)" for n in medians
+    )
     print(record(f"site.py --events {args.events} --rounds {args.rounds}", f"cached, gzip: {ratios}; {line}"))
     return 0
 
