@@ -15,6 +15,8 @@ from feeds.ratelimit import Buckets, client_of, networks
 from feeds.responses import ENCODING_KEY
 from feeds.subscribers import Subscribers, feed_of
 
+AGENT_BYTES = 512  # of a User-Agent noted for statistics (aggregators' are well under it)
+
 
 class Observe:
     """The one middleware every request goes through: its client (the peer, or whom a trusted
@@ -56,6 +58,7 @@ class Observe:
                 Buckets.charge(bucket, answered.status)
             count(scope["path"], answered.status, answered.encoding)
             if self.subscribers and answered.status in (200, 304) and (feed := feed_of(scope["path"])):
-                self.subscribers.note(feed, client, headers.get(b"user-agent", b""))
+                # Kept raw until written: cut, so a flood of long made-up agents stays small.
+                self.subscribers.note(feed, client, headers.get(b"user-agent", b"")[:AGENT_BYTES])
             if self.logged:
                 record(scope, headers, client, answered, started)

@@ -91,3 +91,30 @@ async def test_most_followed_feeds_over_real_http(store: Store, settings: Settin
     ).stdout.splitlines()
     assert shown[0] == answer["day"]
     assert shown[2].split() == ["49", "7", "47", "latest"] and shown[3].split() == ["8", "1", "8", "topics/ukraine"]
+
+
+async def test_a_flood_of_long_made_up_agents_is_noted_small(settings: Settings) -> None:
+    """Polls are kept raw until the next write: each agent is cut, so memory stays bounded."""
+    from feeds.observe import AGENT_BYTES, Observe
+    from feeds.subscribers import Subscribers
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"x"})  # type: ignore[operator]
+
+    async def sent(message: object) -> None:
+        pass
+
+    noted = Subscribers()
+    observe = Observe(app, replace(settings, access_log="off", subscriber_stats=True), noted)  # type: ignore[arg-type]
+    for n in range(3):
+        agent = b"Reader/%d " % n + b"x" * 10_000
+        scope = {
+            "type": "http",
+            "path": "/feeds/latest.atom",
+            "headers": [(b"user-agent", agent)],
+            "client": ("127.0.0.1", 1),
+        }
+        await observe(scope, None, sent)  # type: ignore[arg-type]
+    assert len(noted.polls) == 3
+    assert {len(agent) for _, _, _, agent in noted.polls} == {AGENT_BYTES}
