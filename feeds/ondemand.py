@@ -48,7 +48,8 @@ class OnDemand:
         self._making: dict[tuple[str, Version], asyncio.Future[Made]] = {}
         # (path, query) -> what it was answered with while the store's documents stood still: no
         # document changed, so nothing it shows did; asked again, it needs no parsing or lookup.
-        self._recalled: dict[tuple[str, bytes], tuple[Made, str]] = {}
+        # Names of kept documents, not the documents: memory stays bounded by `items`.
+        self._recalled: dict[tuple[str, bytes], tuple[str, Version, str]] = {}
         self._recalled_at: object = None
 
     def recall(self, request: Request) -> Response | None:
@@ -59,11 +60,15 @@ class OnDemand:
             self._recalled_at = version
             return None
         found = self._recalled.get((request.scope["path"], request.scope["query_string"]))
-        return None if found is None else serve(request, found[0][1][found[1]])
+        if found is None:
+            return None
+        key, made_as, fmt = found
+        made = self.items.get(key)
+        return serve(request, made[1][fmt]) if made is not None and made[0] == made_as else None
 
-    def _remember(self, request: Request, version: object, made: Made, fmt: str) -> None:
+    def _remember(self, request: Request, version: object, key: str, made: Made, fmt: str) -> None:
         if version == self._recalled_at == request.app.state.cache.version and len(self._recalled) < MAX_RECALLED:
-            self._recalled[(request.scope["path"], request.scope["query_string"])] = (made, fmt)
+            self._recalled[(request.scope["path"], request.scope["query_string"])] = (key, made[0], fmt)
 
 
 def recalled(request: Request) -> Response | None:
@@ -152,7 +157,7 @@ async def kept_or_made(
             making.add_done_callback(lambda _: ondemand._making.pop((key, version), None))
         made = await asyncio.shield(making)
         ondemand.items[key] = made
-    ondemand._remember(request, seen, made, fmt)
+    ondemand._remember(request, seen, key, made, fmt)
     return serve(request, made[1][fmt])
 
 
