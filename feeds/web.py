@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import html
 from collections.abc import Callable
 from typing import Any
@@ -120,9 +121,18 @@ async def topic(request: Request) -> Response:
     slug, number = request.path_params["slug"], request.path_params.get("page", "")
     if "+" in slug and not number:
         return await ondemand.answer(request, slug, "html")
-    if not is_slug(slug) or (number and not (number.isdigit() and number[0] != "0")):
+    name = topic_page_name(slug, number)
+    if name is None:
         return not_found(request, f"no topic page {request.url.path}")
-    return await page(request, FeedKey("topic", slug, int(number or 0)).name)
+    return await page(request, name)
+
+
+@functools.lru_cache(maxsize=4096)  # the same pages are asked again and again
+def topic_page_name(slug: str, number: str) -> str | None:
+    """The document `/topics/<slug>[/pages/<number>]` shows, or None if it cannot be one."""
+    if not is_slug(slug) or (number and not (number.isdigit() and number[0] != "0")):
+        return None
+    return FeedKey("topic", slug, int(number or 0)).name
 
 
 async def day(request: Request) -> Response:
