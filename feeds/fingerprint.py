@@ -41,6 +41,8 @@ OTHER_SETTINGS = (
     "port",
     "cache_max_age",
     "archive_max_age",
+    "cache_stale_while_revalidate",
+    "cache_stale_if_error",
     "settle_days",
     "cache_bytes",
     "workers",
