@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +12,7 @@ import uvicorn
 
 from feeds.config import Settings, SourceConfig
 from feeds.store import Store
+from tests.frontends import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config" / "example"
@@ -52,12 +52,6 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
     s = await Store.open(settings.database)
     yield s
     await s.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LiveServer:
