@@ -109,9 +109,7 @@ async def reword(page: Path, mark: str) -> None:
 
 
 async def test_feeds_advertise_their_hub_and_themselves(store: Store, settings: Settings) -> None:
-    port = free_port()
-    settings = replace(settings, base_url=f"http://127.0.0.1:{port}")
-    await refresh_once(store, settings)
+    settings, port, _ = await hubbed(store, settings)
     hub = f"{settings.base_url}/websub"
     with LiveServer(create_app(settings, scheduler=False), port=port) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
@@ -177,10 +175,7 @@ async def test_subscribe_verify_deliver_retry_unsubscribe(
 
 async def test_requests_the_hub_refuses(store: Store, settings: Settings, subscriber: tuple[Subscriber, str]) -> None:
     seen, base = subscriber
-    port = free_port()
-    settings = replace(settings, base_url=f"http://127.0.0.1:{port}")
-    await refresh_once(store, settings)
-    topic = f"{settings.base_url}/feeds/latest.atom"
+    settings, port, topic = await hubbed(store, settings, websub_allow_private_callbacks=False)
     with LiveServer(create_app(settings, scheduler=False), port=port) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             for form, says in [
