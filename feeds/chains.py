@@ -77,20 +77,21 @@ def current_version(versions: Iterable[Version]) -> str:
 
 @dataclass(frozen=True)
 class DayPage:
-    """What folding by the day listing compares of one page."""
+    """What folding by the day listing compares of one page: the URLs of its sources (not its
+    cover image, which a merge may take from another item)."""
 
     path: str
-    lead: str | None  # its first source's URL
-    image: str | None  # its cover image
+    sources: frozenset[str]
 
 
 def listing_evidence(pages: Iterable[DayPage], listed: Iterable[str]) -> dict[str, tuple[str | None, str]]:
     """For each page of one day that the day's listing does not name: the listed page it is an
     earlier rendering of, or None, and why.
 
-    A listing names the current pages of its day. An unlisted page with the same first source URL
-    as exactly one listed page (and the same cover image, where both have one) is an earlier
-    rendering of it; pages the listing names are never folded into each other.
+    A listing names the current pages of its day. Reworded pages keep their sources, and a page
+    that absorbed a second item adds that item's sources (numbered `2.`): so an unlisted page all
+    of whose sources are among exactly one listed page's is an earlier rendering of it. Pages the
+    listing names are never folded into each other.
     """
     pages = list(pages)
     named = set(listed)
@@ -99,16 +100,17 @@ def listing_evidence(pages: Iterable[DayPage], listed: Iterable[str]) -> dict[st
     for page in pages:
         if page.path in named:
             continue
-        if not page.lead:
+        if not page.sources:
             out[page.path] = (None, "it has no source to match a listed page by")
             continue
-        same = [c for c in current if c.lead == page.lead and (not c.image or not page.image or c.image == page.image)]
-        if len(same) == 1:
-            out[page.path] = (same[0].path, "")
-        elif same:
-            out[page.path] = (None, f"its first source {page.lead} is the first source of {len(same)} listed pages")
+        holders = [c.path for c in current if page.sources <= c.sources]
+        cited = ", ".join(sorted(page.sources))
+        if len(holders) == 1:
+            out[page.path] = (holders[0], "")
+        elif holders:
+            out[page.path] = (None, f"its sources ({cited}) are all cited by {len(holders)} listed pages")
         else:
-            out[page.path] = (None, f"no listed page has its first source {page.lead}")
+            out[page.path] = (None, f"no listed page cites all its sources ({cited})")
     return out
 
 

@@ -49,27 +49,30 @@ def day_documents(days: tuple[str, ...] = DAYS) -> tuple[list[Incoming], list[In
 
 
 def test_listing_evidence_rule() -> None:
-    listed = DayPage("/d/listed", "https://a.test/1", "https://img.test/1.jpg")
+    def page(path: str, *urls: str) -> DayPage:
+        return DayPage(path, frozenset(urls))
+
+    a, b, c = "https://a.test/1", "https://b.test/2", "https://c.test/3"
     pages = [
-        listed,
-        DayPage("/d/older", "https://a.test/1", "https://img.test/1.jpg"),
-        DayPage("/d/no-image", "https://a.test/1", None),
-        DayPage("/d/other-image", "https://a.test/1", "https://img.test/2.jpg"),
-        DayPage("/d/no-source", None, None),
-        DayPage("/d/elsewhere", "https://b.test/2", None),
-        DayPage("/d/listed-too", "https://c.test/3", None),
+        page("/d/listed", a, b),  # a rendering that absorbed a second item (`2.` sources)
+        page("/d/older", a),
+        page("/d/merged", b),
+        page("/d/both", b, a),
+        page("/d/no-source"),
+        page("/d/more", a, c),  # cites a source the listed page does not
+        page("/d/listed-too", c),
     ]
     found = listing_evidence(pages, {"/d/listed", "/d/listed-too"})
-    assert found["/d/older"] == ("/d/listed", "") and found["/d/no-image"] == ("/d/listed", "")
-    assert found["/d/other-image"][0] is None and found["/d/no-source"][0] is None
-    assert "no listed page has its first source https://b.test/2" in found["/d/elsewhere"][1]
+    assert found["/d/older"] == found["/d/merged"] == found["/d/both"] == ("/d/listed", "")
+    assert found["/d/no-source"] == (None, "it has no source to match a listed page by")
+    assert found["/d/more"] == (None, f"no listed page cites all its sources ({a}, {c})")
     assert "/d/listed" not in found and "/d/listed-too" not in found  # listed pages never fold
-    # Two listed pages with one first source: an unlisted page matching both is left alone.
-    ambiguous = listing_evidence(
-        [*pages, DayPage("/d/twin", "https://c.test/3", None), DayPage("/d/u", "https://c.test/3", None)],
-        {"/d/listed-too", "/d/twin"},
-    )
-    assert ambiguous["/d/u"] == (None, "its first source https://c.test/3 is the first source of 2 listed pages")
+    # An unlisted page whose sources two listed pages both cite is left alone, whatever the order.
+    twins = [*pages, page("/d/twin", c, b)]
+    for order in (twins, twins[::-1]):
+        ambiguous = listing_evidence(order, {"/d/listed", "/d/listed-too", "/d/twin"})
+        assert ambiguous["/d/merged"] == (None, f"its sources ({b}) are all cited by 2 listed pages")
+        assert ambiguous["/d/older"] == ("/d/listed", "")
 
 
 def test_a_version_with_predecessors_is_not_a_first_version_and_source_times_break_ties() -> None:

@@ -3,6 +3,7 @@ renderings of a listed one (feeds.chains.listing_evidence), and which events not
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from feeds.chains import (
@@ -36,6 +37,11 @@ def _store_listing(conn: sqlite3.Connection, item: IncomingListing) -> set[str]:
     return before | set(headings)
 
 
+def _day_page(path: str, sources: str | None) -> DayPage:
+    """A stored page's source URLs, from its document's `sources` (`[[name, url], ...]`)."""
+    return DayPage(path, frozenset(url for _, url in json.loads(sources or "[]")))
+
+
 def _weigh_evidence(conn: sqlite3.Connection, day: str) -> set[str]:
     """Which unlisted pages of `day` are earlier renderings of a listed one (feeds.chains
     listing_evidence); the pages whose evidence changed."""
@@ -46,9 +52,10 @@ def _weigh_evidence(conn: sqlite3.Connection, day: str) -> set[str]:
         )
     }
     pages = [
-        DayPage(path, lead, image)
-        for path, lead, image in conn.execute(
-            "SELECT path, lead, image FROM pages WHERE day = ? AND deleted_at IS NULL ORDER BY path", (day,)
+        _day_page(path, sources)
+        for path, sources in conn.execute(
+            "SELECT path, json_extract(doc, '$.sources') FROM pages WHERE day = ? AND deleted_at IS NULL ORDER BY path",
+            (day,),
         )
     ]
     found = {p: t for p, (t, _) in listing_evidence(pages, listed).items() if t} if listed else {}
@@ -76,12 +83,13 @@ def _find_unlisted(conn: sqlite3.Connection, day: str, result: BatchResult) -> N
     found: dict[str, tuple[str, str]] = {}
     if listed:
         rows = conn.execute(
-            "SELECT path, lead, image, chain, relpath FROM pages WHERE day = ? AND deleted_at IS NULL ORDER BY path",
+            "SELECT path, json_extract(doc, '$.sources'), chain, relpath FROM pages WHERE day = ? AND deleted_at IS NULL "
+            "ORDER BY path",
             (day,),
         ).fetchall()
-        why = listing_evidence([DayPage(p, lead, image) for p, lead, image, _, _ in rows], listed)
+        why = listing_evidence([_day_page(p, sources) for p, sources, _, _ in rows], listed)
         chains: dict[str, list[tuple[str, str]]] = {}
-        for path, _, _, chain, relpath in rows:
+        for path, _, chain, relpath in rows:
             chains.setdefault(chain, []).append((path, relpath))
         for chain, members in chains.items():
             everything = {p for (p,) in conn.execute("SELECT path FROM aliases WHERE chain = ?", (chain,))}
