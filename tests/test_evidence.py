@@ -1,6 +1,6 @@
 """The archive's own evidence beside Changes chains, on real day folders (tests/data/offstream):
-day listings name the current pages; unlisted earlier renderings with a listed page's first
-source fold into it; listings give old renderings their heading; times come from the source;
+day listings name the current pages; an unlisted earlier rendering all of whose sources one listed
+page cites folds into it; listings give old renderings their heading; times come from the source;
 and two stores fed the same pages in different orders and batchings serve the same bytes."""
 
 from __future__ import annotations
@@ -11,16 +11,21 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
+import pytest
+
+from feeds.app import create_app
 from feeds.chains import DayPage, Version, chain_root, listing_evidence
 from feeds.config import Settings, SourceConfig
-from feeds.ids import event_guid
+from feeds.ids import event_guid, page_path
 from feeds.model import UTC, FeedKey, Page
 from feeds.pages import parse_document
+from feeds.pages.write import archive_url
 from feeds.publish import publish_all
 from feeds.refresh import open_sources, refresh_all
 from feeds.store import Incoming, IncomingListing, Store, event_updated
-from tests.conftest import OFFSTREAM
-from tests.helpers import documents, etags
+from tests.conftest import OFFSTREAM, LiveServer, free_port
+from tests.helpers import documents, etags, sql
 
 DAYS = ("news/2017/12/31", "news/2018/01/1")
 DAY = "/news/2018/01/01/"
@@ -122,6 +127,52 @@ async def test_folding_does_not_depend_on_arrival_order_or_batching(store: Store
         finally:
             await other.close()
     assert len(together.added) == 25
+
+
+# Every fold the listing's evidence makes on whole real days (unlisted page -> listed page), each
+# checked by reading both pages: the same story, the unlisted page citing only sources the listed
+# page cites. Pages folded by a Changes chain as well are marked so.
+REAL_FOLDS = {
+    "news/2017/09/28": {
+        # Volcano: two renderings citing news.com.au; the listed page cites CNN, then (`2.`) news.com.au.
+        "indonesia-s-mount-agung-volcano-on-the-island-of-bali-continues-to-release-smoke-although-there-is-no-certainty-on-when-and-whether-it-will": "more-than-134-000-people-on-the-island-of-bali-indonesia-have-been-taken-to-shelters-as-the-mount-agung-volcano-continues-to-release-smoke",
+        "the-mount-agung-volcano-on-the-island-of-bali-indonesia-continues-to-release-smoke-although-there-is-no-certainty-on-whether-it-will-erupt": "more-than-134-000-people-on-the-island-of-bali-indonesia-have-been-taken-to-shelters-as-the-mount-agung-volcano-continues-to-release-smoke",
+        # Also by Changes chains.
+        "the-de-facto-leader-of-catalonia-vows-to-continue-on-with-the-vote-despite-objections-from-spain": "the-president-of-catalonia-vows-to-continue-on-with-the-vote-despite-objections-from-spain",
+        "united-states-president-donald-trump-waives-the-jones-act-for-puerto-rico-after-he-first-disallowed-additional-aid-citing-shipping-indust": "u-s-president-donald-trump-waives-the-jones-act-for-puerto-rico-after-he-first-disallowed-additional-aid-citing-shipping-industry-business",
+    },
+}
+
+
+@pytest.mark.parametrize("day", sorted(REAL_FOLDS))
+async def test_one_story_once_on_a_real_day(day: str, store: Store, settings: Settings) -> None:
+    pages, listings = day_documents((day,))
+    folds = {str(page_path(f"{day}/{k}.md")): str(page_path(f"{day}/{v}.md")) for k, v in REAL_FOLDS[day].items()}
+    listed = {e.path for listing in listings for e in listing.listing.entries}
+    evidence = listing_evidence([DayPage(p.page.path, frozenset(s.url for s in p.page.sources)) for p in pages], listed)
+    assert {p: t for p, (t, _) in evidence.items() if t} == folds  # every fold the rule makes, and no other
+    port = free_port()
+    settings = replace(settings, base_url=f"http://127.0.0.1:{port}")
+    result = await store.apply(pages, listings=listings, now=T0 + dt.timedelta(days=1000))
+    await publish_all(store, settings)
+    live = await store.events(FeedKey("date", pages[0].page.date.isoformat()), 1000)
+    # One event per listed page, and one per unlisted story nothing explains (reported).
+    assert listed <= {e.page.path for e in live} and len(live) == len(listed) + len(result.unlisted)
+    assert not {page_path(r) for r in result.unlisted} & folds.keys()
+    for event in live:  # a story keeps its first version's id (here: the version its source recorded first)
+        versions = {event.page.path, *(p for p, t in folds.items() if t == event.page.path)}
+        chained = {p for (p,) in await sql(store, "SELECT path FROM aliases WHERE chain = ?", (event.key,))}
+        assert event.key in versions | chained and event.guid == event_guid(event.key)
+        if len(versions) > 1 and not any(p.page.changes for p in pages if p.page.path in versions):
+            assert event.key == min(versions), event.page.path
+    with LiveServer(create_app(settings, scheduler=False), port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            feed = (await client.get(f"/feeds/dates/{pages[0].page.date.isoformat()}.json")).json()
+            ids = [item["id"] for item in feed["items"]]
+            assert len(ids) == len(set(ids)) == len(live)  # one story once
+            for older, newer in folds.items():
+                moved = await client.get(archive_url(older, "html"))
+                assert (moved.status_code, moved.headers["location"]) == (301, archive_url(newer, "html"))
 
 
 async def test_old_renderings_take_their_heading_from_the_day_listing(store: Store) -> None:
