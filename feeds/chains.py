@@ -84,17 +84,44 @@ class DayPage:
     sources: frozenset[str]
 
 
-def listing_evidence(pages: Iterable[DayPage], listed: Iterable[str]) -> dict[str, tuple[str | None, str]]:
-    """For each page of one day that the day's listing does not name: the listed page it is an
-    earlier rendering of, or None, and why.
+def replaced_by(pages: Iterable[DayPage], listings: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """Pages one listing of a day names that another listing names a later rendering of: the
+    archive rewrites `index.md` and `README.md` apart, so one can name an older rendering than the
+    other. A page is replaced by a page another listing names instead (no listing names both)
+    whose sources are a strict superset of its own, when exactly one page is."""
+    named = {name: set(paths) for name, paths in listings.items()}
+    sources = {p.path: p.sources for p in pages}
+    out: dict[str, str] = {}
+    for path in sorted(set().union(*named.values()) & sources.keys()):
+        later = {
+            other
+            for paths in named.values()
+            if path not in paths
+            for other in paths
+            if other in sources
+            and sources[path] < sources[other]
+            and not any(path in both and other in both for both in named.values())
+        }
+        if sources[path] and len(later) == 1:
+            out[path] = later.pop()
+    return out
 
-    A listing names the current pages of its day. Reworded pages keep their sources, and a page
-    that absorbed a second item adds that item's sources (numbered `2.`): so an unlisted page all
-    of whose sources are among exactly one listed page's is an earlier rendering of it. Pages the
-    listing names are never folded into each other.
+
+def listing_evidence(
+    pages: Iterable[DayPage], listings: Mapping[str, Iterable[str]]
+) -> dict[str, tuple[str | None, str]]:
+    """For each page of one day that the day's listings do not name as current: the listed page
+    it is an earlier rendering of, or None, and why.
+
+    A listing names the current pages of its day (less those another listing replaces, see
+    `replaced_by`). Reworded pages keep their sources, and a page that absorbed a second item adds
+    that item's sources (numbered `2.`): so a page all of whose sources are among exactly one
+    current page's is an earlier rendering of it. Pages current by one listing are never folded
+    into each other.
     """
     pages = list(pages)
-    named = set(listed)
+    named = set().union(*(set(paths) for paths in listings.values()))
+    named -= replaced_by(pages, listings).keys()
     current = [p for p in pages if p.path in named]
     out: dict[str, tuple[str | None, str]] = {}
     for page in pages:

@@ -42,15 +42,20 @@ def _day_page(path: str, sources: str | None) -> DayPage:
     return DayPage(path, frozenset(url for _, url in json.loads(sources or "[]")))
 
 
+def _listings(conn: sqlite3.Connection, day: str) -> dict[str, set[str]]:
+    """The pages each listing of `day` names."""
+    named: dict[str, set[str]] = {}
+    for listing, page in conn.execute(
+        "SELECT s.path, l.page FROM listings s JOIN listed l ON l.listing = s.path WHERE s.day = ?", (day,)
+    ):
+        named.setdefault(listing, set()).add(page)
+    return named
+
+
 def _weigh_evidence(conn: sqlite3.Connection, day: str) -> set[str]:
-    """Which unlisted pages of `day` are earlier renderings of a listed one (feeds.chains
+    """Which pages of `day` are earlier renderings of a listed one (feeds.chains
     listing_evidence); the pages whose evidence changed."""
-    listed = {
-        p
-        for (p,) in conn.execute(
-            "SELECT l.page FROM listings s JOIN listed l ON l.listing = s.path WHERE s.day = ?", (day,)
-        )
-    }
+    listed = _listings(conn, day)
     pages = [
         _day_page(path, sources)
         for path, sources in conn.execute(
@@ -82,12 +87,13 @@ def _find_unlisted(conn: sqlite3.Connection, day: str, result: BatchResult) -> N
     }
     found: dict[str, tuple[str, str]] = {}
     if listed:
+        named = _listings(conn, day)
         rows = conn.execute(
             "SELECT path, json_extract(doc, '$.sources'), chain, relpath FROM pages WHERE day = ? AND deleted_at IS NULL "
             "ORDER BY path",
             (day,),
         ).fetchall()
-        why = listing_evidence([_day_page(p, sources) for p, sources, _, _ in rows], listed)
+        why = listing_evidence([_day_page(p, sources) for p, sources, _, _ in rows], named)
         chains: dict[str, list[tuple[str, str]]] = {}
         for path, _, chain, relpath in rows:
             chains.setdefault(chain, []).append((path, relpath))
