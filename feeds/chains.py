@@ -114,10 +114,9 @@ def listing_evidence(
     it is an earlier rendering of, or None, and why.
 
     A listing names the current pages of its day (less those another listing replaces, see
-    `replaced_by`). Reworded pages keep their sources, and a page that absorbed a second item adds
-    that item's sources (numbered `2.`): so a page all of whose sources are among exactly one
-    current page's is an earlier rendering of it. Pages current by one listing are never folded
-    into each other.
+    `replaced_by`). Reworded pages keep their sources and later ones may add some: so a page all
+    of whose sources are among exactly one current page's is an earlier rendering of it. Pages
+    current by one listing are never folded into each other.
     """
     pages = list(pages)
     named = set().union(*(set(paths) for paths in listings.values()))

@@ -59,7 +59,7 @@ def test_listing_evidence_rule() -> None:
 
     a, b, c = "https://a.test/1", "https://b.test/2", "https://c.test/3"
     pages = [
-        page("/d/listed", a, b),  # a rendering that absorbed a second item (`2.` sources)
+        page("/d/listed", a, b),  # a later rendering that added a source
         page("/d/older", a),
         page("/d/merged", b),
         page("/d/both", b, a),
@@ -174,7 +174,7 @@ REAL_FOLDS = {
         "united-states-presidential-election-and-general-elections-2016palthough-he-narrowly-lost-the-popular-vote-donald-trump-the-republican-nom": "although-he-lost-the-popular-vote-donald-trump-the-republican-nominee-for-the-2016-presidential-election-becomes-the-president-elect-of-t",
     },
     "news/2017/09/28": {
-        # Volcano: two renderings citing news.com.au; the listed page cites CNN, then (`2.`) news.com.au.
+        # Volcano: two renderings citing news.com.au; the listed page cites CNN, then news.com.au.
         "indonesia-s-mount-agung-volcano-on-the-island-of-bali-continues-to-release-smoke-although-there-is-no-certainty-on-when-and-whether-it-will": "more-than-134-000-people-on-the-island-of-bali-indonesia-have-been-taken-to-shelters-as-the-mount-agung-volcano-continues-to-release-smoke",
         "the-mount-agung-volcano-on-the-island-of-bali-indonesia-continues-to-release-smoke-although-there-is-no-certainty-on-whether-it-will-erupt": "more-than-134-000-people-on-the-island-of-bali-indonesia-have-been-taken-to-shelters-as-the-mount-agung-volcano-continues-to-release-smoke",
         # Also by Changes chains.
