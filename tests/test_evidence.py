@@ -220,6 +220,31 @@ async def test_one_story_once_on_a_real_day(day: str, store: Store, settings: Se
                 assert (moved.status_code, moved.headers["location"]) == (301, archive_url(newer, "html"))
 
 
+async def test_folding_real_days_does_not_depend_on_arrival_order(store: Store, tmp_path: Path) -> None:
+    """The folds of REAL_FOLDS (one listing overruling the other among them) come out the same
+    whether a day's listings arrive before, after or between its pages."""
+    pages, listings = day_documents(tuple(sorted(REAL_FOLDS)))
+    now = T0 + dt.timedelta(days=3000)
+    await store.apply(pages, listings=listings, now=now)
+    wanted = {e.key: e.page.path for e in await store.events(FeedKey("latest"), 1000)}
+    for seed in (7, 8):
+        other = await Store.open(str(tmp_path / f"real-{seed}.db"))
+        try:
+            mixed: list[Incoming | IncomingListing] = [*pages, *listings]
+            random.Random(seed).shuffle(mixed)
+            for start in range(0, len(mixed), 5):
+                batch = mixed[start : start + 5]
+                await other.apply(
+                    [p for p in batch if isinstance(p, Incoming)],
+                    listings=[p for p in batch if isinstance(p, IncomingListing)],
+                    now=now,
+                )
+            assert {e.key: e.page.path for e in await other.events(FeedKey("latest"), 1000)} == wanted, seed
+            assert await other.unlisted() == await store.unlisted()
+        finally:
+            await other.close()
+
+
 async def test_old_renderings_take_their_heading_from_the_day_listing(store: Store) -> None:
     pages, listings = day_documents(("news/2017/12/31",))
     await store.apply(pages, listings=listings, now=T0 + dt.timedelta(days=1))
