@@ -55,8 +55,7 @@ async def test_whole_days_ingest_without_problems(store: Store, settings: Settin
     # index.md and README.md are day listings, not malformed events; every listed page exists.
     assert report.problems == []
     # 43 page files are 25 events once version chains and the listings' evidence are folded: two
-    # unlisted renderings of the Iranian protests story share the listed page's first source and
-    # cover image.
+    # unlisted renderings of the Iranian protests story cite only sources the listed page cites.
     assert len(report.result.added) == 25
     events = await store.events(FeedKey("latest"), 1000)
     assert len({e.guid for e in events}) == len(events) == 25
