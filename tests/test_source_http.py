@@ -179,15 +179,18 @@ async def test_crawl_folds_versions_into_events(site: Site, db: Store) -> None:
     for wording in wordings:
         assert f"news/2018/01/1/{BORNEO.format(wording)}" in relpaths
     assert all(d.origin == f"{site.url}/{d.relpath}" for d in collected.documents)
-    # README.md and 2017/12/30 are never asked for: only what the indexes name, for two days.
+    # Both listings of both days are read; 2017/12/30 is past depth=2 days and never asked for.
     asked = {p for p, _, _ in site.requests}
-    assert not any(p.endswith("README.md") or "/2017/12/30/" in p for p in asked)
+    assert {f"/{day}/{name}" for day in DAYS for name in ("index.md", "README.md")} <= asked
+    assert not any("/2017/12/30/" in p for p in asked)
     assert site.user_agents == {USER_AGENT}
 
     report = await ingest(db, "offstream", collected)
     assert report.problems == []
     events = await db.events(FeedKey("latest"), 100)
-    assert len(events) == len(report.result.added) == 12  # 11 on Jan 1, 1 on Dec 31
+    # 11 on Jan 1; 11 on Dec 31, where index.md lists one page and README.md the other ten.
+    assert len(events) == len(report.result.added) == 22
+    assert Counter(e.page.date for e in events) == {dt.date(2018, 1, 1): 11, dt.date(2017, 12, 31): 11}
     borneo = [e for e in events if "Borneo" in e.page.headline]
     assert len(borneo) == 1
     assert borneo[0].page.path.endswith("leaving-at-least-eight-people-dead")
@@ -208,7 +211,9 @@ async def test_second_pass_is_answered_304_and_changes_nothing(site: Site, db: S
     second = await collect(config(site), db)
     assert second.documents == [] and second.deleted == [] and second.problems == []
     assert {path for path, _, _ in site.requests} == asked  # the same URLs, the predecessors too
-    assert all(status == 304 and etag for _, etag, status in site.requests)
+    # This site offers no folder listings (404, never kept); every file answers 304.
+    assert all(status == 304 and etag for path, etag, status in site.requests if not path.endswith("/"))
+    assert {status for path, _, status in site.requests if path.endswith("/")} == {404}
     report = await ingest(db, "offstream", second)
     assert not (report.result.added or report.result.changed or report.result.deleted or report.result.feeds)
 
@@ -235,7 +240,7 @@ async def test_page_gone_is_deleted_after_grace(site: Site, db: Store) -> None:
     assert gone.deleted == ["/news/2018/01/01/two-people-are-killed-in-a-plane-crash-in-northland-new-zealand"]
     report = await ingest(db, "offstream", gone)
     assert report.result.deleted == {gone.deleted[0]}
-    assert not any("plane crash" in e.page.headline for e in await db.events(FeedKey("latest"), 100))
+    assert gone.deleted[0] not in {e.key for e in await db.events(FeedKey("latest"), 100)}
     assert site.statuses("/" + PLANE) == [200, 404, 404]  # a 404 is not retried
 
     # Back again: stored afresh, the event returns.
@@ -286,7 +291,7 @@ async def test_retries_run_out_into_a_problem(site: Site, db: Store) -> None:
 
 
 async def test_start_index_unreachable_fails_the_source(site: Site, db: Store) -> None:
-    site.gone.add("/" + START)
+    site.gone |= {"/" + START, "/news/2018/01/1/README.md"}
     with pytest.raises(SourceError, match="404"):
         await collect(config(site), db)
     with pytest.raises(SourceError, match="ConnectError"):
@@ -303,22 +308,26 @@ async def test_newest_day_is_probed_back_from_today(site: Site, db: Store) -> No
     collected = await collect(config(site, start="", depth=3), db)
     relpaths = {d.relpath for d in collected.documents}
     borneo = f"news/2018/01/1/{BORNEO.format('leaving-at-least-eight-people-dead')}"
-    assert {f"{day}/index.md", "news/2017/12/31/index.md", borneo} <= relpaths
+    assert {f"{day}/index.md", borneo} <= relpaths
+    # depth=3 is three calendar days back from the newest: the listing's Previous Day (2017/12/31) is past it.
+    assert "news/2017/12/31/index.md" not in relpaths
     today = yesterday + dt.timedelta(days=1)
     probes = [p for p, _, _ in site.requests if p.endswith("/index.md") and p != f"/{day}/index.md" and "2017" not in p]
     assert probes[0] == f"/news/{today.year}/{today.month:02d}/{today.day}/index.md"
     assert len(probes) == (2 if today.day < 10 else 1)  # unpadded, then padded when that differs
     assert all(s == 404 for p, _, s in site.requests if p in probes)
-    with pytest.raises(SourceError, match="no day index"):
+    with pytest.raises(SourceError, match="no day listing"):
         await collect(config(site, start="", depth=1), db)
 
 
 async def test_links_to_other_hosts_are_not_followed(site: Site, db: Store) -> None:
-    index = site.root / START
-    text = index.read_text().replace("(/news/2018/01/1/two-people", "(http://elsewhere.test/news/2018/01/1/two-people")
-    index.write_text(text)
+    for listing in (site.root / START, site.root / "news/2018/01/1/README.md"):
+        text = listing.read_text().replace(
+            "(/news/2018/01/1/two-people", "(http://elsewhere.test/news/2018/01/1/two-people"
+        )
+        listing.write_text(text)
     collected = await collect(config(site), db)
-    assert len(collected.problems) == 1 and "elsewhere.test" in collected.problems[0]
+    assert len(collected.problems) == 2 and all("elsewhere.test" in p for p in collected.problems)
     assert PLANE not in {d.relpath for d in collected.documents}
 
 
