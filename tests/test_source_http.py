@@ -49,8 +49,9 @@ class Site:
         self.user_agents: set[str] = set()
         self.gone: set[str] = set()  # answer 404
         self.failures: Counter[str] = Counter()  # answer 500 this many times first
+        self.throttled: dict[str, tuple[int, str]] = {}  # answer (status, Retry-After) once first
         self.unsized: set[str] = set()  # no Content-Length: the body runs until the connection closes
-        self.slow: set[str] = set()  # answer after half a second
+        self.slow: set[str] = set()  # answer after two seconds
         self.mtimes = False  # send each file's mtime as Last-Modified, as static file servers do
         self.last_modified: dict[str, str | None] = {}  # or this Last-Modified value (None: no header)
         self.lock = threading.Lock()
@@ -84,9 +85,13 @@ class Site:
                 self.failures[path] -= 1
         file = self.root / path.lstrip("/")
         if path in self.slow:
-            time.sleep(0.5)
+            time.sleep(2.0)
         if failing:
             return self.send(handler, 500, b"boom")
+        with self.lock:
+            throttled = self.throttled.pop(path, None)
+        if throttled:
+            return self.send(handler, throttled[0], b"slow down", {"Retry-After": throttled[1]})
         if path in self.gone or not file.is_file() or ".." in path:
             return self.send(handler, 404, b"not found")
         body = file.read_bytes()
@@ -333,8 +338,8 @@ async def test_links_to_other_hosts_are_not_followed(site: Site, db: Store) -> N
 
 async def test_slow_answer_times_out_into_a_problem(site: Site, db: Store) -> None:
     site.slow.add("/" + PLANE)
-    collected = await collect(config(site, timeout=0.2, retries=0), db)
-    assert collected.problems == [f"{site.url}/{PLANE}: no complete answer within 0.2 s"]
+    collected = await collect(config(site, timeout=1.0, retries=0), db)
+    assert collected.problems == [f"{site.url}/{PLANE}: no complete answer within 1 s"]
     assert len(collected.documents) > 10
 
 

@@ -151,7 +151,7 @@ class Crawl:
             bodies, first = (first, None) if first is not None else (await self.day(day_dir), None)
             if not bodies:
                 gap += 1
-                if gap > self.config.max_gap:
+                if gap >= self.config.max_gap:
                     return None
                 day_dir = day_before(day_dir, date)
                 continue
