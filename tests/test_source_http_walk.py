@@ -114,10 +114,10 @@ async def test_max_pages_bounds_each_refresh_and_until_walks_on_across_refreshes
         assert len(january.requests) <= 12
         seen |= {d.relpath for d in collected.documents}
         cursors.append(await db.cursor("offstream"))
-        if cursors[-1] == DONE:
+        if cursors[-1] == f"{DONE} 1990-01-01":
             break
         assert any("stopped after max_pages=12 requests" in p for p in collected.problems)
-    assert cursors[-1] == DONE and len(cursors) > 2  # the walk took several refreshes, each went on
+    assert cursors[-1] == f"{DONE} 1990-01-01" and len(cursors) > 2  # the walk took several refreshes, each went on
     assert seen == pages_of(DAYS_1999)
     assert {e.page.date.day for e in await db.events(FeedKey("latest"), 100)} == {1, 2, 4, 5}
     # Done: later refreshes walk the recent days only (1999/01/5: two listings, the folder, a page).

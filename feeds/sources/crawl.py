@@ -41,7 +41,7 @@ from feeds.sources.http import (
 from feeds.sources.times import parse_http_date
 from feeds.store import Store
 
-DONE = "done"  # the cursor once a walk down to `until` has finished
+DONE = "done"  # the cursor once a walk down to `until` has finished: "done YYYY-MM-DD"
 
 
 def day_of(day_dir: str) -> dt.date | None:
@@ -115,6 +115,9 @@ class Crawl:
         if self.config.until and not self.cut:
             await self.backlog(tail)
         await self.drain()
+        if self.cut and self.collected.cursor is not None:
+            # Cut on the way to `until`: the next refresh goes on from the newest day left out.
+            self.collected.cursor = self.cut[max(self.cut)]
         await self.recheck_unlisted()
         await self.drain()
         if self.cut:
@@ -124,19 +127,17 @@ class Crawl:
                 f"stopped after max_pages={self.config.max_pages} requests; "
                 f"{self.cut[newest]} and the days before it were not (all) asked for",
             )
-            if self.collected.cursor is not None:  # cut on the way to `until`: go on from there
-                self.collected.cursor = self.cut[newest]
 
     async def backlog(self, tail: str | None) -> None:
         """Walk on from where the last refresh stopped (or where the recent days end) down to `until`."""
-        until = dt.date.fromisoformat(self.config.until)
+        done = f"{DONE} {self.config.until}"  # a walk to another `until` starts again
         saved = await self.store.cursor(self.source.name)
-        if saved == DONE:
+        if saved == done:
             return
         start = saved if saved and day_of(saved) is not None else tail
         if start is not None:
-            await self.walk(start, until)
-        self.collected.cursor = DONE
+            await self.walk(start, dt.date.fromisoformat(self.config.until))
+        self.collected.cursor = done
 
     async def walk(self, day_dir: str, oldest: dt.date, first: dict[str, bytes] | None = None) -> str | None:
         """Walk back from `day_dir` (whose listings may be given) to `oldest`; the folder it would
