@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from feeds.config import SourceConfig
+from feeds.config import SourceConfig, load
+from feeds.errors import ConfigError
 from feeds.model import FeedKey
 from feeds.refresh import settle
 from feeds.sources import open_source
@@ -138,3 +139,20 @@ async def test_429_and_503_are_retried_after_the_time_they_ask(january: Site, db
     assert january.statuses(page) == [429, 200] and january.statuses(listing) == [503, 200]
     # The page is asked for after its listing: at least 1 s (a date 2 s ahead, in whole seconds), then 1 s.
     assert loop.time() - began >= 2.0
+
+
+def test_config_takes_several_starts_and_checks_until(tmp_path: Path) -> None:
+    file = tmp_path / "feeds.toml"
+    source = '[[sources]]\nname = "o"\nkind = "http"\nlocation = "http://127.0.0.1:9/"\n'
+    starts = 'start = ["news/2018/01/1/index.md", "news/1999/01/5/README.md"]\n'
+    file.write_text(source + starts + 'until = "1990-01-01"\nmax_gap = 7\nmax_pages = 500\n')
+    (loaded,) = load(file, env={}).sources
+    assert (loaded.start, loaded.until, loaded.max_gap, loaded.max_pages) == (
+        "news/2018/01/1/index.md news/1999/01/5/README.md",
+        "1990-01-01",
+        7,
+        500,
+    )
+    file.write_text(source + 'until = "1990-13-01"\n')
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.until.*YYYY-MM-DD.*1990-13-01"):
+        load(file, env={})
