@@ -134,7 +134,9 @@ class Crawl:
         saved = await self.store.cursor(self.source.name)
         if saved == done:
             return
-        start = saved if saved and day_of(saved) is not None else tail
+        resume = day_of(saved) if saved else None
+        # A saved day this refresh has walked already (a recent one) says nothing of the backlog.
+        start = saved if resume is not None and resume not in self.walked else tail
         if start is not None:
             await self.walk(start, dt.date.fromisoformat(self.config.until))
         self.collected.cursor = done
