@@ -52,6 +52,8 @@ class Site:
         self.throttled: dict[str, tuple[int, str]] = {}  # answer (status, Retry-After) once first
         self.unsized: set[str] = set()  # no Content-Length: the body runs until the connection closes
         self.slow: set[str] = set()  # answer after two seconds
+        self.delay = 0.0  # seconds every answer takes
+        self.in_flight = self.peak = 0  # requests being answered now, and the most at once
         self.mtimes = False  # send each file's mtime as Last-Modified, as static file servers do
         self.last_modified: dict[str, str | None] = {}  # or this Last-Modified value (None: no header)
         self.lock = threading.Lock()
@@ -65,7 +67,15 @@ class Site:
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                status = site.answer(self, path)
+                with site.lock:
+                    site.in_flight += 1
+                    site.peak = max(site.peak, site.in_flight)
+                time.sleep(site.delay)
+                try:
+                    status = site.answer(self, path)
+                finally:
+                    with site.lock:
+                        site.in_flight -= 1
                 with site.lock:
                     site.requests.append((path, self.headers.get("If-None-Match"), status))
                     site.user_agents.add(self.headers.get("User-Agent", ""))

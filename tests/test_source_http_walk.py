@@ -25,9 +25,9 @@ from feeds.sources.crawl import DONE
 from feeds.sources.http import HttpSource
 from feeds.store import Store
 from tests.conftest import DATA, OFFSTREAM
-from tests.test_source_http import Site, collect, db
+from tests.test_source_http import Site, collect, config, db, site
 
-__all__ = ["db"]
+__all__ = ["db", "site"]
 
 JANUARY = DATA / "offstream-1999"
 DAYS_1999 = ("news/1999/01/1", "news/1999/01/2", "news/1999/01/4", "news/1999/01/5")
@@ -125,6 +125,13 @@ async def test_max_pages_bounds_each_refresh_and_until_walks_on_across_refreshes
     january.requests.clear()
     again = await collect(config, db)
     assert again.problems == [] and len(january.requests) == 4
+
+
+async def test_no_more_requests_in_flight_than_concurrency(site: Site, db: Store) -> None:
+    site.delay = 0.05
+    collected = await collect(config(site, concurrency=2), db)
+    assert collected.problems == [] and len(collected.documents) == 36  # 2 days: 4 listings, 32 pages
+    assert site.peak == 2
 
 
 async def test_429_and_503_are_retried_after_the_time_they_ask(january: Site, db: Store) -> None:
