@@ -36,7 +36,7 @@ class SourceConfig:
     start: str = ""  # http: day listings the walks start from (space-separated); empty = probe back from today
     until: str = ""  # http: YYYY-MM-DD: walk on past `depth` down to this day, across refreshes; empty = no further
     max_gap: int = 31  # http: days in a row without a listing before a walk ends
-    max_pages: int = 10_000  # http: requests per refresh at most
+    max_pages: int = 2_000  # http: requests per refresh at most (200 s at the default rate)
     concurrency: int = 4  # http: requests in flight
     rate: float = 10.0  # http: requests per second at most
     timeout: float = 10.0  # http: seconds per request
