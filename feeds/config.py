@@ -6,6 +6,7 @@ here, so a bad one stops the program with the key named, before anything is open
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -31,8 +32,11 @@ class SourceConfig:
     # Template for an entry's web link; {path} is the page's path without extension
     # (`news/2018/01/1/slug`). Empty: entries carry no link.
     link: str = ""
-    depth: int = 7  # http: how many days to follow back through `Previous Day` links
-    start: str = ""  # http: path of the newest day index; empty = probe back from today
+    depth: int = 7  # http: days walked back from each start day at every refresh
+    start: str = ""  # http: day listings the walks start from (space-separated); empty = probe back from today
+    until: str = ""  # http: YYYY-MM-DD: walk on past `depth` down to this day, across refreshes; empty = no further
+    max_gap: int = 31  # http: days in a row without a listing before a walk ends
+    max_pages: int = 2_000  # http: requests per refresh at most (200 s at the default rate)
     concurrency: int = 4  # http: requests in flight
     rate: float = 10.0  # http: requests per second at most
     timeout: float = 10.0  # http: seconds per request
@@ -196,7 +200,8 @@ _MAXIMA: dict[str, int] = {
     "tombstone_days": 3_650,
     "cache_bytes": 1 << 40,
     "workers": 64,
-    "depth": 100,
+    "depth": 100_000,
+    "max_gap": 100_000,
     "concurrency": 256,
     "rate": 10_000,
     "timeout": 3_600,
@@ -226,6 +231,9 @@ _SOURCE_TYPES: dict[str, type] = {
     "link": str,
     "depth": int,
     "start": str,
+    "until": str,
+    "max_gap": int,
+    "max_pages": int,
     "concurrency": int,
     "rate": float,
     "timeout": float,
@@ -298,9 +306,16 @@ def _source(raw: Any, index: int, base: Path, origin: str) -> SourceConfig:
     for key, value in raw.items():
         if key not in _SOURCE_TYPES:
             raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(_SOURCE_TYPES)})", origin)
+        if key == "start" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = " ".join(value)  # several day listings, each the head of a walk
         values[key] = _cast(f"{where}.{key}", value, _SOURCE_TYPES[key], origin)
     if "language" in values:
         values["language"] = language_tag(f"{where}.language", values["language"], origin)
+    if values.get("until"):
+        try:
+            dt.date.fromisoformat(values["until"])
+        except ValueError:
+            raise ConfigError(f"{where}.until", f"must be a date YYYY-MM-DD, got {values['until']!r}", origin) from None
     for required in ("name", "location"):
         if not values.get(required):
             raise ConfigError(f"{where}.{required}", "is required", origin)

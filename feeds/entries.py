@@ -81,7 +81,7 @@ def link_for(sources: Sequence[SourceConfig], source: str, relpath: str) -> str 
 
 def context_digest(settings: Settings) -> str:
     """What shapes every entry besides its event: the base URL (topic links), the sources' link
-    templates and sites (web links, relative links), the languages (an entry says its source's
+    templates (web links), the languages (an entry says its source's
     where it is not the feeds'), and the renderers' own code (RENDER_VERSION: an entry stored by
     other code is made again)."""
     return _context_digest(settings.base_url, settings.sources, settings.language, RENDER_VERSION)
@@ -234,10 +234,9 @@ async def whole_events(store: Store, settings: Settings, keys: list[str]) -> tup
 def entry_for(settings: Settings, event: Event, urls: dict[str, str]) -> Entry:
     """What the renderers write of an event: its web link, its content with links to other
     events resolved (`urls`: page path -> web link, for the pages it links to)."""
-    site = next((c.location for c in settings.sources if c.kind == "http" and c.name == event.source), None)
     language = settings.source_language(event.source)
     own = language if language != settings.feed_language else None
-    return make_entry(event, link_for(settings.sources, event.source, event.relpath), resolver(site, urls), own)
+    return make_entry(event, link_for(settings.sources, event.source, event.relpath), resolver(urls), own)
 
 
 def stamp_of(settings: Settings, event: Event, urls: dict[str, str]) -> str:

@@ -11,7 +11,7 @@ import functools
 import html
 import re
 from collections.abc import Callable
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
@@ -143,9 +143,11 @@ def entry_html(entry: Entry) -> str:
     return f"<p>{html.escape(entry.summary_text, quote=False)}</p>"
 
 
-def resolver(site: str | None, events: dict[str, str]) -> LinkResolver:
+def resolver(events: dict[str, str]) -> LinkResolver:
     """Resolve a link found in a page: another event's page (any version) goes to that event's
-    current URL when known; other relative links are joined to the source's site."""
+    current URL when known; an absolute http(s) link stays. Other relative links lead nowhere:
+    joined to the address a source was read from, the same page would render differently from a
+    directory, a git repository and each mirror of an HTTP site."""
 
     def resolve(href: str) -> str | None:
         path = page_path(href) if href.startswith(("/news/", "news/")) else None
@@ -155,8 +157,6 @@ def resolver(site: str | None, events: dict[str, str]) -> LinkResolver:
             return href
         if href.startswith("//"):
             return "https:" + href
-        if site:
-            return urljoin(site.rstrip("/") + "/", href.lstrip("/"))
         return None
 
     return resolve
