@@ -103,7 +103,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     if state.run_scheduler:
         from feeds.scheduler import Refresher
 
-        runner = Refresher(state.store, settings, state.hub)
+        runner = Refresher(state.store, settings)
         await runner.start()
     access.start(settings.access_log)
 
@@ -124,6 +124,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state.subscribers.store = state.store
     state.subscribers.start()
     state.hub.store = state.store
+    await state.hub.start()
     try:
         yield
     finally:
