@@ -38,6 +38,7 @@ class Subscriber:
     verified: list[dict[str, str]] = field(default_factory=list)
     delivered: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
     failures: int = 0
+    down: set[str] = field(default_factory=set)  # callbacks answering 503 for now
     pings: list[dict[str, str]] = field(default_factory=list)  # as a hub: publish notifications
 
     def app(self) -> Starlette:
@@ -53,7 +54,7 @@ class Subscriber:
             if name == "hub":
                 self.pings.append(dict(parse_qsl(body.decode())))
                 return PlainTextResponse("", status_code=204)
-            if name == "broken":
+            if name == "broken" or name in self.down:
                 self.failures += 1
                 return PlainTextResponse("down", status_code=500)
             self.delivered.append((name, body, dict(request.headers)))
