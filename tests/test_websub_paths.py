@@ -8,9 +8,7 @@ processes of their own beside a server that does not refresh, by the scheduler o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -30,9 +28,11 @@ from tests.helpers import feeds_serve, refresh_once, wait_for
 from tests.test_websub import (
     Subscriber,
     hubbed,
+    owed,
     pages_of,
     reword,
     rows_when,
+    settled,
     until,
 )
 
@@ -78,25 +78,6 @@ async def feeds_command(config: Path, *args: str) -> float:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return time.monotonic()
-
-
-def _owed(database: str) -> tuple[int, bool, int]:
-    with contextlib.closing(sqlite3.connect(database, timeout=10)) as conn:
-        row = conn.execute(
-            "SELECT (SELECT count(*) FROM websub_outbox), "
-            "(SELECT value FROM meta WHERE key = 'websub_cursor') = (SELECT value FROM meta WHERE key = 'renditions'), "
-            "(SELECT coalesce(max(failures), 0) FROM websub_outbox)"
-        ).fetchone()
-    return int(row[0]), bool(row[1]), int(row[2])
-
-
-async def settled(database: str, seconds: float = 20.0) -> None:
-    """Once every change the store holds was taken by a hub and nothing is owed to anyone: no
-    delivery can follow (one is sent only while it is owed)."""
-    deadline = time.monotonic() + seconds
-    while (state := await asyncio.to_thread(_owed, database))[:2] != (0, True):
-        assert time.monotonic() < deadline, state
-        await asyncio.sleep(0.05)
 
 
 async def subscribe(client: httpx.AsyncClient, topic: str, callback: str) -> None:
@@ -166,7 +147,7 @@ async def test_a_restart_between_a_change_and_its_delivery_loses_and_repeats_not
         await refresh_once(store, settings)
         await until(lambda: seen.failures == 1)
         deadline = time.monotonic() + 10
-        while await asyncio.to_thread(_owed, settings.database) != (1, True, 1):
+        while await asyncio.to_thread(owed, settings.database) != (1, True, 1):
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
     seen.down.clear()
