@@ -230,7 +230,7 @@ class Hub:
         written, due = await self.store.websub_pending()
         now = utcnow()
         if self.settings.websub_hub:
-            for feed, fmt in await self.store.websub_collect(now, owe=False) if written else []:
+            for feed, fmt in await self.store.websub_changed() if written else []:
                 if fmt in FEED_FORMATS:
                     self._spawn(self._ping(feed_url(self.settings.base_url, feed, fmt)))
             return None

@@ -269,15 +269,15 @@ async def test_what_is_owed_follows_the_stores_versions(store: Store) -> None:
         return rendition.etag
 
     first = await write(1)
-    assert await store.websub_collect(now) == [("latest", "atom")] and await store.websub_pending() == (False, None)
+    assert await store.websub_collect(now) == 0 and await store.websub_pending() == (False, None)
     await store.websub_subscribe("latest", "atom", "https://a.test/cb", "s", later)
-    assert await store.websub_collect(now) == []  # it has the current version
+    assert await store.websub_collect(now) == 0  # it has the current version
     await write(2)
     third = await write(3)
     other = await Store.open(store.path)  # another process's connection: one of the two takes the change
     try:
         taken = [await s.websub_collect(now) for s in (other, store)]
-        assert taken == [[("latest", "atom")], []] and await store.websub_pending() == (False, now)
+        assert taken == [1, 0] and await store.websub_pending() == (False, now)
         (owed,) = await store.websub_claim(now, now + dt.timedelta(seconds=60), 16)
         assert (owed.callback, owed.secret, owed.sent, owed.failures) == ("https://a.test/cb", "s", first, 0)
         assert await other.websub_claim(now, now + dt.timedelta(seconds=60), 16) == []  # held
@@ -292,7 +292,7 @@ async def test_what_is_owed_follows_the_stores_versions(store: Store) -> None:
     await store.websub_collect(now)
     (owed,) = await store.websub_claim(now, later, 16)
     await write(5)  # while the fourth is being sent
-    assert await store.websub_collect(now) == [("latest", "atom")]
+    assert await store.websub_collect(now) == 0  # owed already
     await store.websub_delivered(owed, fourth, now)
     (owed,) = await store.websub_claim(now, later, 16)  # owed the fifth at once
     assert owed.sent == fourth
@@ -305,6 +305,9 @@ async def test_what_is_owed_follows_the_stores_versions(store: Store) -> None:
 
     await write(6)
     await store.websub_collect(now)
+    (owed,) = await store.websub_claim(now, later, 16)
+    await store.websub_release([owed], now)  # a process stopping gives back what it had under way
+    assert [o.key for o in await store.websub_claim(now, later, 16)] == [owed.key]
     await store.websub_unsubscribe("latest", "atom", "https://a.test/cb")
     assert await sql(store, "SELECT count(*) FROM websub_outbox") == [(0,)]
     await store.websub_subscribe("latest", "atom", "https://b.test/cb", "", now + dt.timedelta(seconds=1))
@@ -312,6 +315,8 @@ async def test_what_is_owed_follows_the_stores_versions(store: Store) -> None:
     await store.websub_collect(now)
     assert await store.websub_claim(now + dt.timedelta(seconds=1), later, 16) == []  # its lease ran out
     assert await sql(store, "SELECT count(*) FROM websub_outbox UNION ALL SELECT count(*) FROM websub") == [(0,), (0,)]
+    await write(8)  # pinging another hub: what changed, taken once
+    assert [await store.websub_changed() for _ in range(2)] == [[("latest", "atom")], []]
 
 
 async def test_upgrading_a_store_owes_nothing_already_rendered(tmp_path: Path) -> None:
@@ -335,7 +340,7 @@ async def test_upgrading_a_store_owes_nothing_already_rendered(tmp_path: Path) -
     try:
         assert await sql(store, "SELECT sent FROM websub") == [("e1",)]
         assert await store.websub_pending() == (False, None)
-        assert await store.websub_collect(dt.datetime.now(dt.UTC)) == []
+        assert await store.websub_collect(dt.datetime.now(dt.UTC)) == 0
     finally:
         await store.close()
 

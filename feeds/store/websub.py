@@ -50,6 +50,16 @@ def _counter(conn: sqlite3.Connection, key: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _take_cursor(conn: sqlite3.Connection) -> int | None:
+    """Move the hub's cursor to the newest renditions version (in the caller's transaction);
+    returns where it was, or None if it was there already."""
+    cursor, written = _counter(conn, CURSOR), _counter(conn, "renditions")
+    if written <= cursor:
+        return None
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CURSOR, str(written)))
+    return cursor
+
+
 class WebSubQueries(StoreBase):
     async def websub_subscribe(self, feed: str, fmt: str, callback: str, secret: str, expires: dt.datetime) -> None:
         """Subscribe (or renew): a new subscriber has the current version, and is sent the next."""
@@ -95,33 +105,41 @@ class WebSubQueries(StoreBase):
         written, cursor, due = rows[0]
         return int(written or 0) > int(cursor or 0), from_iso(due) if due else None
 
-    async def websub_collect(self, now: dt.datetime, owe: bool = True) -> list[tuple[str, str]]:
-        """Move the hub's cursor to the newest renditions version. With `owe`, every active
-        subscriber of a document written since, whose ETag is not the document's, is owed one
-        delivery (however many versions it missed). Returns the (feed, format) written since, sorted
-        (none when another process moved the cursor first)."""
+    async def websub_collect(self, now: dt.datetime) -> int:
+        """Move the hub's cursor to the newest renditions version: every active subscriber of a
+        document written since, whose ETag is not the document's, is owed one delivery (however
+        many versions it missed). Returns how many deliveries became owed (none when another
+        process moved the cursor first)."""
         stamp = iso(now)
 
-        def collect(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-            cursor, written = _counter(conn, CURSOR), _counter(conn, "renditions")
-            if written <= cursor:
-                return []
+        def collect(conn: sqlite3.Connection) -> int:
+            cursor = _take_cursor(conn)
+            if cursor is None:
+                return 0
             _prune(conn, stamp)
-            if owe:
-                conn.execute(
-                    "INSERT INTO websub_outbox (feed, fmt, callback, failures, due) "
-                    "SELECT w.feed, w.fmt, w.callback, 0, ? FROM renditions r "
-                    "JOIN websub w ON w.feed = r.feed AND w.fmt = r.fmt "
-                    "WHERE r.version > ? AND w.sent IS NOT r.etag ON CONFLICT DO NOTHING",
-                    (stamp, cursor),
-                )
-            changed = conn.execute(
-                "SELECT feed, fmt FROM renditions WHERE version > ? ORDER BY feed, fmt", (cursor,)
-            ).fetchall()
-            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CURSOR, str(written)))
-            return [(f, m) for f, m in changed]
+            return conn.execute(
+                "INSERT INTO websub_outbox (feed, fmt, callback, failures, due) "
+                "SELECT w.feed, w.fmt, w.callback, 0, ? FROM renditions r "
+                "JOIN websub w ON w.feed = r.feed AND w.fmt = r.fmt "
+                "WHERE r.version > ? AND w.sent IS NOT r.etag ON CONFLICT DO NOTHING",
+                (stamp, cursor),
+            ).rowcount
 
         return await self._write(collect)
+
+    async def websub_changed(self) -> list[tuple[str, str]]:
+        """Move the hub's cursor to the newest renditions version; returns the (feed, format)
+        written since, sorted (what pings of another hub name; none when another process moved
+        the cursor first)."""
+
+        def changed(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            cursor = _take_cursor(conn)
+            if cursor is None:
+                return []
+            rows = conn.execute("SELECT feed, fmt FROM renditions WHERE version > ? ORDER BY feed, fmt", (cursor,))
+            return [(f, m) for f, m in rows]
+
+        return await self._write(changed)
 
     async def websub_claim(self, now: dt.datetime, until: dt.datetime, limit: int) -> list[Owed]:
         """Up to `limit` owed deliveries that are due, earliest first, held for this process until
