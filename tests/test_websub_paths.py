@@ -8,6 +8,7 @@ processes of their own beside a server that does not refresh, by the scheduler o
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 from feeds import websub
 from feeds.app import create_app
 from feeds.config import Settings
+from feeds.export import export
 from feeds.store import Store
 from tests.conftest import LiveServer, free_port
 from tests.helpers import feeds_serve, refresh_once, wait_for
@@ -184,3 +186,21 @@ async def test_two_workers_deliver_each_change_once(
     for name in names:
         got = [body for to, body, _ in seen.delivered if to == name]
         assert [(b"(change 1)" in body, b"(change 2)" in body) for body in got] == [(True, False), (True, True)]
+
+
+async def test_an_export_pushes_nothing(
+    store: Store, settings: Settings, tree: Path, tmp_path: Path, subscriber: tuple[Subscriber, str]
+) -> None:
+    """`feeds export` asks the app in its own process: it leaves what is owed to the servers."""
+    seen, base = subscriber
+    settings, _, _ = await hubbed(store, settings)
+    await store.websub_subscribe(
+        "latest", "atom", f"{base}/cb/reader", "", dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    )
+    await reword(pages_of(tree)[-1], "exported")
+    await refresh_once(store, settings)
+    await export(settings, store, tmp_path / "out")
+    assert await store.websub_pending() == (True, None) and seen.delivered == []
+    with LiveServer(create_app(settings, scheduler=False)):  # the next server delivers it
+        await until(lambda: len(seen.delivered) == 1)
+        await settled(settings.database)
