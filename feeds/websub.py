@@ -211,6 +211,9 @@ class Hub:
         while True:
             try:
                 due = await self._pump()
+            except FeedsError as exc:  # the store busy past its timeout (a bulk load): look again
+                log.warning("websub: looking for changes failed: %s", exc)
+                due = None
             except Exception:  # a failed look must not stop the next one
                 log.exception("websub: looking for changes failed")
                 due = None

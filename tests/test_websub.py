@@ -10,7 +10,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -247,12 +246,12 @@ async def test_requests_the_hub_refuses(store: Store, settings: Settings, subscr
 async def test_expired_subscriptions_are_neither_delivered_nor_kept(store: Store) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     await store.websub_subscribe("latest", "atom", "https://a.test/cb", "", past)
-    await store.websub_subscribe("latest", "rss", "https://b.test/cb", "", past + dt.timedelta(hours=1))
+    await store.websub_subscribe("latest", "atom", "https://b.test/cb", "s", past + dt.timedelta(hours=1))
     now = dt.datetime.now(dt.UTC)
-    assert await store.websub_subscribers("latest", "atom", now) == []
-    assert await store.websub_feeds(now) == [("latest", "rss")]
-    assert await sql(store, "SELECT count(*) FROM websub") == [(1,)]
-    assert json.dumps(await store.websub_subscribers("latest", "rss", now)) == '[["https://b.test/cb", ""]]'
+    await store.put_rendition(encode("latest", "atom", b"<feed>new</feed>", now))
+    assert await store.websub_collect(now) == 1
+    assert [(o.callback, o.secret) for o in await store.websub_claim(now, now, 16)] == [("https://b.test/cb", "s")]
+    assert await sql(store, "SELECT callback FROM websub") == [("https://b.test/cb",)]
 
 
 async def test_what_is_owed_follows_the_stores_versions(store: Store) -> None:

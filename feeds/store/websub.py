@@ -80,20 +80,6 @@ class WebSubQueries(StoreBase):
             )
         )
 
-    async def websub_subscribers(self, feed: str, fmt: str, now: dt.datetime) -> list[tuple[str, str]]:
-        """(callback, secret) of the active subscriptions of one feed."""
-        rows = await self._read(
-            "SELECT callback, secret FROM websub WHERE feed = ? AND fmt = ? AND expires > ? ORDER BY callback",
-            (feed, fmt, iso(now)),
-        )
-        return [(c, s) for c, s in rows]
-
-    async def websub_feeds(self, now: dt.datetime) -> list[tuple[str, str]]:
-        """(feed, format) of every feed with an active subscription; expired ones are removed."""
-        await self._write(lambda conn: _prune(conn, iso(now)))
-        rows = await self._read("SELECT DISTINCT feed, fmt FROM websub ORDER BY feed, fmt")
-        return [(f, m) for f, m in rows]
-
     async def websub_pending(self) -> tuple[bool, dt.datetime | None]:
         """(whether documents were written since the hub's cursor, when the earliest owed delivery
         is due): one cheap read, what a hub looks at whenever the store may have changed."""
