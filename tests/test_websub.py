@@ -56,6 +56,9 @@ class Subscriber:
             if name == "hub":
                 self.pings.append(dict(parse_qsl(body.decode())))
                 return PlainTextResponse("", status_code=204)
+            if name == "gone":
+                self.failures += 1
+                return PlainTextResponse("gone", status_code=410)
             if name == "broken" or name in self.down:
                 self.failures += 1
                 return PlainTextResponse("down", status_code=500)
@@ -385,6 +388,24 @@ async def test_a_slow_subscriber_delays_no_one(
             assert time.monotonic() - started < 1  # requests are served meanwhile
             await until(lambda: len(seen.delivered) == 2, 15)
     assert [name for name, _, _ in seen.delivered] == ["reader", "slow"]
+
+
+async def test_a_subscriber_answering_410_is_unsubscribed(
+    store: Store, settings: Settings, tree: Path, subscriber: tuple[Subscriber, str]
+) -> None:
+    seen, base = subscriber
+    settings, port, topic = await hubbed(store, settings)
+    with LiveServer(create_app(settings), port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            for name in ("gone", "reader"):
+                form = {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": f"{base}/cb/{name}"}
+                assert (await client.post("/websub", data=form)).status_code == 202
+            await rows_when(store, 2)
+            await reword(pages_of(tree)[-1], "gone")
+            await until(lambda: seen.delivered and seen.failures, 20)
+            assert [c for c, _, _ in await rows_when(store, 1)] == [f"{base}/cb/reader"]
+            await settled(settings.database)
+    assert seen.failures == 1 and [name for name, _, _ in seen.delivered] == ["reader"]  # not retried
 
 
 async def test_subscriptions_survive_a_restart_and_unsubscribing_stops_deliveries(
