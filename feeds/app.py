@@ -103,7 +103,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     if state.run_scheduler:
         from feeds.scheduler import Refresher
 
-        runner = Refresher(state.store, settings, state.hub)
+        runner = Refresher(state.store, settings)
         await runner.start()
     access.start(settings.access_log)
 
@@ -124,6 +124,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state.subscribers.store = state.store
     state.subscribers.start()
     state.hub.store = state.store
+    if state.push:
+        await state.hub.start()
     try:
         yield
     finally:
@@ -204,14 +206,16 @@ ROUTES = [
 ]
 
 
-def create_app(settings: Settings, store: Store | None = None, scheduler: bool = True) -> Starlette:
-    """The ASGI app. With `store` given the caller owns it; otherwise the lifespan opens one."""
+def create_app(settings: Settings, store: Store | None = None, scheduler: bool = True, push: bool = True) -> Starlette:
+    """The ASGI app. With `store` given the caller owns it; otherwise the lifespan opens one.
+    `push`: its hub delivers what the store owes WebSub subscribers (not an export's app)."""
     app_subscribers = subscribers.Subscribers()
     middleware = [Middleware(observe.Observe, settings, app_subscribers)]
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={404: not_found}, middleware=middleware)
     app.state.settings = settings
     app.state.store = store
     app.state.run_scheduler = scheduler
+    app.state.push = push
     web.prepare_state(app.state)
     app.state.ondemand = ondemand.OnDemand()
     app.state.subscribers = app_subscribers

@@ -108,7 +108,7 @@ async def _app_client(settings: Settings, store: Store) -> AsyncIterator[httpx.A
     from feeds.app import create_app
 
     quiet = dataclasses.replace(settings, rate_limit=0.0, subscriber_stats=False, access_log="off")
-    app = create_app(quiet, store=store, scheduler=False)
+    app = create_app(quiet, store=store, scheduler=False, push=False)  # an export pushes nothing
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 0))
         async with httpx.AsyncClient(transport=transport, base_url="http://export.invalid") as client:

@@ -25,17 +25,15 @@ from feeds.publish import Memos
 from feeds.refresh import Report, open_sources, refresh_all
 from feeds.sources import Source
 from feeds.store import Store
-from feeds.websub import Hub
 
 log = logging.getLogger("feeds.scheduler")
 LEASE = "scheduler"
 
 
 class Refresher:
-    def __init__(self, store: Store, settings: Settings, hub: Hub | None = None, lease_seconds: float = 30.0) -> None:
+    def __init__(self, store: Store, settings: Settings, lease_seconds: float = 30.0) -> None:
         self.store = store
         self.settings = settings
-        self.hub = hub  # WebSub: subscribers of the feeds a refresh changes are sent them
         self.sources: list[Source] = open_sources(settings.sources)
         self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -63,10 +61,8 @@ class Refresher:
             return
         started = time.perf_counter()
         try:
-            watched = await self.hub.watched() if self.hub else {}
+            # What it stores reaches WebSub subscribers through the store's record (feeds/websub.py).
             report = await refresh_all(self.store, self.settings, self.sources, self.memos, self.failing)
-            if self.hub:
-                await self.hub.publish(watched, report.result.feeds)
         except Exception:  # a scheduled job must never die: log, and try again next time
             log.exception("refresh failed")
             return

@@ -5,25 +5,29 @@
   subscriber's intent verified asynchronously: a GET to the callback with `hub.challenge`; only
   an echoed challenge makes (or ends) the subscription. Leases are clamped to the configured
   minimum and maximum; subscriptions live in the store and end with their lease.
-- Distribution: after a refresh, each active subscriber of a feed whose bytes changed gets the new
-  body once (POST, the feed's content type, Link headers, `X-Hub-Signature: sha256=...` when it
-  gave a secret), with bounded concurrency and a timeout; a failed delivery is retried with
-  exponential backoff and dropped after `ATTEMPTS`. Deliveries run beside the refresh and the
-  requests, never in their way.
-- With `websub_hub` set, the feeds advertise that hub instead, and the refresh pings it
-  (`hub.mode=publish`) for each feed it changed.
+- Distribution: driven by the store's own record of what changed (feeds/store/websub.py), not by
+  who wrote it: a change stored by the scheduler, `feeds refresh`, `feeds ingest`, `feeds publish`
+  or another worker reaches every active subscriber of each changed feed once, within a second or
+  so, sent by exactly one server process. Each gets the newest body (POST, the feed's content
+  type, Link headers, `X-Hub-Signature: sha256=...` when it gave a secret), with bounded
+  concurrency and a timeout; a failed delivery is retried with exponential backoff and dropped
+  after `ATTEMPTS`. What is owed is kept in the store, so a restart neither loses nor repeats a
+  delivery. Deliveries run beside the refresh and the requests, never in their way.
+- With `websub_hub` set, the feeds advertise that hub instead, and it is pinged
+  (`hub.mode=publish`) for each feed a change rendered anew, by one server process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import ipaddress
 import logging
 import secrets
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -32,11 +36,14 @@ from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from feeds.cache import _watch_log
 from feeds.config import Settings
+from feeds.errors import FeedsError
 from feeds.model import FEED_FORMATS, utcnow
 from feeds.render import CONTENT_TYPES, feed_url
 from feeds.responses import error
 from feeds.store import Store
+from feeds.store.websub import Owed
 from feeds.websub_links import link_header
 
 CONCURRENCY = 16  # deliveries and verifications in flight
@@ -44,6 +51,9 @@ TIMEOUT = 10.0  # seconds per request to a subscriber
 ATTEMPTS = 5  # a delivery is dropped after this many failures
 BACKOFF = 2.0  # seconds before the first retry; doubled after each failure
 MAX_SECRET = 200  # bytes (the spec: less than 200)
+HOLD = 60.0  # seconds a process holds the deliveries it claimed (another takes them after, if it died)
+POLL = 1.0  # seconds between looks at the store when no change was noticed (inotify tells sooner)
+GAP = 0.05  # seconds between two looks at the store
 
 DELIVERIES = Counter("feeds_websub_deliveries", "WebSub content deliveries, by outcome", ["outcome"])
 log = logging.getLogger(__name__)
@@ -78,8 +88,8 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class Hub:
-    """The hub of one server process: requests answered here, deliveries made by the process that
-    refreshes."""
+    """The hub of one server process: requests answered here; deliveries claimed from the store,
+    each by one of the server's processes."""
 
     def __init__(self, store: Store | None, settings: Settings) -> None:
         self.store = store
@@ -87,6 +97,11 @@ class Hub:
         self.limit = asyncio.Semaphore(CONCURRENCY)
         self.tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        self.claimed: dict[tuple[str, str, str], Owed] = {}  # deliveries under way in this process
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._unwatch: Callable[[], None] | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -101,9 +116,21 @@ class Hub:
         task.add_done_callback(self.tasks.discard)
 
     async def stop(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._unsubscribe:
+            self._unsubscribe()
+        if self._unwatch:
+            self._unwatch()
+        unfinished = list(self.claimed.values())
+        for task in [self._loop, *self.tasks]:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*[t for t in [self._loop, *self.tasks] if t is not None], return_exceptions=True)
+        if unfinished and self.store is not None:
+            # Deliveries cut short are due again at once, for whichever process runs next.
+            try:
+                await self.store.websub_release(unfinished, utcnow())
+            except FeedsError as exc:
+                log.warning("websub: could not give back %d deliveries under way: %s", len(unfinished), exc)
         if self._client is not None:
             await self._client.aclose()
 
@@ -171,32 +198,55 @@ class Hub:
             await self.store.websub_unsubscribe(*found, callback)
         log.info("websub: %s %s for %s", mode, topic, callback)
 
-    async def watched(self) -> dict[tuple[str, str], str]:
-        """The ETag of every feed with subscribers now (taken before a refresh)."""
-        if self.store is None or self.settings.websub_hub or not self.settings.websub:
-            return {}
-        out = {}
-        for feed, fmt in await self.store.websub_feeds(utcnow()):
-            if etag := (await self.store.rendition_etags(feed)).get(fmt):
-                out[(feed, fmt)] = etag
-        return out
+    async def start(self) -> None:
+        """Start pushing what the store records as changed (the built-in hub's deliveries, or pings
+        of the configured hub), whichever process wrote it."""
+        if self.store is None or not (self.settings.websub or self.settings.websub_hub) or self._loop is not None:
+            return
+        self._unsubscribe = self.store.on_renditions_written(self._wake.set)
+        self._unwatch = _watch_log(self.store.path, self._wake.set)
+        self._loop = asyncio.create_task(self._run())
 
-    async def publish(self, before: dict[tuple[str, str], str], touched: Iterable[str]) -> None:
-        """After a refresh: deliver every watched feed whose bytes changed (or ping the configured
-        hub for every touched feed)."""
-        if self.settings.websub_hub:
-            for feed in sorted(touched):
-                for fmt in FEED_FORMATS:
-                    self._spawn(self._ping(feed_url(self.settings.base_url, feed, fmt)))
-            return
-        if self.store is None:
-            return
+    async def _run(self) -> None:
+        while True:
+            try:
+                due = await self._pump()
+            except FeedsError as exc:  # the store busy past its timeout (a bulk load): look again
+                log.warning("websub: looking for changes failed: %s", exc)
+                due = None
+            except Exception:  # a failed look must not stop the next one
+                log.exception("websub: looking for changes failed")
+                due = None
+            wait = POLL if due is None else min(POLL, max(0.0, (due - utcnow()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            self._wake.clear()
+            # A refresh writes the store's log many times: look at most every GAP seconds meanwhile.
+            await asyncio.sleep(GAP)
+
+    async def _pump(self) -> dt.datetime | None:
+        """Turn the store's new versions into owed deliveries (or pings of the configured hub), and
+        start the deliveries that are due, as many as there is room for. Returns when the next one
+        is due (None: none is owed, or there is no room until one under way ends)."""
+        assert self.store is not None
+        written, due = await self.store.websub_pending()
         now = utcnow()
-        for (feed, fmt), etag in before.items():
-            if (await self.store.rendition_etags(feed)).get(fmt) in (etag, None):
-                continue
-            for callback, secret in await self.store.websub_subscribers(feed, fmt, now):
-                self._spawn(self._deliver(feed, fmt, callback, secret))
+        if self.settings.websub_hub:
+            for feed, fmt in await self.store.websub_changed() if written else []:
+                if fmt in FEED_FORMATS:
+                    self._spawn(self._ping(feed_url(self.settings.base_url, feed, fmt)))
+            return None
+        if written:
+            await self.store.websub_collect(now)
+            due = (await self.store.websub_pending())[1]
+        if due is None or due > now:
+            return due
+        room = CONCURRENCY - len(self.claimed)
+        for owed in await self.store.websub_claim(now, now + dt.timedelta(seconds=HOLD), room):
+            self.claimed[owed.key] = owed
+            self._spawn(self._deliver(owed))
+        return None if len(self.claimed) >= CONCURRENCY else (await self.store.websub_pending())[1]
 
     async def _ping(self, url: str) -> None:
         try:
@@ -205,40 +255,58 @@ class Hub:
         except httpx.HTTPError as exc:
             log.warning("websub: could not ping %s for %s: %s", self.settings.websub_hub, url, exc)
 
-    async def _deliver(self, feed: str, fmt: str, callback: str, secret: str) -> None:
+    async def _deliver(self, owed: Owed) -> None:
+        """One attempt at an owed delivery of the newest bytes; a failure is owed again after a
+        backoff (kept in the store, so a restart keeps it), and dropped after ATTEMPTS."""
         assert self.store is not None
-        wait = BACKOFF
-        for attempt in range(1, ATTEMPTS + 1):
-            rendition = await self.store.rendition(feed, fmt)  # the newest bytes, even on a retry
-            if rendition is None:
+        try:
+            problem = await self._attempt(owed)
+            if problem is None:
                 return
-            headers = {"Content-Type": CONTENT_TYPES[fmt], "Link": link_header(self.settings, feed, fmt)}
-            if secret:
-                headers["X-Hub-Signature"] = signature(secret, rendition.body)
-            problem: str
-            try:
-                if await callback_problem(callback, self.settings.websub_allow_private_callbacks):
-                    DELIVERIES.labels("refused").inc()
-                    return  # its name now leads somewhere private
-                async with self.limit:
-                    answer = await self.client.post(callback, content=rendition.body, headers=headers)
-                if answer.is_success:
-                    DELIVERIES.labels("delivered").inc()
-                    return
-                if answer.status_code == 410:  # the subscriber is gone for good
-                    await self.store.websub_unsubscribe(feed, fmt, callback)
-                    DELIVERIES.labels("dropped").inc()
-                    return
-                problem = f"HTTP {answer.status_code}"
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
             DELIVERIES.labels("failed").inc()
-            if attempt == ATTEMPTS:
-                break
-            await asyncio.sleep(wait)
-            wait *= 2
-        DELIVERIES.labels("dropped").inc()
-        log.warning("websub: %s.%s to %s dropped after %d attempts (%s)", feed, fmt, callback, ATTEMPTS, problem)
+            failures = owed.failures + 1
+            if failures < ATTEMPTS:
+                retry = utcnow() + dt.timedelta(seconds=BACKOFF * 2 ** (failures - 1))
+                await self.store.websub_failed(owed, retry)
+                return
+            await self.store.websub_failed(owed, None)
+            DELIVERIES.labels("dropped").inc()
+            log.warning("websub: %s.%s to %s dropped after %d attempts (%s)", *owed.key, ATTEMPTS, problem)
+        except FeedsError:  # the store could not be written: the claim runs out and it is tried again
+            log.exception("websub: delivery of %s.%s to %s", *owed.key)
+        finally:
+            self.claimed.pop(owed.key, None)
+            self._wake.set()  # room for the next one
+
+    async def _attempt(self, owed: Owed) -> str | None:
+        """Send the document once; None when nothing is owed any more, else what went wrong."""
+        assert self.store is not None
+        rendition = await self.store.rendition(owed.feed, owed.fmt)
+        if rendition is None or rendition.etag == owed.sent:  # gone, or the subscriber has it
+            await self.store.websub_settled(owed)
+            return None
+        headers = {"Content-Type": CONTENT_TYPES[owed.fmt], "Link": link_header(self.settings, owed.feed, owed.fmt)}
+        if owed.secret:
+            headers["X-Hub-Signature"] = signature(owed.secret, rendition.body)
+        try:
+            async with asyncio.timeout(HOLD / 2):  # well within the claim
+                if await callback_problem(owed.callback, self.settings.websub_allow_private_callbacks):
+                    DELIVERIES.labels("refused").inc()
+                    await self.store.websub_settled(owed)
+                    return None  # its name now leads somewhere private
+                async with self.limit:
+                    answer = await self.client.post(owed.callback, content=rendition.body, headers=headers)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if answer.is_success:
+            DELIVERIES.labels("delivered").inc()
+            await self.store.websub_delivered(owed, rendition.etag, utcnow())
+            return None
+        if answer.status_code == 410:  # the subscriber is gone for good
+            await self.store.websub_unsubscribe(*owed.key)
+            DELIVERIES.labels("dropped").inc()
+            return None
+        return f"HTTP {answer.status_code}"
 
 
 async def endpoint(request: Request) -> Response:

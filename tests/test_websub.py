@@ -6,10 +6,11 @@ delaying the others; unsubscribing is verified too; private callbacks need the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,8 @@ from starlette.routing import Route
 from feeds import websub
 from feeds.app import create_app
 from feeds.config import Settings
-from feeds.store import Store
+from feeds.publish import encode
+from feeds.store import MIGRATIONS, Store, _statements
 from tests.conftest import LiveServer, free_port
 from tests.helpers import refresh_once, sql
 
@@ -38,6 +40,7 @@ class Subscriber:
     verified: list[dict[str, str]] = field(default_factory=list)
     delivered: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
     failures: int = 0
+    down: set[str] = field(default_factory=set)  # callbacks answering 503 for now
     pings: list[dict[str, str]] = field(default_factory=list)  # as a hub: publish notifications
 
     def app(self) -> Starlette:
@@ -53,7 +56,10 @@ class Subscriber:
             if name == "hub":
                 self.pings.append(dict(parse_qsl(body.decode())))
                 return PlainTextResponse("", status_code=204)
-            if name == "broken":
+            if name == "gone":
+                self.failures += 1
+                return PlainTextResponse("gone", status_code=410)
+            if name == "broken" or name in self.down:
                 self.failures += 1
                 return PlainTextResponse("down", status_code=500)
             self.delivered.append((name, body, dict(request.headers)))
@@ -73,6 +79,26 @@ async def until(check: object, seconds: float = 15.0) -> None:
     deadline = time.monotonic() + seconds
     while not check():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def owed(database: str) -> tuple[int, bool, int]:
+    """(deliveries owed, whether every change was taken by a hub, the most failures of one)."""
+    with contextlib.closing(sqlite3.connect(database, timeout=10)) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM websub_outbox), "
+            "(SELECT value FROM meta WHERE key = 'websub_cursor') = (SELECT value FROM meta WHERE key = 'renditions'), "
+            "(SELECT coalesce(max(failures), 0) FROM websub_outbox)"
+        ).fetchone()
+    return int(row[0]), bool(row[1]), int(row[2])
+
+
+async def settled(database: str, seconds: float = 20.0) -> None:
+    """Once every change the store holds was taken by a hub and nothing is owed to anyone: no
+    delivery can follow (one is sent only while it is owed)."""
+    deadline = time.monotonic() + seconds
+    while (state := await asyncio.to_thread(owed, database))[:2] != (0, True):
+        assert time.monotonic() < deadline, state
         await asyncio.sleep(0.05)
 
 
@@ -157,7 +183,7 @@ async def test_subscribe_verify_deliver_retry_unsubscribe(
             # once, signed.
             await reword(pages_of(tree)[-1], "pushed")
             await until(lambda: seen.delivered and seen.failures >= websub.ATTEMPTS, 30)
-            await asyncio.sleep(2.5)  # more refreshes, nothing new: nothing more is delivered
+            await settled(settings.database)  # more refreshes, nothing new: nothing more is owed
             assert [name for name, _, _ in seen.delivered] == ["reader"]
             assert seen.failures == websub.ATTEMPTS  # retried, then dropped
             _, body, headers = seen.delivered[0]
@@ -223,12 +249,102 @@ async def test_requests_the_hub_refuses(store: Store, settings: Settings, subscr
 async def test_expired_subscriptions_are_neither_delivered_nor_kept(store: Store) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     await store.websub_subscribe("latest", "atom", "https://a.test/cb", "", past)
-    await store.websub_subscribe("latest", "rss", "https://b.test/cb", "", past + dt.timedelta(hours=1))
+    await store.websub_subscribe("latest", "atom", "https://b.test/cb", "s", past + dt.timedelta(hours=1))
     now = dt.datetime.now(dt.UTC)
-    assert await store.websub_subscribers("latest", "atom", now) == []
-    assert await store.websub_feeds(now) == [("latest", "rss")]
-    assert await sql(store, "SELECT count(*) FROM websub") == [(1,)]
-    assert json.dumps(await store.websub_subscribers("latest", "rss", now)) == '[["https://b.test/cb", ""]]'
+    await store.put_rendition(encode("latest", "atom", b"<feed>new</feed>", now))
+    assert await store.websub_collect(now) == 1
+    assert [(o.callback, o.secret) for o in await store.websub_claim(now, now, 16)] == [("https://b.test/cb", "s")]
+    assert await sql(store, "SELECT callback FROM websub") == [("https://b.test/cb",)]
+
+
+async def test_what_is_owed_follows_the_stores_versions(store: Store) -> None:
+    """The rules of owed deliveries, on the store alone: a subscriber is owed what was written after
+    it subscribed, once however many versions it missed, and taken by one process only; a claim is
+    its holder's until it runs out; a version written during a delivery is owed again; dropping,
+    expiry and unsubscribing end what is owed."""
+    now = dt.datetime.now(dt.UTC)
+    later = now + dt.timedelta(days=1)
+
+    async def write(n: int) -> str:
+        rendition = encode("latest", "atom", f"<feed>{n}</feed>".encode(), now)
+        await store.put_rendition(rendition)
+        return rendition.etag
+
+    first = await write(1)
+    assert await store.websub_collect(now) == 0 and await store.websub_pending() == (False, None)
+    await store.websub_subscribe("latest", "atom", "https://a.test/cb", "s", later)
+    assert await store.websub_collect(now) == 0  # it has the current version
+    await write(2)
+    third = await write(3)
+    other = await Store.open(store.path)  # another process's connection: one of the two takes the change
+    try:
+        taken = [await s.websub_collect(now) for s in (other, store)]
+        assert taken == [1, 0] and await store.websub_pending() == (False, now)
+        (owed,) = await store.websub_claim(now, now + dt.timedelta(seconds=60), 16)
+        assert (owed.callback, owed.secret, owed.sent, owed.failures) == ("https://a.test/cb", "s", first, 0)
+        assert await other.websub_claim(now, now + dt.timedelta(seconds=60), 16) == []  # held
+        (again,) = await other.websub_claim(now + dt.timedelta(seconds=61), later, 16)  # the holder died
+        assert again.key == owed.key
+    finally:
+        await other.close()
+    await store.websub_delivered(owed, third, now)
+    assert await store.websub_pending() == (False, None)
+
+    fourth = await write(4)
+    await store.websub_collect(now)
+    (owed,) = await store.websub_claim(now, later, 16)
+    await write(5)  # while the fourth is being sent
+    assert await store.websub_collect(now) == 0  # owed already
+    await store.websub_delivered(owed, fourth, now)
+    (owed,) = await store.websub_claim(now, later, 16)  # owed the fifth at once
+    assert owed.sent == fourth
+    await store.websub_failed(owed, now + dt.timedelta(seconds=2))
+    assert await store.websub_pending() == (False, now + dt.timedelta(seconds=2))
+    (owed,) = await store.websub_claim(now + dt.timedelta(seconds=2), later, 16)
+    assert owed.failures == 1
+    await store.websub_failed(owed, None)  # dropped
+    assert await store.websub_pending() == (False, None)
+
+    await write(6)
+    await store.websub_collect(now)
+    (owed,) = await store.websub_claim(now, later, 16)
+    await store.websub_release([owed], now)  # a process stopping gives back what it had under way
+    assert [o.key for o in await store.websub_claim(now, later, 16)] == [owed.key]
+    await store.websub_unsubscribe("latest", "atom", "https://a.test/cb")
+    assert await sql(store, "SELECT count(*) FROM websub_outbox") == [(0,)]
+    await store.websub_subscribe("latest", "atom", "https://b.test/cb", "", now + dt.timedelta(seconds=1))
+    await write(7)
+    await store.websub_collect(now)
+    assert await store.websub_claim(now + dt.timedelta(seconds=1), later, 16) == []  # its lease ran out
+    assert await sql(store, "SELECT count(*) FROM websub_outbox UNION ALL SELECT count(*) FROM websub") == [(0,), (0,)]
+    await write(8)  # pinging another hub: what changed, taken once
+    assert [await store.websub_changed() for _ in range(2)] == [[("latest", "atom")], []]
+
+
+async def test_upgrading_a_store_owes_nothing_already_rendered(tmp_path: Path) -> None:
+    """Schema 17 on a store with subscriptions: each has the version served, and the cursor is at
+    the newest, so an upgrade sends nothing until something changes."""
+    path = str(tmp_path / "v16.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    for version in range(1, 17):
+        for statement in _statements(MIGRATIONS[version]):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version=16")
+    conn.execute(
+        "INSERT INTO renditions (feed, fmt, etag, last_modified, content_type, rendered_at, version, gz, br) "
+        "VALUES ('latest', 'atom', 'e1', '2024-01-01T00:00:00+00:00', 'application/atom+xml', "
+        "'2024-01-01T00:00:00+00:00', 7, x'', x'')"
+    )
+    conn.execute("INSERT INTO meta VALUES ('renditions', '7')")
+    conn.execute("INSERT INTO websub VALUES ('latest', 'atom', 'https://a.test/cb', '', '2999-01-01T00:00:00+00:00')")
+    conn.close()
+    store = await Store.open(path)
+    try:
+        assert await sql(store, "SELECT sent FROM websub") == [("e1",)]
+        assert await store.websub_pending() == (False, None)
+        assert await store.websub_collect(dt.datetime.now(dt.UTC)) == 0
+    finally:
+        await store.close()
 
 
 async def test_another_hub_is_advertised_and_pinged(
@@ -274,6 +390,24 @@ async def test_a_slow_subscriber_delays_no_one(
     assert [name for name, _, _ in seen.delivered] == ["reader", "slow"]
 
 
+async def test_a_subscriber_answering_410_is_unsubscribed(
+    store: Store, settings: Settings, tree: Path, subscriber: tuple[Subscriber, str]
+) -> None:
+    seen, base = subscriber
+    settings, port, topic = await hubbed(store, settings)
+    with LiveServer(create_app(settings), port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            for name in ("gone", "reader"):
+                form = {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": f"{base}/cb/{name}"}
+                assert (await client.post("/websub", data=form)).status_code == 202
+            await rows_when(store, 2)
+            await reword(pages_of(tree)[-1], "gone")
+            await until(lambda: seen.delivered and seen.failures, 20)
+            assert [c for c, _, _ in await rows_when(store, 1)] == [f"{base}/cb/reader"]
+            await settled(settings.database)
+    assert seen.failures == 1 and [name for name, _, _ in seen.delivered] == ["reader"]  # not retried
+
+
 async def test_subscriptions_survive_a_restart_and_unsubscribing_stops_deliveries(
     store: Store, settings: Settings, tree: Path, subscriber: tuple[Subscriber, str]
 ) -> None:
@@ -299,5 +433,5 @@ async def test_subscriptions_survive_a_restart_and_unsubscribing_stops_deliverie
             while b"(unsubscribed)" not in (await client.get("/feeds/latest.atom")).content:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(1.5)
+            await settled(settings.database)
     assert len(seen.delivered) == 1  # nothing after unsubscribing

@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -369,6 +369,25 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (feed, fmt, callback)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS websub_expires ON websub(expires);
+    """,
+    # What the hub owes (feeds/websub.py), kept in the store so that a change written by any process
+    # is pushed by one server process, and a restart neither loses nor repeats a delivery: the ETag
+    # each subscriber has (`sent`), one row per delivery owed (retried from `due`), and the
+    # renditions `version` up to which changes were turned into deliveries (`websub_cursor`).
+    17: """
+    ALTER TABLE websub ADD COLUMN sent TEXT;
+    UPDATE websub SET sent = (SELECT etag FROM renditions r WHERE r.feed = websub.feed AND r.fmt = websub.fmt);
+    CREATE TABLE IF NOT EXISTS websub_outbox (
+        feed TEXT NOT NULL,
+        fmt TEXT NOT NULL,
+        callback TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        due TEXT NOT NULL,
+        PRIMARY KEY (feed, fmt, callback),
+        FOREIGN KEY (feed, fmt, callback) REFERENCES websub (feed, fmt, callback) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS websub_outbox_due ON websub_outbox(due);
+    INSERT OR IGNORE INTO meta VALUES ('websub_cursor', coalesce((SELECT value FROM meta WHERE key = 'renditions'), '0'));
     """,
 }
 
