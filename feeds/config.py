@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from feeds.config_names import named, unknown_key
 from feeds.errors import ConfigError
 from feeds.ids import topic_key
 
@@ -237,6 +238,7 @@ _SOURCE_TYPES: dict[str, type] = {
 }
 
 
+_LISTS = ("sources", "topic_aliases", "trusted_proxies")  # settings read on their own, not by _cast
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -297,7 +299,7 @@ def _source(raw: Any, index: int, base: Path, origin: str) -> SourceConfig:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in _SOURCE_TYPES:
-            raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(_SOURCE_TYPES)})", origin)
+            raise ConfigError(f"{where}.{key}", unknown_key(key, _SOURCE_TYPES), origin)
         values[key] = _cast(f"{where}.{key}", value, _SOURCE_TYPES[key], origin)
     if "language" in values:
         values["language"] = language_tag(f"{where}.language", values["language"], origin)
@@ -345,24 +347,22 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     base = chosen.parent.resolve()
     values: dict[str, Any] = {"origin": origin}
     for key, value in raw.items():
-        if key in ("sources", "topic_aliases", "trusted_proxies"):
+        if key in _LISTS:
             continue
         if key not in _SETTINGS_TYPES:
-            known = ", ".join([*_SETTINGS_TYPES, "sources", "topic_aliases", "trusted_proxies"])
-            raise ConfigError(key, f"unknown key (known: {known})", origin)
+            raise ConfigError(key, unknown_key(key, [*_SETTINGS_TYPES, *_LISTS]), origin)
         values[key] = _cast(key, value, _SETTINGS_TYPES[key], origin)
     for key, kind in _SETTINGS_TYPES.items():
         env_key = f"FEEDS_{key.upper()}"
         if env_key in env:
             values[key] = _cast(env_key, env[env_key], kind, "environment")
-    for key in _POSITIVE:
-        if key in values and values[key] == 0:
-            raise ConfigError(key, "must be positive", origin)
+    for key, where in (named(k, env, origin) for k in sorted(_POSITIVE) if values.get(k) == 0):
+        raise ConfigError(key, "must be positive", where)
     if "language" in values:
-        key, where = ("FEEDS_LANGUAGE", "environment") if "FEEDS_LANGUAGE" in env else ("language", origin)
+        key, where = named("language", env, origin)
         values["language"] = language_tag(key, values["language"], where)
     if values.get("access_log", "text") not in ACCESS_LOG_KINDS:
-        key, where = ("FEEDS_ACCESS_LOG", "environment") if "FEEDS_ACCESS_LOG" in env else ("access_log", origin)
+        key, where = named("access_log", env, origin)
         raise ConfigError(key, f"must be one of {', '.join(ACCESS_LOG_KINDS)}, got {values['access_log']!r}", where)
     if values.get("websub_hub") and not re.match(r"^https?://[^/?#\s]+", values["websub_hub"]):
         raise ConfigError("websub_hub", f"must be an absolute http(s) URL, got {values['websub_hub']!r}", origin)
@@ -377,7 +377,7 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
             origin,
         )
     if values.get("base_url") and not re.match(r"^https?://[^/?#\s]+", values["base_url"]):
-        key, where = ("FEEDS_BASE_URL", "environment") if "FEEDS_BASE_URL" in env else ("base_url", origin)
+        key, where = named("base_url", env, origin)
         raise ConfigError(key, f"must be an absolute http(s) URL, got {values['base_url']!r}", where)
     if "database" in values and "FEEDS_DATABASE" not in env and raw.get("database"):
         values["database"] = str((base / values["database"]).resolve())
