@@ -237,7 +237,7 @@ def app_from_environment() -> Starlette:
     from feeds import config
     from feeds.process import configure_logging, tune_gc
 
-    configure_logging(os.environ.get("FEEDS_VERBOSE") == "1")
+    configure_logging(os.environ.get("FEEDS_VERBOSE") == "1", os.environ.get("FEEDS_DEBUG_LIBRARIES") == "1")
     tune_gc()
     try:
         settings = config.load()

@@ -48,7 +48,8 @@ class Report:
     rendered: int = 0
 
     def lines(self) -> list[str]:
-        out = [f"{self.result.summary()}; {self.rendered} feed files re-rendered"]
+        files = "feed file" if self.rendered == 1 else "feed files"
+        out = [f"{self.result.summary()}; {self.rendered} {files} re-rendered"]
         out += [f"problem: {p}" for p in self.problems]
         out += [f"unlisted: {path}: {why}" for path, why in sorted(self.result.unlisted.items())]
         out += [f"source failed: {s}" for s in self.failed_sources]
