@@ -97,7 +97,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         "log_level": "info",
         "log_config": None,  # uvicorn's lines through our handler: with the time, like every other line
         "loop": "uvloop",
-        "http": "httptools",
+        "http": "feeds.http_limits:BoundedHttpToolsProtocol",  # httptools, heads bounded (431)
         "access_log": False,  # feeds' own (feeds/access.py)
         "proxy_headers": False,  # X-Forwarded-For is believed from trusted_proxies only (feeds/ratelimit.py)
     }
