@@ -17,6 +17,7 @@ from typing import Any
 from feeds.config_names import named, unknown_key
 from feeds.errors import ConfigError
 from feeds.ids import topic_key
+from feeds.language_tags import language_tag
 
 SOURCE_KINDS = ("directory", "http", "git")
 DEFAULT_CONFIG = Path("config/feeds.toml")
@@ -101,6 +102,9 @@ class Settings:
     websub_min_lease_seconds: int = 3_600
     websub_max_lease_seconds: int = 30 * 86_400
     websub_allow_private_callbacks: bool = False  # loopback, private and link-local callbacks
+    # Subscriptions the hub holds, in all and per callback host: one client cannot fill the store.
+    websub_max_subscriptions: int = 10_000
+    websub_max_subscriptions_per_host: int = 100
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
     # Names that are one topic, each (the name shown, (other names...)), from `[topic_aliases]`.
     topic_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -173,6 +177,8 @@ _SETTINGS_TYPES: dict[str, type] = {
     "websub_min_lease_seconds": int,
     "websub_max_lease_seconds": int,
     "websub_allow_private_callbacks": bool,
+    "websub_max_subscriptions": int,
+    "websub_max_subscriptions_per_host": int,
 }
 _POSITIVE = {
     "port",
@@ -183,6 +189,8 @@ _POSITIVE = {
     "max_headline_chars",
     "max_combined_topics",
     "rate_burst",
+    "websub_max_subscriptions",
+    "websub_max_subscriptions_per_host",
 }
 # Upper bounds, so a typo is refused at load rather than wrapped (a port) or overflowing (a timer).
 _MAXIMA: dict[str, int] = {
@@ -217,6 +225,8 @@ _MAXIMA: dict[str, int] = {
     "websub_lease_seconds": 365 * 86_400,
     "websub_min_lease_seconds": 365 * 86_400,
     "websub_max_lease_seconds": 365 * 86_400,
+    "websub_max_subscriptions": 10_000_000,
+    "websub_max_subscriptions_per_host": 10_000_000,
 }
 # Lower bounds above 1: a feed must hold its channel and at least one entry of any allowed page.
 _MINIMA: dict[str, int] = {"max_feed_bytes": 64 << 10}
@@ -268,28 +278,6 @@ def _cast(key: str, value: Any, kind: type, origin: str) -> Any:
     if maximum is not None and isinstance(value, int | float) and value > maximum:
         raise ConfigError(key, f"must be at most {maximum:,}, got {value!r}", origin)
     return value
-
-
-# BCP 47 as feeds use it: a language, then optionally a script, a region and variants
-# (`zh`, `zh-Hant`, `zh-Hant-TW`, `en-US`, `de-CH-1996`).
-_LANGUAGE_TAG = re.compile(
-    r"^(?P<language>[A-Za-z]{2,3})(?:-(?P<script>[A-Za-z]{4}))?(?:-(?P<region>[A-Za-z]{2}|[0-9]{3}))?"
-    r"(?P<variants>(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*)$"
-)
-
-
-def language_tag(key: str, value: str, origin: str) -> str:
-    """A BCP 47 language tag in its canonical case (`zh-hant-tw` -> `zh-Hant-TW`), so two
-    spellings of one language compare equal."""
-    match = _LANGUAGE_TAG.match(value)
-    if not match:
-        raise ConfigError(key, f"must be a BCP 47 language tag such as en, zh or zh-Hant-TW, got {value!r}", origin)
-    parts = [match["language"].lower()]
-    if match["script"]:
-        parts.append(match["script"].title())
-    if match["region"]:
-        parts.append(match["region"].upper())
-    return "-".join(parts) + match["variants"].lower()
 
 
 def _source(raw: Any, index: int, base: Path, origin: str) -> SourceConfig:
