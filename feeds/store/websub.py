@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from urllib.parse import urlsplit
 
 from feeds.store.connection import StoreBase
 from feeds.store.records import iso
@@ -44,3 +45,11 @@ class WebSubQueries(StoreBase):
         await self._write(prune)
         rows = await self._read("SELECT DISTINCT feed, fmt FROM websub ORDER BY feed, fmt")
         return [(f, m) for f, m in rows]
+
+    async def websub_held(self, callback: str, now: dt.datetime) -> tuple[set[tuple[str, str]], int, int]:
+        """For a callback: the (feed, format) it is subscribed to, the active subscriptions of
+        callbacks on its host, and all active subscriptions (what the hub's caps count)."""
+        host = urlsplit(callback).hostname
+        rows = await self._read("SELECT feed, fmt, callback FROM websub WHERE expires > ?", (iso(now),))
+        own = {(f, m) for f, m, c in rows if c == callback}
+        return own, sum(urlsplit(c).hostname == host for _, _, c in rows), len(rows)
