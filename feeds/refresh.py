@@ -236,7 +236,9 @@ async def refresh_all(
             else:
                 log.debug("refresh: source %s still failing (%d runs): %s", source.name, runs, exc)
             total.failed_sources.append(f"{source.name}: {exc}")
+            await store.note_source(source.name, str(exc), utcnow())
             continue
+        await store.note_source(source.name, None, utcnow())
         if failing and (runs := failing.pop(source.name, 0)):
             log.info("refresh: source %s recovered after %d failed run(s)", source.name, runs)
         total.result.merge(report.result)
