@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import os
 import signal
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
@@ -183,8 +184,16 @@ async def topics(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    store = request.app.state.store
-    body = {"status": "ok", "events": await store.count_events(), "unlisted": await store.unlisted()}
+    """`ok`; `degraded` (still 200: the feeds are served) while a source is failing, with each
+    source's last success and error; 503 when the store cannot be read."""
+    store, settings = request.app.state.store, request.app.state.settings
+    try:
+        events, unlisted = await store.count_events(), await store.unlisted()
+        sources = await store.source_health([s.name for s in settings.sources])
+    except (FeedsError, sqlite3.Error, OSError) as exc:
+        return error(503, f"the store cannot be read: {exc}")
+    failing = any(health["failing_since"] for health in sources.values())
+    body = {"status": "degraded" if failing else "ok", "events": events, "unlisted": unlisted, "sources": sources}
     return JSONResponse(body, headers=NO_STORE)
 
 
@@ -241,7 +250,7 @@ def app_from_environment() -> Starlette:
     from feeds import config
     from feeds.process import configure_logging, tune_gc
 
-    configure_logging(os.environ.get("FEEDS_VERBOSE") == "1")
+    configure_logging(os.environ.get("FEEDS_VERBOSE") == "1", os.environ.get("FEEDS_DEBUG_LIBRARIES") == "1")
     tune_gc()
     try:
         settings = config.load()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from feeds import config, fingerprint
+from feeds import config, fingerprint, startup
 from feeds.config import Settings, SourceConfig
 from feeds.errors import FeedsError
 from feeds.process import configure_logging, tune_gc
@@ -48,29 +48,18 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
     default=None,
     help="Config file (default: config/feeds.toml or $FEEDS_CONFIG).",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.option("-v", "--verbose", is_flag=True, help="Log this program's debug lines.")
+@click.option("--debug-libraries", is_flag=True, help="Log the libraries' debug lines too (SQL statements, requests).")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: bool, debug_libraries: bool) -> None:
     """A syndication feed server for current events."""
-    configure_logging(verbose)
+    configure_logging(verbose, debug_libraries)
     try:
         ctx.obj = config.load(config_path)
     except FeedsError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _check_address(host: str, port: int) -> None:
-    """An address that cannot be listened on (in use, not this machine's) is one line here, not
-    uvicorn's error followed by a traceback of the scheduler it stops."""
-    import socket
-
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-            probe.bind((host, port))
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    if ctx.invoked_subcommand != "serve":  # serve says it once it knows the address it serves
+        startup.announce(ctx.invoked_subcommand or "feeds", ctx.obj)
 
 
 @cli.command()
@@ -88,6 +77,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     import uvicorn
 
     settings = config.serving(ctx.obj, host, port)
+    startup.announce("serve", settings)
     if settings.follow_address:
         log.info("base_url not configured: feeds link to %s, the address served", settings.base_url)
         if config.is_wildcard(settings.host):
@@ -100,13 +90,14 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     # A store that cannot be opened (not SQLite, no such folder, no permission) is one line here,
     # not a worker's traceback.
     run(lambda: _open_and_close(settings))
-    _check_address(settings.host, settings.port)
+    startup.check_address(settings.host, settings.port)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": "info",
+        "log_config": None,  # uvicorn's lines through our handler: with the time, like every other line
         "loop": "uvloop",
-        "http": "httptools",
+        "http": "feeds.http_limits:BoundedHttpToolsProtocol",  # httptools, heads bounded (431)
         "access_log": False,  # feeds' own (feeds/access.py)
         "proxy_headers": False,  # X-Forwarded-For is believed from trusted_proxies only (feeds/ratelimit.py)
     }
@@ -118,8 +109,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         if Path(settings.origin).is_file():
             os.environ["FEEDS_CONFIG"] = str(Path(settings.origin).resolve())
         os.environ["FEEDS_HOST"], os.environ["FEEDS_PORT"] = settings.host, str(settings.port)
-        if logging.getLogger().level <= logging.DEBUG:
+        if logging.getLogger("feeds").level <= logging.DEBUG:
             os.environ["FEEDS_VERBOSE"] = "1"
+        if logging.getLogger().level <= logging.DEBUG:
+            os.environ["FEEDS_DEBUG_LIBRARIES"] = "1"
         with (
             tempfile.NamedTemporaryFile("r", prefix="feeds-start-", suffix=".txt", encoding="utf-8") as failure,
             tempfile.TemporaryDirectory(prefix="feeds-metrics-") as samples,
@@ -255,6 +248,9 @@ def refresh(settings: Settings) -> None:
     """Refresh every configured source once and re-render what changed."""
     from feeds.refresh import open_sources, refresh_all
 
+    if not settings.sources:
+        sys.exit(1)  # said in the first lines (startup.announce): "0 new" would read as success
+
     async def go() -> int:
         store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
         sources = open_sources(settings.sources)
@@ -295,7 +291,8 @@ def publish(settings: Settings, everything: bool, progress: bool | None) -> None
         finally:
             await store.close()
 
-    click.echo(f"{run(go)} feed files re-rendered")
+    rendered = run(go)
+    click.echo(f"{rendered} feed file{'' if rendered == 1 else 's'} re-rendered")
 
 
 @cli.command()

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from feeds.config_names import named, unknown_key
 from feeds.errors import ConfigError
 from feeds.ids import topic_key
+from feeds.language_tags import language_tag
 
 SOURCE_KINDS = ("directory", "http", "git")
 DEFAULT_CONFIG = Path("config/feeds.toml")
@@ -104,6 +106,9 @@ class Settings:
     websub_min_lease_seconds: int = 3_600
     websub_max_lease_seconds: int = 30 * 86_400
     websub_allow_private_callbacks: bool = False  # loopback, private and link-local callbacks
+    # Subscriptions the hub holds, in all and per callback host: one client cannot fill the store.
+    websub_max_subscriptions: int = 10_000
+    websub_max_subscriptions_per_host: int = 100
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
     # Names that are one topic, each (the name shown, (other names...)), from `[topic_aliases]`.
     topic_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -176,6 +181,8 @@ _SETTINGS_TYPES: dict[str, type] = {
     "websub_min_lease_seconds": int,
     "websub_max_lease_seconds": int,
     "websub_allow_private_callbacks": bool,
+    "websub_max_subscriptions": int,
+    "websub_max_subscriptions_per_host": int,
 }
 _POSITIVE = {
     "port",
@@ -186,6 +193,8 @@ _POSITIVE = {
     "max_headline_chars",
     "max_combined_topics",
     "rate_burst",
+    "websub_max_subscriptions",
+    "websub_max_subscriptions_per_host",
 }
 # Upper bounds, so a typo is refused at load rather than wrapped (a port) or overflowing (a timer).
 _MAXIMA: dict[str, int] = {
@@ -221,6 +230,8 @@ _MAXIMA: dict[str, int] = {
     "websub_lease_seconds": 365 * 86_400,
     "websub_min_lease_seconds": 365 * 86_400,
     "websub_max_lease_seconds": 365 * 86_400,
+    "websub_max_subscriptions": 10_000_000,
+    "websub_max_subscriptions_per_host": 10_000_000,
 }
 # Lower bounds above 1: a feed must hold its channel and at least one entry of any allowed page.
 _MINIMA: dict[str, int] = {"max_feed_bytes": 64 << 10}
@@ -245,6 +256,7 @@ _SOURCE_TYPES: dict[str, type] = {
 }
 
 
+_LISTS = ("sources", "topic_aliases", "trusted_proxies")  # settings read on their own, not by _cast
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -276,28 +288,6 @@ def _cast(key: str, value: Any, kind: type, origin: str) -> Any:
     return value
 
 
-# BCP 47 as feeds use it: a language, then optionally a script, a region and variants
-# (`zh`, `zh-Hant`, `zh-Hant-TW`, `en-US`, `de-CH-1996`).
-_LANGUAGE_TAG = re.compile(
-    r"^(?P<language>[A-Za-z]{2,3})(?:-(?P<script>[A-Za-z]{4}))?(?:-(?P<region>[A-Za-z]{2}|[0-9]{3}))?"
-    r"(?P<variants>(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*)$"
-)
-
-
-def language_tag(key: str, value: str, origin: str) -> str:
-    """A BCP 47 language tag in its canonical case (`zh-hant-tw` -> `zh-Hant-TW`), so two
-    spellings of one language compare equal."""
-    match = _LANGUAGE_TAG.match(value)
-    if not match:
-        raise ConfigError(key, f"must be a BCP 47 language tag such as en, zh or zh-Hant-TW, got {value!r}", origin)
-    parts = [match["language"].lower()]
-    if match["script"]:
-        parts.append(match["script"].title())
-    if match["region"]:
-        parts.append(match["region"].upper())
-    return "-".join(parts) + match["variants"].lower()
-
-
 def _source(raw: Any, index: int, base: Path, origin: str) -> SourceConfig:
     where = f"sources[{index}]"
     if not isinstance(raw, Mapping):
@@ -305,7 +295,7 @@ def _source(raw: Any, index: int, base: Path, origin: str) -> SourceConfig:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in _SOURCE_TYPES:
-            raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(_SOURCE_TYPES)})", origin)
+            raise ConfigError(f"{where}.{key}", unknown_key(key, _SOURCE_TYPES), origin)
         if key == "start" and isinstance(value, list) and all(isinstance(v, str) for v in value):
             value = " ".join(value)  # several day listings, each the head of a walk
         values[key] = _cast(f"{where}.{key}", value, _SOURCE_TYPES[key], origin)
@@ -360,24 +350,22 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     base = chosen.parent.resolve()
     values: dict[str, Any] = {"origin": origin}
     for key, value in raw.items():
-        if key in ("sources", "topic_aliases", "trusted_proxies"):
+        if key in _LISTS:
             continue
         if key not in _SETTINGS_TYPES:
-            known = ", ".join([*_SETTINGS_TYPES, "sources", "topic_aliases", "trusted_proxies"])
-            raise ConfigError(key, f"unknown key (known: {known})", origin)
+            raise ConfigError(key, unknown_key(key, [*_SETTINGS_TYPES, *_LISTS]), origin)
         values[key] = _cast(key, value, _SETTINGS_TYPES[key], origin)
     for key, kind in _SETTINGS_TYPES.items():
         env_key = f"FEEDS_{key.upper()}"
         if env_key in env:
             values[key] = _cast(env_key, env[env_key], kind, "environment")
-    for key in _POSITIVE:
-        if key in values and values[key] == 0:
-            raise ConfigError(key, "must be positive", origin)
+    for key, where in (named(k, env, origin) for k in sorted(_POSITIVE) if values.get(k) == 0):
+        raise ConfigError(key, "must be positive", where)
     if "language" in values:
-        key, where = ("FEEDS_LANGUAGE", "environment") if "FEEDS_LANGUAGE" in env else ("language", origin)
+        key, where = named("language", env, origin)
         values["language"] = language_tag(key, values["language"], where)
     if values.get("access_log", "text") not in ACCESS_LOG_KINDS:
-        key, where = ("FEEDS_ACCESS_LOG", "environment") if "FEEDS_ACCESS_LOG" in env else ("access_log", origin)
+        key, where = named("access_log", env, origin)
         raise ConfigError(key, f"must be one of {', '.join(ACCESS_LOG_KINDS)}, got {values['access_log']!r}", where)
     if values.get("websub_hub") and not re.match(r"^https?://[^/?#\s]+", values["websub_hub"]):
         raise ConfigError("websub_hub", f"must be an absolute http(s) URL, got {values['websub_hub']!r}", origin)
@@ -392,7 +380,7 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
             origin,
         )
     if values.get("base_url") and not re.match(r"^https?://[^/?#\s]+", values["base_url"]):
-        key, where = ("FEEDS_BASE_URL", "environment") if "FEEDS_BASE_URL" in env else ("base_url", origin)
+        key, where = named("base_url", env, origin)
         raise ConfigError(key, f"must be an absolute http(s) URL, got {values['base_url']!r}", where)
     if "database" in values and "FEEDS_DATABASE" not in env and raw.get("database"):
         values["database"] = str((base / values["database"]).resolve())

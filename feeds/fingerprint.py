@@ -67,6 +67,8 @@ OTHER_SETTINGS = (
     "websub_min_lease_seconds",
     "websub_max_lease_seconds",
     "websub_allow_private_callbacks",
+    "websub_max_subscriptions",
+    "websub_max_subscriptions_per_host",
 )
 
 DIGEST_KEY = "rendered_with"  # meta: the digest of the settings every document was last rendered with

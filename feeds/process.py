@@ -7,18 +7,25 @@ import ctypes
 import gc
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 
 # Libraries that log routine work at INFO (APScheduler: two lines per job run, every few seconds).
 QUIET_LOGGERS = ("apscheduler", "httpx", "httpcore")  # a line per job run, per request made
 
 
-def configure_logging(verbose: bool = False) -> None:
-    """One line per record, `feeds.*` at INFO (DEBUG with -v); library chatter below INFO
-    unless verbose."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def configure_logging(verbose: bool = False, libraries: bool = False) -> None:
+    """One line per record, each with its UTC time as access lines have it. `feeds.*` at INFO
+    (DEBUG when `verbose`); libraries at INFO, the chatty ones at WARNING, all of them at DEBUG
+    only when `libraries` is asked for (aiosqlite alone writes a line per SQL statement)."""
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=logging.DEBUG if libraries else logging.INFO, handlers=[handler])
+    logging.getLogger("feeds").setLevel(logging.DEBUG if verbose or libraries else logging.INFO)
     for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+        logging.getLogger(name).setLevel(logging.DEBUG if libraries else logging.WARNING)
 
 
 # A refresh allocates many short-lived containers and few cycles: collect less often (docs/architecture.md).

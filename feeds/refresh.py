@@ -48,7 +48,8 @@ class Report:
     rendered: int = 0
 
     def lines(self) -> list[str]:
-        out = [f"{self.result.summary()}; {self.rendered} feed files re-rendered"]
+        files = "feed file" if self.rendered == 1 else "feed files"
+        out = [f"{self.result.summary()}; {self.rendered} {files} re-rendered"]
         out += [f"problem: {p}" for p in self.problems]
         out += [f"unlisted: {path}: {why}" for path, why in sorted(self.result.unlisted.items())]
         out += [f"source failed: {s}" for s in self.failed_sources]
@@ -235,7 +236,9 @@ async def refresh_all(
             else:
                 log.debug("refresh: source %s still failing (%d runs): %s", source.name, runs, exc)
             total.failed_sources.append(f"{source.name}: {exc}")
+            await store.note_source(source.name, str(exc), utcnow())
             continue
+        await store.note_source(source.name, None, utcnow())
         if failing and (runs := failing.pop(source.name, 0)):
             log.info("refresh: source %s recovered after %d failed run(s)", source.name, runs)
         total.result.merge(report.result)

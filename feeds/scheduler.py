@@ -77,7 +77,10 @@ class Refresher:
         ):
             metrics.EVENTS.labels(kind).inc(len(events))
         failed = f"; {len(report.failed_sources)} source(s) failing" if report.failed_sources else ""
-        log.info("refresh: %s in %.2f s%s", report.lines()[0], took, failed)
+        result = report.result
+        changed = result.added or result.changed or result.deleted or report.rendered or report.failed_sources
+        # An idle server's log stays quiet: a run that changed nothing is a debug line.
+        log.log(logging.INFO if changed else logging.DEBUG, "refresh: %s in %.2f s%s", report.lines()[0], took, failed)
 
     async def start(self) -> None:
         self.scheduler.add_job(

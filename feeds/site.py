@@ -21,6 +21,7 @@ from feeds.render import feed_url, page_url
 from feeds.render.html import topics_page
 from feeds.render.markup import text, xml_safe
 from feeds.render.topics import topic_feeds
+from feeds.search import MAX_QUERY_CHARS
 
 PER_PAGE = 100
 SORTS = ("activity", "name", "recent")
@@ -89,7 +90,9 @@ class Query:
     @classmethod
     def of(cls, params: dict[str, str]) -> Query:
         """Raises ValueError naming the parameter that is wrong."""
-        q = " ".join(params.get("q", "").split())[:200]
+        q = " ".join(params.get("q", "").split())
+        if len(q) > MAX_QUERY_CHARS:  # as /search: a bounded key for the cache of answers
+            raise ValueError(f"q: at most {MAX_QUERY_CHARS} characters, got {len(q):,}")
         sort = params.get("sort", "activity") or "activity"
         if sort not in SORTS:
             raise ValueError(f"sort: use one of {', '.join(SORTS)}, got {sort!r}")

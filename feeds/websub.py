@@ -95,6 +95,7 @@ class Hub:
         self.store = store
         self.settings = settings
         self.limit = asyncio.Semaphore(CONCURRENCY)
+        self.caps = asyncio.Lock()
         self.tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
         self.claimed: dict[tuple[str, str, str], Owed] = {}  # deliveries under way in this process
@@ -171,8 +172,25 @@ class Hub:
                 return error(400, "hub.lease_seconds: a whole number of seconds")
             lease = int(requested)
         lease = max(self.settings.websub_min_lease_seconds, min(self.settings.websub_max_lease_seconds, lease))
+        if mode == "subscribe" and (full := await self.full(found, callback)):
+            return error(429, full)
         self._spawn(self._verify(mode, found, topic, callback, lease, secret))
         return Response(status_code=202)
+
+    async def full(self, found: tuple[str, str], callback: str) -> str | None:
+        """Why a new subscription would pass a cap (per callback host, in all), or None; renewing
+        one that is held is never refused."""
+        assert self.store is not None
+        own, host, held = await self.store.websub_held(callback, utcnow())
+        if found in own:
+            return None
+        per_host, most = self.settings.websub_max_subscriptions_per_host, self.settings.websub_max_subscriptions
+        if host >= per_host:
+            name = urlsplit(callback).hostname
+            return f"hub.callback: {name} holds {host} subscriptions, the most one host may (websub_max_subscriptions_per_host)"
+        if held >= most:
+            return f"this hub holds {held} subscriptions, the most it takes (websub_max_subscriptions)"
+        return None
 
     async def _verify(
         self, mode: str, found: tuple[str, str], topic: str, callback: str, lease: int, secret: str
@@ -193,7 +211,11 @@ class Hub:
             log.info("websub: %s of %s by %s refused by the subscriber (%d)", mode, topic, callback, answer.status_code)
             return
         if mode == "subscribe":
-            await self.store.websub_subscribe(*found, callback, secret, utcnow() + dt.timedelta(seconds=lease))
+            async with self.caps:  # counted and written together: requests verified at once stay within
+                if full := await self.full(found, callback):
+                    log.info("websub: subscribe of %s by %s refused: %s", topic, callback, full)
+                    return
+                await self.store.websub_subscribe(*found, callback, secret, utcnow() + dt.timedelta(seconds=lease))
         else:
             await self.store.websub_unsubscribe(*found, callback)
         log.info("websub: %s %s for %s", mode, topic, callback)

@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -57,12 +58,18 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
 class LiveServer:
     """A real uvicorn server on 127.0.0.1 in a thread (httpx's serve_in_thread pattern)."""
 
-    def __init__(self, app: object, port: int | None = None) -> None:
+    def __init__(self, app: object, port: int | None = None, **options: Any) -> None:
         self.port = port or free_port()
         self.server = uvicorn.Server(
             # As `feeds serve` runs it: X-Forwarded-For is the app's to read (trusted_proxies).
             uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", proxy_headers=False
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="on",
+                proxy_headers=False,
+                **options,
             )
         )  # type: ignore[arg-type]
         self.thread = threading.Thread(target=self.server.run, daemon=True)

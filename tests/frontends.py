@@ -39,10 +39,39 @@ def raw(
             return response.status_code, dict(response.headers), b"".join(response.iter_raw())
 
 
-def missing(program: str) -> str | None:
-    """Why `program` cannot run here (.ci/run installs it), or None."""
-    found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
-    return None if found else f"{program} is not installed (apt-get install nginx varnish; .ci/run does)"
+# What the suite runs besides Python, and the Debian package each comes in (.ci/run installs them
+# all); nginx and varnishd live in /usr/sbin, which a user's PATH may not hold.
+PACKAGES = {
+    "nginx": "nginx",
+    "brotli_static": "libnginx-mod-http-brotli-static",
+    "varnishd": "varnish",
+    "newsboat": "newsboat",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
+}
+SBIN = ("/usr/sbin", "/sbin")
+
+
+def found(program: str) -> str | None:
+    """Where `program` (a key of PACKAGES) is, or None."""
+    if program == "brotli_static":
+        return str(BROTLI_STATIC) if BROTLI_STATIC.exists() else None
+    return shutil.which(program) or shutil.which(program, path=os.pathsep.join(SBIN))
+
+
+def require(*programs: str) -> list[str]:
+    """Their paths; a test that needs one that is missing is skipped with the line that installs
+    it (under CI, where .ci/run installs them all, it fails instead)."""
+    absent = [p for p in programs if found(p) is None]
+    if absent:
+        import pytest
+
+        packages = " ".join(dict.fromkeys(PACKAGES[p] for p in absent))
+        message = f"{', '.join(absent)}: not installed (Debian: apt-get install {packages}; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return [str(found(p)) for p in programs]
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
@@ -98,7 +127,7 @@ def nginx_main(work: Path, http: str, modules: Sequence[Path] = ()) -> Path:
 def nginx(conf: Path, port: int, wrapper: Sequence[str] = ()) -> Iterator[int]:
     """nginx with `conf` until the block ends; its port once it listens. `wrapper` goes before
     the command (benchmarks pin it to a CPU with taskset)."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    (binary,) = require("nginx")
     argv = [*wrapper, binary, "-p", str(conf.parent), "-c", str(conf)]
     with _running(argv, port, conf.parent / "nginx.out") as ready:
         yield ready
@@ -128,6 +157,7 @@ def nginx_cache(work: Path, origins: Sequence[int], wrapper: Sequence[str] = ())
 def nginx_export(out: Path, work: Path, wrapper: Sequence[str] = ()) -> Iterator[int]:
     """nginx serving the export in `out` with the configuration it generated, on a free port (its
     listen line is the only change)."""
+    require("nginx", "brotli_static")
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     generated = (out / "nginx.conf").read_text()
@@ -152,7 +182,7 @@ def varnish_cache(work: Path, origins: Sequence[int]) -> Iterator[int]:
     vcl = work / "feeds.vcl"
     vcl.write_text(text)
     port = free_port()
-    binary = shutil.which("varnishd") or "/usr/sbin/varnishd"
+    (binary,) = require("varnishd")
     argv = [binary, "-F", "-j", "none", "-n", str(work / "state"), "-a", f"127.0.0.1:{port}", "-f", str(vcl)]
     argv += ["-s", "malloc,64m", "-p", "thread_pool_min=5"]
     with _running(argv, port, work / "varnishd.out") as ready:

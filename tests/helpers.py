@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -137,3 +138,12 @@ def wait_for(server: subprocess.Popen[bytes], url: str, ready: str = "", timeout
         time.sleep(0.2)
     os.killpg(server.pid, signal.SIGTERM)
     raise AssertionError(f"{url} not ready:\n{server.communicate(timeout=30)[0].decode()[-3000:]}")
+
+
+# A log record's line (feeds/process.py): its UTC time, its level.
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+def not_logged(stderr: str, levels: tuple[str, ...] = ("DEBUG", "INFO")) -> list[str]:
+    """The lines of a command's stderr that are not log records at `levels`: its error lines."""
+    return [line for line in stderr.splitlines() if not ((m := LOG_LINE.match(line)) and m[1] in levels)]

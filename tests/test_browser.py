@@ -7,7 +7,6 @@ go to `test-artifacts/` (`FEEDS_TEST_ARTIFACTS` overrides)."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,26 +24,21 @@ from feeds.app import create_app
 from feeds.config import Settings
 from feeds.store import Store
 from tests.conftest import REPO, LiveServer, free_port
+from tests.frontends import require
 from tests.test_site import ingest
 
-CHROMIUM = shutil.which("chromium")
-DRIVER = shutil.which("chromedriver")
 ARTIFACTS = Path(os.environ.get("FEEDS_TEST_ARTIFACTS", REPO / "test-artifacts"))
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    if CHROMIUM is None or DRIVER is None:
-        message = "chromium is not installed (Debian: apt-get install chromium chromium-driver; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    chromium, driver_path = require("chromium", "chromedriver")
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(DRIVER))
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
     driver.set_page_load_timeout(30)
     try:
         yield driver

@@ -14,6 +14,7 @@ import pytest
 
 from feeds.errors import ConfigError, FeedsError, ParseError, SourceError
 from tests.conftest import EXAMPLE, free_port
+from tests.helpers import not_logged
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,7 @@ def test_a_source_failing_in_the_reading_process_is_one_line(tmp_path: Path) -> 
     )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr and "BrokenProcessPool" not in done.stderr
-    assert done.stderr.strip().splitlines() == [
+    assert not_logged(done.stderr) == [
         f"Error: source {tmp_path / 'empty'}: {tmp_path / 'empty'} has no news/ directory"
     ]
 
@@ -68,7 +69,7 @@ def test_a_store_that_cannot_be_opened_is_one_line(tmp_path: Path, command: str,
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if not line.startswith("INFO ")]
+    errors = not_logged(done.stderr)
     assert len(errors) == 1 and errors[0].startswith(f"Error: store: unable to open {database}: "), done.stderr
     assert (tmp_path / "junk.db").read_bytes() == b"not a database, whatever its name says\n" * 100
 
@@ -147,7 +148,7 @@ def test_a_store_that_cannot_be_written_is_one_line(tmp_path: Path, command: str
         folder.chmod(0o755)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if not line.startswith("INFO ")]
+    errors = not_logged(done.stderr)
     assert len(errors) == 1, done.stderr
     assert errors[0].startswith("Error: store: ") and errors[0].endswith(
         ("unable to open database file", "attempt to write a readonly database")
@@ -173,5 +174,5 @@ def test_an_address_in_use_is_one_line(tmp_path: Path) -> None:
             env={"PATH": "/usr/bin:/bin", "FEEDS_DATABASE": str(tmp_path / "feeds.db"), "FEEDS_SOURCES": str(EXAMPLE)},
         )
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if not line.startswith("INFO ")]
+    errors = not_logged(done.stderr)
     assert errors == [f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"], done.stderr

@@ -121,7 +121,9 @@ async def test_topics_and_healthz(served: Settings) -> None:
             feed = await client.get(ukraine["feeds"]["rss"].removeprefix(served.base_url))
             assert feed.status_code == 200
             health = (await client.get("/healthz")).json()
+            example = health.pop("sources")["example"]
             assert health == {"status": "ok", "events": 59, "unlisted": 0}
+            assert example["last_success"] and example["failing_since"] is None and example["last_error"] is None
 
 
 async def test_every_answer_forbids_content_sniffing(served: Settings) -> None:

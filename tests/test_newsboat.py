@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import sqlite3
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 from lxml import etree
 
 from feeds.app import create_app
@@ -29,6 +27,7 @@ from feeds.config import Settings
 from feeds.publish import publish_all
 from feeds.store import Store
 from tests.conftest import LiveServer, with_base
+from tests.frontends import require
 from tests.helpers import read_pages
 
 RELOADS = 5
@@ -37,13 +36,7 @@ ATOM_FEED = "dates/2022-02-24.atom"  # the oldest day: none of its events is amo
 
 
 def newsboat() -> str:
-    path = shutil.which("newsboat")
-    if path is None:
-        message = "newsboat is not installed (Debian: apt-get install newsboat; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require("newsboat")[0]
 
 
 @dataclass

@@ -174,6 +174,11 @@ async def test_the_topics_index_is_json_for_programs_and_a_searchable_page_for_p
     bad = await client.get("/topics.json", params={"sort": "size"})
     assert bad.status_code == 400 and bad.json()["error"].startswith("sort: use one of")
     assert (await client.get("/topics.json", params={"page": "0"})).status_code == 400
+    # A query is bounded as /search's is: a 10 KB one is refused, naming the parameter.
+    for path in ("/topics", "/topics.json"):
+        huge = await client.get(path, params={"q": "x" * 10_000})
+        assert huge.status_code == 400 and huge.json()["error"] == "q: at most 200 characters, got 10,000"
+    assert (await client.get("/topics.json", params={"q": "u" * 200})).json()["total"] == 0
 
 
 def test_search_folds_chinese_script_and_finds_substrings() -> None:

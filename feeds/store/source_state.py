@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
+from typing import Any
 
 from feeds.store.connection import StoreBase
 from feeds.store.records import from_iso, iso
@@ -85,3 +87,33 @@ class SourceState(StoreBase):
     async def cursor(self, source: str) -> str | None:
         rows = await self._read("SELECT value FROM cursors WHERE source = ?", (source,))
         return rows[0][0] if rows else None
+
+    async def note_source(self, source: str, error: str | None, now: dt.datetime) -> None:
+        """Record how a source's refresh ended (`error` None: it succeeded), for /healthz: its last
+        success, its last error and since when it has been failing (kept in `meta`)."""
+        key = SOURCE_HEALTH_KEY + source
+
+        def note(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            health: dict[str, Any] = json.loads(row[0]) if row else dict.fromkeys(SOURCE_HEALTH_FIELDS)
+            if error is None:
+                health |= {"last_success": iso(now), "failing_since": None}
+            else:
+                health |= {"last_error": error, "last_error_at": iso(now)}
+                health["failing_since"] = health["failing_since"] or iso(now)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(health)))
+
+        await self._write(note)
+
+    async def source_health(self, sources: list[str]) -> dict[str, dict[str, Any]]:
+        """Per source: `last_success`, `last_error`, `last_error_at`, `failing_since` (None: not
+        failing, or never refreshed)."""
+        rows = await self._read_keys(
+            "SELECT key, value FROM meta WHERE key IN ({keys})", [SOURCE_HEALTH_KEY + s for s in sources]
+        )
+        found = {key.removeprefix(SOURCE_HEALTH_KEY): json.loads(value) for key, value in rows}
+        return {s: found.get(s, dict.fromkeys(SOURCE_HEALTH_FIELDS)) for s in sources}
+
+
+SOURCE_HEALTH_KEY = "source_health:"  # meta: one JSON object per source
+SOURCE_HEALTH_FIELDS = ("last_success", "last_error", "last_error_at", "failing_since")

@@ -17,6 +17,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from feeds.store.connection import StoreBase
 from feeds.store.records import from_iso, iso
@@ -196,6 +197,14 @@ class WebSubQueries(StoreBase):
                 [(iso(now), *o.key) for o in owed],
             )
         )
+
+    async def websub_held(self, callback: str, now: dt.datetime) -> tuple[set[tuple[str, str]], int, int]:
+        """For a callback: the (feed, format) it is subscribed to, the active subscriptions of
+        callbacks on its host, and all active subscriptions (what the hub's caps count)."""
+        host = urlsplit(callback).hostname
+        rows = await self._read("SELECT feed, fmt, callback FROM websub WHERE expires > ?", (iso(now),))
+        own = {(f, m) for f, m, c in rows if c == callback}
+        return own, sum(urlsplit(c).hostname == host for _, _, c in rows), len(rows)
 
 
 def _settle(conn: sqlite3.Connection, key: tuple[str, str, str]) -> None:
