@@ -19,7 +19,7 @@ from feeds.app import create_app
 from feeds.config import Settings, SourceConfig
 from feeds.ids import event_guid
 from feeds.model import UTC, FeedKey
-from feeds.publish import publish_all
+from feeds.publish import publish_all, publish_changes
 from feeds.render import feed_url, page_url
 from feeds.store import Incoming, IncomingListing, Store, event_updated
 from tests.conftest import DATA, OFFSTREAM, LiveServer, free_port
@@ -211,3 +211,67 @@ async def test_two_git_clones_of_one_commit_serve_alike_and_date_a_deletion_by_i
         await a.close()
         await b.close()
     assert await served_alike_at(one, port, two.database) > 200
+
+
+async def renditions(store: Store) -> dict[tuple[str, str], tuple[str, str, bytes]]:
+    """(feed, format) -> (ETag, Last-Modified, plain bytes) of every stored document."""
+    rows = await sql(store, "SELECT feed, fmt, etag, last_modified FROM renditions")
+    out = {}
+    for feed, fmt, etag, modified in rows:
+        rendition = await store.rendition(feed, fmt)
+        assert rendition is not None
+        out[(feed, fmt)] = (etag, modified, rendition.body)
+    return out
+
+
+async def test_a_settings_change_renders_what_a_fresh_store_would_last_modified_too(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    pages = read_pages(OFFSTREAM) + read_pages(TIMES)
+    await store.apply(pages)
+    await publish_all(store, settings)
+    renamed = replace(settings, title="Current events, renamed")
+    assert await publish_changes(store, renamed, set(), set()) > 0  # the new title: every document again
+    fresh = await Store.open(str(tmp_path / "fresh.db"))
+    try:
+        await fresh.apply(pages)
+        await publish_all(fresh, renamed)
+        mine, theirs = await renditions(store), await renditions(fresh)
+    finally:
+        await fresh.close()
+    assert len(mine) > 100 and mine == theirs
+
+
+async def test_a_store_dated_by_mtimes_is_dated_by_its_pages_when_opened(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """What an older version left: events dated by their files' mtimes (the day the archive was
+    copied), documents rendered with them. Opened by this version, the store converges on what a
+    fresh store serves, without being deleted."""
+    pages = read_pages(OFFSTREAM) + read_pages(TIMES)
+    await store.apply(pages)
+    copied = "2026-12-07T10:00:00+00:00"
+    await sql(store, "UPDATE events SET updated = ?", (copied,))
+    await sql(store, "UPDATE event_topics SET updated = ?", (copied,))
+    await sql(store, "UPDATE topics SET updated = ?", (copied,))
+    await sql(store, "DELETE FROM meta WHERE key = 'event_times'")
+    await publish_all(store, settings)
+    assert {m for _, m, _ in (await renditions(store)).values()} == {copied}
+    await store.close()
+    upgraded = await Store.open(settings.database)
+    try:
+        await publish_changes(upgraded, settings, set(), set())  # what the next refresh publishes
+        mine = await renditions(upgraded)
+        assert {e.key: e.updated for e in await upgraded.events(FeedKey("latest"), 1000)} == {
+            e.key: event_updated(e.page) for e in await upgraded.events(FeedKey("latest"), 1000)
+        }
+    finally:
+        await upgraded.close()
+    fresh = await Store.open(str(tmp_path / "fresh.db"))
+    try:
+        await fresh.apply(pages)
+        await publish_all(fresh, settings)
+        theirs = await renditions(fresh)
+    finally:
+        await fresh.close()
+    assert len(mine) > 100 and mine == theirs
