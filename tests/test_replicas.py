@@ -20,9 +20,10 @@ from feeds.config import Settings, SourceConfig
 from feeds.ids import event_guid
 from feeds.model import UTC, FeedKey
 from feeds.publish import publish_all, publish_changes
+from feeds.refresh import Report, publish_report
 from feeds.render import feed_url, page_url
 from feeds.store import Incoming, IncomingListing, Store, event_updated
-from tests.conftest import DATA, OFFSTREAM, LiveServer, free_port
+from tests.conftest import DATA, EXAMPLE, OFFSTREAM, LiveServer, free_port
 from tests.helpers import documents, read_pages, refresh_once, sql
 from tests.test_evidence import day_documents
 
@@ -275,3 +276,50 @@ async def test_a_store_dated_by_mtimes_is_dated_by_its_pages_when_opened(
     finally:
         await fresh.close()
     assert len(mine) > 100 and mine == theirs
+
+
+async def test_tombstones_are_shown_and_leave_by_the_archives_time_not_the_clocks(
+    store: Store, settings: Settings
+) -> None:
+    """A deletion dated in the archive's past (2018) is shown although the clock is years on;
+    it leaves once the archive's newest time is `tombstone_days` past it, at that publish."""
+    settings = replace(settings, tombstone_days=7)
+    await store.apply(read_pages(OFFSTREAM))
+    await publish_all(store, settings)
+    gone = await store.apply([], deleted=[GONE_KEY])
+    await publish_report(store, settings, Report(result=gone))
+    ref = f'ref="{event_guid(GONE_KEY)}"'.encode()
+    day = await store.rendition("dates/2017-12-31", "atom")
+    assert day is not None and ref in day.body
+    assert day.last_modified == await store.newest_time() < dt.datetime(2019, 1, 1, tzinfo=UTC)
+    later = await store.apply(read_pages(EXAMPLE))  # days of 2022-2024: the archive moves on
+    assert "dates/2017-12-31" not in later.feeds
+    await publish_report(store, settings, Report(result=later))
+    day = await store.rendition("dates/2017-12-31", "atom")
+    assert day is not None and ref not in day.body
+
+
+async def test_the_bundled_example_copied_twice_gives_the_same_documents(settings: Settings, tmp_path: Path) -> None:
+    """`cp -r` of config/example, twice, minutes apart: every document (feeds, pages, /topics)
+    has the same bytes, ETag and Last-Modified, and no time in them is the copy's."""
+    stores = []
+    for name, mtime in (
+        ("a", dt.datetime(2026, 12, 7, 10, tzinfo=UTC)),
+        ("b", dt.datetime(2026, 12, 7, 10, 9, tzinfo=UTC)),
+    ):
+        root = tmp_path / f"example-{name}"
+        shutil.copytree(EXAMPLE / "news", root / "news")
+        for n, file in enumerate(sorted(root.rglob("*"))):
+            os.utime(file, (mtime.timestamp() + n,) * 2)
+        configured = replica_settings(settings, 0, name, "directory", root, tmp_path)
+        store = await Store.open(configured.database)
+        try:
+            await refresh_once(store, configured)
+            stores.append(await renditions(store))
+            events = await store.events(FeedKey("latest"), 1000)
+            assert events and all(e.updated == event_updated(e.page) < mtime for e in events)
+            topics = await sql(store, "SELECT max(updated) FROM topics")
+            assert topics[0][0] < "2026"  # `/topics` does not say every topic was updated today
+        finally:
+            await store.close()
+    assert len(stores[0]) > 200 and stores[0] == stores[1]
