@@ -13,7 +13,6 @@ from feeds.codec import page_from_json
 from feeds.errors import ParseError
 from feeds.model import Page, day_start
 from feeds.store.records import iso
-from feeds.store.topic_writes import feeds_of
 
 TIMES = "page"  # what a store's times come from; in meta under TIMES_KEY
 TIMES_KEY = "event_times"
@@ -35,29 +34,35 @@ def retime(conn: sqlite3.Connection) -> int:
         if (page := _page(doc)) is not None
     ]
     conn.executemany("UPDATE pages SET modified = ? WHERE path = ? AND modified IS NOT ?", [(*p, p[0]) for p in pages])
-    moved: list[str] = []
-    rows = conn.execute("SELECT key, doc, published, updated FROM events ORDER BY seq").fetchall()
-    for key, doc, published, updated in rows:
-        if (page := _page(doc)) is None:
-            continue
-        at, day = iso(event_updated(page)), iso(day_start(page.date))
-        if (published, updated) == (day, at):
-            continue
-        (rev,) = conn.execute(
-            "UPDATE events SET published = ?, updated = ?, deleted_at = CASE WHEN live THEN NULL ELSE ? END, "
-            "rev = rev + 1 WHERE key = ? RETURNING rev",
-            (day, at, at, key),
-        ).fetchone()
-        conn.execute("UPDATE event_topics SET updated = ?, rev = ? WHERE event = ?", (at, rev, key))
-        moved.append(key)
+    moved: list[tuple[str, str, str]] = []  # (published, updated, key)
+    for key, doc, published, updated in conn.execute("SELECT key, doc, published, updated FROM events"):
+        if (page := _page(doc)) is not None:
+            at, day = iso(event_updated(page)), iso(day_start(page.date))
+            if (published, updated) != (day, at):
+                moved.append((day, at, key))
+    # Set by set, not event by event: an upgrade moves nearly every event of a big store.
+    conn.execute("CREATE TEMP TABLE retimed (key TEXT PRIMARY KEY, published TEXT, updated TEXT) WITHOUT ROWID")
+    conn.executemany("INSERT INTO retimed (published, updated, key) VALUES (?, ?, ?)", moved)
+    conn.execute(
+        "UPDATE events SET published = r.published, updated = r.updated, "
+        "deleted_at = CASE WHEN live THEN NULL ELSE r.updated END, rev = rev + 1 FROM retimed r WHERE r.key = events.key"
+    )
+    conn.execute(
+        "UPDATE event_topics SET updated = r.updated, rev = e.rev FROM retimed r JOIN events e ON e.key = r.key "
+        "WHERE event_topics.event = r.key"
+    )
     conn.execute(
         "UPDATE topics SET updated = (SELECT max(updated) FROM event_topics WHERE topic_id = topics.id AND live = 1)"
     )
-    feeds = {feed for key in moved for feed in feeds_of(conn, key)}
-    conn.executemany(
-        "INSERT OR IGNORE INTO pending (kind, value) VALUES (?, ?)",
-        [("feed", f) for f in sorted(feeds)] + [("event", k) for k in moved],
-    )
+    feeds = [("feed", "latest")] if moved else []
+    feeds += conn.execute(
+        "SELECT DISTINCT 'feed', 'dates/' || e.date FROM retimed r JOIN events e ON e.key = r.key "
+        "UNION SELECT DISTINCT 'feed', 'topics/' || t.slug FROM retimed r "
+        "JOIN event_topics et ON et.event = r.key JOIN topics t ON t.id = et.topic_id"
+    ).fetchall()
+    feeds += [("event", key) for _, _, key in moved]
+    conn.executemany("INSERT OR IGNORE INTO pending (kind, value) VALUES (?, ?)", feeds)
+    conn.execute("DROP TABLE retimed")
     conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (TIMES_KEY, TIMES))
     return len(moved)
 
