@@ -77,7 +77,7 @@ def _apply(
     gone_at: Mapping[str, dt.datetime] | None = None,
 ) -> BatchResult:
     """`gone_at`: when the source says a deleted page went (a git commit); a deletion it has no
-    time for is dated by the archive itself (`_deletion_time`)."""
+    time for is dated by the archive itself (`_archive_newest`)."""
     result = BatchResult()
     dirty: set[str] = set()
     days: set[str] = set()
@@ -225,8 +225,8 @@ def _read_keys_sync(conn: sqlite3.Connection, sql: str, keys: Sequence[str]) -> 
 def _retire_event(
     conn: sqlite3.Connection, key: str, when: dt.datetime, result: BatchResult, folded: bool = False
 ) -> None:
-    """The event leaves every feed at `when`, or at its own `updated` if that is later (a
-    tombstone never predates what it deletes). One folded into an earlier version's event that no document
+    """The event leaves every feed at `when`, or at its own `updated` if that is later (a tombstone
+    never predates what it deletes). One folded into an earlier version's event that no document
     ever showed (it has no entry yet: its versions arrived in different batches of one load) is
     forgotten, so that the store is what it would be had they arrived together."""
     if folded and conn.execute("SELECT 1 FROM entries WHERE event = ?", (key,)).fetchone() is None:
