@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from feeds.ids import page_path
-from feeds.model import Page
+from feeds.model import Page, day_start
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ def chain_root(versions: Iterable[Version], times: Mapping[str, dt.datetime] | N
 
     A claimed first version that is itself a later version of something (its own page names a
     different first, or it lists predecessors without claiming to be first) is not the root; among
-    the rest the earliest claim wins (a claim without a timestamp: the time its source recorded for
-    the page, `times`), then the path.
+    the rest the earliest claim wins (a claim without a timestamp: the page's own time, `times`,
+    as `event_updated` gives it), then the path.
     """
     seen = {v.path: v for v in versions}
     times = times or {}
@@ -147,9 +147,9 @@ def with_predecessors(version: Version, earlier: Iterable[str]) -> Version:
     return replace(version, listed=version.listed + extra) if extra else version
 
 
-def event_updated(page: Page, modified: dt.datetime | None, now: dt.datetime) -> dt.datetime:
-    """When an event last changed, as its source says: the newest timestamp of its Changes list,
-    else the time the source records for its current page; never later than now."""
+def event_updated(page: Page) -> dt.datetime:
+    """When an event last changed, as its page says: the newest timestamp of its Changes list, else
+    its day at 00:00 UTC (never before that day). Only the page: every copy of it, from any kind of
+    source, at any time, says the same."""
     stamps = [c.timestamp for c in page.changes if c.timestamp is not None]
-    when = max(stamps) if stamps else modified or now
-    return min(when, now)
+    return max([day_start(page.date), *stamps])

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 UTC = dt.UTC
+# The time of a document that holds nothing with a time (an empty feed): the same on every replica,
+# and the earliest the W3C feed validator finds plausible (it flags dates before 1990).
+EPOCH = dt.datetime(1990, 1, 1, tzinfo=UTC)
 
 ChangeKind = Literal["first", "update", "current"]
 FEED_FORMATS: tuple[str, ...] = ("rss", "atom", "json")

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from feeds.config import Limits, Settings, SourceConfig
 from feeds.errors import FeedsError, ParseError
 from feeds.metrics import SOURCE_FAILURES
-from feeds.model import Page, utcnow
+from feeds.model import Page
 from feeds.pages import guard, read_document
 from feeds.pages.limits import check_page, check_size
 from feeds.process import tune_gc
 from feeds.publish import Memos, publish_changes
+from feeds.publish.plan import tombstone_horizon
 from feeds.sources import Collected, Document, Source, open_source
 from feeds.store import BatchResult, Incoming, IncomingListing, Store
 
@@ -33,6 +34,8 @@ log = logging.getLogger("feeds.refresh")
 DEFAULT_LIMITS = Limits()
 
 BATCH_SIZE = 2000
+# In meta: the tombstone horizon the documents were last published with.
+HORIZON_KEY = "tombstone_horizon"
 # Batches per transaction in a bulk load: fewer commits, the lock held a few seconds (docs/architecture.md).
 BULK_COMMIT = 4
 
@@ -80,7 +83,7 @@ def parse_documents(documents: Iterable[Document], source: str, limits: Limits =
             parsed = reading.document
             if isinstance(parsed, Page):
                 check_page(parsed, limits, doc.origin)
-                incoming = Incoming(parsed, doc.relpath, source, doc.modified)
+                incoming = Incoming(parsed, doc.relpath, source)
                 with guard.reading(doc.origin):  # what is stored is made here, from untrusted text
                     incoming.prepare()
         except ParseError as exc:
@@ -183,7 +186,7 @@ async def ingest(
         if pool:
             pool.shutdown(cancel_futures=True)
     if collected.deleted:
-        report.result.merge(await store.apply([], deleted=collected.deleted))
+        report.result.merge(await store.apply([], deleted=collected.deleted, deleted_at=collected.deleted_at))
     await check_day_listings(store, days, report.problems)
     for url, etag, last_modified in collected.validators:
         await store.save_fetch(url, etag, last_modified, None)
@@ -259,12 +262,13 @@ async def publish_report(
     memos: Memos | None = None,
 ) -> Report:
     """After storing: render every feed the stored changes touched, and the feeds whose
-    tombstones' window closed since about the last run (they leave those feeds)."""
-    window = dt.timedelta(days=settings.tombstone_days)
-    now = utcnow()
-    expiring = await store.feeds_of_tombstones_expiring(
-        now - window - dt.timedelta(seconds=2 * settings.refresh_interval), now - window
-    )
+    tombstones' window closed since the last publish (they leave those feeds). The window ends
+    where the archive's newest time says (`tombstone_horizon`), so it moves with the archive."""
+    horizon = await tombstone_horizon(store, settings)
+    last = await store.meta(HORIZON_KEY)
+    expiring = set()
+    if last is not None and dt.datetime.fromisoformat(last) < horizon:
+        expiring = await store.feeds_of_tombstones_expiring(dt.datetime.fromisoformat(last), horizon)
     report.rendered = await publish_changes(
         store,
         settings,
@@ -275,6 +279,8 @@ async def publish_report(
         renamed=report.result.renamed | report.result.reslotted,
         memos=memos,
     )
+    if last != horizon.isoformat():
+        await store.set_meta({HORIZON_KEY: horizon.isoformat()})
     return report
 
 

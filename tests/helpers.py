@@ -21,7 +21,6 @@ from feeds.config import Settings
 from feeds.model import FEED_FORMATS, Page
 from feeds.pages import parse_document
 from feeds.refresh import Report, open_sources, refresh_all
-from feeds.sources.times import from_timestamp
 from feeds.store import Incoming, Store
 
 
@@ -47,14 +46,14 @@ async def sql(store: Store, query: str, params: tuple[Any, ...] = ()) -> list[tu
 
 
 def read_pages(root: Path, pattern: str = "news/**/*.md", source: str = "test") -> list[Incoming]:
-    """Every event page (not day listings) under root matching pattern, parsed, with its file's
-    mtime as a directory source gives it (else two stores built a second apart would differ)."""
+    """Every event page (not day listings) under root matching pattern, parsed, as a directory
+    source gives it: its times are the page's own, whatever the file's mtime."""
     out = []
     for file in sorted(root.glob(pattern)):
         rel = file.relative_to(root).as_posix()
         doc = parse_document(rel, file.read_bytes())
         if isinstance(doc, Page):
-            out.append(Incoming(doc, rel, source, from_timestamp(file.stat().st_mtime_ns // 1_000_000_000)))
+            out.append(Incoming(doc, rel, source))
     return out
 
 

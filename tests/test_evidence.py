@@ -39,15 +39,14 @@ T0 = dt.datetime(2018, 1, 2, 12, 0, tzinfo=UTC)
 
 
 def day_documents(days: tuple[str, ...] = DAYS) -> tuple[list[Incoming], list[IncomingListing]]:
-    """Every page and listing of the days, each with a source time (its path's rank in minutes
-    after T0, so that times are distinct and the same on every machine)."""
+    """Every page and listing of the days (their times are the pages' own)."""
     pages, listings = [], []
     files = sorted(p for day in days for p in (OFFSTREAM / day).glob("*.md"))
-    for n, file in enumerate(files):
+    for file in files:
         rel = file.relative_to(OFFSTREAM).as_posix()
         doc = parse_document(rel, file.read_bytes())
         if isinstance(doc, Page):
-            pages.append(Incoming(doc, rel, "offstream", T0 + dt.timedelta(minutes=n)))
+            pages.append(Incoming(doc, rel, "offstream"))
         else:
             listings.append(IncomingListing(doc, rel, "offstream"))
     return pages, listings
@@ -277,15 +276,13 @@ async def test_a_story_listed_on_two_days_stays_two_events(store: Store, tmp_pat
     assert "/news/2018/01/02/protests-go-on" in report.result.added and FIRST in report.result.added
 
 
-def test_updated_comes_from_the_changes_list_then_the_source_never_from_the_future() -> None:
+def test_updated_comes_from_the_changes_list_else_the_day() -> None:
     pages, _ = day_documents(("news/2018/01/1",))
     later = next(p.page for p in pages if p.page.path == LATER)
     stamps = [c.timestamp for c in later.changes if c.timestamp]
-    assert stamps and event_updated(later, T0, T0 + dt.timedelta(days=400)) == max(stamps)
+    assert stamps and event_updated(later) == max(stamps)
     plain = next(p.page for p in pages if not p.page.changes)
-    assert event_updated(plain, T0, T0 + dt.timedelta(days=1)) == T0
-    assert event_updated(plain, T0 + dt.timedelta(days=9), T0) == T0  # a clock ahead is cut to now
-    assert event_updated(plain, None, T0) == T0
+    assert event_updated(plain) == dt.datetime(2018, 1, 1, tzinfo=dt.UTC)
 
 
 async def test_two_stores_of_the_same_pages_serve_the_same_bytes(
@@ -313,8 +310,9 @@ async def test_two_stores_of_the_same_pages_serve_the_same_bytes(
         differ = [k for k in mine if mine[k] != theirs[k]]
         assert differ == []
         assert await etags(store) == await etags(other)
-        # Entries carry the source's times, not one ingest instant.
+        # Entries carry their pages' times (Changes lists, else the day), not an ingest instant.
         latest = await store.events(FeedKey("latest"), 1000)
-        assert len({e.updated for e in latest}) > len(latest) // 2
+        assert {e.updated for e in latest} == {event_updated(e.page) for e in latest}
+        assert all(e.updated < now for e in latest)
     finally:
         await other.close()

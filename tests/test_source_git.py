@@ -15,8 +15,8 @@ import pytest
 
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
-from feeds.ids import event_guid
-from feeds.model import FeedKey, utcnow
+from feeds.ids import event_guid, page_path
+from feeds.model import FeedKey
 from feeds.refresh import Report, ingest, refresh_source
 from feeds.sources import Collected, open_source
 from feeds.sources.directory import DirectorySource
@@ -452,7 +452,7 @@ def test_cache_names_and_redacted_locations() -> None:
     assert redact("/srv/archive") == "/srv/archive"
 
 
-# ----- when each file last changed ------------------------------------------------------------------------
+# ----- times: the page's, and a deletion's commit ------------------------------------------------------------
 
 T1, T2 = "2018-01-01T06:00:00+00:00", "2018-01-02T07:30:15+00:00"
 T3, T4 = "2018-01-03T23:59:59+00:00", "2018-01-05T01:02:03+00:00"
@@ -460,11 +460,6 @@ T3, T4 = "2018-01-03T23:59:59+00:00", "2018-01-05T01:02:03+00:00"
 
 def at(when: str) -> dt.datetime:
     return dt.datetime.fromisoformat(when)
-
-
-def times(collected: Collected) -> dict[str, dt.datetime | None]:
-    assert isinstance(collected.documents, list)
-    return {d.relpath: d.modified for d in collected.documents}
 
 
 def in_cache(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -475,69 +470,70 @@ def reworded(relpath: str) -> bytes:
     return (OFFSTREAM / relpath).read_bytes().replace(b"# Taxation", b"# Taxes", 1)
 
 
-async def test_a_first_read_gives_each_file_the_committer_time_of_the_last_commit_that_changed_it(
+async def tombstone(store: Store, key: str) -> dt.datetime:
+    (deleted,) = [t.deleted for t in await store.tombstones(DATE2, at("2000-01-01T00:00:00+00:00"))
+                  if t.guid == event_guid(key)]  # fmt: skip
+    return deleted
+
+
+async def test_commits_say_what_to_read_never_when_an_event_changed(
     origin: Origin, source: GitSource, store: Store, tmp_path: Path
 ) -> None:
+    """A page without a Changes list is updated at its day, whichever commit last changed it: a
+    directory copy or an HTTP site of the same pages says the same."""
     origin.add(*day_files(DAY1))
     origin.commit("2017-12-31", when=T1)
     origin.add(*[f for f in day_files(DAY2) if f not in BORNEO_LATER])
     second = origin.commit("2018-01-01", when=T2)
     origin.write(TAX, reworded(TAX))
-    origin.add(BORNEO_LATER[0])
-    origin.commit("taxation reworded in place, Borneo update", when=T3)
-    origin.add(BORNEO_LATER[1])
-    origin.commit("Borneo update", when=T4)
+    origin.commit("taxation reworded in place", when=T3)
 
     collected, _ = await step(source, store)
-    expected = {rel: at(T1) for rel in day_files(DAY1)}
-    expected |= {rel: at(T2) for rel in day_files(DAY2)}
-    expected |= {TAX: at(T3), BORNEO_LATER[0]: at(T3), BORNEO_LATER[1]: at(T4)}
-    assert times(collected) == expected
-    assert all(t is not None and t.tzinfo == dt.UTC for t in times(collected).values())
-    # The event of a page with no Changes list is updated when its file last changed.
+    assert isinstance(collected.documents, list)
+    assert all(d.modified is None for d in collected.documents) and collected.deleted_at == {}
     tax = next(e for e in await store.events(DATE2, 100) if e.key == TAX_KEY)
-    assert tax.page.headline.startswith("Taxes") and tax.updated == at(T3)
+    assert tax.page.headline.startswith("Taxes") and tax.updated == tax.published == at("2018-01-01T00:00:00+00:00")
 
     # The cache keeps the whole history of commits and trees, but only the blobs it read: the
     # taxation page's first version was never fetched.
     cache = tmp_path / "var" / "git" / "offstream"
     assert not (cache / "shallow").exists()
-    assert in_cache(cache, "rev-list", "--count", HEAD_REF).stdout.strip() == "4"
+    assert in_cache(cache, "rev-list", "--count", HEAD_REF).stdout.strip() == "3"
     assert in_cache(cache, "cat-file", "-e", origin.git("rev-parse", f"{second}:{TAX}")).returncode != 0
 
 
-async def test_an_update_gives_each_file_its_own_commits_time_not_the_heads(
+async def test_a_deleted_page_is_dated_by_the_commit_that_removed_it(
     origin: Origin, source: GitSource, store: Store
 ) -> None:
     origin.add(*day_files(DAY1), *[f for f in day_files(DAY2) if f not in BORNEO_LATER])
     origin.commit("two days", when=T1)
     await step(source, store)
 
-    origin.add(BORNEO_LATER[0])
-    origin.commit("Borneo update", when=T2)
-    origin.write(TAX, reworded(TAX))
-    origin.commit("taxation reworded", when=T3)
-    origin.git("commit", "--quiet", "--allow-empty", "-m", "nothing", env=dates(T4))
+    origin.remove(TAX)
+    origin.commit("taxation withdrawn", when=T2)
+    origin.git("commit", "--quiet", "--allow-empty", "-m", "nothing", env=dates(T3))
     collected, report = await step(source, store)
-    assert times(collected) == {BORNEO_LATER[0]: at(T2), TAX: at(T3)}
-    assert report.result.changed == {BORNEO_KEY, TAX_KEY}
-    tax = next(e for e in await store.events(DATE2, 100) if e.key == TAX_KEY)
-    assert tax.updated == at(T3)
+    assert collected.deleted == [TAX_KEY] and collected.deleted_at == {TAX_KEY: at(T2)}
+    assert report.result.deleted == {TAX_KEY}
+    assert await tombstone(store, TAX_KEY) == at(T2)  # RFC 6721 `when`: the commit's, not the refresh's
 
 
-async def test_a_commit_dated_in_the_future_gives_the_time_of_collection(
+async def test_a_deletion_found_by_a_full_read_is_dated_by_its_commit_too(
     origin: Origin, source: GitSource, store: Store
 ) -> None:
-    origin.add(*day_files(DAY1))
-    origin.commit("2017-12-31", when=T1)
-    origin.add(TAX)
-    origin.commit("from a clock far ahead", when="2099-12-31T00:00:00+00:00")
-    before = utcnow()
-    collected = await collect(source, store)
-    after = utcnow()
-    modified = times(collected)[TAX]
-    assert modified is not None and before <= modified <= after
-    assert times(collected)[f"{DAY1}/index.md"] == at(T1)
+    """A lost cursor reads the head whole; the pages it no longer has are dated by the commits
+    that removed them, as an update would have."""
+    origin.add(*day_files(DAY1), *[f for f in day_files(DAY2) if f not in BORNEO_LATER])
+    origin.commit("two days", when=T1)
+    await step(source, store)
+    origin.remove(TAX)
+    origin.commit("taxation withdrawn", when=T2)
+    origin.add(BORNEO_LATER[0])
+    origin.commit("Borneo update", when=T3)
+    await store.set_cursor("offstream", "0" * 40)
+    collected, _ = await step(source, store)
+    assert collected.deleted_at == {TAX_KEY: at(T2)}
+    assert await tombstone(store, TAX_KEY) == at(T2)
 
 
 async def test_the_users_log_settings_change_no_time(
@@ -547,33 +543,35 @@ async def test_the_users_log_settings_change_no_time(
     origin.commit("2017-12-31: the root commit", when=T1)
     origin.add(TAX)
     origin.commit("taxation", when=T2)
+    await step(source, store)
+    origin.remove(TAX)
+    origin.commit("taxation withdrawn", when=T3)
     settings = tmp_path / "gitconfig"
     settings.write_text(
         "[log]\n\tshowRoot = false\n\tfollow = true\n\tshowSignature = true\n[diff]\n\trenames = copies\n"
     )
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(settings))
     collected = await collect(source, store)
-    assert times(collected) == {**{rel: at(T1) for rel in day_files(DAY1)}, TAX: at(T2)}
+    assert collected.deleted_at == {TAX_KEY: at(T3)}
 
 
-async def test_a_merged_change_is_dated_by_the_merge_on_the_followed_branch(
+async def test_a_merged_deletion_is_dated_by_the_merge_on_the_followed_branch(
     origin: Origin, source: GitSource, store: Store
 ) -> None:
-    """The followed branch's own line of commits says when a change reached it: a page written
-    on a side branch has the time of the merge that brought it."""
-    origin.add(*day_files(DAY1))
-    origin.commit("2017-12-31", when=T1)
+    """The followed branch's own line of commits says when a change reached it: a page removed
+    on a side branch went at the merge that brought the removal."""
+    origin.add(*day_files(DAY1), TAX)
+    origin.commit("2017-12-31 and taxation", when=T1)
+    await step(source, store)
     origin.git("checkout", "--quiet", "-b", "side")
-    origin.add(TAX)
-    origin.commit("taxation, on a side branch", when=T2)
+    origin.remove(TAX)
+    origin.commit("taxation withdrawn, on a side branch", when=T2)
     origin.git("checkout", "--quiet", "main")
     origin.add(BORNEO_FIRST)
     origin.commit("Borneo, on main", when=T3)
     origin.git("merge", "--quiet", "--no-ff", "--no-edit", "side", env=dates(T4))
     collected = await collect(source, store)
-    assert times(collected)[TAX] == at(T4)
-    assert times(collected)[BORNEO_FIRST] == at(T3)
-    assert times(collected)[f"{DAY1}/index.md"] == at(T1)
+    assert collected.deleted_at == {TAX_KEY: at(T4)}
 
 
 async def test_a_shallow_cache_left_by_an_older_version_is_given_its_history(
@@ -594,13 +592,9 @@ async def test_a_shallow_cache_left_by_an_older_version_is_given_its_history(
     origin.write(TAX, reworded(TAX))
     origin.commit("taxation reworded", when=T3)
     collected, _ = await step(source, store)
-    assert times(collected) == {TAX: at(T3)}
+    assert relpaths(collected) == [TAX]
     assert not (cache / "shallow").exists()
-
-    # A first read now dates the first day by its own commit, not by the old shallow boundary.
-    await store.set_cursor("offstream", "0" * 40)
-    collected = await collect(source, store)
-    assert times(collected)[f"{DAY1}/index.md"] == at(T1) and times(collected)[TAX] == at(T3)
+    assert in_cache(cache, "rev-list", "--count", HEAD_REF).stdout.strip() == "3"
 
 
 async def test_a_force_push_back_to_an_older_version_reads_the_blob_the_cache_never_had(
@@ -610,8 +604,7 @@ async def test_a_force_push_back_to_an_older_version_reads_the_blob_the_cache_ne
     first = origin.commit("2018-01-01", when=T1)
     origin.write(TAX, reworded(TAX))
     origin.commit("taxation reworded", when=T2)
-    collected, _ = await step(source, store)
-    assert times(collected)[TAX] == at(T2)
+    await step(source, store)
     cache = tmp_path / "var" / "git" / "offstream"
     assert in_cache(cache, "cat-file", "-e", origin.git("rev-parse", f"{first}:{TAX}")).returncode != 0
 
@@ -620,7 +613,6 @@ async def test_a_force_push_back_to_an_older_version_reads_the_blob_the_cache_ne
     collected, report = await step(source, store)
     assert relpaths(collected) == [TAX] and collected.cursor == first and collected.deleted == []
     assert collected.documents[0].data == (OFFSTREAM / TAX).read_bytes()  # type: ignore[index]
-    assert times(collected) == {TAX: at(T1)}
     assert report.result.changed == {TAX_KEY}
 
 
@@ -646,6 +638,10 @@ async def test_the_history_is_read_the_same_whatever_the_chunks_and_only_as_far_
     newest = LastChanges([TAX])
     newest.feed(out[: out.index(b"\x01", 1)])
     assert newest.done and newest.times == {TAX: int(at(T2).timestamp())}
+    # Counted by page: any file of the page (any day spelling or extension) dates it.
+    pages = LastChanges([TAX_KEY], key=page_path)
+    pages.feed(out)
+    assert pages.times == {TAX_KEY: int(at(T2).timestamp())}
 
 
 def test_local_locations() -> None:

@@ -1,5 +1,5 @@
-"""The times sources record, as documents carry them: HTTP-dates (RFC 9110 5.6.7), Unix times,
-UTC in whole seconds, never later than now."""
+"""The times sources record: HTTP-dates (RFC 9110 5.6.7, never later than now), and git commit
+times as recorded, UTC in whole seconds."""
 
 from __future__ import annotations
 
@@ -56,7 +56,11 @@ def test_recorded_times_are_utc_whole_seconds_and_never_ahead_of_now() -> None:
     )
     assert recorded(NOW + dt.timedelta(seconds=1), NOW) == NOW
     assert recorded(None, NOW) is None
-    assert from_timestamp(784111777, NOW) == NOV_1994
-    assert from_timestamp(-1, NOW) == dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
-    assert from_timestamp(10**15, NOW) == NOW  # past any year a datetime holds: still ahead of now
-    assert from_timestamp(-(10**15), NOW) is None
+
+
+def test_a_commit_time_is_what_the_record_says_whenever_it_is_read() -> None:
+    """Not cut to the clock: two clones read at different times date a deletion alike."""
+    assert from_timestamp(784111777) == NOV_1994
+    assert from_timestamp(-1) == dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    assert from_timestamp(4_102_444_800) == dt.datetime(2100, 1, 1, tzinfo=dt.UTC)  # ahead of any clock here
+    assert from_timestamp(10**15) is None and from_timestamp(-(10**15)) is None  # no datetime holds them

@@ -12,7 +12,7 @@ import pytest
 
 from feeds.ids import event_guid
 from feeds.model import UTC, FeedKey
-from feeds.store import MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION, Store, _statements
+from feeds.store import MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION, Store, _statements, event_updated
 from tests.conftest import EXAMPLE, OFFSTREAM
 from tests.helpers import read_pages, sql
 
@@ -102,12 +102,12 @@ async def test_reingest_is_idempotent(store: Store) -> None:
     assert not again.added and not again.changed and not again.deleted and not again.feeds
     events = await store.events(FeedKey("latest"), 1000)
     assert len(events) == 59
-    # The source records no time here: an event was updated when its Changes list says, else at the
-    # first ingest.
-    assert {e.updated for e in events} == {
-        max((c.timestamp for c in e.page.changes if c.timestamp), default=T0) for e in events
+    # An event was updated when its Changes list says, else at its day: never at an ingest.
+    day = {e.key: dt.datetime.combine(e.page.date, dt.time(), UTC) for e in events}
+    assert {e.key: e.updated for e in events} == {
+        e.key: max((c.timestamp for c in e.page.changes if c.timestamp), default=day[e.key]) for e in events
     }
-    assert T0 in {e.updated for e in events} and T1 not in {e.updated for e in events}
+    assert {e.updated for e in events}.isdisjoint({T0, T1}) and all(e.published == day[e.key] for e in events)
 
 
 async def test_only_a_real_change_moves_updated_and_touches_its_feeds(store: Store) -> None:
@@ -123,7 +123,9 @@ async def test_only_a_real_change_moves_updated_and_touches_its_feeds(store: Sto
         f"topics/{t.slug}" for e in await store.events(FeedKey("latest"), 1000) if e.key == key for t in e.topics
     }
     event = next(e for e in await store.events(FeedKey("latest"), 1000) if e.key == key)
-    assert event.updated == T1 and event.published == dt.datetime.combine(target.page.date, dt.time(), UTC)
+    # The page names no newer time: its reworded text is served under the time its page states.
+    published = dt.datetime.combine(target.page.date, dt.time(), UTC)
+    assert event.updated == event_updated(reworded.page) != T1 and event.published == published
     assert event.guid == event_guid(target.page.path)
 
 

@@ -25,7 +25,7 @@ from feeds.entries import (
     plan_entries,
     spans_of,
 )
-from feeds.model import FORMATS, FeedKey, Member, Rendition, utcnow
+from feeds.model import FORMATS, FeedKey, Member, Rendition
 from feeds.publish.plan import describe
 from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
 from feeds.render.topics import TOPICS_DOC, IndexMemo, topics_document
@@ -172,7 +172,6 @@ async def publish(
         await asyncio.gather(asyncio.shield(ahead), return_exceptions=True)
     gathered = await gather_entries(store, settings, name, pending, memo)
     current = await store.rendition_versions_of(name)
-    now = utcnow()
 
     def render() -> tuple[list[Rendition], list[NewEntry], list[Spans]]:
         # One thread hop per document: making entries, joining and compressing (which releases
@@ -186,15 +185,16 @@ async def publish(
             body = bodies[fmt]
             etag = etag_of(body)
             stored = current.get(fmt)
-            if stored and stored[0] == etag:
+            # Same bytes and time: kept. Same bytes, another time (a store dated by mtimes before):
+            # stored again with the time it holds.
+            if stored and stored[0] == etag and stored[1] == shown.updated:
                 if not stored[2]:
                     spanned.append((name, fmt, etag, spans_of(body, stamps, pieces)))
                 continue
-            # New bytes whose entries did not change (a new archive neighbour, a page that filled,
-            # a topic's name): they still need a newer Last-Modified, or If-Modified-Since would
-            # keep the old bytes.
-            modified = shown.updated if not stored or shown.updated > stored[1] else max(now, stored[1])
-            fresh.append(encode(name, fmt, body, modified, spans=spans_of(body, stamps, pieces), etag=etag))
+            # Last-Modified is the newest time the document holds, never when it was rendered: new
+            # bytes with no newer time (a settings change, a new archive neighbour) keep it, as a
+            # fresh store's would; their new ETag is what tells a reader (docs/architecture.md).
+            fresh.append(encode(name, fmt, body, shown.updated, spans=spans_of(body, stamps, pieces), etag=etag))
         return fresh, made, spanned
 
     fresh, made, spanned = await asyncio.to_thread(render)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from feeds import fingerprint
 from feeds.config import Settings
-from feeds.model import FeedKey, Member, utcnow
+from feeds.model import FeedKey, Member
 from feeds.render import FeedInfo, TopicFacts
 from feeds.store import Store
 from feeds.websub_links import hub_url
@@ -63,9 +63,16 @@ class Paging:
         return links
 
 
+async def tombstone_horizon(store: Store, settings: Settings) -> dt.datetime:
+    """Tombstones dated after this are shown: `tombstone_days` back from the archive's newest
+    time, not the clock's (the archive's own deletions, dated in its past, are shown; replicas
+    agree whenever they render)."""
+    return await store.newest_time() - dt.timedelta(days=settings.tombstone_days)
+
+
 async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[FeedInfo, list[Member]] | None:
     """What a feed holds and how it links; None when it has nothing to show, not even a tombstone."""
-    since = utcnow() - dt.timedelta(days=settings.tombstone_days)
+    since = await tombstone_horizon(store, settings)
     links: dict[str, str] = {}
     archive = False
     subject, facts = settings.title, None

@@ -20,9 +20,8 @@ class Document:
     relpath: str  # `news/YYYY/MM/D/slug.md`, as the source lays it out
     data: bytes
     origin: str  # a file path or URL, for messages
-    # When the source says the document last changed: the committer time of the newest commit that
-    # changed the file (git), its mtime (directory), its Last-Modified (HTTP). Timezone-aware UTC,
-    # whole seconds, never later than when it was collected; None if the source records nothing.
+    # What the source records of when the document changed (an HTTP Last-Modified), for the source's
+    # own use; never a time in a document: an event's times come from its page (chains.event_updated).
     modified: dt.datetime | None = None
     # Why the document could not be read (a file gone since it was listed, a link out of the
     # tree): it is then reported with its origin and counted as failed, like one that does not parse.
@@ -35,6 +34,9 @@ class Collected:
     # held in memory at once).
     documents: Iterable[Document] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # canonical page paths gone from the source
+    # When the source says a gone page went (git: the commit that removed it). A page it gives no
+    # time is dated by the archive itself (the store's newest time), never by the clock.
+    deleted_at: dict[str, dt.datetime] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     cursor: str | None = None  # saved once the batch is stored (e.g. a git commit)
     expected: int | None = None  # how many documents, when known (for progress bars)

@@ -1,6 +1,8 @@
 """A local tree laid out like the archive: `news/YYYY/MM/D/*.md|json|xml` (padded days too).
 
-A document's time (`Document.modified`) is its file's mtime.
+A file's mtime and size only say whether to read it again; they are never a time in a document
+(a copy of the tree has other mtimes and must serve the same bytes). A deleted page has no time
+here: the store dates it by the archive's newest time.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from feeds.errors import SourceError
 from feeds.ids import page_path
 from feeds.pages import EXTENSIONS, is_day_listing, is_document
 from feeds.sources import Collected, Document
-from feeds.sources.times import from_timestamp
 from feeds.sources.watch import TreeWatch
 from feeds.store import Store
 
@@ -168,8 +169,6 @@ class DirectorySource:
                 if os.path.commonpath([root, os.path.realpath(path)]) != root:
                     raise PermissionError(f"a symbolic link out of the tree ({os.path.realpath(path)})")
                 with open(path, "rb") as file:
-                    # The mtime of the bytes read, should the file change after the scan.
-                    mtime = os.fstat(file.fileno()).st_mtime_ns // 1_000_000_000
                     data = file.read()
             except OSError as exc:
                 if self._pending is not None:
@@ -178,7 +177,7 @@ class DirectorySource:
                 self._retry.add(relpath)
                 yield Document(relpath, b"", str(path), problem=f"unreadable: {exc.strerror or exc}")
                 continue
-            yield Document(relpath, data, str(path), from_timestamp(mtime))
+            yield Document(relpath, data, str(path))
 
     def _stop_watching(self) -> None:
         if self._watch is not None:

@@ -9,10 +9,12 @@ then the history behind it without blobs (`--unshallow --filter=blob:none`; a lo
 upload-pack is run allowing the filter); later fetches bring new commits whole. The remote is
 named on the command line of the commands that may fetch, never stored in the cache's config.
 
-A document's time (`Document.modified`) is the committer time of the newest commit on the
-branch's first-parent line that changed its file (a merge counts for what it brought). One
-`git log --name-only` streams from the head and stops once every file read has its time: a few
-commits for an update, the whole history (commits and trees, no blobs) on a first read.
+Commits decide only what to read: an event's times come from its page, so a directory copy, an
+HTTP site and a clone of the same pages serve the same bytes. A deleted page's time is the
+committer time of the newest commit on the branch's first-parent line that changed one of its
+files, the commit that removed it (a merge counts for what it brought): the same in every clone.
+One `git log --name-only` streams from the head and stops once every gone page has its time: a
+few commits for an update, more of the history (commits and trees, no blobs) when the cache is new.
 
 The last ingested commit is the source's cursor in the store (saved by refresh once the batch is
 stored, so a crash in between re-ingests, which is idempotent). A collect reads:
@@ -49,7 +51,6 @@ from pathlib import Path
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
 from feeds.ids import page_path
-from feeds.model import utcnow
 from feeds.pages import is_day_listing, is_document
 from feeds.sources import Collected, Document
 from feeds.sources.gitcache import GitCache
@@ -170,9 +171,11 @@ class GitSource(GitCache):
                 reads.append(Entry(relpath, oid))
             else:
                 problems.append(f"{self.display}@{head[:12]}:{relpath}: not a regular file (mode {mode}), skipped")
+        deleted = await self._gone_pages(cache, head, gone, reads)
         return Collected(
-            documents=self._read(cache, head, reads, await self._times(cache, head, reads)),
-            deleted=await self._gone_pages(cache, head, gone, reads),
+            documents=self._read(cache, head, reads),
+            deleted=deleted,
+            deleted_at=await self._times(cache, head, deleted),
             problems=problems,
             cursor=head,
             expected=len(reads),
@@ -215,21 +218,24 @@ class GitSource(GitCache):
             else:
                 problems.append(f"{self.display}@{head[:12]}:{relpath}: not a regular file (mode {mode}), skipped")
         present = {p for e in reads if not is_day_listing(e.relpath) and (p := page_path(e.relpath))}
+        deleted = sorted(await store.missing_pages(self.name, present))
         return Collected(
-            documents=self._read(cache, head, reads, await self._times(cache, head, reads)),
-            deleted=sorted(await store.missing_pages(self.name, present)),
+            documents=self._read(cache, head, reads),
+            deleted=deleted,
+            deleted_at=await self._times(cache, head, deleted),
             problems=problems,
             cursor=head,
             expected=len(reads),
         )
 
-    async def _times(self, cache: Path, head: str, entries: Sequence[Entry]) -> dict[str, dt.datetime | None]:
-        """relpath -> committer time of the newest commit on the head's line that changed it.
+    async def _times(self, cache: Path, head: str, pages: Sequence[str]) -> dict[str, dt.datetime]:
+        """Gone page path -> committer time of the newest commit on the head's line that changed
+        one of its files: the commit that removed it.
 
-        One `git log` from the head, read as it streams and stopped once every entry has its time:
-        a few commits for the files an update brings, the whole history on a first read.
+        One `git log` from the head, read as it streams and stopped once every page has its time:
+        a few commits for the pages an update removes, more of the history after a lost cursor.
         """
-        changes = LastChanges(e.relpath for e in entries)
+        changes = LastChanges(pages, key=page_path)
         if changes.done:
             return {}
         args = ["git", f"--git-dir={cache}", *LOG_ARGS, head, "--", TREE_ROOT]
@@ -260,17 +266,14 @@ class GitSource(GitCache):
             if proc.returncode != 0:
                 where = f"repository {self.display}, cache {cache}"
                 raise SourceError(self.name, f"unable to read the history of {head[:12]} ({where}): {summary(err)}")
-            log.warning(
-                "source %s: %d files of %s are named by no commit of its history; they have no time",
+            log.info(
+                "source %s: %d gone pages are named by no commit of %s; the archive's newest time dates them",
                 *(self.name, len(changes.remaining), head[:12]),
             )
-        now = utcnow()  # a commit dated in the future says no more than that it exists now
-        when = {seconds: from_timestamp(seconds, now) for seconds in set(changes.times.values())}
-        return {relpath: when[seconds] for relpath, seconds in changes.times.items()}
+        when = {path: from_timestamp(seconds) for path, seconds in changes.times.items()}
+        return {path: at for path, at in when.items() if at is not None}
 
-    def _read(
-        self, cache: Path, head: str, entries: Sequence[Entry], times: dict[str, dt.datetime | None]
-    ) -> Iterator[Document]:
+    def _read(self, cache: Path, head: str, entries: Sequence[Entry]) -> Iterator[Document]:
         """The entries' contents, through one `git cat-file --batch`, started on the first read.
 
         Plain blocking I/O: the consumer (refresh) runs it on a worker thread.
@@ -312,7 +315,7 @@ class GitSource(GitCache):
                             f"{len(data)} of {size} bytes: {summary(errors.read())}",
                         )
                     origin = f"{self.display}@{head[:12]}:{entry.relpath}"
-                    yield Document(entry.relpath, data, origin, times.get(entry.relpath))
+                    yield Document(entry.relpath, data, origin)
             finally:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()

@@ -9,7 +9,7 @@ import hashlib
 import os
 import re
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 TREE_ROOT = "news"
@@ -131,8 +131,10 @@ class LastChanges:
     the committer time of the first commit that names it, the last one that changed it. `done`
     once every wanted path has its time, so the reader can stop the walk there."""
 
-    def __init__(self, wanted: Iterable[str]) -> None:
+    def __init__(self, wanted: Iterable[str], key: Callable[[str], str | None] | None = None) -> None:
+        """`key`: what a changed path counts as (e.g. its canonical page path); the path itself by default."""
         self.remaining = set(wanted)
+        self._key = key
         self.times: dict[str, int] = {}
         self._when: int | None = None
         self._tail = b""
@@ -149,7 +151,9 @@ class LastChanges:
                 self._when = int(record[1:])
             elif record and self._when is not None:
                 # The first path of a commit follows a newline after its header.
-                path = record.removeprefix(b"\n").decode("utf-8", "replace")
-                if path in self.remaining:
+                path: str | None = record.removeprefix(b"\n").decode("utf-8", "replace")
+                if self._key is not None and path is not None:
+                    path = self._key(path)
+                if path is not None and path in self.remaining:
                     self.remaining.discard(path)
                     self.times[path] = self._when

@@ -1,5 +1,5 @@
-"""The times sources record for a document (a commit's, a file's, an HTTP response's), as
-`Document.modified` carries them: timezone-aware UTC, whole seconds, never later than now."""
+"""The times sources record (a commit's, an HTTP response's): timezone-aware UTC, whole seconds.
+They decide whether to look again, and date a git deletion; an event's times come from its page."""
 
 from __future__ import annotations
 
@@ -29,13 +29,14 @@ def recorded(when: dt.datetime | None, now: dt.datetime | None = None) -> dt.dat
     return min(as_utc(when).replace(microsecond=0), limit)
 
 
-def from_timestamp(seconds: int, now: dt.datetime | None = None) -> dt.datetime | None:
-    """A Unix time in whole seconds (a commit time, an mtime), as `recorded` gives it; None when no
-    date can hold it (before year 1)."""
+def from_timestamp(seconds: int) -> dt.datetime | None:
+    """A Unix time in whole seconds (a git commit's), in UTC, as the record says it: not cut to the
+    clock, so every copy of the record gives the same time whenever it is read. None when no date
+    can hold it."""
     try:
-        return recorded(dt.datetime.fromtimestamp(seconds, UTC), now)
+        return dt.datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
-        return (now or utcnow()).replace(microsecond=0) if seconds > 0 else None
+        return None
 
 
 def parse_http_date(value: str, now: dt.datetime | None = None) -> dt.datetime | None:

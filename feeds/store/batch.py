@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,9 +20,7 @@ from feeds.chains import (
 )
 from feeds.codec import page_from_json, page_to_json
 from feeds.ids import content_hash, event_guid
-from feeds.model import (
-    day_start,
-)
+from feeds.model import EPOCH, day_start
 from feeds.store.listings import _day, _find_unlisted, _store_listing, _weigh_evidence
 from feeds.store.records import BatchResult, Incoming, IncomingListing, from_iso, iso
 from feeds.store.search_writes import index_event, unindex_event
@@ -76,7 +74,10 @@ def _apply(
     now: dt.datetime,
     memo: TopicMemo,
     listings: Sequence[IncomingListing] = (),
+    gone_at: Mapping[str, dt.datetime] | None = None,
 ) -> BatchResult:
+    """`gone_at`: when the source says a deleted page went (a git commit); a deletion it has no
+    time for is dated by the archive itself (`_archive_newest`)."""
     result = BatchResult()
     dirty: set[str] = set()
     days: set[str] = set()
@@ -86,7 +87,8 @@ def _apply(
     for item in incoming:
         page, doc, digest = item.page, item.doc, item.digest
         fresh[page.path] = item
-        modified = iso(item.modified) if item.modified else None
+        # The page's own time (what chain_root falls back on): the same in every copy of it.
+        modified = iso(event_updated(page))
         row = conn.execute(
             "SELECT hash, deleted_at, relpath, source, modified FROM pages WHERE path = ?", (page.path,)
         ).fetchone()
@@ -122,8 +124,14 @@ def _apply(
         )
         dirty |= linked_paths(version)
         days.add(_day(page.path))
+    gone: dict[str, dt.datetime] = {}
+    if deleted:
+        newest = _archive_newest(conn, incoming)
+        gone = {path: (gone_at or {}).get(path) or newest for path in deleted}
     for path in deleted:
-        cur = conn.execute("UPDATE pages SET deleted_at = ? WHERE path = ? AND deleted_at IS NULL", (iso(now), path))
+        cur = conn.execute(
+            "UPDATE pages SET deleted_at = ? WHERE path = ? AND deleted_at IS NULL", (iso(gone[path]), path)
+        )
         if cur.rowcount:
             fresh.pop(path, None)
             dirty.add(path)
@@ -143,7 +151,7 @@ def _apply(
             continue
         paths, old_keys = _component(conn, {path})
         done |= paths
-        _settle_chain(conn, paths, old_keys, now, result, memo, fresh)
+        _settle_chain(conn, paths, old_keys, result, memo, fresh, gone)
     for day in sorted(days | {_day(p) for p in done}):
         _find_unlisted(conn, day, result)
     _refresh_topics(conn, sorted(result.topic_ids), now, result)
@@ -151,14 +159,23 @@ def _apply(
     return result
 
 
+def _archive_newest(conn: sqlite3.Connection, incoming: Sequence[Incoming]) -> dt.datetime:
+    """The newest time the stored archive states (its events' and tombstones' times, this batch's
+    pages'): what a deletion no source dates is dated by. Not the clock: replicas that saw the same
+    pages agree on it."""
+    (stored,) = conn.execute("SELECT max(updated) FROM events").fetchone()
+    times = [event_updated(item.page) for item in incoming] + ([from_iso(stored)] if stored else [])
+    return max(times, default=EPOCH)
+
+
 def _settle_chain(
     conn: sqlite3.Connection,
     paths: set[str],
     old_keys: set[str],
-    now: dt.datetime,
     result: BatchResult,
     memo: TopicMemo,
     fresh: dict[str, Incoming],
+    gone: Mapping[str, dt.datetime],
 ) -> None:
     versions: dict[str, Version] = {}
     times: dict[str, dt.datetime] = {}
@@ -167,15 +184,16 @@ def _settle_chain(
         item = fresh.get(path)
         if item is not None:
             versions[path] = item.version
-            if item.modified:
-                times[path] = item.modified
+            times[path] = event_updated(item.page)
         elif (known := _version_of(conn, path)) is not None:
             versions[path] = known[0]
             if known[1]:
                 times[path] = known[1]
     if not versions:
+        # Every version is gone: the event went when the last of them did.
+        when = max((gone[p] for p in paths if p in gone), default=EPOCH)
         for key in old_keys:
-            _retire_event(conn, key, now, result)
+            _retire_event(conn, key, when, result)
         return
     earlier: dict[str, set[str]] = {}
     for page, target in _read_keys_sync(
@@ -192,8 +210,8 @@ def _settle_chain(
         # The chain turned out to start earlier than thought: the old id leaves every feed (Atom
         # carries a tombstone for it, if it was ever published) and the event goes on under its
         # first version's id.
-        _retire_event(conn, old, now, result, folded=True)
-    _upsert_event(conn, key, current, now, result, memo, fresh.get(current), times.get(current))
+        _retire_event(conn, old, times.get(current, EPOCH), result, folded=True)
+    _upsert_event(conn, key, current, result, memo, fresh.get(current))
 
 
 def _read_keys_sync(conn: sqlite3.Connection, sql: str, keys: Sequence[str]) -> list[Any]:
@@ -205,17 +223,19 @@ def _read_keys_sync(conn: sqlite3.Connection, sql: str, keys: Sequence[str]) -> 
 
 
 def _retire_event(
-    conn: sqlite3.Connection, key: str, now: dt.datetime, result: BatchResult, folded: bool = False
+    conn: sqlite3.Connection, key: str, when: dt.datetime, result: BatchResult, folded: bool = False
 ) -> None:
-    """The event leaves every feed. One folded into an earlier version's event that no document
+    """The event leaves every feed at `when`, or at its own `updated` if that is later (a tombstone
+    never predates what it deletes). One folded into an earlier version's event that no document
     ever showed (it has no entry yet: its versions arrived in different batches of one load) is
     forgotten, so that the store is what it would be had they arrived together."""
     if folded and conn.execute("SELECT 1 FROM entries WHERE event = ?", (key,)).fetchone() is None:
         _forget_event(conn, key, result)
         return
     row = conn.execute(
-        "UPDATE events SET live = 0, deleted_at = ?, updated = ?, rev = rev + 1 WHERE key = ? AND live = 1 RETURNING rev",
-        (iso(now), iso(now), key),
+        "UPDATE events SET live = 0, deleted_at = max(?, updated), updated = max(?, updated), rev = rev + 1 "
+        "WHERE key = ? AND live = 1 RETURNING rev, updated",
+        (iso(when), iso(when), key),
     ).fetchone()
     if row is None:
         return
@@ -224,7 +244,7 @@ def _retire_event(
     result.changed.discard(key)
     result.feeds |= _feeds_of(conn, key)
     topic_ids = [t for (t,) in conn.execute("SELECT topic_id FROM event_topics WHERE event = ?", (key,))]
-    conn.execute("UPDATE event_topics SET live = 0, rev = ?, updated = ? WHERE event = ?", (row[0], iso(now), key))
+    conn.execute("UPDATE event_topics SET live = 0, rev = ?, updated = ? WHERE event = ?", (row[0], row[1], key))
     result.topic_ids.update(topic_ids)
     result.rescan.update(topic_ids)
 
@@ -263,14 +283,11 @@ def _upsert_event(
     conn: sqlite3.Connection,
     key: str,
     current: str,
-    now: dt.datetime,
     result: BatchResult,
     memo: TopicMemo,
     item: Incoming | None,
-    modified: dt.datetime | None = None,
 ) -> None:
-    """`item`: the current version's page, when this batch brought it (else it is read);
-    `modified`: the time its source records for it."""
+    """`item`: the current version's page, when this batch brought it (else it is read)."""
     if item is not None:
         page, doc, relpath, source = item.page, item.doc, item.relpath, item.source
     else:
@@ -283,7 +300,7 @@ def _upsert_event(
         page = replace(page, heading=heading)
         doc = page_to_json(page)
     digest = content_hash(f"{doc}\n{relpath}\n{source}".encode())
-    at = iso(event_updated(page, modified, now))
+    at = iso(event_updated(page))
     old = conn.execute("SELECT hash, live, first_seen, seq, updated FROM events WHERE key = ?", (key,)).fetchone()
     if old and old[0] == digest and old[1] == 1:
         return

@@ -22,6 +22,7 @@ from feeds.model import (
 )
 from feeds.process import trim_heap
 from feeds.store.rekey import folding_of, rekey
+from feeds.store.retime import TIMES, retime, times_of
 from feeds.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from feeds.store.search_writes import ensure_index
 from feeds.store.topic_writes import ALIASES_KEY, TopicMemo
@@ -292,6 +293,9 @@ class StoreBase:
                     # OpenCC) or other aliases: topics are keyed, split, joined and resolved
                     # again; their feeds publish next.
                     rekey(conn, utcnow())
+                if times_of(conn) != TIMES:
+                    # Times a source gave (mtimes, commits, the clock): dated again by the pages.
+                    retime(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from feeds.codec import page_from_json
 from feeds.ids import topic_key
 from feeds.model import (
+    EPOCH,
     Event,
     FeedKey,
     Member,
@@ -48,12 +49,14 @@ class EventQueries(StoreBase):
         deleted: Iterable[str] = (),
         now: dt.datetime | None = None,
         listings: Sequence[IncomingListing] = (),
+        deleted_at: Mapping[str, dt.datetime] | None = None,
     ) -> BatchResult:
-        """Store a batch of pages and day listings (and page paths gone from their source) in one
-        transaction."""
+        """Store a batch of pages and day listings (and page paths gone from their source, with
+        when it says they went where it knows) in one transaction. `now` only stamps when pages
+        were seen, for the operator: no document shows it."""
         stamp = now or utcnow()
         gone = list(deleted)
-        return await self._write(lambda conn: _apply(conn, incoming, gone, stamp, self._topics, listings))
+        return await self._write(lambda conn: _apply(conn, incoming, gone, stamp, self._topics, listings, deleted_at))
 
     async def unlisted(self) -> int:
         """Live events of days that have a listing which neither the listing nor its evidence explains."""
@@ -167,9 +170,15 @@ class EventQueries(StoreBase):
         return (before[0][0] if before else None, after[0][0] if after else None)
 
     async def created(self) -> dt.datetime:
-        """When this store was made: the date of a feed that has never had anything in it."""
-        rows = await self._read("SELECT value FROM meta WHERE key = 'created'")
-        return from_iso(rows[0][0])
+        """The time of a document that holds nothing with a time (an empty feed): the newest time
+        the archive states, else `EPOCH` (1990). Never the store's own creation: replicas agree."""
+        return await self.newest_time()
+
+    async def newest_time(self) -> dt.datetime:
+        """The newest time the stored archive states: its events' `updated` and its tombstones'
+        (a deleted event's `updated` is its deletion's time); `EPOCH` when it has none."""
+        rows = await self._read("SELECT max(updated) FROM events")
+        return from_iso(rows[0][0]) if rows and rows[0][0] else EPOCH
 
     async def newest_date(self) -> str | None:
         rows = await self._read("SELECT max(date) FROM events WHERE live = 1")

@@ -38,7 +38,6 @@ class Incoming:
     page: Page
     relpath: str
     source: str
-    modified: dt.datetime | None = None  # the time its source records for it (a commit, an mtime)
 
     @functools.cached_property
     def doc(self) -> str:
