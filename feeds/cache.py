@@ -19,6 +19,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from feeds.errors import StoreError
 from feeds.model import Rendition
 from feeds.store import Store
 
@@ -150,6 +151,7 @@ class RenditionCache:
         self._seen = (written, deleted)
 
     async def _poll(self) -> None:
+        failing = False
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
@@ -157,6 +159,11 @@ class RenditionCache:
             self._wake.clear()
             try:
                 await self.sync()
+                failing = False
+            except StoreError as exc:  # a damaged store: keep serving the documents held, say it once
+                if not failing:
+                    log.error("cache: %s", exc)
+                failing = True
             except Exception:  # a failed poll must not stop the next one; serve and retry
                 log.exception("cache: poll failed")
                 self.clear()

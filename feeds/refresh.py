@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from feeds.config import Limits, Settings, SourceConfig
-from feeds.errors import FeedsError, ParseError
+from feeds.errors import FeedsError, ParseError, StoreError
 from feeds.metrics import SOURCE_FAILURES
 from feeds.model import Page, utcnow
 from feeds.pages import guard, read_document
@@ -225,6 +225,8 @@ async def refresh_all(
     for source in sources:
         try:
             report = await refresh_source(store, source, settings.limits)
+        except StoreError:
+            raise  # the store's failure (a full disk, damage), not the source's: the whole run stops
         except (FeedsError, OSError) as exc:
             SOURCE_FAILURES.labels(source.name).inc()
             runs = 1

@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from feeds import metrics
 from feeds.config import Settings
+from feeds.errors import StoreError
 from feeds.publish import Memos
 from feeds.refresh import Report, open_sources, refresh_all
 from feeds.sources import Source
@@ -45,10 +46,21 @@ class Refresher:
         self.runs = 0
         self.memos = Memos()  # kept from one run to the next: entries made once
         self.failing: dict[str, int] = {}  # source name -> failed runs in a row
+        self.store_failing: type[StoreError] | None = None  # what keeps the store from being written, said once
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """A full disk or a damaged store: one line when it starts (or changes), not a traceback per
+        refresh; the server serves what it holds and the next refresh tries again."""
+        if type(exc) is not self.store_failing:
+            log.error("refresh: %s; serving the documents stored before, retrying", exc)
+        self.store_failing = type(exc)
 
     async def keep_lease(self) -> None:
         try:
             leader = await self.store.acquire_lease(LEASE, self.holder, self.lease_seconds)
+        except StoreError as exc:
+            self._store_failed(exc)
+            leader = False
         except Exception:
             log.exception("scheduler: lease check failed")
             leader = False
@@ -67,9 +79,15 @@ class Refresher:
             report = await refresh_all(self.store, self.settings, self.sources, self.memos, self.failing)
             if self.hub:
                 await self.hub.publish(watched, report.result.feeds)
+        except StoreError as exc:
+            self._store_failed(exc)
+            return
         except Exception:  # a scheduled job must never die: log, and try again next time
             log.exception("refresh failed")
             return
+        if self.store_failing:
+            log.info("refresh: the store %s is written again", self.store.path)
+            self.store_failing = None
         self.last = report
         self.runs += 1
         took = time.perf_counter() - started
