@@ -66,6 +66,8 @@ class DirectorySource:
         self._pending: dict[str, tuple[int, int]] | None = None
         self._delta: dict[str, tuple[int, int] | None] = {}
         self._retry: set[str] = set()  # failed to parse: read again next time
+        # What was collected and is not yet stored (None: a whole scan): collected again until it is.
+        self._unsettled: set[str] | None = set()
         # Between full scans, the kernel says which files were touched (Linux inotify).
         self._watching = watch
         self._watch: TreeWatch | None = None
@@ -75,9 +77,12 @@ class DirectorySource:
             raise SourceError(self.name, f"{self.root} has no news/ directory")
         touched = await asyncio.to_thread(self._watch.changes) if self._watch else None
         retry, self._retry = self._retry, set()
-        if touched is None:
+        if touched is None or self._unsettled is None:
+            self._unsettled = None
             return await self._collect_all(store)
-        return self._collect_touched(touched | retry)
+        # A collection whose batch was never stored (a full disk) is read again with what is new.
+        self._unsettled |= touched | retry
+        return self._collect_touched(set(self._unsettled))
 
     async def _collect_all(self, store: Store) -> Collected:
         self._stop_watching()
@@ -155,7 +160,7 @@ class DirectorySource:
             self._seen.pop(rel, None)
             changes[rel] = None
         self._retry |= set(failed)
-        self._pending, self._delta = None, {}
+        self._pending, self._delta, self._unsettled = None, {}, set()
         await store.put_source_files(self.name, changes)
 
     def _read(self, relpaths: list[str]) -> Iterator[Document]:
