@@ -21,17 +21,13 @@ from cachetools import LRUCache
 
 from feeds.errors import StoreError
 from feeds.model import Rendition
+from feeds.sources.watch import Watch
 from feeds.store import Store
-
-try:
-    from inotify_simple import INotify
-    from inotify_simple import flags as inotify_flags
-except (ImportError, OSError):  # not Linux: polling only
-    INotify = None
 
 log = logging.getLogger("feeds.cache")
 _MISS_COST = 200  # bytes charged for remembering that a document does not exist
 MIN_SYNC_GAP = 0.005  # seconds between two looks at the store's counters
+WAKE_MS = 10  # the watcher's step: a write to the log wakes the cache this soon
 
 
 def _cost_of(item: tuple[Any, int]) -> int:
@@ -192,36 +188,22 @@ class RenditionCache:
 def _watch_log(database: str, wake: Callable[[], None]) -> Callable[[], None] | None:
     """Call `wake` whenever a process writes the store's write-ahead log (each transaction ends
     with a write of its commit frame, so a wake follows every commit). Returns what stops it;
-    None where the kernel cannot tell (then the poll alone keeps the cache fresh)."""
-    if INotify is None or database == ":memory:":
+    None where it cannot be watched (then the poll alone keeps the cache fresh)."""
+    if database == ":memory:":
         return None
     path = Path(database).resolve()
     log_name = f"{path.name}-wal"
-    try:
-        inotify = INotify(nonblocking=True)
-    except OSError:
-        return None
-    try:
-        # The folder, not the file: SQLite removes the log when the last connection closes and
-        # makes it again.
-        inotify.add_watch(str(path.parent), inotify_flags.MODIFY)
-    except OSError:
-        inotify.close()
-        return None
     loop = asyncio.get_running_loop()
 
-    def readable() -> None:
-        try:
-            events = inotify.read(timeout=0)
-        except BlockingIOError:
-            return
-        if any(e.name == log_name for e in events):
-            wake()
+    def written(changes: set[tuple[int, str]]) -> None:  # on the watcher's thread
+        if any(Path(changed).name == log_name for _, changed in changes):
+            with contextlib.suppress(RuntimeError):  # the loop closed: the server is stopping
+                loop.call_soon_threadsafe(wake)
 
-    loop.add_reader(inotify.fileno(), readable)
-
-    def stop() -> None:
-        loop.remove_reader(inotify.fileno())
-        inotify.close()
-
-    return stop
+    try:
+        # The folder, not the file: SQLite removes the log when the last connection closes and
+        # makes it again. Reported within WAKE_MS of a write, however many writes follow.
+        watch = Watch(path.parent, written, recursive=False, debounce_ms=WAKE_MS, step_ms=WAKE_MS)
+    except OSError:
+        return None
+    return watch.close

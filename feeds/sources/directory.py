@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from feeds.config import SourceConfig
@@ -71,6 +71,8 @@ class DirectorySource:
         # Between full scans, the kernel says which files were touched (Linux inotify).
         self._watching = watch
         self._watch: TreeWatch | None = None
+        # Called (on the watcher's thread) when watched files changed: the scheduler refreshes then.
+        self.on_change: Callable[[], None] | None = None
 
     async def collect(self, store: Store) -> Collected:
         if not (self.root / "news").is_dir():
@@ -89,7 +91,7 @@ class DirectorySource:
         if self._watching:
             # Watches go up before the scan: a file written meanwhile is seen by one or both.
             try:
-                self._watch = await asyncio.to_thread(TreeWatch, self.root)
+                self._watch = await asyncio.to_thread(TreeWatch, self.root, self.on_change)
             except OSError as exc:
                 log.info("source %s: not watching %s (%s); every refresh scans it", self.name, self.root, exc)
         try:
