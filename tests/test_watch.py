@@ -3,18 +3,23 @@ one reaches the served feeds about a second later, long before the next schedule
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from feeds.app import create_app
 from feeds.config import Settings
 from feeds.sources.watch import DEBOUNCE_MS, TreeWatch
 from tests.conftest import OFFSTREAM, LiveServer
+from tests.frontends import free_port
+from tests.helpers import feeds_serve, wait_for
 
 BOAT = "news/2018/01/1/a-boat-capsizes-in-the-north-of-indonesian-borneo-with-at-least-8-people-dead.md"
 
@@ -76,3 +81,33 @@ def test_a_watch_stops_when_its_source_is_dropped(tmp_path: Path) -> None:
     while any(t.name == "feeds-watch" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the watcher thread outlived its watch"
         time.sleep(0.02)
+
+
+def inotify_instances(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd) == "anon_inode:inotify"
+    return count
+
+
+def test_with_two_workers_only_the_lease_holder_watches_and_refreshes(tmp_path: Path, tree: Path) -> None:
+    """Every worker's cache watches the store's folder; only the worker holding the scheduler
+    lease collects the directory source, so only it watches the tree and refreshes on an edit."""
+    port = free_port()
+    config = tmp_path / "feeds.toml"
+    config.write_text(
+        f'database = "feeds.db"\nport = {port}\nrefresh_interval = 3600\n'
+        f'[[sources]]\nname = "example"\nkind = "directory"\nlocation = "{tree}"\n'
+    )
+    latest = f"http://127.0.0.1:{port}/feeds/latest.atom"
+    with feeds_serve(config, "--workers", "2") as server:
+        wait_for(server, latest)
+        page = next(p for p in sorted(tree.glob("news/2024/*/*/*.md")) if p.name != "index.md")
+        page.write_text(page.read_text().replace("\n# ", "\n# Edited under two workers: ", 1))
+        showing(latest, "Edited under two workers")
+        workers = [p for p in psutil.Process(server.pid).children(recursive=True) if inotify_instances(p.pid)]
+        assert sorted(inotify_instances(p.pid) for p in workers) == [1, 2]
+    output: str = server.output  # type: ignore[attr-defined]
+    refreshes = [line for line in output.splitlines() if "feeds.scheduler: refresh:" in line]
+    assert output.count("runs the refreshes") == 1 and any(" 1 changed" in line for line in refreshes), output

@@ -270,7 +270,7 @@ class StoreBase:
                 # The write is committed whatever happens to the copy of the log after it.
                 try:
                     await asyncio.shield(self._checkpoint_behind())
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, StoreError) as exc:
                     log.warning("store: checkpoint after a write failed: %s", exc)
             return result
 
