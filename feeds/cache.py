@@ -27,7 +27,7 @@ from feeds.store import Store
 log = logging.getLogger("feeds.cache")
 _MISS_COST = 200  # bytes charged for remembering that a document does not exist
 MIN_SYNC_GAP = 0.005  # seconds between two looks at the store's counters
-WAKE_MS = 10  # the watcher's step: a write to the log wakes the cache this soon
+WAKE_MS = 20  # the watcher's step: a write to the log wakes the cache this soon (idle cost: docs/architecture.md)
 
 
 def _cost_of(item: tuple[Any, int]) -> int:
