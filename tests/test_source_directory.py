@@ -267,3 +267,28 @@ async def test_a_document_carries_its_files_mtime_in_whole_seconds_never_later_t
         assert tax.page.headline.startswith("Taxes") and tax.updated == later
     finally:
         await source.aclose()
+
+
+async def test_what_a_batch_that_was_never_stored_collected_is_collected_again(store: Store, tmp_path: Path) -> None:
+    """A refresh whose batch fails to store (a full disk) took the watcher's account: the next
+    collection reads those files again, with whatever else changed since."""
+    root = tree_with(tmp_path, TAX)
+    source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)))
+    seen = watched(source)
+    try:
+        await refresh_source(store, source)
+        text = (root / TAX).read_text()
+        (root / TAX).write_text(text.replace("Taxation", "Taxes", 1))
+        await reported(seen)
+        lost = await source.collect(store)  # as a refresh whose store then fails: never committed
+        assert [d.relpath for d in lost.documents] == [TAX]
+        shutil.copy(OFFSTREAM / BOAT, root / BOAT)
+        await reported(seen)
+        again = await source.collect(store)
+        docs = list(again.documents)
+        assert sorted(d.relpath for d in docs) == sorted([TAX, BOAT])
+        report = await settle(store, source, Collected(documents=docs))
+        assert len(report.result.changed) == 1 and len(report.result.added) == 1
+        assert (await source.collect(store)).expected == 0  # stored: not read again
+    finally:
+        await source.aclose()
