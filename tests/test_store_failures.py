@@ -21,6 +21,7 @@ import pytest
 from feeds.app import create_app
 from feeds.errors import StoreDamaged
 from feeds.store import Store
+from feeds.store.failures import quick_check
 from tests.conftest import EXAMPLE, LiveServer, Settings
 from tests.frontends import free_port
 from tests.helpers import feeds_serve, refresh_once, wait_for
@@ -202,3 +203,18 @@ async def test_a_store_damaged_while_serving_answers_json_and_serves_what_it_can
             assert httpx.get(f"{server.url}/feeds/latest.atom").status_code == 200
     finally:
         await store.close()
+
+
+async def test_the_check_at_start_is_bounded_in_time(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """quick_check reads the whole file (minutes for a large store from a cold disk): past its
+    time it stops, says so, and the store opens; damage it did not reach is met as SQLite's errors."""
+    copy = await damaged_copy(settings, tmp_path)  # and the whole store it was copied from
+    with contextlib.closing(sqlite3.connect(settings.database)) as conn:
+        with caplog.at_level("INFO", logger="feeds.store"):
+            quick_check(conn, settings.database, seconds=0)
+        assert "checked for 0 s, not to its end" in caplog.text
+        quick_check(conn, settings.database)  # in its time: whole, and sound
+    with contextlib.closing(sqlite3.connect(copy)) as conn, pytest.raises(StoreDamaged, match="is damaged"):
+        quick_check(conn, str(copy))
