@@ -3,7 +3,7 @@
 Serving from memory saves a trip to the database thread per request; the cache stays fresh by
 reading two counters the store bumps on every write/deletion of renditions (a cheap indexed read):
 at once after a write through its own store connection (the worker that runs the scheduler), at
-once after any process appends to the store's write-ahead log (Linux inotify: the other workers
+once after any process appends to the store's write-ahead log (watchfiles: the other workers
 of `feeds serve --workers N`, a `feeds refresh` beside the server), and in any case every
 `poll_interval` seconds. Bounded by bytes: a server with 400,000 feeds keeps only the hot ones.
 """

@@ -1,4 +1,4 @@
-"""The directory source: a full scan first, then only the files the kernel saw touched (inotify),
+"""The directory source: a full scan first, then only the files the kernel saw touched (watchfiles),
 and a full scan again whenever the kernel's account may be incomplete."""
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ class DirectorySource:
         self._retry: set[str] = set()  # failed to parse: read again next time
         # What was collected and is not yet stored (None: a whole scan): collected again until it is.
         self._unsettled: set[str] | None = set()
-        # Between full scans, the kernel says which files were touched (Linux inotify).
+        # Between full scans, the kernel says which files were touched (watchfiles: sources/watch.py).
         self._watching = watch
         self._watch: TreeWatch | None = None
         # Called (on the watcher's thread) when watched files changed: the scheduler refreshes then.
