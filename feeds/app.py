@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import logging
 import os
 import signal
 import sqlite3
@@ -27,7 +28,7 @@ from starlette.routing import Route
 from feeds import access, metrics, observe, ondemand, subscribers, sync, web, websub
 from feeds.cache import RenditionCache
 from feeds.config import Settings
-from feeds.errors import FeedsError
+from feeds.errors import FeedsError, StoreError
 from feeds.ids import is_slug
 from feeds.model import FEED_FORMATS, Rendition
 from feeds.render.topics import TOPICS_DOC
@@ -45,6 +46,7 @@ from feeds.responses import (
 from feeds.store import Store
 from feeds.websub_links import link_header
 
+log = logging.getLogger("feeds.app")
 __all__ = ["RETRY_AFTER", "HTTPError", "cache_control", "create_app", "feed_name"]
 
 
@@ -201,6 +203,21 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return web.not_found(request, f"no such path {request.url.path!r}")
 
 
+_said: set[type[Exception]] = set()  # store failures this process has logged (once each)
+
+
+async def store_failed(request: Request, exc: Exception) -> Response:
+    """A store that cannot be read (damaged): the one line that says what to do, as JSON."""
+    if type(exc) not in _said:
+        _said.add(type(exc))
+        log.error("%s", exc)
+    return error(503, str(exc), retry_after(request.app.state.settings))
+
+
+async def failed(request: Request, exc: Exception) -> Response:
+    return error(500, "internal error: the server's log has the details")
+
+
 # Tried in order, a regular expression each: the most asked first (feeds, then pages).
 ROUTES = [
     Route("/feeds/{path:path}", feed, methods=["GET", "HEAD"]),
@@ -220,7 +237,12 @@ def create_app(settings: Settings, store: Store | None = None, scheduler: bool =
     `push`: its hub delivers what the store owes WebSub subscribers (not an export's app)."""
     app_subscribers = subscribers.Subscribers()
     middleware = [Middleware(observe.Observe, settings, app_subscribers)]
-    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={404: not_found}, middleware=middleware)
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, StoreError: store_failed, Exception: failed},
+        middleware=middleware,
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.run_scheduler = scheduler

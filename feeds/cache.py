@@ -3,7 +3,7 @@
 Serving from memory saves a trip to the database thread per request; the cache stays fresh by
 reading two counters the store bumps on every write/deletion of renditions (a cheap indexed read):
 at once after a write through its own store connection (the worker that runs the scheduler), at
-once after any process appends to the store's write-ahead log (Linux inotify: the other workers
+once after any process appends to the store's write-ahead log (watchfiles: the other workers
 of `feeds serve --workers N`, a `feeds refresh` beside the server), and in any case every
 `poll_interval` seconds. Bounded by bytes: a server with 400,000 feeds keeps only the hot ones.
 """
@@ -19,18 +19,15 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from feeds.errors import StoreError
 from feeds.model import Rendition
+from feeds.sources.watch import Watch
 from feeds.store import Store
-
-try:
-    from inotify_simple import INotify
-    from inotify_simple import flags as inotify_flags
-except (ImportError, OSError):  # not Linux: polling only
-    INotify = None
 
 log = logging.getLogger("feeds.cache")
 _MISS_COST = 200  # bytes charged for remembering that a document does not exist
 MIN_SYNC_GAP = 0.005  # seconds between two looks at the store's counters
+WAKE_MS = 20  # the watcher's step: a write to the log wakes the cache this soon (idle cost: docs/architecture.md)
 
 
 def _cost_of(item: tuple[Any, int]) -> int:
@@ -150,6 +147,7 @@ class RenditionCache:
         self._seen = (written, deleted)
 
     async def _poll(self) -> None:
+        failing = False
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
@@ -157,6 +155,11 @@ class RenditionCache:
             self._wake.clear()
             try:
                 await self.sync()
+                failing = False
+            except StoreError as exc:  # a damaged store: keep serving the documents held, say it once
+                if not failing:
+                    log.error("cache: %s", exc)
+                failing = True
             except Exception:  # a failed poll must not stop the next one; serve and retry
                 log.exception("cache: poll failed")
                 self.clear()
@@ -185,36 +188,22 @@ class RenditionCache:
 def _watch_log(database: str, wake: Callable[[], None]) -> Callable[[], None] | None:
     """Call `wake` whenever a process writes the store's write-ahead log (each transaction ends
     with a write of its commit frame, so a wake follows every commit). Returns what stops it;
-    None where the kernel cannot tell (then the poll alone keeps the cache fresh)."""
-    if INotify is None or database == ":memory:":
+    None where it cannot be watched (then the poll alone keeps the cache fresh)."""
+    if database == ":memory:":
         return None
     path = Path(database).resolve()
     log_name = f"{path.name}-wal"
-    try:
-        inotify = INotify(nonblocking=True)
-    except OSError:
-        return None
-    try:
-        # The folder, not the file: SQLite removes the log when the last connection closes and
-        # makes it again.
-        inotify.add_watch(str(path.parent), inotify_flags.MODIFY)
-    except OSError:
-        inotify.close()
-        return None
     loop = asyncio.get_running_loop()
 
-    def readable() -> None:
-        try:
-            events = inotify.read(timeout=0)
-        except BlockingIOError:
-            return
-        if any(e.name == log_name for e in events):
-            wake()
+    def written(changes: set[tuple[int, str]]) -> None:  # on the watcher's thread
+        if any(Path(changed).name == log_name for _, changed in changes):
+            with contextlib.suppress(RuntimeError):  # the loop closed: the server is stopping
+                loop.call_soon_threadsafe(wake)
 
-    loop.add_reader(inotify.fileno(), readable)
-
-    def stop() -> None:
-        loop.remove_reader(inotify.fileno())
-        inotify.close()
-
-    return stop
+    try:
+        # The folder, not the file: SQLite removes the log when the last connection closes and
+        # makes it again. Reported within WAKE_MS of a write, however many writes follow.
+        watch = Watch(path.parent, written, recursive=False, debounce_ms=WAKE_MS, step_ms=WAKE_MS)
+    except OSError:
+        return None
+    return watch.close

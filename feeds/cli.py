@@ -156,6 +156,7 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
 
     async def go() -> int:
         started = time.perf_counter()
+        await _open_and_close(settings)
         if single is not None:
             collected = Collected(documents=[single], expected=1)
             store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
@@ -197,7 +198,8 @@ def ingest(settings: Settings, location: str, name: str | None, progress: bool |
 
 
 async def _open_and_close(settings: Settings) -> None:
-    store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
+    """The store opens, and SQLite's quick check finds no damage (else one line saying what to do)."""
+    store = await Store.open(settings.database, topic_aliases=settings.topic_aliases, check=True)
     await store.close()
 
 
@@ -252,7 +254,7 @@ def refresh(settings: Settings) -> None:
         sys.exit(1)  # said in the first lines (startup.announce): "0 new" would read as success
 
     async def go() -> int:
-        store = await Store.open(settings.database, topic_aliases=settings.topic_aliases)
+        store = await Store.open(settings.database, topic_aliases=settings.topic_aliases, check=True)
         sources = open_sources(settings.sources)
         try:
             report = await refresh_all(store, await fingerprint.for_store(store, settings), sources)

@@ -5,6 +5,8 @@ FeedsError
  +-- ConfigError    a setting is missing or malformed (carries the key)
  +-- SourceError    a source could not be listed or fetched (carries the source)
  +-- StoreError     the database could not be opened or written
+      +-- StoreFull     its disk is full (what was stored stays; retried)
+      +-- StoreDamaged  its file is damaged (restore a backup or rebuild it)
 
 ParseWarning (not raised): a document was read, but part of it was left out.
 """
@@ -68,4 +70,12 @@ class SourceError(FeedsError):
 
 
 class StoreError(FeedsError):
+    pass
+
+
+class StoreFull(StoreError):
+    pass
+
+
+class StoreDamaged(StoreError):
     pass

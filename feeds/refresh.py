@@ -19,9 +19,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from feeds.config import Limits, Settings, SourceConfig
-from feeds.errors import FeedsError, ParseError
+from feeds.errors import FeedsError, ParseError, StoreError
 from feeds.metrics import SOURCE_FAILURES
-from feeds.model import Page
+from feeds.model import Page, utcnow
 from feeds.pages import guard, read_document
 from feeds.pages.limits import check_page, check_size
 from feeds.process import tune_gc
@@ -229,6 +229,8 @@ async def refresh_all(
     for source in sources:
         try:
             report = await refresh_source(store, source, settings.limits)
+        except StoreError:
+            raise  # the store's failure (a full disk, damage), not the source's: the whole run stops
         except (FeedsError, OSError) as exc:
             SOURCE_FAILURES.labels(source.name).inc()
             runs = 1

@@ -1,18 +1,21 @@
-"""The directory source: a full scan first, then only the files the kernel saw touched (inotify),
+"""The directory source: a full scan first, then only the files the kernel saw touched (watchfiles),
 and a full scan again whenever the kernel's account may be incomplete."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from feeds.config import SourceConfig
 from feeds.model import FeedKey, utcnow
-from feeds.refresh import refresh_source, settle
+from feeds.refresh import Report, refresh_source, settle
 from feeds.sources import Collected, directory
 from feeds.sources.directory import DirectorySource
 from feeds.store import Store
@@ -24,9 +27,7 @@ EURO = "news/1999/01/1/the-euro-currency-is-introduced.md"
 TAX_KEY = "/news/2018/01/01/taxation-in-the-united-arab-emirates"
 BOAT_KEY = "/news/2018/01/01/a-boat-capsizes-in-the-north-of-indonesian-borneo-with-at-least-8-people-dead"
 
-pytestmark = pytest.mark.skipif(
-    directory.TreeWatch is None or not Path("/proc/sys/fs/inotify").exists(), reason="no inotify"
-)
+pytestmark = pytest.mark.skipif(not Path("/proc/sys/fs/inotify").exists(), reason="no inotify")
 
 
 @pytest.fixture
@@ -50,6 +51,33 @@ def tree_with(tmp_path: Path, *relpaths: str) -> Path:
     return root
 
 
+def watched(source: DirectorySource) -> threading.Event:
+    """Set (on the watcher's thread) each time the source's watcher reports changes; before the
+    source's first collect."""
+    seen = threading.Event()
+    source.on_change = seen.set
+    return seen
+
+
+async def reported(seen: threading.Event) -> None:
+    """The watcher has reported what was just changed (it does so a step after the change)."""
+    assert await asyncio.to_thread(seen.wait, 10), "the watcher reported nothing in 10 s"
+    seen.clear()
+
+
+async def refreshed(store: Store, source: DirectorySource, **least: int) -> Report:
+    """Refresh until the refreshes together hold at least `least` (added=2, ...): changes made in
+    a few steps may reach the watcher in more than one report."""
+    total = Report()
+    deadline = time.monotonic() + 10
+    while True:
+        total.result.merge((await refresh_source(store, source)).result)
+        if all(len(getattr(total.result, kind)) >= n for kind, n in least.items()):
+            return total
+        assert time.monotonic() < deadline, f"not seen in 10 s: {least}"
+        await asyncio.sleep(0.05)
+
+
 async def keys(store: Store) -> set[str]:
     return {e.key for e in await store.events(FeedKey("latest"), 1000)}
 
@@ -71,16 +99,16 @@ async def test_after_one_scan_a_refresh_reads_only_what_the_kernel_saw(
         shutil.copy(OFFSTREAM / BOAT, root / BOAT)
         (root / EURO).parent.mkdir(parents=True)
         shutil.copy(OFFSTREAM / EURO, root / EURO)
-        grown = await refresh_source(store, source)
+        grown = await refreshed(store, source, added=2)
         assert len(grown.result.added) == 2
 
         # Rewritten in place, then deleted.
         text = (root / TAX).read_text()
         (root / TAX).write_text(text.replace("Taxation", "Taxes", 1))
-        edited = await refresh_source(store, source)
+        edited = await refreshed(store, source, changed=1)
         assert len(edited.result.changed) == 1
         (root / BOAT).unlink()
-        shrunk = await refresh_source(store, source)
+        shrunk = await refreshed(store, source, deleted=1)
         assert len(shrunk.result.deleted) == 1
         assert len(await keys(store)) == 2
         assert len(counted_scans) == 1  # every refresh after the first read the kernel's account
@@ -96,12 +124,15 @@ async def test_a_page_in_another_folder_spelling_is_not_deleted_with_one_of_its_
     padded.parent.mkdir(parents=True)
     shutil.copy(root / TAX, padded)
     source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)))
+    seen = watched(source)
     try:
         await refresh_source(store, source)
         (root / TAX).unlink()
+        await reported(seen)
         report = await refresh_source(store, source)
         assert not report.result.deleted and len(await keys(store)) == 1
         padded.unlink()
+        await reported(seen)
         report = await refresh_source(store, source)
         assert len(report.result.deleted) == 1
     finally:
@@ -120,7 +151,7 @@ async def test_when_the_kernel_account_is_incomplete_the_tree_is_scanned_again(
         os.rename(day, root / "moved")
         os.rename(root / "moved", day)
         shutil.copy(OFFSTREAM / BOAT, root / BOAT)
-        report = await refresh_source(store, source)
+        report = await refreshed(store, source, added=1)
         assert len(counted_scans) == 2 and len(report.result.added) == 1
         # The kernel dropped events (its queue overflowed): the same.
         monkeypatch.setattr(directory.TreeWatch, "changes", lambda self: None)
@@ -211,6 +242,7 @@ async def test_a_files_mtime_says_whether_to_read_it_again_never_when_its_event_
     ahead = (utcnow() + dt.timedelta(days=400)).timestamp()
     os.utime(root / BOAT, (ahead, ahead))  # a clock far ahead, or a forged date
     source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)))
+    seen = watched(source)
     try:
         collected = await source.collect(store)
         docs = {d.relpath: d for d in collected.documents}
@@ -226,11 +258,37 @@ async def test_a_files_mtime_says_whether_to_read_it_again_never_when_its_event_
         later = when + dt.timedelta(days=3, seconds=1)
         (root / TAX).write_text((OFFSTREAM / TAX).read_text().replace("Taxation", "Taxes", 1))
         os.utime(root / TAX, (later.timestamp(), later.timestamp()))
+        await reported(seen)
         collected = await source.collect(store)
         docs = {d.relpath: d for d in collected.documents}
         assert list(docs) == [TAX]
         await settle(store, source, Collected(documents=list(docs.values()), expected=1))
         tax = next(e for e in await store.events(FeedKey("latest"), 10) if e.key == TAX_KEY)
         assert tax.page.headline.startswith("Taxes") and tax.updated == day
+    finally:
+        await source.aclose()
+
+
+async def test_what_a_batch_that_was_never_stored_collected_is_collected_again(store: Store, tmp_path: Path) -> None:
+    """A refresh whose batch fails to store (a full disk) took the watcher's account: the next
+    collection reads those files again, with whatever else changed since."""
+    root = tree_with(tmp_path, TAX)
+    source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)))
+    seen = watched(source)
+    try:
+        await refresh_source(store, source)
+        text = (root / TAX).read_text()
+        (root / TAX).write_text(text.replace("Taxation", "Taxes", 1))
+        await reported(seen)
+        lost = await source.collect(store)  # as a refresh whose store then fails: never committed
+        assert [d.relpath for d in lost.documents] == [TAX]
+        shutil.copy(OFFSTREAM / BOAT, root / BOAT)
+        await reported(seen)
+        again = await source.collect(store)
+        docs = list(again.documents)
+        assert sorted(d.relpath for d in docs) == sorted([TAX, BOAT])
+        report = await settle(store, source, Collected(documents=docs))
+        assert len(report.result.changed) == 1 and len(report.result.added) == 1
+        assert (await source.collect(store)).expected == 0  # stored: not read again
     finally:
         await source.aclose()

@@ -115,10 +115,6 @@ async def test_cache_serves_a_new_version_as_soon_as_it_is_committed(store: Stor
     own connection; another worker (another connection) as soon as the writer commits, because
     the kernel reports the write to the store's log. Neither waits for the next poll (hourly
     here)."""
-    from feeds import cache as cache_module
-
-    if worker == "other" and cache_module.INotify is None:
-        pytest.skip("no inotify")
     first = encode("latest", "atom", b"<feed>one</feed>", dt.datetime.now(dt.UTC))
     await store.put_rendition(first)
     own = store if worker == "scheduler" else await Store.open(store.path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from feeds.config import SourceConfig
@@ -67,25 +67,32 @@ class DirectorySource:
         self._pending: dict[str, tuple[int, int]] | None = None
         self._delta: dict[str, tuple[int, int] | None] = {}
         self._retry: set[str] = set()  # failed to parse: read again next time
-        # Between full scans, the kernel says which files were touched (Linux inotify).
+        # What was collected and is not yet stored (None: a whole scan): collected again until it is.
+        self._unsettled: set[str] | None = set()
+        # Between full scans, the kernel says which files were touched (watchfiles: sources/watch.py).
         self._watching = watch
         self._watch: TreeWatch | None = None
+        # Called (on the watcher's thread) when watched files changed: the scheduler refreshes then.
+        self.on_change: Callable[[], None] | None = None
 
     async def collect(self, store: Store) -> Collected:
         if not (self.root / "news").is_dir():
             raise SourceError(self.name, f"{self.root} has no news/ directory")
         touched = await asyncio.to_thread(self._watch.changes) if self._watch else None
         retry, self._retry = self._retry, set()
-        if touched is None:
+        if touched is None or self._unsettled is None:
+            self._unsettled = None
             return await self._collect_all(store)
-        return self._collect_touched(touched | retry)
+        # A collection whose batch was never stored (a full disk) is read again with what is new.
+        self._unsettled |= touched | retry
+        return self._collect_touched(set(self._unsettled))
 
     async def _collect_all(self, store: Store) -> Collected:
         self._stop_watching()
         if self._watching:
             # Watches go up before the scan: a file written meanwhile is seen by one or both.
             try:
-                self._watch = await asyncio.to_thread(TreeWatch, self.root)
+                self._watch = await asyncio.to_thread(TreeWatch, self.root, self.on_change)
             except OSError as exc:
                 log.info("source %s: not watching %s (%s); every refresh scans it", self.name, self.root, exc)
         try:
@@ -156,7 +163,7 @@ class DirectorySource:
             self._seen.pop(rel, None)
             changes[rel] = None
         self._retry |= set(failed)
-        self._pending, self._delta = None, {}
+        self._pending, self._delta, self._unsettled = None, {}, set()
         await store.put_source_files(self.name, changes)
 
     def _read(self, relpaths: list[str]) -> Iterator[Document]:

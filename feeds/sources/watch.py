@@ -1,9 +1,11 @@
-"""What changed under a directory tree since the last look, from the kernel (Linux inotify).
+"""What changed under a folder, from the kernel through watchfiles (Rust notify, which uvicorn's
+reloader uses too): one watcher for the project, on a thread of its own.
 
-A scheduled refresh of a directory source would otherwise stat every file: 6-9 s for the 461,260
-files of a 400,000-event archive. Watching, a refresh reads the files the kernel saw touched.
-Whenever the kernel's account may be incomplete (its queue overflowed, a watched folder was
-moved or deleted, a watch could not be added) `changes()` says so by returning None, and the
+A directory source's refresh would otherwise stat every file (6-9 s for the 461,260 files of a
+400,000-event archive): watching, it reads the files reported touched, and a change starts a
+refresh about a second later (`TreeWatch`). The rendition cache is woken by writes to the store's
+log (`Watch` on the store's folder). Whenever the account may be incomplete (a watched folder
+moved or deleted, the watcher failed) `TreeWatch.changes()` says so by returning None, and the
 caller scans the whole tree again.
 """
 
@@ -11,85 +13,138 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import weakref
+from collections.abc import Callable
 from pathlib import Path
+
+from watchfiles._rust_notify import RustNotify  # documented: watchfiles' "Rust backend" API
+
+from feeds.pages import is_document
 
 log = logging.getLogger("feeds.sources.watch")
 
-try:
-    from inotify_simple import INotify
-    from inotify_simple import flags as _flags
-except (ImportError, OSError):  # not Linux, or no inotify: full scans every time
-    INotify = None
+
+ADDED, MODIFIED, DELETED = 1, 2, 3  # watchfiles.Change
+
+# A change is reported once nothing more changed for STEP_MS, or DEBOUNCE_MS after the first
+# change of a burst at the latest: a copy of many files is a few refreshes, not one per file.
+DEBOUNCE_MS = 1000
+STEP_MS = 100
+
+
+class Watch:
+    """Calls `report(changes)` on its own thread with each debounced set of (change, path) under
+    `folder`, until closed. The watches are in place when the constructor returns."""
+
+    def __init__(
+        self,
+        folder: Path,
+        report: Callable[[set[tuple[int, str]]], None],
+        recursive: bool = True,
+        debounce_ms: int = DEBOUNCE_MS,
+        step_ms: int = STEP_MS,
+    ) -> None:
+        try:
+            notify = RustNotify([str(folder)], False, False, 0, recursive, False)
+        except (OSError, RuntimeError) as exc:  # no such folder, the watch limit reached
+            raise OSError(f"cannot watch {folder}: {exc}") from exc
+        self._stop = threading.Event()
+        # The thread holds none of this object: one dropped without close() is stopped by __del__.
+        self._thread = threading.Thread(
+            target=_follow, args=(notify, report, self._stop, debounce_ms, step_ms), daemon=True, name="feeds-watch"
+        )
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        self._stop.set()  # the thread returns within step_ms and closes the watcher
+
+    def __del__(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+
+
+def _follow(
+    notify: RustNotify,
+    report: Callable[[set[tuple[int, str]]], None],
+    stop: threading.Event,
+    debounce_ms: int,
+    step_ms: int,
+) -> None:
+    try:
+        while not stop.is_set():
+            changes = notify.watch(debounce_ms, step_ms, 0, stop)
+            if isinstance(changes, set):
+                report(changes)
+    except Exception as exc:  # the watcher failed (an error from the kernel): its owner finds it dead
+        log.warning("watch: %s", exc)
+        report(set())
+    finally:
+        notify.close()
 
 
 class TreeWatch:
-    """inotify watches on every folder of `root/news`; relpaths are relative to `root`."""
+    """Watches every folder of `root/news`; relpaths are relative to `root`. `on_change` is called
+    (on the watcher's thread) after each debounced burst of changes to documents."""
 
-    def __init__(self, root: Path) -> None:
-        if INotify is None:
-            raise OSError("inotify is not available")
+    def __init__(self, root: Path, on_change: Callable[[], None] | None = None) -> None:
         self.root = root
-        self._inotify = INotify(nonblocking=True)
-        self._mask = (
-            _flags.CLOSE_WRITE
-            | _flags.ATTRIB
-            | _flags.CREATE
-            | _flags.DELETE
-            | _flags.MOVED_FROM
-            | _flags.MOVED_TO
-            | _flags.DELETE_SELF
-            | _flags.MOVE_SELF
-        )
-        self._folders: dict[int, str] = {}  # watch descriptor -> folder relpath
-        try:
-            self._watch_tree("news")
-        except OSError:
-            self.close()
-            raise
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._touched: set[str] = set()
+        self._complete = True
+        # Weakly: a source dropped without aclose() (a failed refresh, a test) stops its watcher.
+        take = weakref.WeakMethod(self._take)
 
-    def _watch_tree(self, relpath: str) -> list[str]:
-        """Watch a folder and every folder below it; the files found there (new to us)."""
+        def report(changes: set[tuple[int, str]]) -> None:
+            if (method := take()) is not None:
+                method(changes)
+
+        self._watch = Watch(root / "news", report)
+
+    def _take(self, changes: set[tuple[int, str]]) -> None:
+        touched: set[str] = set()
+        complete = bool(changes)  # an empty report is the watcher saying it failed
+        for change, path in changes:
+            rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+            if change == DELETED:
+                if is_document(rel):
+                    touched.add(rel)
+                elif "." not in rel.rsplit("/", 1)[-1]:  # the archive's folders are numbers
+                    complete = False  # a folder went (or moved away): what was below it is unknown
+            elif os.path.isdir(path):
+                if change == ADDED:
+                    # Files may have landed in it before its watch existed: take them all.
+                    touched.update(self._files_under(rel))
+            elif is_document(rel):
+                touched.add(rel)
+        with self._lock:
+            self._touched |= touched
+            self._complete = self._complete and complete
+        if self._on_change is not None and (touched or not complete):
+            self._on_change()
+
+    def _files_under(self, relpath: str) -> list[str]:
         files = []
-        for dirpath, dirnames, filenames in os.walk(self.root / relpath):
+        for dirpath, _, filenames in os.walk(self.root / relpath):
             rel = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
-            self._folders[self._inotify.add_watch(dirpath, self._mask)] = rel
-            dirnames.sort()
-            files += [f"{rel}/{name}" for name in sorted(filenames)]
+            files += [f"{rel}/{name}" for name in filenames if is_document(f"{rel}/{name}")]
         return files
 
     def changes(self) -> set[str] | None:
-        """Relpaths of files created, written, touched, moved or deleted since the last call;
+        """Relpaths of documents created, written, touched, moved or deleted since the last call;
         None when that cannot be known (then scan everything)."""
-        touched: set[str] = set()
-        try:
-            for event in self._inotify.read(timeout=0):
-                if event.mask & _flags.Q_OVERFLOW:
-                    log.warning("watch %s: the kernel dropped events; scanning the whole tree", self.root)
-                    return None
-                folder = self._folders.get(event.wd)
-                if folder is None or event.mask & _flags.IGNORED:
-                    continue
-                if event.mask & (_flags.DELETE_SELF | _flags.MOVE_SELF):
-                    return None  # a watched folder went: what was below it is unknown
-                relpath = f"{folder}/{event.name}"
-                if event.mask & _flags.ISDIR:
-                    if event.mask & (_flags.CREATE | _flags.MOVED_TO):
-                        # Files may have landed in it before its watch existed: take them all.
-                        touched.update(self._watch_tree(relpath))
-                    elif event.mask & _flags.MOVED_FROM:
-                        return None
-                    continue
-                touched.add(relpath)
-        except OSError as exc:  # e.g. the watch limit reached while adding a new folder
-            log.warning("watch %s: %s; scanning the whole tree", self.root, exc)
+        with self._lock:
+            touched, complete = self._touched, self._complete
+            self._touched = set()
+        if not complete or not self._watch.alive:
             return None
         return touched
 
     def close(self) -> None:
-        self._inotify.close()
-
-    def __del__(self) -> None:
-        # A source dropped without aclose() (a failed refresh, a test) still returns its watches.
-        inotify = getattr(self, "_inotify", None)
-        if inotify is not None and not inotify.closed:
-            inotify.close()
+        self._watch.close()

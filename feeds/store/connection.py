@@ -21,6 +21,7 @@ from feeds.model import (
     utcnow,
 )
 from feeds.process import trim_heap
+from feeds.store.failures import quick_check, said, translate
 from feeds.store.rekey import folding_of, rekey
 from feeds.store.retime import TIMES, retime, times_of
 from feeds.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
@@ -68,7 +69,7 @@ async def _connect(path: str) -> aiosqlite.Connection:
         # aiosqlite stops its thread without waiting for it: unwaited, the thread could finish on
         # a closed event loop and print a traceback ("Event loop is closed") after the error line.
         await asyncio.to_thread(pending._thread.join, 10)
-        raise StoreError(f"store: unable to open {path}: {exc}") from exc
+        raise translate(exc, path) or StoreError(f"store: unable to open {path}: {exc}") from exc
 
 
 async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -108,10 +109,12 @@ class StoreBase:
         cache_kib: int = CACHE_KIB,
         readers: int = READERS,
         topic_aliases: Sequence[tuple[str, Sequence[str]]] | None = None,
+        check: bool = False,
     ) -> Self:
         """Open (creating or upgrading) a store. `topic_aliases`: the configured groups of names that
         are one topic (Settings.topic_aliases); when they differ from the store's, its topics are
-        keyed again. None (a command without settings) leaves them as they are."""
+        keyed again. None (a command without settings) leaves them as they are. `check`: SQLite's
+        quick_check first (failures.QUICK_CHECK_SECONDS at most), StoreDamaged if it finds damage."""
         path = str(path)
         try:
             if path != ":memory:":
@@ -139,6 +142,8 @@ class StoreBase:
             await db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
             # Statement journals in memory, not in temporary files (docs/architecture.md).
             await db.execute("PRAGMA temp_store=MEMORY")
+            if check:
+                await _on_thread(db, lambda conn: quick_check(conn, path))
             # An in-memory database exists only on its own connection.
             store = cls(db, path, readers if path != ":memory:" else 0, cache_kib)
             await store._migrate(topic_aliases)
@@ -148,11 +153,12 @@ class StoreBase:
             try:
                 await db.execute("UPDATE meta SET value = value WHERE key = (SELECT min(key) FROM meta)")
             finally:
-                await db.execute("ROLLBACK")
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
         except BaseException as exc:
             await db.close()
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"store: unable to open {path}: {exc}") from exc
+                raise translate(exc, path) or StoreError(f"store: unable to open {path}: {exc}") from exc
             raise
         return store
 
@@ -184,7 +190,8 @@ class StoreBase:
         else:
             conn = await self._idle.get()
         try:
-            return await _on_thread(conn, query)
+            with said(self.path):
+                return await _on_thread(conn, query)
         finally:
             self._idle.put_nowait(conn)
 
@@ -232,7 +239,8 @@ class StoreBase:
             callback()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await _on_thread(self._db, fn)
+        with said(self.path):
+            return await _on_thread(self._db, fn)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def tx(conn: sqlite3.Connection) -> T:
@@ -242,7 +250,8 @@ class StoreBase:
                 result = fn(conn)
             except BaseException:
                 self._uncommitted = 0
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite ends some failed transactions itself (a full disk)
+                    conn.execute("ROLLBACK")
                 raise
             self._uncommitted += 1
             if self._uncommitted >= self._per_commit:
@@ -262,7 +271,7 @@ class StoreBase:
                 # The write is committed whatever happens to the copy of the log after it.
                 try:
                     await asyncio.shield(self._checkpoint_behind())
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, StoreError) as exc:
                     log.warning("store: checkpoint after a write failed: %s", exc)
             return result
 
@@ -297,7 +306,8 @@ class StoreBase:
                     # Times a source gave (mtimes, commits, the clock): dated again by the pages.
                     retime(conn)
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
@@ -382,7 +392,7 @@ class StoreBase:
         """Copy what the write-ahead log holds into the database now, without waiting for
         readers. SQLite otherwise does it inside whichever commit crosses its threshold (16 MB of
         log), and that commit, which may be the one a reader waits for, takes tens of ms longer."""
-        await self._db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        await self._run(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
 
     async def set_meta(self, values: dict[str, str]) -> None:
         """Keep notes about the store as a whole (such as what its documents were rendered with)."""
