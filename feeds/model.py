@@ -1,4 +1,4 @@
-"""Frozen records shared by every stage. Imports nothing from the package."""
+"""Frozen records shared by every stage. Imports nothing from the package but the leaf feeds.places."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from feeds.places import place_pair
 
 UTC = dt.UTC
 
@@ -63,9 +65,10 @@ Run = tuple[str, ...]
 
 def resolve_contexts(parts: Sequence[str], known: Callable[[Run], bool]) -> tuple[str, ...]:
     """The names of one comma-separated context list: from each part on, the longest run of parts
-    that `known` says is a name stays whole (joined by ", "); a part that is only a year joins
-    the name before it; any other part is a name of its own. Pure: the same parts and the same
-    known names give the same names whatever order they were learnt in."""
+    that `known` says is a name stays whole (joined by ", "); else a place and the first-level
+    region after it are one name ("Austin, Texas": feeds.places); a part that is only a year
+    joins the name before it; any other part is a name of its own. Pure: the same parts and the
+    same known names give the same names whatever order they were learnt in."""
     out: list[str] = []
     i = 0
     while i < len(parts):
@@ -75,7 +78,10 @@ def resolve_contexts(parts: Sequence[str], known: Callable[[Run], bool]) -> tupl
                 i = j
                 break
         else:
-            if out and _YEAR.match(parts[i]):
+            if i + 1 < len(parts) and place_pair(parts[i], parts[i + 1]):
+                out.append(f"{parts[i]}, {parts[i + 1]}")
+                i += 1  # and one more below
+            elif out and _YEAR.match(parts[i]):
                 out[-1] += ", " + parts[i]
             else:
                 out.append(parts[i])

@@ -4,7 +4,7 @@ Run on the store's writer thread, inside its transaction (feeds.store calls thes
 
 - An event's topics are its heading and its context names. A markdown context list is a list of
   parts (`Austin, Texas` may be one name or two); runs of parts that form a *known* name stay
-  whole. Known names are the names with a comma that some event gives whole: its `#####`
+  whole, else a place and its region stay one (feeds.places). Known names are the names with a comma that some event gives whole: its `#####`
   heading, or a context of a JSON/XML page (`known_names`, counted by the events that give them).
 - Resolution never depends on arrival order: when a name becomes known (or stops being known),
   the events whose lists hold its first two parts (`context_pairs`, an index) are resolved again
