@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from feeds.places import place_pair
@@ -121,6 +121,14 @@ class Page:
     image: str | None = None
     related: tuple[Related, ...] = ()
     changes: tuple[Change, ...] = ()
+    # What the day listing says of this page (its `_Context:` names; headline and url its entry's),
+    # set by the store: the listing's names count for the page as its own do.
+    listing: Related | None = None
+
+    @property
+    def context_lists(self) -> tuple[Related, ...]:
+        """Every context list the event has: its related events', then its day listing's."""
+        return (*self.related, self.listing) if self.listing else self.related
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -133,14 +141,14 @@ class Page:
     def named(self) -> tuple[str, ...]:
         """Names the page gives whole: its heading and its unambiguous contexts."""
         names = [self.heading] if self.heading else []
-        return tuple(names + [c for r in self.related if not r.ambiguous for c in r.contexts])
+        return tuple(names + [c for r in self.context_lists if not r.ambiguous for c in r.contexts])
 
     def topic_names(self, known: Callable[[Run], bool]) -> tuple[str, ...]:
-        """The heading, then every context name of the related list (`known` joins the parts of
-        ambiguous lists, see resolve_contexts); first spelling wins."""
+        """The heading, then every context name of the related list, then the day listing's (`known`
+        joins the parts of ambiguous lists, see resolve_contexts); first spelling wins."""
         seen: dict[str, str] = {}
         names = [self.heading] if self.heading else []
-        for r in self.related:
+        for r in self.context_lists:
             names += resolve_contexts(r.contexts, known) if r.ambiguous else r.contexts
         for name in names:
             seen.setdefault(name.casefold(), name)
@@ -153,7 +161,11 @@ class DayEntry:
     path: str
     heading: str | None = None
     summary: str = ""
-    contexts: tuple[str, ...] = ()
+    contexts: tuple[str, ...] = ()  # the names, as the listing alone tells them
+    # A markdown `_Context:` list's parts as written: which form one name is the store's to
+    # decide (resolve_contexts), as for a page's related events. Empty where names come whole;
+    # not compared: a listing means its names, in whichever shape it was written.
+    parts: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@ renderings of a listed one (feeds.chains.listing_evidence), and which events not
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from feeds.chains import (
     DayPage,
     listing_evidence,
 )
+from feeds.model import DayEntry, Related
 from feeds.store.records import BatchResult, IncomingListing
 
 
@@ -30,10 +32,34 @@ def _store_listing(conn: sqlite3.Connection, item: IncomingListing) -> set[str]:
     before = {p for (p,) in conn.execute("SELECT page FROM listed WHERE listing = ?", (listing.path,))}
     conn.execute("DELETE FROM listed WHERE listing = ?", (listing.path,))
     headings: dict[str, str | None] = {}
+    contexts: dict[str, str | None] = {}
     for entry in listing.entries:
         headings[entry.path] = headings.get(entry.path) or entry.heading
-    conn.executemany("INSERT INTO listed VALUES (?,?,?)", [(p, listing.path, h) for p, h in headings.items()])
+        contexts[entry.path] = contexts.get(entry.path) or listed_contexts(entry)
+    conn.executemany(
+        "INSERT INTO listed (page, listing, heading, contexts) VALUES (?,?,?,?)",
+        [(p, listing.path, h, contexts[p]) for p, h in headings.items()],
+    )
     return before | set(headings)
+
+
+def listed_contexts(entry: DayEntry) -> str | None:
+    """What `listed.contexts` keeps of an entry: [headline, names or parts as written, whether
+    they are parts] (JSON), None when it names none."""
+    names = entry.parts or entry.contexts
+    return json.dumps([entry.headline, list(names), len(entry.parts) > 1]) if names else None
+
+
+def listing_of(conn: sqlite3.Connection, path: str) -> Related | None:
+    """What the first day listing (by path) naming a page with contexts says of it: its names
+    count for the page's event as the page's own do (feeds.model.Page.listing)."""
+    row = conn.execute(
+        "SELECT listing, contexts FROM listed WHERE page = ? AND contexts IS NOT NULL ORDER BY listing LIMIT 1", (path,)
+    ).fetchone()
+    if row is None:
+        return None
+    headline, names, parts = json.loads(row[1])
+    return Related(headline, row[0], tuple(names), bool(parts))
 
 
 def _weigh_evidence(conn: sqlite3.Connection, day: str) -> set[str]:

@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -369,6 +369,14 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (feed, fmt, callback)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS websub_expires ON websub(expires);
+    """,
+    # A day listing's `_Context:` names count for the pages it names (feeds.store.listings): kept
+    # per listed page. Listings stored before have none until they are read again: a directory
+    # source reads its listing files again at its next refresh (the other sources when a listing
+    # changes, or by `feeds ingest`).
+    17: """
+    ALTER TABLE listed ADD COLUMN contexts TEXT;
+    DELETE FROM source_files WHERE relpath LIKE '%/index.%' OR relpath LIKE '%/readme.%';
     """,
 }
 

@@ -136,7 +136,7 @@ def register(conn: sqlite3.Connection, seq: int, page: Page, memo: TopicMemo) ->
     the first two parts of every run its ambiguous lists could form (the index that finds it
     again). Returns the keys of names that became known or stopped being known."""
     pairs = sorted(
-        {run_key(r.contexts[i : i + 2]) for r in page.related if r.ambiguous for i in range(len(r.contexts) - 1)}
+        {run_key(r.contexts[i : i + 2]) for r in page.context_lists if r.ambiguous for i in range(len(r.contexts) - 1)}
     )
     names = sorted({run_key(parts) for n in page.named if len(parts := comma_parts(n)) > 1})
     return _record(conn, seq, pairs, names, memo)
