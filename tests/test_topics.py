@@ -21,14 +21,14 @@ from unidecode import unidecode
 
 from feeds import codec, model
 from feeds.app import create_app
-from feeds.config import Settings, SourceConfig
+from feeds.config import Limits, Settings, SourceConfig
 from feeds.ids import page_path, topic_key, topic_slug
 from feeds.model import FORMATS, DayListing, Page, Related, resolve_contexts
 from feeds.pages import parse_document
 from feeds.pages.markdown import context_parts
 from feeds.publish import publish_all, publish_changes
-from feeds.refresh import settle
-from feeds.sources import Collected
+from feeds.refresh import parse_documents, settle
+from feeds.sources import Collected, Document
 from feeds.sources.directory import DirectorySource
 from feeds.store import Incoming, IncomingListing, Store, batch, rekey, topic_writes
 from feeds.store import connection as store_module
@@ -459,6 +459,19 @@ async def test_a_store_from_before_listings_gave_names_reads_them_at_its_next_re
         assert await refresh(store) == []
     finally:
         await store.close()
+
+
+def test_a_listing_naming_more_than_a_page_may_is_refused_whole() -> None:
+    """A listing's names become topics as a page's do, so `max_contexts` bounds them too: over it,
+    the listing is refused naming the file, the entry and the setting, and nothing of it is kept."""
+    doc = Document(EDNA_DAY, (EN / EDNA_DAY).read_bytes(), f"/srv/{EDNA_DAY}")
+    assert len(parse_documents([doc], "test").listings) == 1
+    small = parse_documents([doc], "test", replace(Limits(), max_contexts=3))
+    assert small.listings == [] and small.failed == [EDNA_DAY]
+    # The first entry over it: Barack Obama, Paul Volcker, President-elect, U.S.
+    assert small.problems == [
+        f"/srv/{EDNA_DAY}: entries[4]: 4 context names, over the limit max_contexts = 3; listing rejected"
+    ]
 
 
 def test_a_listing_and_a_page_name_their_topics_together() -> None:
