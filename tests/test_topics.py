@@ -51,6 +51,10 @@ ICELAND = (
 )
 EDNA_DAY = "news/2008/11/26/index.md"
 MUMBAI = "news/2008/11/26/at-least-80-people-are-dead-and-over-250-wounded-in-coordinated-terrorist-strikes-across-mumbai-india.md"
+SUTHERLAND = (
+    "news/2017/11/5/a-gunman-opens-fire-at-a-baptist-church-in-the-american-town-of-sutherland-springs-texas-in-the-san-"
+    "antonio-area-killing-at-least-26-peopl.md"
+)
 ANTIGUA = (
     "news/2018/03/21/voters-in-antigua-and-barbuda-go-to-the-polls-with-barbudan-residents-having-to-travel-to-antigua-"
     "in-order-to-participate.md"
@@ -204,6 +208,9 @@ def test_a_place_and_its_first_level_region_are_one_name() -> None:
         tuple(run[i : i + 2]) for run in parts for i in range(len(run) - 1)
     }
     assert page(EN, MUMBAI).page.related[0].contexts == ("India", "Mumbai")
+    # Five events the 2017 Sutherland Springs page relates, each "in San Antonio, Texas": the
+    # article they share is "San Antonio", a city titled alone.
+    assert {r.contexts for r in page(EN, SUTHERLAND).page.related} == {("San Antonio",)}
 
     def nothing(run: tuple[str, ...]) -> bool:
         return False
@@ -214,6 +221,7 @@ def test_a_place_and_its_first_level_region_are_one_name() -> None:
         ("Bali", "Indonesia"),
         ("Mumbai", "India"),
         ("Houston", "Texas"),
+        ("San Antonio", "Texas"),
         ("Sydney", "New South Wales"),
         ("California", "Texas"),
         ("Tbilisi", "Georgia"),
