@@ -56,6 +56,11 @@ def _regions() -> frozenset[str]:
 
 
 @functools.cache
+def _regions_or_countries() -> frozenset[str]:
+    return _regions() | _countries()
+
+
+@functools.cache
 def _countries() -> frozenset[str]:
     names: set[str] = set()
     for country in pycountry.countries:
@@ -78,7 +83,7 @@ def _proper_place(part: str) -> bool:
     if folded in _STANDALONE or folded in _regions() or folded in _countries():
         return False
     # "Law of Alaska", "Governor of Texas": an article about the region, not a place in it.
-    if " of " in folded and folded.rsplit(" of ", 1)[1] in _regions() | _countries():
+    if " of " in folded and folded.rsplit(" of ", 1)[1] in _regions_or_countries():
         return False
     # A place name has no numbers ("Area 51, Nevada" is two articles).
     return all((w[:1].isupper() and not any(c.isdigit() for c in w)) or w.casefold() in _JOINERS for w in words)
