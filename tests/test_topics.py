@@ -34,6 +34,7 @@ from feeds.store import Incoming, IncomingListing, Store, batch, rekey, topic_wr
 from feeds.store import connection as store_module
 from tests.conftest import DATA, EXAMPLE, OFFSTREAM, LiveServer
 from tests.helpers import read_pages, sql
+from tests.test_evidence import day_documents
 
 TOPICS = DATA / "topics"
 EN, ZH, JSON = TOPICS / "en", TOPICS / "zh", TOPICS / "json"
@@ -445,7 +446,7 @@ async def test_a_store_from_before_listings_gave_names_reads_them_at_its_next_re
             await source.aclose()
 
     with monkeypatch.context() as old:
-        old.setattr(batch, "listing_of", lambda conn, path: None)
+        old.setattr(batch, "listing_of", lambda conn, key, path: None)
         before = await Store.open(path)
         try:
             assert await refresh(before) == sorted([EDNA, EDNA_DAY])
@@ -467,6 +468,20 @@ async def test_a_store_from_before_listings_gave_names_reads_them_at_its_next_re
         assert await refresh(store) == []
     finally:
         await store.close()
+
+
+async def test_a_listing_written_before_a_rewording_names_the_events_topics(store: Store) -> None:
+    """The real 2017-12-31 `index.md` lists the Canadian party's page as first written
+    (`...-national-advancement-party-disbands`) with `_Context: Canadian, National Advancement
+    Party_`; the event's current page is a later rendering the listing does not name, whose own
+    related list shares only "Canadian". The listing's names count for the event all the same."""
+    pages, listings = day_documents(("news/2017/12/31",))
+    await store.apply(pages, listings=listings)
+    key = "/news/2017/12/31/the-canadian-right-wing-party-national-advancement-party-disbands"
+    event = (await store.events_of([key]))[key]
+    assert event.page.path == "/news/2017/12/31/the-canadian-right-wing-party-national-advancement-disbands"
+    assert {r.contexts for r in event.page.related} == {("Canadian",)}
+    assert [t.name for t in event.topics] == ["Canadian", "National Advancement Party"]
 
 
 def test_a_listing_naming_more_than_a_page_may_is_refused_whole() -> None:

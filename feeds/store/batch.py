@@ -282,7 +282,7 @@ def _upsert_event(
         # Old renderings have no `#####` heading: the day listing gives it.
         page = replace(page, heading=heading)
         doc = page_to_json(page)
-    if listing := listing_of(conn, current):
+    if listing := listing_of(conn, key, current):
         page = replace(page, listing=listing)
         doc = page_to_json(page)
     digest = content_hash(f"{doc}\n{relpath}\n{source}".encode())

@@ -50,11 +50,14 @@ def listed_contexts(entry: DayEntry) -> str | None:
     return json.dumps([entry.headline, list(names), len(entry.parts) > 1]) if names else None
 
 
-def listing_of(conn: sqlite3.Connection, path: str) -> Related | None:
-    """What the first day listing (by path) naming a page with contexts says of it: its names
-    count for the page's event as the page's own do (feeds.model.Page.listing)."""
+def listing_of(conn: sqlite3.Connection, key: str, current: str) -> Related | None:
+    """What a day listing says of an event, with context names: of its current page, else of an
+    earlier rendering a listing named (a listing written before the rewording); the first
+    listing by path. Its names count for the event as the page's own do (Page.listing)."""
     row = conn.execute(
-        "SELECT listing, contexts FROM listed WHERE page = ? AND contexts IS NOT NULL ORDER BY listing LIMIT 1", (path,)
+        "SELECT l.listing, l.contexts FROM listed l JOIN aliases a ON a.path = l.page "
+        "WHERE a.chain = ? AND l.contexts IS NOT NULL ORDER BY l.page != ?, l.listing, l.page LIMIT 1",
+        (key, current),
     ).fetchone()
     if row is None:
         return None
