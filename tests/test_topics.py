@@ -1,5 +1,6 @@
-"""Topics: one name is one topic in every script; context lists resolved by what the store knows,
-in any arrival order; stores keyed by transliteration split when opened (schema 7).
+"""Topics: one name is one topic in every script; context lists resolved by what the store knows
+and by Wikipedia's "place, region" titles, in any arrival order; stores keyed by transliteration
+split, and stores resolved by an older rule resolved again, when opened.
 
 Real pages (tests/data/topics/NOTICE.md): English ones from the Offstream archive, Chinese ones
 from its Chinese counterpart.
