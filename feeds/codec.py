@@ -24,6 +24,9 @@ def page_to_json(page: Page) -> str:
             [c.headline, c.url, c.kind, c.timestamp.isoformat() if c.timestamp else None] for c in page.changes
         ],
     }
+    if page.listing:  # only when there is one: pages stored before keep their bytes
+        r = page.listing
+        doc["listing"] = [r.headline, r.url, list(r.contexts)] + ([1] if r.ambiguous else [])
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
@@ -39,4 +42,5 @@ def page_from_json(data: str) -> Page:
         image=doc["image"],
         related=tuple(Related(r[0], r[1], tuple(r[2]), len(r) > 3) for r in doc["related"]),
         changes=tuple(Change(h, u, k, dt.datetime.fromisoformat(ts) if ts else None) for h, u, k, ts in doc["changes"]),
+        listing=Related(r[0], r[1], tuple(r[2]), len(r) > 3) if (r := doc.get("listing")) else None,
     )

@@ -1,12 +1,14 @@
-"""Frozen records shared by every stage. Imports nothing from the package."""
+"""Frozen records shared by every stage. Imports nothing from the package but the leaf feeds.places."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from feeds.places import place_pair
 
 UTC = dt.UTC
 # The time of a document that holds nothing with a time (an empty feed): the same on every replica,
@@ -66,9 +68,10 @@ Run = tuple[str, ...]
 
 def resolve_contexts(parts: Sequence[str], known: Callable[[Run], bool]) -> tuple[str, ...]:
     """The names of one comma-separated context list: from each part on, the longest run of parts
-    that `known` says is a name stays whole (joined by ", "); a part that is only a year joins
-    the name before it; any other part is a name of its own. Pure: the same parts and the same
-    known names give the same names whatever order they were learnt in."""
+    that `known` says is a name stays whole (joined by ", "); else a place and the first-level
+    region after it are one name ("Austin, Texas": feeds.places); a part that is only a year
+    joins the name before it; any other part is a name of its own. Pure: the same parts and the
+    same known names give the same names whatever order they were learnt in."""
     out: list[str] = []
     i = 0
     while i < len(parts):
@@ -78,7 +81,10 @@ def resolve_contexts(parts: Sequence[str], known: Callable[[Run], bool]) -> tupl
                 i = j
                 break
         else:
-            if out and _YEAR.match(parts[i]):
+            if i + 1 < len(parts) and place_pair(parts[i], parts[i + 1]):
+                out.append(f"{parts[i]}, {parts[i + 1]}")
+                i += 1  # and one more below
+            elif out and _YEAR.match(parts[i]):
                 out[-1] += ", " + parts[i]
             else:
                 out.append(parts[i])
@@ -118,6 +124,14 @@ class Page:
     image: str | None = None
     related: tuple[Related, ...] = ()
     changes: tuple[Change, ...] = ()
+    # What the day listing says of this page (its `_Context:` names; headline and url its entry's),
+    # set by the store: the listing's names count for the page as its own do.
+    listing: Related | None = None
+
+    @property
+    def context_lists(self) -> tuple[Related, ...]:
+        """Every context list the event has: its related events', then its day listing's."""
+        return (*self.related, self.listing) if self.listing else self.related
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -130,14 +144,14 @@ class Page:
     def named(self) -> tuple[str, ...]:
         """Names the page gives whole: its heading and its unambiguous contexts."""
         names = [self.heading] if self.heading else []
-        return tuple(names + [c for r in self.related if not r.ambiguous for c in r.contexts])
+        return tuple(names + [c for r in self.context_lists if not r.ambiguous for c in r.contexts])
 
     def topic_names(self, known: Callable[[Run], bool]) -> tuple[str, ...]:
-        """The heading, then every context name of the related list (`known` joins the parts of
-        ambiguous lists, see resolve_contexts); first spelling wins."""
+        """The heading, then every context name of the related list, then the day listing's (`known`
+        joins the parts of ambiguous lists, see resolve_contexts); first spelling wins."""
         seen: dict[str, str] = {}
         names = [self.heading] if self.heading else []
-        for r in self.related:
+        for r in self.context_lists:
             names += resolve_contexts(r.contexts, known) if r.ambiguous else r.contexts
         for name in names:
             seen.setdefault(name.casefold(), name)
@@ -150,7 +164,11 @@ class DayEntry:
     path: str
     heading: str | None = None
     summary: str = ""
-    contexts: tuple[str, ...] = ()
+    contexts: tuple[str, ...] = ()  # the names, as the listing alone tells them
+    # A markdown `_Context:` list's parts as written: which form one name is the store's to
+    # decide (resolve_contexts), as for a page's related events. Empty where names come whole;
+    # not compared: a listing means its names, in whichever shape it was written.
+    parts: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

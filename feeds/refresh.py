@@ -23,7 +23,7 @@ from feeds.errors import FeedsError, ParseError, StoreError
 from feeds.metrics import SOURCE_FAILURES
 from feeds.model import Page, utcnow
 from feeds.pages import guard, read_document
-from feeds.pages.limits import check_page, check_size
+from feeds.pages.limits import check_listing, check_page, check_size
 from feeds.process import tune_gc
 from feeds.publish import Memos, publish_changes
 from feeds.publish.plan import tombstone_horizon
@@ -86,6 +86,8 @@ def parse_documents(documents: Iterable[Document], source: str, limits: Limits =
                 incoming = Incoming(parsed, doc.relpath, source)
                 with guard.reading(doc.origin):  # what is stored is made here, from untrusted text
                     incoming.prepare()
+            else:
+                check_listing(parsed, limits, doc.origin)
         except ParseError as exc:
             out.problems.append(str(exc))
             out.failed.append(doc.relpath)

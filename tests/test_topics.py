@@ -1,5 +1,6 @@
-"""Topics: one name is one topic in every script; context lists resolved by what the store knows,
-in any arrival order; stores keyed by transliteration split when opened (schema 7).
+"""Topics: one name is one topic in every script; context lists resolved by what the store knows
+and by Wikipedia's "place, region" titles, in any arrival order; stores keyed by transliteration
+split, and stores resolved by an older rule resolved again, when opened.
 
 Real pages (tests/data/topics/NOTICE.md): English ones from the Offstream archive, Chinese ones
 from its Chinese counterpart.
@@ -17,11 +18,13 @@ import httpx
 import pytest
 from unidecode import unidecode
 
+from feeds import model
 from feeds.app import create_app
 from feeds.config import Settings
 from feeds.ids import page_path, topic_key, topic_slug
-from feeds.model import FORMATS, Page, resolve_contexts
+from feeds.model import FORMATS, DayListing, Page, resolve_contexts
 from feeds.pages import parse_document
+from feeds.pages.markdown import context_parts
 from feeds.publish import publish_all, publish_changes
 from feeds.store import Incoming, Store, rekey, topic_writes
 from feeds.store import connection as store_module
@@ -41,6 +44,12 @@ AUSTIN_JSON = (
 ICELAND = (
     "news/2016/06/25/voters-in-iceland-head-to-the-polls-to-elect-a-new-president-with-a-historic-low-voter-turnout-"
     "expected-independent-candidate-guadegni-th-ja.md"
+)
+EDNA_DAY = "news/2008/11/26/index.md"
+MUMBAI = "news/2008/11/26/at-least-80-people-are-dead-and-over-250-wounded-in-coordinated-terrorist-strikes-across-mumbai-india.md"
+SUTHERLAND = (
+    "news/2017/11/5/a-gunman-opens-fire-at-a-baptist-church-in-the-american-town-of-sutherland-springs-texas-in-the-san-"
+    "antonio-area-killing-at-least-26-peopl.md"
 )
 ANTIGUA = (
     "news/2018/03/21/voters-in-antigua-and-barbuda-go-to-the-polls-with-barbudan-residents-having-to-travel-to-antigua-"
@@ -173,35 +182,156 @@ def test_a_bare_year_completes_the_name_before_it() -> None:
     assert resolve_contexts(("Area 51", "Nevada"), nothing) == ("Area 51", "Nevada")
 
 
+def test_a_place_and_its_first_level_region_are_one_name() -> None:
+    """Wikipedia titles places of the United States, Canada and Australia "place, region": the real
+    2008 listing's "Shelbyville, Indiana" and the 2018 page's "Austin, Texas" are one name each,
+    from the page alone. A country is never the second half of a title ("Mumbai, India",
+    "Borneo, Indonesia", "Northland, New Zealand"), nor is a territory titled alone ("Hurricane
+    Maria, Puerto Rico"), a region before a region, a lower-case word, a city those conventions
+    title alone, or a region that is also a country ("Tbilisi, Georgia")."""
+    listing = parse_document(EDNA_DAY, (EN / EDNA_DAY).read_bytes())
+    assert isinstance(listing, DayListing)
+    edna = next(e for e in listing.entries if e.path.startswith("/news/2008/11/26/edna-parker"))
+    assert edna.contexts == ("Edna Parker", "Shelbyville, Indiana", "the oldest living person in the world")
+    assert page(EN, AUSTIN_MD).page.topics == ("Austin package explosions", "Austin, Texas")
+    # Every real list of the repository's pages: the names this rule joins are only those.
+    pages = read_pages(OFFSTREAM) + read_pages(EN) + [page(EN, MUMBAI)]
+    parts = [r.contexts for p in pages for r in p.page.related if r.ambiguous]
+    parts += [context_parts(line) for line in _listing_lines(OFFSTREAM) + _listing_lines(EN)]
+    joined = {n for run in parts for n in resolve_contexts(run, lambda run: False) if "," in n and not _year_tail(n)}
+    assert joined == {"Austin, Texas", "Shelbyville, Indiana"}
+    assert {("Borneo", "Indonesia"), ("Northland", "New Zealand"), ("Hurricane Maria", "Puerto Rico")} <= {
+        tuple(run[i : i + 2]) for run in parts for i in range(len(run) - 1)
+    }
+    assert page(EN, MUMBAI).page.related[0].contexts == ("India", "Mumbai")
+    # Five events the 2017 Sutherland Springs page relates, each "in San Antonio, Texas": the
+    # article they share is "San Antonio", a city titled alone.
+    assert {r.contexts for r in page(EN, SUTHERLAND).page.related} == {("San Antonio",)}
+
+    def nothing(run: tuple[str, ...]) -> bool:
+        return False
+
+    for whole in ("Terrigal, New South Wales", "Halifax, Nova Scotia", "Stratford-upon-Avon, Ontario"):
+        assert resolve_contexts(tuple(whole.split(", ")), nothing) == (whole,)
+    for two in (
+        ("Bali", "Indonesia"),
+        ("Mumbai", "India"),
+        ("Houston", "Texas"),
+        ("San Antonio", "Texas"),
+        ("Sydney", "New South Wales"),
+        ("California", "Texas"),
+        ("Tbilisi", "Georgia"),
+        ("wildfire", "California"),
+        ("Area 51", "Nevada"),
+        ("Law of Alaska", "Alaska"),
+        ("Texas", "2017"),
+    ):
+        assert resolve_contexts(two, nothing) == (two if two[1] != "2017" else ("Texas, 2017",)), two
+
+
+def _listing_lines(root: Path) -> list[str]:
+    """The `_Context:` lists of every day listing under `root`, as written."""
+    found = re.compile(r"^_Context:\s*(.*?)_?\s*$")
+    return [
+        m[1]
+        for file in sorted(root.rglob("*.md"))
+        if file.stem.casefold() in ("index", "readme")
+        for line in file.read_text(encoding="utf-8").splitlines()
+        if (m := found.match(line.strip()))
+    ]
+
+
+def _year_tail(name: str) -> bool:
+    return bool(re.search(r", [12][0-9]{3}(?:[–-][0-9]{2,4})?$", name))
+
+
+async def test_a_store_split_by_the_rule_before_heals_when_opened(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store whose events were resolved before the place rule ("Austin" and "Texas", as this
+    program wrote them until now) is resolved again when opened: the event joins "Austin, Texas",
+    gets a new revision, and its feeds, before and after, are left to publish."""
+    path = tmp_path / "before.db"
+    austin = page(EN, AUSTIN_MD)
+    with monkeypatch.context() as old:
+        old.setattr(model, "place_pair", lambda place, region: False)
+        before = await Store.open(path)
+        try:
+            await before.apply([austin, page(EN, ICELAND)])
+            assert {"austin", "texas"} <= set(await topic_table(before))
+        finally:
+            await before.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM meta WHERE key = 'context_rule'")  # that program recorded no rule
+    conn.commit()
+    (rev,) = conn.execute("SELECT rev FROM events WHERE key = ?", (event_key(austin),)).fetchone()
+    conn.close()
+    store = await Store.open(path)
+    try:
+        topics = await topic_table(store)
+        assert topics["austin-texas"] == ("Austin, Texas", frozenset({event_key(austin)}))
+        assert "austin" not in topics and "texas" not in topics
+        assert (await sql(store, "SELECT rev FROM events WHERE key = ?", (event_key(austin),)))[0][0] == rev + 1
+        await consistent(store)
+        pending = await store.pending()
+        assert event_key(austin) in pending.changed
+        assert {"topics/austin", "topics/texas", "topics/austin-texas", "latest"} <= pending.feeds
+        await publish_changes(store, settings, set(), set())
+        assert set(FORMATS) == set(await store.rendition_etags("topics/austin-texas"))
+    finally:
+        await store.close()
+    again = await Store.open(path)
+    try:
+        assert not (await again.pending()).feeds  # resolved by this rule: nothing to do
+    finally:
+        await again.close()
+
+
 async def test_a_name_learnt_later_joins_its_parts_in_events_stored_before(store: Store) -> None:
-    """`_Context: Austin, Texas_` is two topics while nothing says it is one name; a JSON page
-    naming "Austin, Texas" whole makes it one, for the events stored before it too, in the same
-    batch (their feeds re-render with it)."""
-    markdown, json_page = page(EN, AUSTIN_MD), page(JSON, AUSTIN_JSON)
+    """A list no rule of its own joins (`Boycott, Divestment and Sanctions, Israel`, as the real
+    2018-01-01 listing writes it) is three topics while nothing says which parts are one name; a
+    JSON page naming "Boycott, Divestment and Sanctions" whole makes it one, for the events stored
+    before it too, in the same batch (their feeds re-render with it)."""
+    austin, json_page = page(EN, AUSTIN_MD), page(JSON, AUSTIN_JSON)
+    bds = ("Boycott", "Divestment and Sanctions", "Israel")
+    markdown = replace(austin, page=replace(austin.page, related=(replace(austin.page.related[0], contexts=bds),)))
+    whole = replace(
+        json_page,
+        page=replace(
+            json_page.page,
+            related=tuple(replace(r, contexts=("Boycott, Divestment and Sanctions",)) for r in json_page.page.related),
+        ),
+    )
     md = event_key(markdown)
     first = await store.apply([markdown])
-    assert {"topics/austin", "topics/texas"} <= first.feeds
+    assert {"topics/boycott", "topics/divestment-and-sanctions", "topics/israel"} <= first.feeds
     alone = await topic_table(store)
-    assert alone["austin"][1] == alone["texas"][1] == {md}
-    second = await store.apply([json_page])
-    assert md in second.changed and json_page.page.path in second.added
-    assert {"topics/austin", "topics/texas", "topics/austin-texas"} <= second.feeds
+    assert alone["boycott"][1] == alone["divestment-and-sanctions"][1] == {md}
+    second = await store.apply([whole])
+    assert md in second.changed and whole.page.path in second.added
+    assert {"topics/boycott", "topics/divestment-and-sanctions", "topics/boycott-divestment-and-sanctions"} <= (
+        second.feeds
+    )
     topics = await topic_table(store)
-    assert topics["austin-texas"] == ("Austin, Texas", frozenset({md, json_page.page.path}))
-    assert not topics.get("austin") and not topics.get("texas")
+    assert topics["boycott-divestment-and-sanctions"] == (
+        "Boycott, Divestment and Sanctions",
+        frozenset({md, whole.page.path}),
+    )
+    assert not topics.get("boycott") and not topics.get("divestment-and-sanctions") and topics["israel"][1] == {md}
     await consistent(store)
     # A `#####` heading with a comma is a name given whole too.
     await store.apply([page(EN, ANTIGUA)])
     known = {k for (k,) in await sql(store, "SELECT key FROM known_names")}
-    assert known == {"austin,texas", "antiguan general election,2018"}
+    assert known == {"boycott,divestment and sanctions", "antiguan general election,2018"}
     # Reworded so that it no longer names it whole: the name is not known any more.
     plain = replace(
-        json_page.page, related=tuple(replace(r, contexts=("Austin serial bombings",)) for r in json_page.page.related)
+        whole.page, related=tuple(replace(r, contexts=("Austin serial bombings",)) for r in whole.page.related)
     )
-    third = await store.apply([replace(json_page, page=plain)])
+    third = await store.apply([replace(whole, page=plain)])
     assert md in third.changed
     topics = await topic_table(store)
-    assert topics["austin"][1] == topics["texas"][1] == {md} and not topics.get("austin-texas")
+    assert topics["boycott"][1] == topics["divestment-and-sanctions"][1] == {md}
+    assert not topics.get("boycott-divestment-and-sanctions")
     await consistent(store)
 
 
@@ -289,7 +419,7 @@ async def test_schema_7_splits_topics_a_transliterating_key_had_merged(
     # What that code left: no tables of schema 7 (it reserved the number), no folding recorded.
     conn.executescript(
         "DROP TABLE known_names; DROP TABLE event_contexts; DROP TABLE context_pairs; DROP TABLE pending; "
-        "ALTER TABLE entries DROP COLUMN html; "
+        "ALTER TABLE entries DROP COLUMN html; ALTER TABLE listed DROP COLUMN contexts; "
         "DELETE FROM meta WHERE key IN ('topic_folding', 'known_names'); PRAGMA user_version = 8;"
     )
     ids = dict(conn.execute("SELECT slug, id FROM topics").fetchall())

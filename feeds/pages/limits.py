@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from feeds.config import Limits
 from feeds.errors import ParseError
-from feeds.model import Page
+from feeds.model import DayListing, Page
 
 
 def check_size(size: int, limits: Limits, origin: str) -> None:
@@ -27,5 +27,16 @@ def check_page(page: Page, limits: Limits, origin: str) -> None:
             raise ParseError(origin, over(what, count, setting, limit), field)
 
 
-def over(what: str, count: int, setting: str, limit: int) -> str:
-    return f"{count:,} {what}, over the limit {setting} = {limit:,}; page rejected"
+def check_listing(listing: DayListing, limits: Limits, origin: str) -> None:
+    """A listing's context names count as a page's topics do: an entry naming more than a page
+    may is refused with the whole listing."""
+    for i, entry in enumerate(listing.entries):
+        count = len(entry.parts or entry.contexts)
+        if count > limits.max_contexts:
+            raise ParseError(
+                origin, over("context names", count, "max_contexts", limits.max_contexts, "listing"), f"entries[{i}]"
+            )
+
+
+def over(what: str, count: int, setting: str, limit: int, kind: str = "page") -> str:
+    return f"{count:,} {what}, over the limit {setting} = {limit:,}; {kind} rejected"

@@ -244,6 +244,7 @@ def read_day_markdown(source: str, path: str, origin: str) -> tuple[DayListing, 
                     heading=pending["heading"] or None,
                     summary=pending["summary"],
                     contexts=split_contexts(pending["contexts"], (pending["heading"],) if pending["heading"] else ()),
+                    parts=context_parts(pending["contexts"]),
                 )
             )
             pending = None

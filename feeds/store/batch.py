@@ -21,7 +21,7 @@ from feeds.chains import (
 from feeds.codec import page_from_json, page_to_json
 from feeds.ids import content_hash, event_guid
 from feeds.model import EPOCH, day_start
-from feeds.store.listings import _day, _find_unlisted, _store_listing, _weigh_evidence
+from feeds.store.listings import _day, _find_unlisted, _store_listing, _weigh_evidence, listing_of
 from feeds.store.records import BatchResult, Incoming, IncomingListing, from_iso, iso
 from feeds.store.search_writes import index_event, unindex_event
 from feeds.store.topic_writes import TopicMemo, forget, set_topics
@@ -298,6 +298,9 @@ def _upsert_event(
     if page.heading is None and (heading := _listed_heading(conn, current)):
         # Old renderings have no `#####` heading: the day listing gives it.
         page = replace(page, heading=heading)
+        doc = page_to_json(page)
+    if listing := listing_of(conn, key, current):
+        page = replace(page, listing=listing)
         doc = page_to_json(page)
     digest = content_hash(f"{doc}\n{relpath}\n{source}".encode())
     at = iso(event_updated(page))

@@ -20,9 +20,10 @@ from feeds.ids import FOLDING
 from feeds.model import (
     utcnow,
 )
+from feeds.places import PLACE_RULE
 from feeds.process import trim_heap
 from feeds.store.failures import quick_check, said, translate
-from feeds.store.rekey import folding_of, rekey
+from feeds.store.rekey import context_rule_of, folding_of, rekey
 from feeds.store.retime import TIMES, retime, times_of
 from feeds.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from feeds.store.search_writes import ensure_index
@@ -297,10 +298,10 @@ class StoreBase:
                 realias = wanted is not None and wanted != (row[0] if row else "[]")
                 if realias:
                     conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (ALIASES_KEY, wanted))
-                if folding_of(conn) != FOLDING or realias:
+                if folding_of(conn) != FOLDING or context_rule_of(conn) != PLACE_RULE or realias:
                     # Topic keys made by another folding (schema 6's transliteration, another
-                    # OpenCC) or other aliases: topics are keyed, split, joined and resolved
-                    # again; their feeds publish next.
+                    # OpenCC), context lists resolved by another rule, or other aliases: topics
+                    # are keyed, split, joined and resolved again; their feeds publish next.
                     rekey(conn, utcnow())
                 if times_of(conn) != TIMES:
                     # Times a source gave (mtimes, commits, the clock): dated again by the pages.

@@ -10,6 +10,7 @@ from feeds.chains import (
     DayPage,
     listing_evidence,
 )
+from feeds.model import DayEntry, Related
 from feeds.store.records import BatchResult, IncomingListing
 
 
@@ -31,9 +32,14 @@ def _store_listing(conn: sqlite3.Connection, item: IncomingListing) -> set[str]:
     before = {p for (p,) in conn.execute("SELECT page FROM listed WHERE listing = ?", (listing.path,))}
     conn.execute("DELETE FROM listed WHERE listing = ?", (listing.path,))
     headings: dict[str, str | None] = {}
+    contexts: dict[str, str | None] = {}
     for entry in listing.entries:
         headings[entry.path] = headings.get(entry.path) or entry.heading
-    conn.executemany("INSERT INTO listed VALUES (?,?,?)", [(p, listing.path, h) for p, h in headings.items()])
+        contexts[entry.path] = contexts.get(entry.path) or listed_contexts(entry)
+    conn.executemany(
+        "INSERT INTO listed (page, listing, heading, contexts) VALUES (?,?,?,?)",
+        [(p, listing.path, h, contexts[p]) for p, h in headings.items()],
+    )
     return before | set(headings)
 
 
@@ -50,6 +56,28 @@ def _listings(conn: sqlite3.Connection, day: str) -> dict[str, set[str]]:
     ):
         named.setdefault(listing, set()).add(page)
     return named
+
+
+def listed_contexts(entry: DayEntry) -> str | None:
+    """What `listed.contexts` keeps of an entry: [headline, names or parts as written, whether
+    they are parts] (JSON), None when it names none."""
+    names = entry.parts or entry.contexts
+    return json.dumps([entry.headline, list(names), len(entry.parts) > 1]) if names else None
+
+
+def listing_of(conn: sqlite3.Connection, key: str, current: str) -> Related | None:
+    """What a day listing says of an event, with context names: of its current page, else of an
+    earlier rendering a listing named (a listing written before the rewording); the first
+    listing by path. Its names count for the event as the page's own do (Page.listing)."""
+    row = conn.execute(
+        "SELECT l.listing, l.contexts FROM listed l JOIN aliases a ON a.path = l.page "
+        "WHERE a.chain = ? AND l.contexts IS NOT NULL ORDER BY l.page != ?, l.listing, l.page LIMIT 1",
+        (key, current),
+    ).fetchone()
+    if row is None:
+        return None
+    headline, names, parts = json.loads(row[1])
+    return Related(headline, row[0], tuple(names), bool(parts))
 
 
 def _weigh_evidence(conn: sqlite3.Connection, day: str) -> set[str]:

@@ -76,7 +76,7 @@ class IncomingListing:
 
     @property
     def digest(self) -> str:
-        entries = [[e.path, e.heading] for e in self.listing.entries]
+        entries = [[e.path, e.heading, list(e.parts or e.contexts)] for e in self.listing.entries]
         return content_hash(json.dumps([self.relpath, self.source, entries]).encode("utf-8"))
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import sqlite3
 
 from feeds.ids import FOLDING
+from feeds.places import PLACE_RULE
 from feeds.store.topic_writes import (
     MIGRATION,
     TopicMemo,
@@ -26,6 +27,13 @@ RETIRED = "#retired:"  # a topic key no name has: `#retired:<id>:<the key its ev
 
 def folding_of(conn: sqlite3.Connection) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = 'topic_folding'").fetchone()
+    return str(row[0]) if row else None
+
+
+def context_rule_of(conn: sqlite3.Connection) -> str | None:
+    """The rule (feeds.places.PLACE_RULE) the store's context lists were resolved by: a store
+    resolved by another (none: before the rule) is resolved again when opened."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'context_rule'").fetchone()
     return str(row[0]) if row else None
 
 
@@ -115,3 +123,4 @@ def rekey(conn: sqlite3.Connection, now: dt.datetime) -> None:
         + [("renamed", s) for s in sorted(touched.renamed | touched.reslotted)],
     )
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('topic_folding', ?)", (FOLDING,))
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('context_rule', ?)", (PLACE_RULE,))

@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -388,6 +388,14 @@ MIGRATIONS: dict[int, str] = {
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS websub_outbox_due ON websub_outbox(due);
     INSERT OR IGNORE INTO meta VALUES ('websub_cursor', coalesce((SELECT value FROM meta WHERE key = 'renditions'), '0'));
+    """,
+    # A day listing's `_Context:` names count for the pages it names (feeds.store.listings): kept
+    # per listed page. Listings stored before have none until they are read again: a directory
+    # source reads its listing files again at its next refresh (the other sources when a listing
+    # changes, or by `feeds ingest`).
+    18: """
+    ALTER TABLE listed ADD COLUMN contexts TEXT;
+    DELETE FROM source_files WHERE relpath LIKE '%/index.%' OR relpath LIKE '%/readme.%';
     """,
 }
 

@@ -2,10 +2,12 @@
 
 Run on the store's writer thread, inside its transaction (feeds.store calls these).
 
-- An event's topics are its heading and its context names. A markdown context list is a list of
-  parts (`Austin, Texas` may be one name or two); runs of parts that form a *known* name stay
-  whole. Known names are the names with a comma that some event gives whole: its `#####`
-  heading, or a context of a JSON/XML page (`known_names`, counted by the events that give them).
+- An event's topics are its heading and its context names (its related events', then its day
+  listing's: feeds.model.Page.context_lists). A markdown context list is a list of parts
+  (`Austin, Texas` may be one name or two); runs of parts that form a *known* name stay whole,
+  else a place and its region stay one (feeds.places). Known names are the names with a comma
+  that some event gives whole: its `#####` heading, or a context of a JSON/XML page or listing
+  (`known_names`, counted by the events that give them).
 - Resolution never depends on arrival order: when a name becomes known (or stops being known),
   the events whose lists hold its first two parts (`context_pairs`, an index) are resolved again
   in the same transaction, and their feeds change with the batch.
@@ -136,7 +138,7 @@ def register(conn: sqlite3.Connection, seq: int, page: Page, memo: TopicMemo) ->
     the first two parts of every run its ambiguous lists could form (the index that finds it
     again). Returns the keys of names that became known or stopped being known."""
     pairs = sorted(
-        {run_key(r.contexts[i : i + 2]) for r in page.related if r.ambiguous for i in range(len(r.contexts) - 1)}
+        {run_key(r.contexts[i : i + 2]) for r in page.context_lists if r.ambiguous for i in range(len(r.contexts) - 1)}
     )
     names = sorted({run_key(parts) for n in page.named if len(parts := comma_parts(n)) > 1})
     return _record(conn, seq, pairs, names, memo)
