@@ -31,6 +31,7 @@ from feeds.ids import is_slug
 from feeds.model import FEED_FORMATS, Rendition
 from feeds.render.topics import TOPICS_DOC
 from feeds.responses import (
+    JSON_TYPE,
     NO_STORE,
     RETRY_AFTER,
     HTTPError,
@@ -183,7 +184,7 @@ async def topics(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     store = request.app.state.store
     body = {"status": "ok", "events": await store.count_events(), "unlisted": await store.unlisted()}
-    return JSONResponse(body, headers=NO_STORE)
+    return JSONResponse(body, headers=NO_STORE, media_type=JSON_TYPE)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
