@@ -16,6 +16,7 @@ from typing import Any
 
 from feeds.errors import ConfigError
 from feeds.ids import topic_key
+from feeds.pages.wikitext import DEFAULT_VARIANT, VARIANTS
 
 SOURCE_KINDS = ("directory", "http", "git")
 DEFAULT_CONFIG = Path("config/feeds.toml")
@@ -53,6 +54,9 @@ class Limits:
     max_sources: int = 30
     max_related: int = 50
     max_contexts: int = 150
+    # Not a limit but how a document is read, carried with them to the readers: the language
+    # variant wiki markup resolves to (`variant`, feeds.pages.wikitext).
+    variant: str = DEFAULT_VARIANT
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,9 @@ class Settings:
     topic_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The feeds' language, a BCP 47 tag; empty: the language every source has, else "en".
     language: str = ""
+    # The language variant (MediaWiki's: zh-cn, zh-tw, zh-hans, ...) that `-{zh-cn:...; zh-tw:...}-`
+    # markup in a page resolves to: one name per thing in its titles and topics.
+    variant: str = DEFAULT_VARIANT
     origin: str = "<defaults>"
     # No base_url was configured (file or FEEDS_BASE_URL): it follows the address served
     # (`serving`), so `feeds serve --port P` does not link every document to another port.
@@ -119,6 +126,7 @@ class Settings:
             self.max_sources,
             self.max_related,
             self.max_contexts,
+            self.variant,
         )
 
     def source_language(self, name: str) -> str:
@@ -154,6 +162,7 @@ _SETTINGS_TYPES: dict[str, type] = {
     "cache_bytes": int,
     "workers": int,
     "language": str,
+    "variant": str,
     "max_document_bytes": int,
     "max_headline_chars": int,
     "max_summary_chars": int,
@@ -361,6 +370,11 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     if "language" in values:
         key, where = ("FEEDS_LANGUAGE", "environment") if "FEEDS_LANGUAGE" in env else ("language", origin)
         values["language"] = language_tag(key, values["language"], where)
+    if "variant" in values:
+        key, where = ("FEEDS_VARIANT", "environment") if "FEEDS_VARIANT" in env else ("variant", origin)
+        values["variant"] = values["variant"].strip().lower()
+        if values["variant"] not in VARIANTS:
+            raise ConfigError(key, f"must be one of {', '.join(VARIANTS)}, got {values['variant']!r}", where)
     if values.get("access_log", "text") not in ACCESS_LOG_KINDS:
         key, where = ("FEEDS_ACCESS_LOG", "environment") if "FEEDS_ACCESS_LOG" in env else ("access_log", origin)
         raise ConfigError(key, f"must be one of {', '.join(ACCESS_LOG_KINDS)}, got {values['access_log']!r}", where)

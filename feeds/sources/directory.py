@@ -70,6 +70,11 @@ class DirectorySource:
         self._watching = watch
         self._watch: TreeWatch | None = None
 
+    def forget(self) -> None:
+        """Read every file again at the next collect (the store forgot them: feeds.refresh)."""
+        self._stop_watching()
+        self._seen, self._loaded, self._retry = {}, False, set()
+
     async def collect(self, store: Store) -> Collected:
         if not (self.root / "news").is_dir():
             raise SourceError(self.name, f"{self.root} has no news/ directory")
