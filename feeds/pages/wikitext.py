@@ -94,7 +94,7 @@ def reduce_links(value: str) -> str:
 def plain(value: str, variant: str = DEFAULT_VARIANT) -> str:
     """Text without wiki markup: variants resolved first (a rule may hold a link)."""
     # Plain substring tests first: most pages hold no markup, and every page is read through here.
-    return reduce_links(resolve_variants(value, variant) if "-{" in value else value)
+    return reduce_links(resolve_variants(value, variant) if "{" in value else value)  # one char: memchr
 
 
 def plain_page(page: Page, variant: str = DEFAULT_VARIANT) -> Page:
