@@ -256,18 +256,19 @@ READER_KEY = "reader"
 async def reread_if_read_otherwise(store: Store, settings: Settings, sources: list[Source]) -> bool:
     """A store whose pages other readers read (older code, another `variant`) heals: every
     source forgets how far it read and reads every document again, which stores each page as
-    these readers read it. Returns whether it did."""
-    stamp = reader_stamp(settings.variant)
-    if await store.meta(READER_KEY) == stamp:
+    these readers read it (a new, empty store is only stamped). Returns whether sources read again."""
+    stamp, stored = reader_stamp(settings.variant), await store.meta(READER_KEY)
+    if stored == stamp:
         return False
-    if await store.meta(READER_KEY) is not None or await store.newest_date() is not None:
+    again = stored is not None or await store.newest_date() is not None
+    if again:
         log.info("refresh: pages were read by other readers: every source reads every document again")
         await store.forget_sources()
         for source in sources:
             if forget := getattr(source, "forget", None):
                 forget()
     await store.set_meta({READER_KEY: stamp})
-    return True
+    return again
 
 
 async def publish_report(
