@@ -109,6 +109,13 @@ async def test_nginx_serves_an_export_as_the_server_answers(settings: Settings, 
             for header in ("cache-control", "x-content-type-options"):
                 assert ours[1][header] == theirs[1][header], (url, header)
             assert set(json.loads(ours[2])) == set(json.loads(theirs[2])) == {"error", "status"}, url
+        # A browser asking for a missing page gets a page from both; for a missing feed, JSON.
+        browser = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+        for url in ("/news/2099/01/1/nothing.html", "/topics/no-such-topic", "/feeds/no-such-feed.atom"):
+            ours, theirs = raw(static + url, "identity", **browser), raw(server + url, "identity", **browser)
+            assert ours[0] == theirs[0] == 404, url
+            assert ours[1]["content-type"] == theirs[1]["content-type"], url
+            assert ours[1]["cache-control"] == theirs[1]["cache-control"] == "no-store", url
 
 
 async def test_what_is_not_a_file_goes_to_the_origin(settings: Settings, store: Store, tmp_path: Path) -> None:
