@@ -33,6 +33,7 @@ from feeds.ids import is_slug
 from feeds.model import FEED_FORMATS, Rendition
 from feeds.render.topics import TOPICS_DOC
 from feeds.responses import (
+    JSON_TYPE,
     NO_STORE,
     RETRY_AFTER,
     HTTPError,
@@ -196,7 +197,7 @@ async def healthz(request: Request) -> Response:
         return error(503, f"the store cannot be read: {exc}")
     failing = any(health["failing_since"] for health in sources.values())
     body = {"status": "degraded" if failing else "ok", "events": events, "unlisted": unlisted, "sources": sources}
-    return JSONResponse(body, headers=NO_STORE)
+    return JSONResponse(body, headers=NO_STORE, media_type=JSON_TYPE)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

@@ -19,6 +19,7 @@ from feeds.config_names import named, unknown_key
 from feeds.errors import ConfigError
 from feeds.ids import topic_key
 from feeds.language_tags import language_tag
+from feeds.pages.wikitext import DEFAULT_VARIANT, VARIANTS
 
 SOURCE_KINDS = ("directory", "http", "git")
 DEFAULT_CONFIG = Path("config/feeds.toml")
@@ -59,6 +60,9 @@ class Limits:
     max_sources: int = 30
     max_related: int = 50
     max_contexts: int = 150
+    # Not a limit but how a document is read, carried with them to the readers: the language
+    # variant wiki markup resolves to (`variant`, feeds.pages.wikitext).
+    variant: str = DEFAULT_VARIANT
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,9 @@ class Settings:
     topic_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The feeds' language, a BCP 47 tag; empty: the language every source has, else "en".
     language: str = ""
+    # The language variant (MediaWiki's: zh-cn, zh-tw, zh-hans, ...) that `-{zh-cn:...; zh-tw:...}-`
+    # markup in a page resolves to: one name per thing in its titles and topics.
+    variant: str = DEFAULT_VARIANT
     origin: str = "<defaults>"
     # No base_url was configured (file or FEEDS_BASE_URL): it follows the address served
     # (`serving`), so `feeds serve --port P` does not link every document to another port.
@@ -128,6 +135,7 @@ class Settings:
             self.max_sources,
             self.max_related,
             self.max_contexts,
+            self.variant,
         )
 
     def source_language(self, name: str) -> str:
@@ -163,6 +171,7 @@ _SETTINGS_TYPES: dict[str, type] = {
     "cache_bytes": int,
     "workers": int,
     "language": str,
+    "variant": str,
     "max_document_bytes": int,
     "max_headline_chars": int,
     "max_summary_chars": int,
@@ -364,6 +373,11 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     if "language" in values:
         key, where = named("language", env, origin)
         values["language"] = language_tag(key, values["language"], where)
+    if "variant" in values:
+        key, where = ("FEEDS_VARIANT", "environment") if "FEEDS_VARIANT" in env else ("variant", origin)
+        values["variant"] = values["variant"].strip().lower()
+        if values["variant"] not in VARIANTS:
+            raise ConfigError(key, f"must be one of {', '.join(VARIANTS)}, got {values['variant']!r}", where)
     if values.get("access_log", "text") not in ACCESS_LOG_KINDS:
         key, where = named("access_log", env, origin)
         raise ConfigError(key, f"must be one of {', '.join(ACCESS_LOG_KINDS)}, got {values['access_log']!r}", where)

@@ -27,7 +27,7 @@ from feeds.config import Settings, SourceConfig
 from feeds.ids import page_path
 from feeds.model import FORMATS, Event, Member
 from feeds.render import RENDER_VERSION, Entry, Format
-from feeds.render.content import make_entry, resolver
+from feeds.render.content import event_url, make_entry, resolver
 from feeds.store import Store
 
 Fragments = dict[str, bytes]  # format -> the entry's bytes in that format
@@ -232,11 +232,11 @@ async def whole_events(store: Store, settings: Settings, keys: list[str]) -> tup
 
 
 def entry_for(settings: Settings, event: Event, urls: dict[str, str]) -> Entry:
-    """What the renderers write of an event: its web link, its content with links to other
+    """What the renderers write of an event: its link (its page on this server), its content with links to other
     events resolved (`urls`: page path -> web link, for the pages it links to)."""
     language = settings.source_language(event.source)
     own = language if language != settings.feed_language else None
-    return make_entry(event, link_for(settings.sources, event.source, event.relpath), resolver(urls), own)
+    return make_entry(event, event_url(settings.base_url, event.page.path), resolver(urls), own)
 
 
 def stamp_of(settings: Settings, event: Event, urls: dict[str, str]) -> str:

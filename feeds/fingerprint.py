@@ -56,6 +56,8 @@ OTHER_SETTINGS = (
     "max_related",
     "max_contexts",
     "max_combined_topics",  # combined feeds are made on request, never stored
+    # The variant decides what is stored (a store read with another is read again: feeds.refresh).
+    "variant",
     # Aliases change the store's topics (keyed again when it is opened), and so what publishes.
     "topic_aliases",
     "access_log",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from cachetools import LRUCache
 from starlette.requests import Request
@@ -135,8 +134,9 @@ async def search_answer(request: Request, fmt: str) -> Response:
         canonical, match = search.parse(given)
     except ValueError as exc:
         return error(400, str(exc))
-    if canonical != given or len(request.query_params) > 1:
-        return RedirectResponse(f"{request.url.path}?{urlencode({'q': canonical})}", status_code=301)
+    # Served at one URL only (another spelling of it redirects there), which its self links name.
+    if request.url.query != search.query_string(canonical):
+        return RedirectResponse(f"{request.url.path}?{search.query_string(canonical)}", status_code=301)
     version = tuple(str(n) for n in state.cache.version)
     return await kept_or_made(request, f"search?q={canonical}", version, fmt, lambda: _search(state, canonical, match))
 

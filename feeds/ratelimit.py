@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 from starlette.types import Send
 
+from feeds.responses import JSON_TYPE
+
 NOT_MODIFIED_COST = 0.2
 MAX_CLIENTS = 100_000  # buckets kept per process; the least recently seen go first
 
@@ -85,7 +87,7 @@ class Buckets:
             }
         ).encode()
         headers = [
-            (b"content-type", b"application/json"),
+            (b"content-type", JSON_TYPE.encode()),
             (b"content-length", str(len(body)).encode()),
             (b"retry-after", str(retry_after).encode()),
             (b"cache-control", b"no-store"),

@@ -22,7 +22,7 @@ from feeds.config import Limits, Settings, SourceConfig
 from feeds.errors import FeedsError, ParseError, StoreError
 from feeds.metrics import SOURCE_FAILURES
 from feeds.model import Page, utcnow
-from feeds.pages import guard, read_document
+from feeds.pages import guard, read_document, reader_stamp
 from feeds.pages.limits import check_listing, check_page, check_size
 from feeds.process import tune_gc
 from feeds.publish import Memos, publish_changes
@@ -79,7 +79,7 @@ def parse_documents(documents: Iterable[Document], source: str, limits: Limits =
             if doc.problem is not None:
                 raise ParseError(doc.origin, doc.problem)
             check_size(len(doc.data), limits, doc.origin)
-            reading = read_document(doc.relpath, doc.data, doc.origin)
+            reading = read_document(doc.relpath, doc.data, doc.origin, limits.variant)
             parsed = reading.document
             if isinstance(parsed, Page):
                 check_page(parsed, limits, doc.origin)
@@ -128,6 +128,8 @@ async def ingest(
     large collection, batches are parsed by `processes - 1` worker processes, a few ahead of the
     one being stored."""
     report = Report(problems=list(collected.problems))
+    if await store.meta(READER_KEY) is None and await store.newest_date() is None:
+        await store.set_meta({READER_KEY: reader_stamp(limits.variant)})  # a new store: read by these readers
     documents = iter(collected.documents)
     days: list[tuple[str, list[str]]] = []
     loop = asyncio.get_running_loop()
@@ -228,6 +230,7 @@ async def refresh_all(
     the caller from run to run: source name -> failed runs in a row) makes a source that keeps
     failing logged when it starts failing and when it recovers, not at every run."""
     total = Report()
+    await reread_if_read_otherwise(store, settings, sources)
     for source in sources:
         try:
             report = await refresh_source(store, source, settings.limits)
@@ -255,6 +258,27 @@ async def refresh_all(
     for path, why in sorted(total.result.unlisted.items()):
         log.warning("refresh: unlisted: %s: %s", path, why)
     return await publish_report(store, settings, total, memos=memos)
+
+
+READER_KEY = "reader"
+
+
+async def reread_if_read_otherwise(store: Store, settings: Settings, sources: list[Source]) -> bool:
+    """A store whose pages other readers read (older code, another `variant`) heals: every
+    source forgets how far it read and reads every document again, which stores each page as
+    these readers read it (a new, empty store is only stamped). Returns whether sources read again."""
+    stamp, stored = reader_stamp(settings.variant), await store.meta(READER_KEY)
+    if stored == stamp:
+        return False
+    again = stored is not None or await store.newest_date() is not None
+    if again:
+        log.info("refresh: pages were read by other readers: every source reads every document again")
+        await store.forget_sources()
+        for source in sources:
+            if forget := getattr(source, "forget", None):
+                forget()
+    await store.set_meta({READER_KEY: stamp})
+    return again
 
 
 async def publish_report(

@@ -25,13 +25,16 @@ class HTTPError(Exception):
 # Every answer says what it is and is taken as that (no content sniffing of source text).
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 NO_STORE = {"Cache-Control": "no-store", **NOSNIFF}
+# Every JSON answer (documents, errors) and the export's nginx say the same type: nginx's
+# `charset utf-8` adds the parameter to application/json, so the server writes it too.
+JSON_TYPE = "application/json; charset=utf-8"
 
 
 def error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
     headers = dict(NO_STORE)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers, media_type=JSON_TYPE)
 
 
 RETRY_AFTER = 5  # seconds a reader is asked to wait for a document being rendered

@@ -10,6 +10,7 @@ so 苏丹 finds 蘇丹 inside a longer run.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote_plus
 
 from feeds.ids import HAN, simplified
 from feeds.model import Page
@@ -69,3 +70,9 @@ def parse(query: str) -> tuple[str, str]:
     if len([e for e in expression if e != "OR"]) > MAX_TERMS:
         raise ValueError(f"q: at most {MAX_TERMS} terms")
     return " ".join(canonical), " ".join(expression)
+
+
+def query_string(canonical: str) -> str:
+    """The one query string a search is served at, and its documents' self links say: encoded as
+    a browser's form sends it (spaces as `+`, `*` kept), so the search box reaches it directly."""
+    return "q=" + quote_plus(canonical, safe="*")

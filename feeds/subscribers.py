@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from feeds.responses import error
+from feeds.responses import JSON_TYPE, error
 from feeds.store import Store
 
 FLUSH_EVERY = 30.0
@@ -158,4 +158,6 @@ async def stats(request: Request) -> Response:
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         return error(400, f"limit: a whole number from 1 to 1000, got {limit[:40]!r}")
     feeds = await state.store.most_followed(day, int(limit))
-    return JSONResponse({"day": day, "days": days, "feeds": feeds}, headers={"cache-control": "no-store"})
+    return JSONResponse(
+        {"day": day, "days": days, "feeds": feeds}, headers={"cache-control": "no-store"}, media_type=JSON_TYPE
+    )

@@ -135,14 +135,19 @@ def nginx(conf: Path, port: int, wrapper: Sequence[str] = ()) -> Iterator[int]:
 
 def nginx_cache_conf(work: Path, origins: Sequence[int], port: int) -> Path:
     """deploy/nginx/feeds-cache.conf in front of the origins on 127.0.0.1, listening on `port`."""
+    return nginx_main(work, nginx_cache_http(work, origins, port))
+
+
+def nginx_cache_http(work: Path, origins: Sequence[int], port: int) -> str:
+    """deploy/nginx/feeds-cache.conf's text (an http block's part) with its origins, cache
+    directory and port made local."""
     text = (DEPLOY / "nginx" / "feeds-cache.conf").read_text()
     servers = "".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;\n" for p in origins)
     text, n = re.subn(r"    server 127\.0\.0\.1:8000 [^\n]*\n", servers, text)
     assert n == 1, "deploy/nginx/feeds-cache.conf: the origin line moved"
-    text = text.replace("/var/cache/nginx/feeds", str(work / "cache")).replace(
+    return text.replace("/var/cache/nginx/feeds", str(work / "cache")).replace(
         "listen 80;", f"listen 127.0.0.1:{port};"
     )
-    return nginx_main(work, text)
 
 
 @contextlib.contextmanager

@@ -60,6 +60,7 @@ from feeds.model import Event, FeedKey, Page
 from feeds.pages import parse_document
 from feeds.publish import describe, publish_all, publish_changes
 from feeds.render import feed_url
+from feeds.render.content import event_url, http_url
 from feeds.store import Incoming, Store
 from tests.conftest import DATA, EVENT_PAGE, EXAMPLE, OFFSTREAM, OFFSTREAM_ZH, SAMPLE_RELPATH
 from tests.feedgen_reference import render_atom, render_rss
@@ -822,7 +823,7 @@ def _mutate(body: bytes, old: bytes, new: bytes) -> bytes:
         ("rss", lambda b: _mutate(b, b'href="https://', b'href="/relative/'), "ContainsRelRef"),
         ("rss", lambda b: _mutate(b, b"<title>Current events</title>", b"<title>A &amp; B</title>"), "CharacterData"),
         ("rss", lambda b: _mutate(b, b"<item>\n      <title>", b"<item>\n      <title>&#x3C;/b&#x3E;"), "ContainsHTML"),
-        ("rss", lambda b: _mutate(b, b"</title>\n      <description>", b"</title><description>&lt;b&gt;"), "NotHtml"),
+        ("rss", lambda b: _mutate(b, b"</link>\n      <description>", b"</link><description>&lt;b&gt;"), "NotHtml"),
         (
             "atom",
             lambda b: _mutate(b, b"</feed>", b'<link href="http://feeds.test/" rel="up"/></feed>'),
@@ -915,3 +916,30 @@ def test_a_summary_as_text_is_what_stripping_every_tag_of_its_sanitised_html_giv
         html_ = sanitize(summary_html(markdown, lambda href: href))
         expected = html.unescape(" ".join(nh3.clean(html_, tags=set()).split()))
         assert plain_summary(event, html_) == expected, markdown
+
+
+def test_every_item_links_to_its_event_page_in_every_format(corpus: Corpus) -> None:
+    """An item's link is its event's page on this server, in RSS (`<link>`), Atom (`rel=alternate`)
+    and JSON Feed (`url`), read back by feedparser; JSON Feed's `external_url` is the first
+    source. An event whose page lists no source still has its link."""
+    events = {e.guid: e for e in corpus.events}
+    links: dict[tuple[str, str], str | None] = {}
+    for fmt in ("rss", "atom"):
+        for feed, body in corpus.of(fmt):
+            for entry in feedparser.parse(body).entries:
+                alternates = [link.href for link in entry.links if link.rel == "alternate"]
+                assert len(alternates) == 1, (feed, fmt, entry.id)
+                links[(entry.id, fmt)] = alternates[0]
+    for feed, body in corpus.of("json"):
+        for item in json.loads(body)["items"]:
+            links[(item["id"], "json")] = item.get("url")
+            sources = events[item["id"]].page.sources
+            assert item.get("external_url") == (http_url(sources[0].url) if sources else None), (feed, item["id"])
+    assert links
+    for (guid, fmt), link in links.items():
+        expected = event_url(corpus.settings.base_url, events[guid].page.path)
+        assert link == expected and absolute_http(link), (corpus.name, fmt, guid, link)
+    shown = {guid for guid, _ in links}
+    assert shown == {guid for guid, _ in links if (guid, "json") in links and (guid, "atom") in links}
+    if corpus.name == "edge":  # a page with no source, no image, no summary
+        assert any(not events[guid].page.sources for guid in shown)

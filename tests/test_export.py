@@ -5,6 +5,7 @@ encoding, the same 304s and redirects; and a second export writes only what chan
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -15,9 +16,10 @@ import pytest
 from feeds.app import create_app
 from feeds.config import Settings
 from feeds.export import export
+from feeds.responses import JSON_TYPE
 from feeds.store import Store
 from tests.conftest import LiveServer
-from tests.frontends import nginx_export, raw
+from tests.frontends import BROTLI_STATIC, free_port, nginx, nginx_cache_http, nginx_export, nginx_main, raw, require
 from tests.helpers import refresh_once
 from tests.test_websub import pages_of
 
@@ -91,9 +93,22 @@ async def test_nginx_serves_an_export_as_the_server_answers(settings: Settings, 
                 ours, theirs = client.get(static + padded), client.get(server + padded)
             assert ours.status_code == theirs.status_code == 301
             assert ours.headers["location"] == theirs.headers["location"] == event
-        # What is not a file: 404 without an origin.
-        assert raw(static + "/feeds/search.atom?q=ukraine", "br")[0] == 404
-        assert raw(static + "/feeds/no-such-feed.atom", "br")[0] == 404
+        # What is not a file: 404 without an origin, said as the server says it (one JSON type,
+        # the same shape, never stored).
+        for url in ("/feeds/search.atom?q=ukraine", "/feeds/no-such-feed.atom", "/news/2099/01/1/nothing.html"):
+            ours, theirs = raw(static + url, "identity"), raw(server + "/feeds/no-such-feed.atom", "identity")
+            assert ours[0] == theirs[0] == 404, url
+            assert ours[1]["content-type"] == theirs[1]["content-type"] == JSON_TYPE, url
+            for header in ("cache-control", "x-content-type-options"):
+                assert ours[1][header] == theirs[1][header], (url, header)
+            assert set(json.loads(ours[2])) == set(json.loads(theirs[2])) == {"error", "status"}, url
+        # A browser asking for a missing page gets a page from both; for a missing feed, JSON.
+        browser = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+        for url in ("/news/2099/01/1/nothing.html", "/topics/no-such-topic", "/feeds/no-such-feed.atom"):
+            ours, theirs = raw(static + url, "identity", **browser), raw(server + url, "identity", **browser)
+            assert ours[0] == theirs[0] == 404, url
+            assert ours[1]["content-type"] == theirs[1]["content-type"], url
+            assert ours[1]["cache-control"] == theirs[1]["cache-control"] == "no-store", url
 
 
 async def test_what_is_not_a_file_goes_to_the_origin(settings: Settings, store: Store, tmp_path: Path) -> None:
@@ -160,3 +175,35 @@ def test_feeds_export_from_the_command_line(tmp_path: Path, tree: Path) -> None:
         [*feeds, "export", str(tmp_path / "out"), "--origin", "ftp://x"], capture_output=True, text=True
     )
     assert refused.returncode != 0 and "--origin" in refused.stderr
+
+
+async def test_the_exports_nginx_file_and_the_caches_run_side_by_side(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    """deploy/nginx/feeds-cache.conf and an export's nginx.conf in one http block, in either
+    order: nginx loads them (`nginx -t`; nginx sizes map hashes at the first map, so only one of
+    them may use maps and set those sizes), and both answer as the server does."""
+    (binary, _) = require("nginx", "brotli_static")
+    await refresh_once(store, settings)
+    out = tmp_path / "export"
+    await export(settings, store, out)
+    work = tmp_path / "nginx"
+    work.mkdir()
+    cache_port, export_port = free_port(), free_port()
+    exported = (out / "nginx.conf").read_text().replace("listen 80;", f"listen 127.0.0.1:{export_port};")
+    (work / "export.conf").write_text(exported)
+    with LiveServer(create_app(settings, scheduler=False)) as live:
+        (work / "cache.conf").write_text(nginx_cache_http(work, [int(live.url.rsplit(":", 1)[1])], cache_port))
+        for order in (("cache.conf", "export.conf"), ("export.conf", "cache.conf")):
+            http = "".join(f"include {work / name};\n" for name in order)
+            conf = nginx_main(work, http, modules=[BROTLI_STATIC])
+            checked = subprocess.run(
+                [binary, "-t", "-p", str(work), "-c", str(conf)], capture_output=True, text=True, check=False
+            )
+            assert checked.returncode == 0, (order, checked.stderr)
+        with nginx(conf, export_port):
+            theirs = answers(live.url, "/feeds/latest.atom", "gzip")
+            assert theirs[0] == 200
+            assert answers(f"http://127.0.0.1:{export_port}", "/feeds/latest.atom", "gzip") == theirs
+            cached = raw(f"http://127.0.0.1:{cache_port}/feeds/latest.atom", "gzip", CLIENT)
+            assert (cached[0], cached[1]["etag"], cached[2]) == (200, theirs[1]["etag"], theirs[2])

@@ -24,6 +24,7 @@ from feeds.errors import ConfigError
 from feeds.ids import topic_key
 from feeds.model import DayListing, Page, Related, SourceLink
 from feeds.pages import parse_document, read_document
+from feeds.pages.wikitext import plain
 from feeds.publish import publish_all
 from feeds.refresh import open_sources, parse_documents, refresh_all
 from feeds.sources import Document
@@ -72,7 +73,7 @@ def raw_contexts(line: str) -> tuple[str, ...]:
 
 def test_every_chinese_page_keeps_every_source_image_related_event_and_context() -> None:
     pages = [rel for rel in zh_files() if rel.rsplit("/", 1)[1] not in ("index.md", "README.md")]
-    assert len(pages) == 19
+    assert len(pages) == 28
     for rel in pages:
         reading = read_document(rel, (ZH / rel).read_bytes())
         assert reading.warnings == (), rel
@@ -85,8 +86,14 @@ def test_every_chinese_page_keeps_every_source_image_related_event_and_context()
         images = {m for line in sources for m in re.findall(r" \[IMG\]\((.*)\)$", line)}
         assert (page.image in images) if images else page.image is None, rel
         assert not any("IMG" in s.name or "](" in s.url for s in page.sources), rel
-        assert [r.contexts for r in page.related] == [raw_contexts(line) for line in related], rel
-        assert page.summary == "" and page.changes == (), rel  # these pages have neither
+        # Names as the file writes them, wiki markup read as text (tests/test_wikitext.py).
+        assert [r.contexts for r in page.related] == [tuple(map(plain, raw_contexts(line))) for line in related], rel
+        assert page.changes == (), rel  # the archive has no Changes sections
+        # A summary only where the file has text between its headline and its first section.
+        lines = (ZH / rel).read_text("utf-8").split("\n")
+        below = next(i for i, line in enumerate(lines) if line.startswith("# ")) + 1
+        until = next((i for i, line in enumerate(lines) if line.startswith("### ") and i > below), len(lines))
+        assert bool(page.summary) == any(line.strip() for line in lines[below:until]), rel
 
 
 def test_a_chinese_page_field_by_field() -> None:

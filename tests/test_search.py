@@ -8,11 +8,14 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
+import feedparser
 import httpx
 import pytest
+from lxml import etree
 
 from feeds.app import create_app
 from feeds.config import Settings
+from feeds.render.atom import ATOM_NS as ATOM
 from feeds.search import parse
 from feeds.store import Store
 from tests.conftest import OFFSTREAM_ZH, LiveServer, free_port
@@ -75,8 +78,8 @@ async def test_a_search_feed_finds_a_conflict_under_every_name_and_follows_chang
     with LiveServer(create_app(settings, scheduler=False), port=port) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             moved = await client.get("/feeds/search.atom", params={"q": "Ukrain*"})
-            assert moved.status_code == 301 and moved.headers["location"] == "/feeds/search.atom?q=ukrain%2A"
-            feed = await client.get("/feeds/search.atom", params={"q": "ukrain*"})
+            assert moved.status_code == 301 and moved.headers["location"] == "/feeds/search.atom?q=ukrain*"
+            feed = await client.get("/feeds/search.atom?q=ukrain*")
             shown = entries("atom", feed.content)
             tags = set().union(*(e["tags"] for e in shown))  # type: ignore[arg-type]
             assert {"Ukraine", "Russian invasion of Ukraine"} <= tags
@@ -103,3 +106,33 @@ async def test_a_search_feed_finds_a_conflict_under_every_name_and_follows_chang
                 assert asyncio.get_running_loop().time() < deadline, "the search feed never saw the change"
                 await asyncio.sleep(0.1)
             assert [i["title"][:40] for i in found] == ["Ukraine withdraws its zzyzx troops from "]
+
+
+async def test_a_search_feeds_self_link_is_the_url_it_is_served_at(store: Store, settings: Settings) -> None:
+    """A search is served at one URL, written as a browser's form writes it (`*` kept, spaces
+    as `+`), and every format's self link names exactly that URL (the W3C validator's
+    SelfDoesntMatchLocation); any other spelling of the query redirects there."""
+    port = free_port()
+    settings = replace(settings, base_url=f"http://127.0.0.1:{port}")
+    await ingest(store, settings)
+    with LiveServer(create_app(settings, scheduler=False), port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            for query, served in (("ukrain*", "q=ukrain*"), ("Ukrain*  OR  russia", "q=ukrain*+OR+russia")):
+                for fmt in ("atom", "rss", "json"):
+                    # httpx writes `*` as `%2A`: the spelling the self link used to name.
+                    moved = await client.get(f"/feeds/search.{fmt}", params={"q": query})
+                    url = f"{server.url}/feeds/search.{fmt}?{served}"
+                    assert moved.status_code == 301 and server.url + moved.headers["location"] == url
+                    response = await client.get(url)
+                    assert response.status_code == 200 and str(response.url) == url
+                    if fmt == "json":
+                        assert response.json()["feed_url"] == url
+                        continue
+                    parsed = feedparser.parse(response.content)
+                    assert parsed.bozo == 0 and parsed.entries
+                    selves = [link.href for link in parsed.feed.links if link.rel == "self"]
+                    assert selves == [url], (fmt, selves)
+                    # As the conformance tests read it: one atom:link rel=self, this URL.
+                    root = etree.fromstring(response.content)
+                    hrefs = root.xpath("//atom:link[@rel='self']/@href", namespaces={"atom": ATOM})
+                    assert hrefs == [url]

@@ -7,7 +7,9 @@ is the same without the warnings.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from feeds.errors import ParseError, ParseWarning
 from feeds.ids import page_path
@@ -16,11 +18,28 @@ from feeds.pages.days import parse_day_json, parse_day_xml
 from feeds.pages.guard import reading
 from feeds.pages.markdown import read_day_markdown, read_event_markdown
 from feeds.pages.structured import parse_event_json, parse_event_xml
+from feeds.pages.wikitext import DEFAULT_VARIANT, plain, plain_listing, plain_page
 
 EXTENSIONS = (".md", ".json", ".xml")
 DAY_LISTING_NAMES = ("index", "readme")
 
 Document = Page | DayListing
+
+
+def _reader_version() -> str:
+    """A digest of the readers' own source: what a store read with other readers is read again."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+READER_VERSION = _reader_version()
+
+
+def reader_stamp(variant: str) -> str:
+    """What made a store's pages what they are: these readers, and the variant they resolved."""
+    return f"{READER_VERSION}:{variant}"
 
 
 @dataclass(frozen=True)
@@ -41,25 +60,28 @@ def is_document(relpath: str) -> bool:
     return relpath.endswith(EXTENSIONS) and page_path(relpath) is not None
 
 
-def parse_document(relpath: str, data: bytes, origin: str | None = None) -> Document:
+def parse_document(relpath: str, data: bytes, origin: str | None = None, variant: str = DEFAULT_VARIANT) -> Document:
     """Parse the document at `relpath` (`news/YYYY/MM/D/slug.ext`); `origin` names it in errors."""
-    return read_document(relpath, data, origin).document
+    return read_document(relpath, data, origin, variant).document
 
 
-def read_document(relpath: str, data: bytes, origin: str | None = None) -> Reading:
-    """Read the document at `relpath`; `origin` names it in errors and warnings."""
+def read_document(relpath: str, data: bytes, origin: str | None = None, variant: str = DEFAULT_VARIANT) -> Reading:
+    """Read the document at `relpath`; `origin` names it in errors and warnings. Wiki markup in
+    its text (feeds.pages.wikitext) is read as text, language variants as `variant`."""
     origin = origin or relpath
     path = page_path(relpath)
     if path is None or not relpath.endswith(EXTENSIONS):
         raise ParseError(origin, "not a news/YYYY/MM/D/<slug>.md|json|xml path")
     with reading(origin):
         day = is_day_listing(relpath)
-        if relpath.endswith(".json"):
-            return Reading(parse_day_json(data, path, origin) if day else parse_event_json(data, path, origin))
-        if relpath.endswith(".xml"):
-            return Reading(parse_day_xml(data, path, origin) if day else parse_event_xml(data, path, origin))
+        if relpath.endswith((".json", ".xml")):
+            json = relpath.endswith(".json")
+            if day:
+                return Reading(plain_listing((parse_day_json if json else parse_day_xml)(data, path, origin), variant))
+            return Reading(plain_page((parse_event_json if json else parse_event_xml)(data, path, origin), variant))
         try:
-            source = data.decode("utf-8-sig")
+            # Markup is resolved before lines are read: a context list is split after its names are text.
+            source = plain(data.decode("utf-8-sig"), variant)
         except UnicodeDecodeError as exc:
             raise ParseError(origin, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         if day:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from feeds.ids import GUID_NAMESPACE
 from feeds.model import Event, Tombstone
+from feeds.search import query_string
 
 CONTENT_TYPES = {
     "rss": "application/rss+xml; charset=utf-8",
@@ -72,7 +73,7 @@ class FeedInfo:
             if fmt == "html"
             else feed_url(self.base_url, name or self.name, fmt)
         )
-        return url + (f"?q={quote(self.query, safe='')}" if self.query and name is None else "")
+        return url + (f"?{query_string(self.query)}" if self.query and name is None else "")
 
     @property
     def id(self) -> str:

@@ -18,6 +18,7 @@ from markdown_it import MarkdownIt
 
 from feeds.ids import page_path
 from feeds.model import Event
+from feeds.pages.write import archive_url
 from feeds.render import Entry
 
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).disable(["image"])
@@ -81,6 +82,12 @@ def summary_html(markdown: str, resolve: LinkResolver) -> str:
                 # Unresolvable links keep their words and lose the link (the sanitiser drops it).
                 child.attrSet("href", resolve(href) or "")
     return str(_MD.renderer.render(tokens, _MD.options, {}))
+
+
+def event_url(base_url: str, path: str) -> str:
+    """An event's page on this server (`/news/YYYY/MM/D/<slug>.html`), as a URI: every item links
+    there, whatever its page lists (a slug in another script is percent-encoded as UTF-8)."""
+    return base_url.rstrip("/") + quote(archive_url(path, "html"), safe="/-._~!$&'()*+,;=:@")
 
 
 def make_entry(event: Event, link: str | None, resolve: LinkResolver, language: str | None = None) -> Entry:

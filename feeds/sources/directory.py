@@ -75,6 +75,11 @@ class DirectorySource:
         # Called (on the watcher's thread) when watched files changed: the scheduler refreshes then.
         self.on_change: Callable[[], None] | None = None
 
+    def forget(self) -> None:
+        """Read every file again at the next collect (the store forgot them: feeds.refresh)."""
+        self._stop_watching()
+        self._seen, self._loaded, self._retry = {}, False, set()
+
     async def collect(self, store: Store) -> Collected:
         if not (self.root / "news").is_dir():
             raise SourceError(self.name, f"{self.root} has no news/ directory")

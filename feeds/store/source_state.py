@@ -62,6 +62,17 @@ class SourceState(StoreBase):
         rows = await self._read("SELECT etag, last_modified, body FROM fetches WHERE url = ?", (url,))
         return (rows[0][0], rows[0][1], rows[0][2]) if rows else (None, None, None)
 
+    async def forget_sources(self) -> None:
+        """Forget how far every source was read (cursors, files seen, HTTP validators), so each
+        reads every document again: what was stored was read by other readers."""
+
+        def forget(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM cursors")
+            conn.execute("DELETE FROM source_files")
+            conn.execute("UPDATE fetches SET etag = NULL, last_modified = NULL")
+
+        await self._write(forget)
+
     async def source_files(self, source: str) -> dict[str, tuple[int, int]]:
         """relpath -> (mtime_ns, size) of the files a directory source last read."""
         rows = await self._read("SELECT relpath, mtime_ns, size FROM source_files WHERE source = ?", (source,))
