@@ -108,7 +108,7 @@ def test_limits_come_from_the_file_and_the_environment(tmp_path: Path) -> None:
     loaded = config.load(path, env={"FEEDS_MAX_SOURCES": "7"})
     assert (loaded.limits.max_summary_chars, loaded.limits.max_contexts, loaded.limits.max_sources) == (1000, 50, 7)
     assert config.load(tmp_path / "feeds.toml", env={}).limits.max_document_bytes == Limits().max_document_bytes
-    with pytest.raises(ConfigError, match="max_document_bytes: must be positive"):
+    with pytest.raises(ConfigError, match="FEEDS_MAX_DOCUMENT_BYTES: must be positive"):
         config.load(path, env={"FEEDS_MAX_DOCUMENT_BYTES": "0"})
 
 

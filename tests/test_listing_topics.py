@@ -8,7 +8,6 @@ which has no Related section; the 2017-12-31 sample day (tests/data/offstream).
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import sqlite3
 from dataclasses import replace
@@ -43,8 +42,7 @@ async def test_a_day_listings_context_names_count_for_its_pages(tmp_path: Path, 
     `Edna Parker, Shelbyville, Indiana, the oldest living person in the world` for it. Those are
     its topics, whichever of page and listing arrives first (the same bytes and ETags either way);
     they go with the listing's entry when it no longer names them."""
-    # The time a source records for the page (a commit's): an event without a Changes list has no other.
-    edna = replace(page(EN, EDNA), modified=dt.datetime(2008, 11, 27, 3, 0, tzinfo=dt.UTC))
+    edna = page(EN, EDNA)
     assert edna.page.related == () and edna.page.topics == ()
     orders = {
         "page, then listing": [([edna], []), ([], [edna_listing()])],

@@ -20,11 +20,12 @@ import pytest
 
 from feeds.app import create_app
 from feeds.errors import StoreDamaged
+from feeds.responses import JSON_TYPE
 from feeds.store import Store
 from feeds.store.failures import quick_check
 from tests.conftest import EXAMPLE, LiveServer, Settings
 from tests.frontends import free_port
-from tests.helpers import feeds_serve, refresh_once, wait_for
+from tests.helpers import feeds_serve, not_logged, refresh_once, wait_for
 
 
 @contextlib.contextmanager
@@ -68,7 +69,7 @@ def feeds(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def errors_of(done: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line for line in done.stderr.splitlines() if not line.startswith("INFO ")]
+    return not_logged(done.stderr)
 
 
 def store_config(tmp_path: Path, database: Path, source: Path = EXAMPLE, interval: int = 600) -> Path:
@@ -197,7 +198,7 @@ async def test_a_store_damaged_while_serving_answers_json_and_serves_what_it_can
     try:
         with LiveServer(create_app(settings, store, scheduler=False)) as server:
             health = httpx.get(f"{server.url}/healthz")
-            assert health.status_code == 503 and health.headers["content-type"] == "application/json"
+            assert health.status_code == 503 and health.headers["content-type"] == JSON_TYPE
             assert health.json()["status"] == 503 and "is damaged" in health.json()["error"]
             # The renditions are whole: the feeds are still served.
             assert httpx.get(f"{server.url}/feeds/latest.atom").status_code == 200

@@ -30,7 +30,9 @@ ADDED, MODIFIED, DELETED = 1, 2, 3  # watchfiles.Change
 # A change is reported once nothing more changed for STEP_MS, or DEBOUNCE_MS after the first
 # change of a burst at the latest: a copy of many files is a few refreshes, not one per file.
 DEBOUNCE_MS = 1000
-STEP_MS = 100
+STEP_MS = 50
+# How long `flush` waits for the watcher to go round twice before the account is taken as lost.
+FLUSH_SECONDS = 5.0
 
 
 class Watch:
@@ -50,11 +52,21 @@ class Watch:
         except (OSError, RuntimeError) as exc:  # no such folder, the watch limit reached
             raise OSError(f"cannot watch {folder}: {exc}") from exc
         self._stop = threading.Event()
+        self._rounds = _Rounds()
         # The thread holds none of this object: one dropped without close() is stopped by __del__.
         self._thread = threading.Thread(
-            target=_follow, args=(notify, report, self._stop, debounce_ms, step_ms), daemon=True, name="feeds-watch"
+            target=_follow,
+            args=(notify, report, self._stop, debounce_ms, step_ms, self._rounds),
+            daemon=True,
+            name="feeds-watch",
         )
         self._thread.start()
+
+    def flush(self) -> bool:
+        """Wait until everything changed before the call has been reported: two of the watcher's
+        rounds begin after it (a round ends with a report, or one quiet step). False if the
+        watcher did not go round in time (it died: its owner scans instead)."""
+        return self._rounds.wait_past(2, FLUSH_SECONDS)
 
     @property
     def alive(self) -> bool:
@@ -69,18 +81,39 @@ class Watch:
             stop.set()
 
 
+class _Rounds:
+    """How many times the watcher went round, for `Watch.flush` to wait on."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+
+    def tick(self) -> None:
+        with self._changed:
+            self._count += 1
+            self._changed.notify_all()
+
+    def wait_past(self, rounds: int, timeout: float) -> bool:
+        with self._changed:
+            target = self._count + rounds
+            return self._changed.wait_for(lambda: self._count >= target, timeout)
+
+
 def _follow(
     notify: RustNotify,
     report: Callable[[set[tuple[int, str]]], None],
     stop: threading.Event,
     debounce_ms: int,
     step_ms: int,
+    rounds: _Rounds,
 ) -> None:
     try:
         while not stop.is_set():
-            changes = notify.watch(debounce_ms, step_ms, 0, stop)
+            # A quiet step ends a round ("timeout"), so a flush never waits for a change to come.
+            changes = notify.watch(debounce_ms, step_ms, step_ms, stop)
             if isinstance(changes, set):
                 report(changes)
+            rounds.tick()
     except Exception as exc:  # the watcher failed (an error from the kernel): its owner finds it dead
         log.warning("watch: %s", exc)
         report(set())
@@ -137,12 +170,14 @@ class TreeWatch:
         return files
 
     def changes(self) -> set[str] | None:
-        """Relpaths of documents created, written, touched, moved or deleted since the last call;
-        None when that cannot be known (then scan everything)."""
+        """Relpaths of documents created, written, touched, moved or deleted since the last call,
+        up to the call itself (it waits a round or two of the watcher: 50-100 ms); None when that
+        cannot be known (then scan everything)."""
+        flushed = self._watch.flush()  # what changed before this call is in the account
         with self._lock:
             touched, complete = self._touched, self._complete
             self._touched = set()
-        if not complete or not self._watch.alive:
+        if not complete or not flushed or not self._watch.alive:
             return None
         return touched
 
