@@ -14,6 +14,14 @@ from collections.abc import Callable, Iterator
 QUIET_LOGGERS = ("apscheduler", "httpx", "httpcore")  # a line per job run, per request made
 
 
+class _NotSkips(logging.Filter):
+    """APScheduler warns when a refresh is due while the last still runs; runs taking turns is the
+    design (`max_instances=1`, `coalesce`), not something an operator acts on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
 def configure_logging(verbose: bool = False, libraries: bool = False) -> None:
     """One line per record, each with its UTC time as access lines have it. `feeds.*` at INFO
     (DEBUG when `verbose`); libraries at INFO, the chatty ones at WARNING, all of them at DEBUG
@@ -26,6 +34,8 @@ def configure_logging(verbose: bool = False, libraries: bool = False) -> None:
     logging.getLogger("feeds").setLevel(logging.DEBUG if verbose or libraries else logging.INFO)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if libraries else logging.WARNING)
+    if not any(isinstance(f, _NotSkips) for f in logging.getLogger("apscheduler.scheduler").filters):
+        logging.getLogger("apscheduler.scheduler").addFilter(_NotSkips())
 
 
 # A refresh allocates many short-lived containers and few cycles: collect less often (docs/architecture.md).

@@ -130,9 +130,17 @@ class Refresher:
         # An idle server's log stays quiet: a run that changed nothing is a debug line.
         log.log(logging.INFO if changed else logging.DEBUG, "refresh: %s in %.2f s%s", report.lines()[0], took, failed)
 
+    async def scheduled(self) -> None:
+        """`run` as APScheduler's job: a refresh cut short by the server stopping is no error (what
+        it stored is kept; the next start publishes the rest)."""
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            log.debug("refresh: stopped with the server")
+
     async def start(self) -> None:
         self.scheduler.add_job(
-            self.run,
+            self.scheduled,
             "interval",
             seconds=self.settings.refresh_interval,
             id="refresh",
