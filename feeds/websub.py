@@ -259,7 +259,9 @@ class Hub:
                 if fmt in FEED_FORMATS:
                     self._spawn(self._ping(feed_url(self.settings.base_url, feed, fmt)))
             return None
-        if written:
+        # With nobody subscribed there is nothing to owe: no write (a new subscriber's `sent` is the
+        # version it subscribed at, so the cursor left behind owes it nothing old).
+        if written and await self.store.websub_subscribed():
             await self.store.websub_collect(now)
             due = (await self.store.websub_pending())[1]
         if due is None or due > now:

@@ -83,11 +83,13 @@ async def until(check: object, seconds: float = 15.0) -> None:
 
 
 def owed(database: str) -> tuple[int, bool, int]:
-    """(deliveries owed, whether every change was taken by a hub, the most failures of one)."""
+    """(deliveries owed, whether every change was taken by a hub (or there is nobody to take it
+    for), the most failures of one)."""
     with contextlib.closing(sqlite3.connect(database, timeout=10)) as conn:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM websub_outbox), "
-            "(SELECT value FROM meta WHERE key = 'websub_cursor') = (SELECT value FROM meta WHERE key = 'renditions'), "
+            "(SELECT value FROM meta WHERE key = 'websub_cursor') = (SELECT value FROM meta WHERE key = 'renditions') "
+            "OR NOT EXISTS (SELECT 1 FROM websub), "
             "(SELECT coalesce(max(failures), 0) FROM websub_outbox)"
         ).fetchone()
     return int(row[0]), bool(row[1]), int(row[2])

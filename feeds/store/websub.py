@@ -198,6 +198,10 @@ class WebSubQueries(StoreBase):
             )
         )
 
+    async def websub_subscribed(self) -> bool:
+        """Whether anyone is subscribed (leases not yet pruned count: collecting prunes them)."""
+        return bool(await self._read("SELECT 1 FROM websub LIMIT 1"))
+
     async def websub_held(self, callback: str, now: dt.datetime) -> tuple[set[tuple[str, str]], int, int]:
         """For a callback: the (feed, format) it is subscribed to, the active subscriptions of
         callbacks on its host, and all active subscriptions (what the hub's caps count)."""
