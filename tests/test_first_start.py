@@ -43,7 +43,9 @@ async def wait_until(client: httpx.AsyncClient, path: str, status: int) -> httpx
 async def test_known_documents_answer_503_until_rendered_unknown_ones_404(store: Store, settings: Settings) -> None:
     small = replace(settings, items_per_feed=3, refresh_interval=2)
     result = await store.apply(read_pages(EXAMPLE, source="example"))  # stored, not yet rendered
-    with LiveServer(create_app(small, store, scheduler=False)) as server:
+    # The served app opens the store file itself: one store object is never used from two event
+    # loops (the test's and the server thread's; the app's hub and cache read it all the time).
+    with LiveServer(create_app(small, scheduler=False)) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             for path in [*KNOWN, "/topics"]:
                 response = await client.get(path)
@@ -67,7 +69,7 @@ async def test_known_documents_answer_503_until_rendered_unknown_ones_404(store:
 
 
 async def test_an_empty_store_has_no_latest_feed_yet(store: Store, settings: Settings) -> None:
-    with LiveServer(create_app(settings, store, scheduler=False)) as server:
+    with LiveServer(create_app(settings, scheduler=False)) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             latest = await client.get("/feeds/latest.atom")
             assert latest.status_code == 404 and "retry-after" not in latest.headers
