@@ -370,6 +370,14 @@ async def test_another_hub_is_advertised_and_pinged(
     assert {f"{settings.base_url}/feeds/latest.{fmt}" for fmt in ("rss", "atom", "json")} <= urls
 
 
+async def subscribed(client: httpx.AsyncClient, store: Store, topic: str, base: str, *names: str) -> None:
+    """Each of `names` subscribed to `topic` (callbacks `{base}/cb/{name}`), once the hub holds them."""
+    for name in names:
+        form = {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": f"{base}/cb/{name}"}
+        assert (await client.post("/websub", data=form)).status_code == 202
+    await rows_when(store, len(names))
+
+
 async def test_a_slow_subscriber_delays_no_one(
     store: Store, settings: Settings, tree: Path, subscriber: tuple[Subscriber, str]
 ) -> None:
@@ -377,10 +385,7 @@ async def test_a_slow_subscriber_delays_no_one(
     settings, port, topic = await hubbed(store, settings)
     with LiveServer(create_app(settings), port=port) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
-            for name in ("slow", "reader"):
-                form = {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": f"{base}/cb/{name}"}
-                assert (await client.post("/websub", data=form)).status_code == 202
-            await rows_when(store, 2)
+            await subscribed(client, store, topic, base, *("slow", "reader"))
             await reword(pages_of(tree)[-1], "slow")
             changed = time.monotonic()
             await until(lambda: seen.delivered, 10)
@@ -399,10 +404,7 @@ async def test_a_subscriber_answering_410_is_unsubscribed(
     settings, port, topic = await hubbed(store, settings)
     with LiveServer(create_app(settings), port=port) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
-            for name in ("gone", "reader"):
-                form = {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": f"{base}/cb/{name}"}
-                assert (await client.post("/websub", data=form)).status_code == 202
-            await rows_when(store, 2)
+            await subscribed(client, store, topic, base, *("gone", "reader"))
             await reword(pages_of(tree)[-1], "gone")
             await until(lambda: seen.delivered and seen.failures, 20)
             assert [c for c, _, _ in await rows_when(store, 1)] == [f"{base}/cb/reader"]
