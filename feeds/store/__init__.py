@@ -22,7 +22,7 @@ from feeds.store.changes import ChangeQueries
 from feeds.store.connection import CACHE_KIB, PAGE_SIZE, READERS, StoreBase
 from feeds.store.events import EventQueries
 from feeds.store.records import BatchResult, Incoming, IncomingListing, TopicRow, from_iso, iso
-from feeds.store.renditions import Renditions
+from feeds.store.renditions import ContentVersion, Renditions
 from feeds.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from feeds.store.search_index import SearchQueries
 from feeds.store.source_state import SourceState
@@ -37,6 +37,7 @@ __all__ = [
     "READERS",
     "SCHEMA_VERSION",
     "BatchResult",
+    "ContentVersion",
     "Incoming",
     "IncomingListing",
     "Store",

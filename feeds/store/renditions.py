@@ -30,6 +30,27 @@ def _decoded(rows: list[Any]) -> list[Rendition]:
     return out
 
 
+def _counter(conn: sqlite3.Connection, key: str) -> int:
+    return int(
+        conn.execute("SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0)", (key,)).fetchone()[
+            0
+        ]
+    )
+
+
+ContentVersion = tuple[int, int, int]
+_CONTENT_VERSION = (
+    "SELECT (SELECT coalesce(max(cursor), 0) FROM changes),"
+    " (SELECT coalesce(max(CAST(value AS INTEGER)), 0) FROM meta WHERE key = 'links'),"
+    " (SELECT coalesce(max(CAST(value AS INTEGER)), 0) FROM meta WHERE key = 'pending')"
+)
+
+
+def _content_version(conn: sqlite3.Connection) -> ContentVersion:
+    row = conn.execute(_CONTENT_VERSION).fetchone()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
 class Renditions(StoreBase):
     """Rendered documents and entries: written once per version, read by the app and by publishing."""
 
@@ -39,19 +60,25 @@ class Renditions(StoreBase):
         entries: Sequence[tuple[str, str, dict[str, bytes]]] = (),
         now: dt.datetime | None = None,
         spans: Sequence[tuple[str, str, str, bytes]] = (),
+        fresh_again: Sequence[tuple[str, str, str]] = (),
+        based_on: ContentVersion | None = None,
     ) -> None:
         """Store new versions of documents, and the entries (event, stamp, format -> bytes) they
         were joined from; readers see all of them or none. `spans` (feed, format, ETag, spans)
-        adds the spans of stored versions that have none (made by an older program)."""
+        adds the spans of stored versions that have none (made by an older program);
+        `fresh_again` (feed, format, ETag): stale versions found current again. `based_on`: the
+        content version the documents were rendered from; if a change was stored since, they are
+        stored stale (served to whoever waited for them, made again at the next request)."""
         stamp = iso(now or utcnow())
 
         def put(conn: sqlite3.Connection) -> None:
-            if renditions:
+            stale = int(based_on is not None and _content_version(conn) != based_on)
+            if renditions or fresh_again:
                 version = _bump(conn, "renditions")
                 conn.executemany(
                     "INSERT OR REPLACE INTO renditions "
-                    "(feed, fmt, etag, last_modified, content_type, rendered_at, version, spans, gz, br) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "(feed, fmt, etag, last_modified, content_type, rendered_at, version, spans, gz, br, stale) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (
                             r.feed,
@@ -64,9 +91,14 @@ class Renditions(StoreBase):
                             r.spans,
                             r.gzip,
                             r.br,
+                            stale,
                         )
                         for r in renditions
                     ],
+                )
+                conn.executemany(
+                    "UPDATE renditions SET stale = ?, version = ? WHERE feed = ? AND fmt = ? AND etag = ?",
+                    [(stale, version, feed, fmt, etag) for feed, fmt, etag in fresh_again],
                 )
             conn.executemany(
                 "INSERT OR REPLACE INTO entries (event, stamp, atom, rss, json, html) VALUES (?,?,?,?,?,?)",
@@ -77,10 +109,44 @@ class Renditions(StoreBase):
                 [(data, feed, fmt, etag) for feed, fmt, etag, data in spans],
             )
 
-        if renditions or entries or spans:
+        if renditions or entries or spans or fresh_again:
             await self._write(put)
-        if renditions:
+        if renditions or fresh_again:
             self._renditions_written()
+
+    async def mark_stale(self, feeds: Sequence[str]) -> int:
+        """Mark the stored versions of these documents stale (a change touched them and nobody
+        reads them now): they are made again at their next request. Returns how many were."""
+
+        def mark(conn: sqlite3.Connection) -> int:
+            version = _counter(conn, "renditions") + 1
+            marked = 0
+            for start in range(0, len(feeds), 500):
+                chunk = feeds[start : start + 500]
+                marked += conn.execute(
+                    f"UPDATE renditions SET stale = 1, version = ? WHERE stale = 0 AND feed IN ({','.join('?' * len(chunk))})",
+                    (version, *chunk),
+                ).rowcount
+            if marked:
+                _bump(conn, "renditions")
+            return marked
+
+        marked = await self._write(mark) if feeds else 0
+        if marked:
+            self._renditions_written()
+        return marked
+
+    async def mark_all_stale(self, keep: Sequence[str] = ()) -> int:
+        """Every stored document but `keep` marked stale (the settings that shape them changed)."""
+        names = [n for (n,) in await self._read("SELECT DISTINCT feed FROM renditions WHERE stale = 0")]
+        kept = set(keep)
+        return await self.mark_stale([n for n in names if n not in kept])
+
+    async def content_version(self) -> ContentVersion:
+        """What moves whenever a stored change may change a document: the changes cursor (every
+        write of an event), where related links lead, and the record of feeds to publish."""
+        row = (await self._read(_CONTENT_VERSION))[0]
+        return int(row[0]), int(row[1]), int(row[2])
 
     async def entries(self, events: Sequence[str]) -> dict[str, tuple[str, dict[str, bytes]]]:
         """Stored entries of these events: event -> (stamp, format -> bytes)."""
@@ -120,7 +186,8 @@ class Renditions(StoreBase):
 
     async def rendition(self, feed: str, fmt: str) -> Rendition | None:
         rows = await self._read(
-            "SELECT feed, fmt, etag, last_modified, content_type, spans, gz, br FROM renditions WHERE feed = ? AND fmt = ?",
+            "SELECT feed, fmt, etag, last_modified, content_type, spans, gz, br FROM renditions"
+            " WHERE feed = ? AND fmt = ? AND stale = 0",
             (feed, fmt),
             _decoded,
         )
@@ -151,8 +218,13 @@ class Renditions(StoreBase):
         return {fmt: etag for fmt, (etag, _, _) in (await self.rendition_versions_of(feed)).items()}
 
     async def rendition_versions_of(self, feed: str) -> dict[str, tuple[str, dt.datetime, bool]]:
-        """fmt -> (ETag, Last-Modified, whether its spans are stored) of a feed's renditions."""
+        """fmt -> (ETag, Last-Modified, whether its spans are stored) of a feed's renditions,
+        stale or not."""
+        return {fmt: version[:3] for fmt, version in (await self.rendition_states(feed)).items()}
+
+    async def rendition_states(self, feed: str) -> dict[str, tuple[str, dt.datetime, bool, bool]]:
+        """fmt -> (ETag, Last-Modified, whether its spans are stored, whether it is stale)."""
         rows = await self._read(
-            "SELECT fmt, etag, last_modified, spans IS NOT NULL FROM renditions WHERE feed = ?", (feed,)
+            "SELECT fmt, etag, last_modified, spans IS NOT NULL, stale FROM renditions WHERE feed = ?", (feed,)
         )
-        return {fmt: (etag, from_iso(lm), bool(spanned)) for fmt, etag, lm, spanned in rows}
+        return {fmt: (etag, from_iso(lm), bool(spanned), bool(stale)) for fmt, etag, lm, spanned, stale in rows}

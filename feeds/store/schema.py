@@ -6,7 +6,7 @@ import sqlite3
 
 from feeds.store.topic_writes import MIGRATION as TOPICS_MIGRATION
 
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
 
 
 # Kept up to date by triggers: how often each spelling of a topic is used by live events (its
@@ -396,6 +396,12 @@ MIGRATIONS: dict[int, str] = {
     18: """
     ALTER TABLE listed ADD COLUMN contexts TEXT;
     DELETE FROM source_files WHERE relpath LIKE '%/index.%' OR relpath LIKE '%/readme.%';
+    """,
+    # Documents nobody reads now are rendered on their first request, not on every change
+    # (feeds.publish.hot): a change to one that is stored marks it stale, and it is made again
+    # when next asked for. Its bytes are kept: their entries serve the next render.
+    19: """
+    ALTER TABLE renditions ADD COLUMN stale INTEGER NOT NULL DEFAULT 0;
     """,
 }
 

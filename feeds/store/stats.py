@@ -53,5 +53,12 @@ class StatsQueries(StoreBase):
             for feed, c, s, f, r in rows
         ]
 
+    async def followed_feeds(self, since_day: str) -> list[str]:
+        """Feeds polled on `since_day` or later, and feeds a WebSub subscriber follows."""
+        rows = await self._read(
+            "SELECT feed FROM feed_clients WHERE day >= ? UNION SELECT feed FROM websub", (since_day,)
+        )
+        return [feed for (feed,) in rows]
+
     async def stats_days(self) -> list[str]:
         return [d for (d,) in await self._read("SELECT DISTINCT day FROM feed_clients ORDER BY day DESC")]

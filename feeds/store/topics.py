@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,7 +12,7 @@ from feeds.model import (
     Tombstone,
 )
 from feeds.store.connection import StoreBase
-from feeds.store.records import BatchResult, TopicRow, from_iso
+from feeds.store.records import BatchResult, TopicRow, from_iso, iso
 
 
 def _topic_row(row: Any) -> TopicRow:
@@ -25,6 +26,11 @@ class TopicQueries(StoreBase):
     async def topic(self, slug: str) -> TopicRow | None:
         rows = await self._read("SELECT slug, name, events, updated, slots FROM topics WHERE slug = ?", (slug,))
         return _topic_row(rows[0]) if rows else None
+
+    async def topics_active_since(self, since: dt.datetime) -> list[str]:
+        """Slugs of the topics with a live event updated at `since` or later."""
+        rows = await self._read("SELECT slug FROM topics WHERE events > 0 AND updated >= ?", (iso(since),))
+        return [slug for (slug,) in rows]
 
     async def topic_index(self) -> list[tuple[str, str, int, str | None]]:
         """(slug, name, events, updated as stored) of every topic with events, most events first."""
