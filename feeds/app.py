@@ -1,10 +1,11 @@
-"""The HTTP app: Starlette routes serving stored renditions. Requests never render.
+"""The HTTP app: Starlette routes serving stored renditions, made on the first request for those
+rendered only when asked for (feeds.publish.hot).
 
 `/feeds/latest.{rss,atom,json}`, `/feeds/dates/{YYYY-MM-DD}.{fmt}`, `/feeds/topics/{slug}.{fmt}`,
 `/feeds/topics/{slug}/pages/{n}.{fmt}`, `/topics`, `/healthz`. Every feed answer carries a strong per-encoding ETag, Last-Modified (the
 newest change of its content), Cache-Control and `Vary: Accept-Encoding`; validators answer 304.
-A document the store can show but has not rendered yet (a first start) answers 503 with
-Retry-After; one it cannot show answers 404.
+A document the store can show but holds no current rendering of is rendered on its request
+(feeds.publish.demand); one it cannot show answers 404.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from feeds.config import Settings
 from feeds.errors import FeedsError, StoreError
 from feeds.ids import is_slug
 from feeds.model import FEED_FORMATS, Rendition
+from feeds.publish.demand import OnRequest
 from feeds.render.topics import TOPICS_DOC
 from feeds.responses import (
     JSON_TYPE,
@@ -40,7 +42,6 @@ from feeds.responses import (
     Prepared,
     cache_control,
     error,
-    pending,
     retry_after,
     serve,
 )
@@ -101,7 +102,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         link = link_header(settings, rendition.feed, rendition.fmt) if rendition.fmt in FEED_FORMATS else ""
         return Prepared.of(rendition, cache_control(settings, rendition.feed, today()), link=link)
 
-    state.cache = RenditionCache(state.store, settings.cache_bytes, prepare)
+    state.made = OnRequest(state.store, settings)
+    state.cache = RenditionCache(state.store, settings.cache_bytes, prepare, make=state.made)
     await state.cache.start()
     runner = None
     if state.run_scheduler:
@@ -118,6 +120,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             "ondemand": (int(made.items.currsize), int(made.items.maxsize)),
             "ondemand_entries": (made.memo.size, made.memo.max_bytes),
             "topic_searches": (int(state.generated.currsize), int(state.generated.maxsize)),
+            "made_entries": (state.made.memo.size, state.made.memo.max_bytes),
         }
         if runner:
             held["entries"] = (runner.memos.entries.size, runner.memos.entries.max_bytes)
@@ -128,6 +131,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state.subscribers.store = state.store
     state.subscribers.start()
     state.hub.store = state.store
+    state.hub.make = state.made
     if state.push:
         await state.hub.start()
     try:
@@ -169,9 +173,6 @@ async def feed(request: Request) -> Response:
         return error(exc.status, exc.message)
     document = await state.cache.get(name, fmt)
     if document is None:
-        if await pending(state.store, state.settings, name):
-            message = f"feed {name!r} is being rendered: retry in a few seconds"
-            return error(503, message, retry_after(state.settings))
         if redirect := await web.moved(request, name, fmt):
             return redirect
         what = "date" if name.startswith("dates/") else "topic" if name.startswith("topics/") else "feed"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,11 @@ class RenditionCache:
         max_bytes: int,
         prepare: Callable[[Rendition], Any] = lambda r: r,
         poll_interval: float = 0.025,
+        make: Callable[[str, str], Awaitable[Rendition | None]] | None = None,
     ) -> None:
         self.store = store
         self.prepare = prepare
+        self.make = make  # a document the store holds no current version of: made on request
         self.max_bytes = max_bytes
         self.poll_interval = poll_interval
         # (prepared, cost) by (document, format), charged by cost, least recently used out first.
@@ -93,6 +95,8 @@ class RenditionCache:
     def _load(self, key: tuple[str, str]) -> asyncio.Future[tuple[Any, int]]:
         async def read() -> tuple[Any, int]:
             rendition = await self.store.rendition(*key)
+            if rendition is None and self.make is not None:
+                rendition = await self.make(*key)
             return (None if rendition is None else self.prepare(rendition)), self._cost(rendition)
 
         loading = self._loading[key] = asyncio.ensure_future(read())
@@ -102,8 +106,10 @@ class RenditionCache:
                 del self._loading[key]
             outdated = future in self._outdated
             self._outdated.discard(future)
-            # A read that a change overtook is not kept: it may hold the version before.
-            if not (outdated or future.cancelled() or future.exception()):
+            # A read that a change overtook is not kept: it may hold the version before. Nor is a
+            # miss where documents are made on request: the next request may find one to make.
+            kept = not (outdated or future.cancelled() or future.exception())
+            if kept and (self.make is None or future.result()[0] is not None):
                 self._put(key, *future.result())
 
         loading.add_done_callback(done)

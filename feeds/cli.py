@@ -274,7 +274,8 @@ def refresh(settings: Settings) -> None:
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_obj
 def publish(settings: Settings, everything: bool, progress: bool | None) -> None:
-    """Render stored documents again (--all: every one; unchanged bytes keep their ETags)."""
+    """Render stored documents again (--all: every one, including those otherwise made on their
+    first request; unchanged bytes keep their ETags)."""
     from tqdm import tqdm
 
     from feeds.publish import publish_all
@@ -288,7 +289,11 @@ def publish(settings: Settings, everything: bool, progress: bool | None) -> None
         try:
             with tqdm(unit="feed", desc="publish", disable=not show) as bar:
                 return await publish_all(
-                    store, await fingerprint.for_store(store, settings), bar.update, processes=os.cpu_count() or 1
+                    store,
+                    await fingerprint.for_store(store, settings),
+                    bar.update,
+                    processes=os.cpu_count() or 1,
+                    everything=True,
                 )
         finally:
             await store.close()

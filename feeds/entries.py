@@ -26,7 +26,7 @@ from cachetools import LRUCache
 from feeds.config import Settings, SourceConfig
 from feeds.ids import page_path
 from feeds.model import FORMATS, Event, Member
-from feeds.render import RENDER_VERSION, Entry, Format
+from feeds.render import RENDER_VERSION, Entry, Format, formats
 from feeds.render.content import event_url, make_entry, resolver
 from feeds.store import Store
 
@@ -282,3 +282,16 @@ async def make_ahead(
     gathered = await gather_entries(store, settings, None, pending, memo)
     _, _, made = await asyncio.to_thread(make_entries, settings, pending, gathered, table, memo)
     return made
+
+
+async def current_entry(store: Store, settings: Settings, key: str, memo: EntryMemo) -> tuple[str, Fragments] | None:
+    """(stamp, fragments) of an event's entry as it is now: found, else made and stored (an event
+    shown only by documents made on request may have none yet, or an older one)."""
+    pending = await plan_entries(store, settings, await store.members_of([key]))
+    if not pending:
+        return None
+    gathered = await gather_entries(store, settings, None, pending, memo)
+    entries, stamps, made = await asyncio.to_thread(make_entries, settings, pending, gathered, formats(), memo)
+    if made:
+        await store.put_renditions([], made)
+    return (stamps[0], entries[0]) if entries else None

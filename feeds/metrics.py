@@ -39,6 +39,11 @@ REFRESH_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 EVENTS = Counter("feeds_events_stored", "Events stored by refreshes, by kind of change", ["kind"])
+MADE_ON_REQUEST = Histogram(
+    "feeds_made_on_request_seconds",
+    "Documents rendered on their first request (every format, stored), by how long it took",
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
 SOURCE_FAILURES = Counter("feeds_source_failures", "Refreshes of a source that failed", ["source"])
 CACHE_BYTES = Gauge(
     "feeds_cache_bytes", "Bytes a bounded cache holds, over server processes", ["cache"], multiprocess_mode="livesum"

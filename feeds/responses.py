@@ -11,9 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from feeds.conditional import choose_encoding, etag_header, http_date, is_not_modified
 from feeds.config import Settings
-from feeds.model import FeedKey, Rendition
-from feeds.publish import Paging
-from feeds.store import Store
+from feeds.model import Rendition
 
 
 class HTTPError(Exception):
@@ -38,20 +36,6 @@ def error(status: int, message: str, retry_after: int | None = None) -> JSONResp
 
 
 RETRY_AFTER = 5  # seconds a reader is asked to wait for a document being rendered
-
-
-async def pending(store: Store, settings: Settings, name: str) -> bool:
-    """Whether the store holds what document `name` shows though it has no rendition yet (a
-    first start, or a page that has just filled): such a document is coming, it is no 404."""
-    key = FeedKey.parse(name)
-    if key.kind == "latest":
-        return await store.newest_date() is not None
-    if key.kind == "date":
-        return bool(await store.members(key, 1))
-    topic = await store.topic(key.value)
-    if topic is None or not topic.events:
-        return False
-    return key.page <= Paging(topic.slots, settings.items_per_feed).archive_pages
 
 
 ENCODING_KEY = "feeds.encoding"  # in the ASGI scope: the content coding a 200 was sent with

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from feeds import ondemand, site
 from feeds.codec import page_from_json
+from feeds.entries import current_entry
 from feeds.ids import is_slug, page_path
 from feeds.model import Change, DayListing, FeedKey, Page, Rendition
 from feeds.pages.write import DAY_WRITERS, WRITERS, archive_url, day_entry, day_url
@@ -32,7 +33,7 @@ from feeds.render import feed_url, page_url
 from feeds.render import html as render_html
 from feeds.render.html import ICON, STYLESHEET
 from feeds.render.topics import TOPICS_DOC
-from feeds.responses import NO_STORE, Prepared, cache_control, error, pending, retry_after, serve
+from feeds.responses import NO_STORE, Prepared, cache_control, error, retry_after, serve
 from feeds.store import Store
 
 MAX_OPML_TOPICS = 500
@@ -93,8 +94,6 @@ async def page(request: Request, name: str) -> Response:
     state = request.app.state
     document = await state.cache.get(name, "html")
     if document is None:
-        if await pending(state.store, state.settings, name):
-            return error(503, f"page {name!r} is being rendered: retry in a few seconds", retry_after(state.settings))
         return await moved(request, name, "html") or not_found(request, f"nothing at {request.url.path}")
     return serve(request, document)
 
@@ -209,10 +208,10 @@ async def event(request: Request) -> Response:
         page = await self_described(state.store, page, key)
     stamp = ""
     if ext == "html":
-        stored = (await state.store.entries([key])).get(key)
-        if stored is None or not stored[1].get("html"):
-            return error(503, "this event's page is being rendered: retry in a few seconds", retry_after(settings))
-        stamp, fragments = stored[0], stored[1]
+        made = await current_entry(state.store, settings, key, state.made.memo)
+        if made is None:
+            return error(410, f"the event at {request.url.path} was removed from its source")
+        stamp, fragments = made
 
     async def render() -> list[Rendition]:
         if ext == "html":

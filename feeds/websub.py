@@ -27,7 +27,7 @@ import hmac
 import ipaddress
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -39,7 +39,7 @@ from starlette.responses import Response
 from feeds.cache import _watch_log
 from feeds.config import Settings
 from feeds.errors import FeedsError
-from feeds.model import FEED_FORMATS, utcnow
+from feeds.model import FEED_FORMATS, Rendition, utcnow
 from feeds.render import CONTENT_TYPES, feed_url
 from feeds.responses import error
 from feeds.store import Store
@@ -103,6 +103,15 @@ class Hub:
         self._loop: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._unwatch: Callable[[], None] | None = None
+        self.make: Callable[[str, str], Awaitable[Rendition | None]] | None = None  # the app's, on request
+
+    async def current(self, feed: str, fmt: str) -> Rendition | None:
+        """The document's current version: stored, else made now (feeds.publish.demand)."""
+        assert self.store is not None
+        rendition = await self.store.rendition(feed, fmt)
+        if rendition is None and self.make is not None:
+            rendition = await self.make(feed, fmt)
+        return rendition
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -159,7 +168,7 @@ class Hub:
         if mode not in ("subscribe", "unsubscribe"):
             return error(400, "hub.mode: subscribe or unsubscribe")
         found = self.topic_of(topic)
-        if found is None or not await self.store.rendition(*found):
+        if found is None or not await self.current(*found):
             return error(400, f"hub.topic: not a feed of this server: {topic[:200]!r}")
         if problem := await callback_problem(callback, self.settings.websub_allow_private_callbacks):
             return error(400, problem)
@@ -305,7 +314,7 @@ class Hub:
     async def _attempt(self, owed: Owed) -> str | None:
         """Send the document once; None when nothing is owed any more, else what went wrong."""
         assert self.store is not None
-        rendition = await self.store.rendition(owed.feed, owed.fmt)
+        rendition = await self.current(owed.feed, owed.fmt)
         if rendition is None or rendition.etag == owed.sent:  # gone, or the subscriber has it
             await self.store.websub_settled(owed)
             return None

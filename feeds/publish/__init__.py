@@ -5,7 +5,7 @@
 
 from feeds.publish.changes import publish_all, publish_changes, publish_in_tiers
 from feeds.publish.document import Memos, Writer, encode, etag_of, publish, publish_keys, publish_topics
-from feeds.publish.plan import Paging, affected, arrival_order, describe, tiers
+from feeds.publish.plan import Paging, affected, arrival_order, describe, every_key, tiers
 
 __all__ = [
     "Memos",
@@ -16,6 +16,7 @@ __all__ = [
     "describe",
     "encode",
     "etag_of",
+    "every_key",
     "publish",
     "publish_all",
     "publish_changes",

@@ -1,18 +1,20 @@
 """Publishing changes: after a batch of stored changes (or a crash that left some unpublished), the
-documents they touched; after the settings that shape documents changed, every document."""
+documents they touched; after the settings that shape documents changed, every document. Of
+those, the hot ones (feeds.publish.hot) are rendered now; the others stored are marked stale, and
+made again at their next request."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 
 from feeds import fingerprint
 from feeds.config import Settings
 from feeds.model import FeedKey
 from feeds.publish.bulk import publish_keys_in_processes
 from feeds.publish.document import AHEAD, Memos, publish_keys, publish_topics
-from feeds.publish.plan import Paging, affected, tiers
+from feeds.publish.hot import hot_set
+from feeds.publish.plan import affected, every_key, tiers
 from feeds.render.topics import TOPICS_DOC
 from feeds.store import Store
 
@@ -40,14 +42,18 @@ async def publish_changes(
         return await publish_all(store, settings, progress, processes, also=names, memos=memos)
     pending = await store.pending()
     changed = set(events) | pending.changed
-    keys = await affected(store, settings, set(names) | pending.feeds, changed, set(renamed) | pending.renamed)
+    touched = await affected(store, settings, set(names) | pending.feeds, changed, set(renamed) | pending.renamed)
+    keys, cold = (await hot_set(store, settings)).split(touched)
+    stale = await store.mark_stale(sorted(k.name for k in cold))
+    if stale:
+        log.info("%d stored documents nobody reads now marked stale (made again when asked for)", stale)
     first = sorted(changed) if len(changed) <= AHEAD else []
     if not await store.rendition_etags("latest"):
-        # The store's first documents: readers wait for all of them, the most wanted first.
+        # The store's first documents: the most wanted first.
         total = await publish_in_tiers(store, settings, keys, processes, progress, first, memos)
     else:
         total = await publish_keys_in_processes(store, settings, keys, processes, progress, first, memos.entries)
-    if any(k.kind == "topic" for k in keys) or not await store.rendition_etags(TOPICS_DOC):
+    if any(k.kind == "topic" for k in touched) or not await store.rendition_etags(TOPICS_DOC):
         total += await publish_topics(store, settings, memos)
     await store.clear_pending(pending)
     if total:
@@ -85,21 +91,19 @@ async def publish_all(
     processes: int = 1,
     also: Iterable[str] = (),
     memos: Memos | None = None,
+    everything: bool = False,
 ) -> int:
-    """Render every document the store holds (`feeds publish --all`; after the settings that shape
-    documents changed, a bulk load or an upgrade), in tiers: `latest` first, then topic heads
-    and dates, then older topic pages. Unchanged bytes are not stored (their ETags stay). Notes
-    the settings in the store when done: an interrupted run is done again at the next start.
-    `also`: feeds a change touched, which may be gone (their documents are deleted)."""
-    slots = {t.slug: t.slots for t in await store.topics()}
+    """Render every hot document the store holds and mark the others stale (after the settings
+    that shape documents changed, or an upgrade), or every document (`everything`: `feeds
+    publish --all`), in tiers: `latest` first, then topic heads and dates, then older topic
+    pages. Unchanged bytes are not stored (their ETags stay). Notes the settings in the store
+    when done: an interrupted run is done again at the next start. `also`: feeds a change
+    touched, which may be gone (their documents are deleted)."""
     pending = await store.pending()  # feeds the store left to publish, which may be gone too
-    keys = {FeedKey.parse(name) for name in {*pending.feeds, *also}}
-    for name in await store.feed_names():
-        key = FeedKey.parse(name)
-        keys.add(key)
-        if key.kind == "topic":
-            pages = Paging(slots[key.value], settings.items_per_feed).archive_pages
-            keys.update(replace(key, page=p) for p in range(1, pages + 1))
+    keys = {FeedKey.parse(name) for name in {*pending.feeds, *also}} | await every_key(store, settings)
+    if not everything:
+        keys = (await hot_set(store, settings)).split(keys)[0]
+        await store.mark_all_stale(keep=[TOPICS_DOC, *sorted(k.name for k in keys)])
     total = await publish_in_tiers(store, settings, keys, processes, progress, (), memos)
     await store.clear_pending(pending)
     await fingerprint.record(store, settings)

@@ -29,7 +29,7 @@ from feeds.model import FORMATS, FeedKey, Member, Rendition
 from feeds.publish.plan import describe
 from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
 from feeds.render.topics import TOPICS_DOC, IndexMemo, topics_document
-from feeds.store import Store
+from feeds.store import ContentVersion, Store
 
 # Documents published at once: all of a refresh's usually (they wait for the store and for
 # compression threads more than for the interpreter).
@@ -127,24 +127,29 @@ class Writer:
         self._pending: list[Rendition] = []
         self._entries: list[NewEntry] = []
         self._spans: list[Spans] = []
+        self._again: list[Current] = []
         self._size = 0
 
-    async def add(self, renditions: list[Rendition], entries: list[NewEntry], spans: list[Spans]) -> None:
+    async def add(
+        self, renditions: list[Rendition], entries: list[NewEntry], spans: list[Spans], again: Sequence[Current] = ()
+    ) -> None:
         self._pending += renditions
         self._entries += entries
         self._spans += spans
+        self._again += again
         self._size += sum(len(r.body) + len(r.gzip) + len(r.br) + len(r.spans) for r in renditions)
         self._size += sum(len(b) for _, _, f in entries for b in f.values()) + sum(len(s[3]) for s in spans)
         if self._size >= self.max_bytes:
             await self.flush()
 
     async def flush(self) -> None:
-        pending, entries, spans = self._pending, self._entries, self._spans
-        self._pending, self._entries, self._spans, self._size = [], [], [], 0
-        await self.store.put_renditions(pending, entries, spans=spans)
+        pending, entries, spans, again = self._pending, self._entries, self._spans, self._again
+        self._pending, self._entries, self._spans, self._again, self._size = [], [], [], [], 0
+        await self.store.put_renditions(pending, entries, spans=spans, fresh_again=again)
 
 
 Spans = tuple[str, str, str, bytes]  # (feed, format, ETag, spans) of a stored version that has none
+Current = tuple[str, str, str]  # (feed, format, ETag) of a stale stored version found current again
 
 
 async def publish(
@@ -155,15 +160,19 @@ async def publish(
     memo: EntryMemo | None = None,
     writer: Writer | None = None,
     ahead: asyncio.Future[list[NewEntry]] | None = None,
+    based_on: ContentVersion | None = None,
 ) -> int:
     """Render one document in every format; store what changed (now, or with the writer's next
     batch). Returns how many renditions changed. `ahead`: entries being made for several
-    documents, waited for before this one looks for its own."""
+    documents, waited for before this one looks for its own. `based_on`: the store's content
+    version read before the document was described (a render on request: stored stale if a
+    change overtook it)."""
     memo = memo or EntryMemo()
     name = key.name
     described = await describe(store, settings, key)
     if described is None:
-        await store.delete_renditions(name)
+        if await store.rendition_etags(name):  # a write only for a document that was stored
+            await store.delete_renditions(name)
         return 0
     info, members = described
     pending = await plan_entries(store, settings, members)
@@ -171,15 +180,15 @@ async def publish(
         # If making them ahead failed, this document makes its own (and reports what fails).
         await asyncio.gather(asyncio.shield(ahead), return_exceptions=True)
     gathered = await gather_entries(store, settings, name, pending, memo)
-    current = await store.rendition_versions_of(name)
+    current = await store.rendition_states(name)
 
-    def render() -> tuple[list[Rendition], list[NewEntry], list[Spans]]:
+    def render() -> tuple[list[Rendition], list[NewEntry], list[Spans], list[Current]]:
         # One thread hop per document: making entries, joining and compressing (which releases
         # the GIL) run off the event loop, which keeps serving while other documents are read.
         entries, stamps, made = make_entries(settings, pending, gathered, table, memo)
         shown, bodies, kept = within(info, table, entries, settings.max_feed_bytes)
         entries, stamps = entries[:kept], stamps[:kept]
-        fresh, spanned = [], []
+        fresh, spanned, again = [], [], []
         for fmt in FORMATS:
             pieces = [e[fmt] for e in entries]
             body = bodies[fmt]
@@ -190,18 +199,20 @@ async def publish(
             if stored and stored[0] == etag and stored[1] == shown.updated:
                 if not stored[2]:
                     spanned.append((name, fmt, etag, spans_of(body, stamps, pieces)))
+                if stored[3] or based_on is not None:
+                    again.append((name, fmt, etag))  # stale, or made on request: current as of `based_on`
                 continue
             # Last-Modified is the newest time the document holds, never when it was rendered: new
             # bytes with no newer time (a settings change, a new archive neighbour) keep it, as a
             # fresh store's would; their new ETag is what tells a reader (docs/architecture.md).
             fresh.append(encode(name, fmt, body, shown.updated, spans=spans_of(body, stamps, pieces), etag=etag))
-        return fresh, made, spanned
+        return fresh, made, spanned, again
 
-    fresh, made, spanned = await asyncio.to_thread(render)
+    fresh, made, spanned, again = await asyncio.to_thread(render)
     if writer:
-        await writer.add(fresh, made, spanned)
+        await writer.add(fresh, made, spanned, again)
     else:
-        await store.put_renditions(fresh, made, spans=spanned)
+        await store.put_renditions(fresh, made, spans=spanned, fresh_again=again, based_on=based_on)
     return len(fresh)
 
 

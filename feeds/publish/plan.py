@@ -135,6 +135,20 @@ async def describe(store: Store, settings: Settings, key: FeedKey) -> tuple[Feed
     return info, members
 
 
+async def every_key(store: Store, settings: Settings) -> set[FeedKey]:
+    """Every document the store can show: `latest`, each date with events, each topic's head
+    and older pages."""
+    slots = {t.slug: t.slots for t in await store.topics()}
+    keys: set[FeedKey] = set()
+    for name in await store.feed_names():
+        key = FeedKey.parse(name)
+        keys.add(key)
+        if key.kind == "topic":
+            pages = Paging(slots[key.value], settings.items_per_feed).archive_pages
+            keys.update(FeedKey("topic", key.value, p) for p in range(1, pages + 1))
+    return keys
+
+
 BULK = 5000  # more changed events than this: re-render whole topics rather than find their pages
 
 
