@@ -18,8 +18,10 @@ from typing import Any
 import httpx
 
 from feeds.config import Settings
-from feeds.model import FEED_FORMATS, Page
+from feeds.model import FEED_FORMATS, Page, Rendition
 from feeds.pages import parse_document
+from feeds.publish import publish_all
+from feeds.publish.demand import OnRequest
 from feeds.refresh import Report, open_sources, refresh_all
 from feeds.store import Incoming, Store
 
@@ -57,18 +59,34 @@ def read_pages(root: Path, pattern: str = "news/**/*.md", source: str = "test") 
     return out
 
 
-async def documents(store: Store, formats: tuple[str, ...] = FEED_FORMATS) -> dict[tuple[str, str], bytes]:
-    """(feed, format) -> the plain bytes of every stored document (not /topics) in `formats`
-    (the feeds; their HTML pages with `FORMATS`)."""
-    rows = await sql(store, "SELECT DISTINCT feed FROM renditions WHERE feed != '_topics'")
+async def current(store: Store, settings: Settings, name: str, fmt: str) -> Rendition | None:
+    """A document as a server answers it now: its stored version, else made as a request makes it
+    (documents outside the hot set are made on their first request)."""
+    return await store.rendition(name, fmt) or await OnRequest(store, settings)(name, fmt)
+
+
+async def every_document(store: Store, settings: Settings) -> None:
+    """Every document the store can show made current, as a request for each would make it."""
+    await publish_all(store, settings, everything=True)
+
+
+async def documents(
+    store: Store, settings: Settings, formats: tuple[str, ...] = FEED_FORMATS
+) -> dict[tuple[str, str], bytes]:
+    """(feed, format) -> the plain bytes of every document the store can show (not /topics) in
+    `formats` (the feeds; their HTML pages with `FORMATS`), as requests would find them."""
+    await every_document(store, settings)
+    rows = await sql(store, "SELECT DISTINCT feed FROM renditions WHERE feed != '_topics' AND stale = 0")
     out = {}
     for (feed,) in rows:
         out.update({(feed, fmt): r.body for fmt, r in (await store.renditions_of(feed)).items() if fmt in formats})
     return out
 
 
-async def etags(store: Store) -> dict[tuple[str, str], str]:
-    rows = await sql(store, "SELECT feed, fmt, etag FROM renditions")
+async def etags(store: Store, settings: Settings) -> dict[tuple[str, str], str]:
+    """(feed, format) -> ETag of every document the store can show, as requests would find them."""
+    await every_document(store, settings)
+    rows = await sql(store, "SELECT feed, fmt, etag FROM renditions WHERE stale = 0")
     return {(feed, fmt): etag for feed, fmt, etag in rows}
 
 

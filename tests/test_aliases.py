@@ -86,7 +86,7 @@ async def test_aliased_names_are_one_topic_shown_by_the_configured_name(tmp_path
         rows = await topic_rows(store)
         assert rows[NEW] == ("Austin serial bombings", 2)
         assert OLD not in rows  # never made: the group's slug comes from its shown name
-        docs = await documents(store)
+        docs = await documents(store, settings)
         for fmt in FEED_FORMATS:
             found = entries(fmt, docs[(f"topics/{NEW}", fmt)])
             assert [e["published"] for e in found] == ["2018-03-19", "2018-03-12"]
@@ -99,7 +99,7 @@ async def test_aliased_names_are_one_topic_shown_by_the_configured_name(tmp_path
 async def test_aliasing_a_store_retires_the_old_topic_into_the_new_and_its_urls_redirect(tmp_path: Path) -> None:
     plain = settings_for(tmp_path, "plain")
     store = await built(plain, None)
-    before = await documents(store)
+    before = await documents(store, plain)
     ids_before = {e["id"] for fmt in FEED_FORMATS for e in entries(fmt, before[(f"topics/{OLD}", fmt)])}
     assert (await topic_rows(store))[OLD] == ("Austin package explosions", 1)
     await store.close()
@@ -110,7 +110,7 @@ async def test_aliasing_a_store_retires_the_old_topic_into_the_new_and_its_urls_
         await publish_changes(store, plain, set(), set())
         rows = await topic_rows(store)
         assert rows[NEW] == ("Austin serial bombings", 2) and rows[OLD][1] == 0
-        after = await documents(store, FORMATS)
+        after = await documents(store, plain, FORMATS)
         assert not [key for key in after if key[0].startswith(f"topics/{OLD}")]  # no documents of its own
         joined = {e["id"] for fmt in FEED_FORMATS for e in entries(fmt, after[(f"topics/{NEW}", fmt)])}
         assert ids_before < joined  # its events keep their ids in the topic they joined
@@ -118,7 +118,7 @@ async def test_aliasing_a_store_retires_the_old_topic_into_the_new_and_its_urls_
         # The same bytes as a store that had the aliases from the start: nothing depends on history.
         fresh = await built(settings_for(tmp_path, "fresh"), RENAMED)
         try:
-            assert after == await documents(fresh, FORMATS)
+            assert after == await documents(fresh, settings_for(tmp_path, "fresh"), FORMATS)
         finally:
             await fresh.close()
 
@@ -155,7 +155,7 @@ async def test_aliasing_a_store_retires_the_old_topic_into_the_new_and_its_urls_
     try:
         await publish_changes(store, plain, set(), set())
         assert (await topic_rows(store))[OLD] == ("Austin package explosions", 1)
-        assert await documents(store) == before
+        assert await documents(store, plain) == before
         assert await store.topic_moved_to(OLD) is None
     finally:
         await store.close()

@@ -20,7 +20,7 @@ from feeds.refresh import open_sources, refresh_all
 from feeds.sources import Collected, Document, Source
 from feeds.store import Store
 from tests.conftest import OFFSTREAM
-from tests.helpers import entries
+from tests.helpers import current, entries
 
 DAYS = ("news/2017/12/31", "news/2018/01/1")
 TAX = "news/2018/01/1/taxation-in-the-united-arab-emirates.md"
@@ -79,7 +79,7 @@ async def test_topics_differing_in_case_are_one(store: Store, settings: Settings
     # The euro page's heading is "Euro", its related contexts say "euro": one topic, one slug.
     topics = await store.topics()
     assert [(t.slug, t.events) for t in topics] == [("euro", 1)]
-    assert (await store.rendition("topics/euro", "atom")) is not None
+    assert (await current(store, settings, "topics/euro", "atom")) is not None
 
 
 async def test_deleted_page_leaves_feeds_with_a_tombstone_and_comes_back(
@@ -88,30 +88,30 @@ async def test_deleted_page_leaves_feeds_with_a_tombstone_and_comes_back(
     root, config, sources = await served_archive(store, settings, tmp_path, ("news/2018/01/1",))
     guid = event_guid(TAX_KEY)
     date_feed = "dates/2018-01-01"
-    assert guid in [e["id"] for e in entries("atom", (await store.rendition(date_feed, "atom")).body)]  # type: ignore[union-attr]
+    assert guid in [e["id"] for e in entries("atom", (await current(store, settings, date_feed, "atom")).body)]  # type: ignore[union-attr]
 
     saved = (root / TAX).read_bytes()
     (root / TAX).unlink()
     report = await refresh_all(store, config, sources)
     assert report.result.deleted == {TAX_KEY}
     for fmt in ("rss", "atom", "json"):
-        rendition = await store.rendition(date_feed, fmt)
+        rendition = await current(store, settings, date_feed, fmt)
         assert rendition is not None
         assert guid not in [e["id"] for e in entries(fmt, rendition.body)]
-    atom = etree.fromstring((await store.rendition(date_feed, "atom")).body)  # type: ignore[union-attr]
+    atom = etree.fromstring((await current(store, settings, date_feed, "atom")).body)  # type: ignore[union-attr]
     tombstones = atom.findall("{http://purl.org/atompub/tombstones/1.0}deleted-entry")
     assert [t.get("ref") for t in tombstones] == [guid]
     assert tombstones[0].get("when", "").endswith("+00:00")
-    assert (await store.rendition("topics/united-arab-emirates", "atom")) is None or guid not in (
-        await store.rendition("topics/united-arab-emirates", "atom")  # type: ignore[union-attr]
+    assert (await current(store, settings, "topics/united-arab-emirates", "atom")) is None or guid not in (
+        await current(store, settings, "topics/united-arab-emirates", "atom")  # type: ignore[union-attr]
     ).body.decode()
 
     (root / TAX).write_bytes(saved)
     report = await refresh_all(store, config, sources)
     assert report.result.changed == {TAX_KEY} or report.result.added == {TAX_KEY}
-    atom = etree.fromstring((await store.rendition(date_feed, "atom")).body)  # type: ignore[union-attr]
+    atom = etree.fromstring((await current(store, settings, date_feed, "atom")).body)  # type: ignore[union-attr]
     assert atom.findall("{http://purl.org/atompub/tombstones/1.0}deleted-entry") == []
-    assert guid in [e["id"] for e in entries("atom", (await store.rendition(date_feed, "atom")).body)]  # type: ignore[union-attr]
+    assert guid in [e["id"] for e in entries("atom", (await current(store, settings, date_feed, "atom")).body)]  # type: ignore[union-attr]
 
 
 async def test_deleting_the_current_version_falls_back_to_the_previous(
@@ -151,15 +151,15 @@ async def test_related_links_to_any_version_resolve_to_the_event(
         ),
     )
     await refresh_all(store, config, open_sources(config.sources))
-    body = (await store.rendition("dates/2018-01-02", "atom")).body.decode()  # type: ignore[union-attr]
+    body = (await current(store, config, "dates/2018-01-02", "atom")).body.decode()  # type: ignore[union-attr]
     # The chain's versions are unlisted earlier renderings of the listed page that has their first
     # source and cover image: the link leads to that page.
-    current = (
+    current_url = (
         "https://archive.test/news/2018/01/1/"
         "ten-people-die-at-the-protests-overnight-with-twelve-deaths-total-so-far-as-the-protests-enter-their-fifth-day.html"
     )
-    assert f'href="{current}"' in body.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
-    entry = entries("atom", (await store.rendition("dates/2018-01-02", "atom")).body)[0]  # type: ignore[union-attr]
+    assert f'href="{current_url}"' in body.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
+    entry = entries("atom", (await current(store, config, "dates/2018-01-02", "atom")).body)[0]  # type: ignore[union-attr]
     assert entry["id"] == event_guid("/news/2018/01/02/later")
 
 

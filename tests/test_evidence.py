@@ -305,11 +305,11 @@ async def test_two_stores_of_the_same_pages_serve_the_same_bytes(
                 now=now + dt.timedelta(hours=start),
             )
         await publish_all(other, settings)
-        mine, theirs = await documents(store), await documents(other)
+        mine, theirs = await documents(store, settings), await documents(other, settings)
         assert len(mine) > 100 and mine.keys() == theirs.keys()
         differ = [k for k in mine if mine[k] != theirs[k]]
         assert differ == []
-        assert await etags(store) == await etags(other)
+        assert await etags(store, settings) == await etags(other, settings)
         # Entries carry their pages' times (Changes lists, else the day), not an ingest instant.
         latest = await store.events(FeedKey("latest"), 1000)
         assert {e.updated for e in latest} == {event_updated(e.page) for e in latest}

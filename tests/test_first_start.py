@@ -1,5 +1,5 @@
-"""Right after a first start: a known document not rendered yet answers 503 with Retry-After (an
-unknown one 404), requests never render, and a whole store is rendered most wanted first."""
+"""Right after a first start: a known document not rendered yet is made on its first request (an
+unknown one answers 404), and a whole store is rendered most wanted first."""
 
 from __future__ import annotations
 
@@ -40,30 +40,39 @@ async def wait_until(client: httpx.AsyncClient, path: str, status: int) -> httpx
     raise AssertionError(f"{path}: {response.status_code}, not {status}")
 
 
-async def test_known_documents_answer_503_until_rendered_unknown_ones_404(store: Store, settings: Settings) -> None:
+async def test_known_documents_are_made_on_their_first_request_unknown_ones_404(
+    store: Store, settings: Settings
+) -> None:
     small = replace(settings, items_per_feed=3, refresh_interval=2)
     result = await store.apply(read_pages(EXAMPLE, source="example"))  # stored, not yet rendered
     # The served app opens the store file itself: one store object is never used from two event
     # loops (the test's and the server thread's; the app's hub and cache read it all the time).
-    with LiveServer(create_app(small, scheduler=False)) as server:
+    app = create_app(small, scheduler=False)
+    with LiveServer(app) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
-            for path in [*KNOWN, "/topics"]:
-                response = await client.get(path)
-                assert response.status_code == 503, path
-                # A few seconds, and never longer than a refresh takes to come round.
-                assert response.headers["retry-after"] == str(min(RETRY_AFTER, small.refresh_interval)) == "2"
-                assert response.headers["cache-control"] == "no-store"
-                body = response.json()
-                assert body["status"] == 503 and "rendered" in body["error"], body
+            # Until the first publication the topics index is coming (it lists every topic).
+            response = await client.get("/topics")
+            assert response.status_code == 503 and response.headers["cache-control"] == "no-store"
+            assert response.headers["retry-after"] == str(min(RETRY_AFTER, small.refresh_interval)) == "2"
+            # A known document is made when first asked for, once however many ask at once.
+            answers = await asyncio.gather(*(client.get(KNOWN[3]) for _ in range(12)))
+            assert {a.status_code for a in answers} == {200} and len({a.content for a in answers}) == 1
+            assert app.state.made.made == 1
+            made = {path: (await client.get(path)).content for path in KNOWN}
+            assert all(made.values()) and app.state.made.made == len(KNOWN)
+            for path in KNOWN:  # then served as stored bytes
+                assert (await client.get(path)).content == made[path]
+            assert app.state.made.made == len(KNOWN)
             for path in UNKNOWN:
                 response = await client.get(path)
                 assert response.status_code == 404 and response.json()["status"] == 404, path
                 assert "retry-after" not in response.headers
-            # Asking rendered nothing: the app serves stored bytes only.
-            assert not await store.has_renditions()
+            # The publication after gives the same bytes (those outside the hot set are marked
+            # stale by it, and made again alike).
             await publish_changes(store, small, result.feeds, result.events)
-            for path in [*KNOWN, "/topics"]:
-                assert (await wait_until(client, path, 200)).content, path
+            assert (await wait_until(client, "/topics", 200)).content
+            for path in KNOWN:
+                assert (await client.get(path)).content == made[path], path
             for path in UNKNOWN:
                 assert (await client.get(path)).status_code == 404, path
 
@@ -95,11 +104,16 @@ async def test_a_whole_store_is_rendered_latest_first_then_heads_and_dates_then_
         assert max(written[k.name] for k in heads) <= written[TOPICS_DOC] < min(written[k.name] for k in pages)
         return [[k.name for k in tier] for tier in (latest, heads, pages)]
 
-    # The first render of a store (a first start) ...
+    # A first start renders the hot documents (feeds.publish.hot), most wanted first ...
     await publish_changes(store, small, result.feeds, result.events)
+    hot = await sql(store, "SELECT DISTINCT feed FROM renditions")
+    assert "latest" in {n for (n,) in hot} and not [n for (n,) in hot if "/pages/" in n]
+    # ... and every document (`feeds publish --all`) in tiers ...
+    await sql(store, "DELETE FROM renditions")
+    await publish_all(store, small, everything=True)
     first = await order()
     # ... and all of it again (other settings): the same order.
-    await publish_all(store, replace(small, base_url="https://other.test"))
+    await publish_all(store, replace(small, base_url="https://other.test"), everything=True)
     assert await order() == first
     topic = await store.topic("russian-invasion-of-ukraine")
     assert topic is not None and Paging(topic.slots, 3).archive_pages == 2

@@ -22,6 +22,7 @@ from feeds.refresh import open_sources, refresh_all
 from feeds.sources.directory import DirectorySource
 from feeds.store import Store
 from tests.conftest import DATA
+from tests.helpers import current
 
 HOSTILE = DATA / "hostile"
 DAY = "news/2024/05/1"
@@ -68,7 +69,7 @@ async def test_a_batch_goes_on_past_hostile_files_and_retries_them(
         for source in sources:
             await source.aclose()
     assert await store.count_events() == 59 + len(READ - oversized)
-    latest = await store.rendition(FeedKey("latest").name, "atom")
+    latest = await current(store, settings, FeedKey("latest").name, "atom")
     assert latest is not None and b"<entry>" in latest.body
 
 

@@ -150,13 +150,13 @@ async def test_every_answer_forbids_content_sniffing(served: Settings) -> None:
 async def test_refresh_picks_up_a_new_document_and_changes_only_its_feeds(
     store: Store, served: Settings, tree: object
 ) -> None:
-    before = await etags(store)
+    before = await etags(store, served)
     boat = "news/2018/01/1/a-boat-capsizes-in-the-north-of-indonesian-borneo-with-at-least-8-people-dead.md"
     (tree / "news/2018/01/1").mkdir(parents=True)  # type: ignore[operator]
     shutil.copy(OFFSTREAM / boat, tree / boat)  # type: ignore[operator]
     report = await refresh_all(store, served, open_sources(served.sources))
     assert len(report.result.added) == 1
-    after = await etags(store)
+    after = await etags(store, served)
     changed = {feed for key, tag in after.items() if before.get(key) != tag for feed in [key[0]]}
     # Its day, its topics, the topic list, and the day after it (whose prev-archive link now
     # points to the new day); not `latest`, whose newest events are years later.

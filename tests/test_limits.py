@@ -124,7 +124,7 @@ async def test_no_document_exceeds_max_feed_bytes(store: Store, settings: Settin
     settings = replace(settings, max_feed_bytes=limit)
     report = await refresh_once(store, settings)
     assert report.problems == [] and await store.count_events() == 59 + 12
-    served = await documents(store)
+    served = await documents(store, settings)
     assert max(len(body) for body in served.values()) <= limit
     assert len(served[("dates/2017-09-28", "rss")]) > limit // 2  # full, not emptied
     for fmt in ("rss", "atom", "json"):

@@ -339,7 +339,7 @@ async def published(settings: Settings, pages: list[Incoming]) -> dict[tuple[str
     try:
         await store.apply(pages)
         await publish_all(store, settings)
-        return await documents(store)
+        return await documents(store, settings)
     finally:
         await store.close()
 
@@ -371,12 +371,12 @@ async def test_a_changed_language_changes_every_document_and_entry(tmp_path: Pat
     try:
         await store.apply(read_pages(ZH, source="zh"))
         await publish_all(store, settings)
-        before = await etags(store)
+        before = await etags(store, settings)
         german = replace(settings, sources=(replace(settings.sources[0], language="de"),))
         assert context_digest(german) != context_digest(settings)  # entries are made again
         await publish_all(store, german)
-        after = await etags(store)
-        docs = await documents(store)
+        after = await etags(store, settings)
+        docs = await documents(store, settings)
     finally:
         await store.close()
     changed = {key for key in before if key[0] != "_topics" and after[key] != before[key]}

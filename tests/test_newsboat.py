@@ -28,7 +28,7 @@ from feeds.publish import publish_all
 from feeds.store import Store
 from tests.conftest import LiveServer, with_base
 from tests.frontends import require
-from tests.helpers import read_pages
+from tests.helpers import current, read_pages
 
 RELOADS = 5
 RSS_FEED = "latest.rss"
@@ -106,7 +106,7 @@ async def test_newsboat_reloads_keep_one_item_per_event_and_get_304s(
     expected = {}
     for path in paths:
         feed, _, fmt = path.removeprefix("/feeds/").rpartition(".")
-        rendition = await store.rendition(feed, fmt)
+        rendition = await current(store, settings, feed, fmt)
         assert rendition is not None, path
         expected[server.url + path] = entry_ids(rendition.body)
     assert all(expected.values()) and not set.intersection(*(set(ids) for ids in expected.values()))

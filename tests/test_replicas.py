@@ -24,7 +24,7 @@ from feeds.refresh import Report, publish_report
 from feeds.render import feed_url, page_url
 from feeds.store import Incoming, IncomingListing, Store, event_updated
 from tests.conftest import DATA, EXAMPLE, OFFSTREAM, LiveServer, free_port
-from tests.helpers import documents, read_pages, refresh_once, sql
+from tests.helpers import current, documents, every_document, read_pages, refresh_once, sql
 from tests.test_evidence import day_documents
 
 ENCODINGS = ("identity", "gzip", "br")
@@ -121,13 +121,13 @@ async def assert_dated_by_pages(store: Store, settings: Settings, deleted_at: dt
     events = await store.events(FeedKey("latest"), 10_000)
     assert events and all(e.updated == event_updated(e.page) and e.published.year < 2019 for e in events)
     assert next(e.updated for e in events if e.key == CRICHTON) == dt.datetime(2008, 11, 4, tzinfo=UTC)
-    crichton = await store.rendition("dates/2008-11-04", "atom")
+    crichton = await current(store, settings, "dates/2008-11-04", "atom")
     assert crichton is not None and crichton.last_modified == dt.datetime(2008, 11, 4, tzinfo=UTC)
     assert b"<updated>2008-11-04T00:00:00+00:00</updated>" in crichton.body
-    day = await store.rendition("dates/2017-12-31", "atom")
+    day = await current(store, settings, "dates/2017-12-31", "atom")
     assert day is not None and f'ref="{event_guid(GONE_KEY)}" when="{deleted_at.isoformat()}"'.encode() in day.body
     today = dt.datetime.now(UTC).date().isoformat().encode()
-    assert all(today not in body for body in (await documents(store)).values())
+    assert all(today not in body for body in (await documents(store, settings)).values())
 
 
 async def test_two_cp_r_copies_with_other_mtimes_serve_alike(settings: Settings, tmp_path: Path) -> None:
@@ -202,10 +202,10 @@ async def test_two_git_clones_of_one_commit_serve_alike_and_date_a_deletion_by_i
         git(tmp_path / "clone-b", "reset", "--quiet", "--hard", "HEAD~1")
         await refresh_once(b, two)
         # Each pulls the deletion and refreshes at its own time.
-        before = await renditions(a)
+        before = await renditions(a, one)
         git(tmp_path / "clone-a", "pull", "--quiet")
         await refresh_once(a, one)
-        after = await renditions(a)
+        after = await renditions(a, one)
         # A later commit moves no document's Last-Modified but those whose bytes it changed.
         kept = [name for name in before if name in after and after[name][0] == before[name][0]]
         assert len(kept) > 100 and all(after[name] == before[name] for name in kept)
@@ -220,9 +220,10 @@ async def test_two_git_clones_of_one_commit_serve_alike_and_date_a_deletion_by_i
     assert await served_alike_at(one, port, two.database) > 200
 
 
-async def renditions(store: Store) -> dict[tuple[str, str], tuple[str, str, bytes]]:
-    """(feed, format) -> (ETag, Last-Modified, plain bytes) of every stored document."""
-    rows = await sql(store, "SELECT feed, fmt, etag, last_modified FROM renditions")
+async def renditions(store: Store, settings: Settings) -> dict[tuple[str, str], tuple[str, str, bytes]]:
+    """(feed, format) -> (ETag, Last-Modified, plain bytes) of every document, as requests find them."""
+    await every_document(store, settings)
+    rows = await sql(store, "SELECT feed, fmt, etag, last_modified FROM renditions WHERE stale = 0")
     out = {}
     for feed, fmt, etag, modified in rows:
         rendition = await store.rendition(feed, fmt)
@@ -243,7 +244,7 @@ async def test_a_settings_change_renders_what_a_fresh_store_would_last_modified_
     try:
         await fresh.apply(pages)
         await publish_all(fresh, renamed)
-        mine, theirs = await renditions(store), await renditions(fresh)
+        mine, theirs = await renditions(store, renamed), await renditions(fresh, renamed)
     finally:
         await fresh.close()
     assert len(mine) > 100 and mine == theirs
@@ -263,12 +264,12 @@ async def test_a_store_dated_by_mtimes_is_dated_by_its_pages_when_opened(
     await sql(store, "UPDATE topics SET updated = ?", (copied,))
     await sql(store, "DELETE FROM meta WHERE key = 'event_times'")
     await publish_all(store, settings)
-    assert {m for _, m, _ in (await renditions(store)).values()} == {copied}
+    assert {m for _, m, _ in (await renditions(store, settings)).values()} == {copied}
     await store.close()
     upgraded = await Store.open(settings.database)
     try:
         await publish_changes(upgraded, settings, set(), set())  # what the next refresh publishes
-        mine = await renditions(upgraded)
+        mine = await renditions(upgraded, settings)
         assert {e.key: e.updated for e in await upgraded.events(FeedKey("latest"), 1000)} == {
             e.key: event_updated(e.page) for e in await upgraded.events(FeedKey("latest"), 1000)
         }
@@ -278,7 +279,7 @@ async def test_a_store_dated_by_mtimes_is_dated_by_its_pages_when_opened(
     try:
         await fresh.apply(pages)
         await publish_all(fresh, settings)
-        theirs = await renditions(fresh)
+        theirs = await renditions(fresh, settings)
     finally:
         await fresh.close()
     assert len(mine) > 100 and mine == theirs
@@ -295,13 +296,13 @@ async def test_tombstones_are_shown_and_leave_by_the_archives_time_not_the_clock
     gone = await store.apply([], deleted=[GONE_KEY])
     await publish_report(store, settings, Report(result=gone))
     ref = f'ref="{event_guid(GONE_KEY)}"'.encode()
-    day = await store.rendition("dates/2017-12-31", "atom")
+    day = await current(store, settings, "dates/2017-12-31", "atom")
     assert day is not None and ref in day.body
     assert day.last_modified == await store.newest_time() < dt.datetime(2019, 1, 1, tzinfo=UTC)
     later = await store.apply(read_pages(EXAMPLE))  # days of 2022-2024: the archive moves on
     assert "dates/2017-12-31" not in later.feeds
     await publish_report(store, settings, Report(result=later))
-    day = await store.rendition("dates/2017-12-31", "atom")
+    day = await current(store, settings, "dates/2017-12-31", "atom")
     assert day is not None and ref not in day.body
 
 
@@ -321,7 +322,7 @@ async def test_the_bundled_example_copied_twice_gives_the_same_documents(setting
         store = await Store.open(configured.database)
         try:
             await refresh_once(store, configured)
-            stores.append(await renditions(store))
+            stores.append(await renditions(store, configured))
             events = await store.events(FeedKey("latest"), 1000)
             assert events and all(e.updated == event_updated(e.page) < mtime for e in events)
             topics = await sql(store, "SELECT max(updated) FROM topics")

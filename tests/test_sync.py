@@ -18,7 +18,7 @@ from feeds.ids import page_path
 from feeds.pages.write import archive_url
 from feeds.store import Store
 from tests.conftest import OFFSTREAM, LiveServer, free_port
-from tests.helpers import refresh_once, sql
+from tests.helpers import current, refresh_once, sql
 
 BERSET = (
     "news/2018/01/1/alain-berset-takes-office-as-president-of-the-swiss-confederation-berset-is-the-youngest-"
@@ -111,7 +111,7 @@ async def test_json_feed_items_carry_the_feeds_extension(store: Store, settings:
     port = free_port()
     settings = replace(settings, base_url=f"http://127.0.0.1:{port}")
     await refresh_once(store, settings)
-    feed = json.loads((await store.rendition("dates/2018-01-01", "json")).body)  # type: ignore[union-attr]
+    feed = json.loads((await current(store, settings, "dates/2018-01-01", "json")).body)  # type: ignore[union-attr]
     item = feed["items"][0]
     extension = item["_feeds"]
     assert [t["name"] for t in extension["topics"]] == item["tags"] and extension["heading"] is None
@@ -122,8 +122,8 @@ async def test_json_feed_items_carry_the_feeds_extension(store: Store, settings:
         }
     ]
     assert [r["contexts"] for r in extension["related"]] == [["President of the Swiss Confederation"]]
-    first, current = extension["versions"]
-    assert (first["kind"], first["timestamp"], current["kind"], current["timestamp"]) == (
+    first, newest = extension["versions"]
+    assert (first["kind"], first["timestamp"], newest["kind"], newest["timestamp"]) == (
         "first",
         "2018-01-02T14:30:05+00:00",
         "current",
@@ -132,7 +132,7 @@ async def test_json_feed_items_carry_the_feeds_extension(store: Store, settings:
     with LiveServer(create_app(settings, scheduler=False), port=port) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             here = server.url + archive_url(page_path(BERSET) or "", "html")
-            assert current["url"] == here and (await client.get(here)).status_code == 200
+            assert newest["url"] == here and (await client.get(here)).status_code == 200
             moved = await client.get(first["url"])
             assert moved.status_code == 301 and server.url + moved.headers["location"] == here
             for topic in extension["topics"]:

@@ -129,7 +129,7 @@ async def test_cannes_is_one_topic_and_nothing_stored_or_served_keeps_markup(tmp
         assert len(cannes) == 1 and not [t for t in topics if t.name in ("康城", "坎城")]
         shown = {e.relpath for e in await store.events(FeedKey("topics", cannes[0].slug), 100)}
         assert {GHANA, FESTIVAL} <= shown  # a heading on one page, a context name on the other
-        for (feed, fmt), body in (await documents(store)).items():
+        for (feed, fmt), body in (await documents(store, settings)).items():
             assert b"-{zh" not in body and b"[http:--" not in body, (feed, fmt)
     finally:
         await store.close()
