@@ -840,7 +840,7 @@ async def test_the_checks_catch_what_they_look_for(
     small = replace(settings, base_url=BASE_URL, items_per_feed=5, refresh_interval=300)
     await store.apply(read_pages(EXAMPLE, source="example"))
     await publish_all(store, small)
-    docs = await documents(store, settings)
+    docs = await documents(store, small)
     corpus = Corpus("mutated", small, docs, [], [])
     check = rss_problems if fmt == "rss" else atom_problems
     assert check(corpus, "latest", docs[("latest", fmt)]) == []
@@ -864,7 +864,7 @@ async def small_corpus(store: Store, settings: Settings, pages: dict[str, str]) 
         incoming.append(Incoming(page, relpath, "example"))
     await store.apply(incoming)
     await publish_all(store, config)
-    docs = await documents(store, settings)
+    docs = await documents(store, config)
     events = await store.events(FeedKey("latest"), 1000)
     return Corpus("small", config, docs, events, [e.guid for e in events])
 

@@ -118,7 +118,8 @@ async def test_a_store_from_before_listings_gave_names_reads_them_at_its_next_re
     conn = sqlite3.connect(path)
     # What that program left: no listed.contexts, listings hashed without their names.
     conn.executescript(
-        "ALTER TABLE listed DROP COLUMN contexts; UPDATE listings SET hash = 'before'; PRAGMA user_version = 17;"
+        "ALTER TABLE listed DROP COLUMN contexts; ALTER TABLE renditions DROP COLUMN stale; "
+        "UPDATE listings SET hash = 'before'; PRAGMA user_version = 17;"
     )
     conn.close()
     store = await Store.open(path)

@@ -375,8 +375,8 @@ async def test_a_changed_language_changes_every_document_and_entry(tmp_path: Pat
         german = replace(settings, sources=(replace(settings.sources[0], language="de"),))
         assert context_digest(german) != context_digest(settings)  # entries are made again
         await publish_all(store, german)
-        after = await etags(store, settings)
-        docs = await documents(store, settings)
+        after = await etags(store, german)
+        docs = await documents(store, german)
     finally:
         await store.close()
     changed = {key for key in before if key[0] != "_topics" and after[key] != before[key]}

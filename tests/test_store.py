@@ -272,7 +272,7 @@ async def test_upgrading_a_version_5_store_keeps_every_rendition_without_its_pla
             b"",
         )
         columns = [r[1] for r in await sql(store, "PRAGMA table_info(renditions)")]
-        assert "body" not in columns and columns[-2:] == ["gz", "br"]
+        assert "body" not in columns and columns[-3:] == ["gz", "br", "stale"]
     finally:
         await store.close()
 

@@ -420,7 +420,7 @@ async def test_schema_7_splits_topics_a_transliterating_key_had_merged(
     conn.executescript(
         "DROP TABLE known_names; DROP TABLE event_contexts; DROP TABLE context_pairs; DROP TABLE pending; "
         "ALTER TABLE entries DROP COLUMN html; ALTER TABLE listed DROP COLUMN contexts; "
-        "DROP TABLE websub_outbox; ALTER TABLE websub DROP COLUMN sent; "
+        "DROP TABLE websub_outbox; ALTER TABLE websub DROP COLUMN sent; ALTER TABLE renditions DROP COLUMN stale; "
         "DELETE FROM meta WHERE key IN ('topic_folding', 'known_names'); PRAGMA user_version = 8;"
     )
     ids = dict(conn.execute("SELECT slug, id FROM topics").fetchall())
