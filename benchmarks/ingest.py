@@ -190,12 +190,12 @@ def poll(port: int, paths: list[str], before: dict[str, str | None], go: object,
 def incremental(
     config: Path, corpus_dir: Path, port: int, repeat: int, work: Path, direct: bool = False
 ) -> list[float]:
-    """Seconds from a refresh starting to every feed of the reworded event (latest, its day, each
+    """Seconds from the page changing to every feed of the reworded event (latest, its day, each
     of its topics) serving a new ETag from a running `feeds serve` (whose cache looks at the
     store as soon as its log is written). The refresh runs in this process on one long-lived store, as a server's scheduler
     runs it: by default the corpus folder is the directory source (the page is rewritten in place
     and restored at the end; the source's first refresh, untimed, reads the whole tree as a
-    server's first refresh does); with `direct`, the reworded document is handed to the ingest
+    server's first refresh does; the refresh starts when the source's watcher reports the change); with `direct`, the reworded document is handed to the ingest
     step as a source that already found it would (a git diff, an HTTP validator). The feeds are
     polled (HEAD) from another process while the refresh runs: the refresh goes on with the
     /topics index after the feeds are stored, and readers of the feeds do not wait for that."""
@@ -237,14 +237,20 @@ def incremental(
         location = str(corpus_dir.resolve())  # the source's name, as `feeds ingest DIR` gave it
         source = DirectorySource(SourceConfig(name=location, kind="directory", location=location))
         originals = {page: page.read_bytes() for page in pages}
+        reported = asyncio.Event()
 
         async def run_all() -> list[float]:
             store = await Store.open(settings.database)
+            loop = asyncio.get_running_loop()
+            # As a server's scheduler: a refresh starts when the watcher reports the change.
+            source.on_change = lambda: loop.call_soon_threadsafe(reported.set)
             try:
                 if not direct:
                     await settle(store, source, await source.collect(store), processes=os.cpu_count() or 1)
+                source.follows_watcher = True
                 return [await one(store, n, page) for n, page in enumerate(pages)]
             finally:
+                source.follows_watcher = False  # restored: collected whatever the watcher said so far
                 for page, data in originals.items():
                     page.write_bytes(data)
                 if not direct:
@@ -276,7 +282,9 @@ def incremental(
             if direct:
                 report = await ingest(store, "edits", Collected(documents=[Document(rel, edited, str(copy))]))
             else:
+                reported.clear()
                 page.write_bytes(edited)  # in place, as an editor or a sync tool would
+                await reported.wait()
                 report = await settle(store, source, await source.collect(store))
             stored = time.monotonic()
             await publish_changes(
