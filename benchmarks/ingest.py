@@ -166,15 +166,18 @@ def head_etag(conn: http.client.HTTPConnection, path: str) -> str | None:
     return response.getheader("etag")
 
 
-def poll(port: int, paths: list[str], before: dict[str, str | None], go: object, result: object) -> None:
+def poll(port: int, paths: list[str], before: dict[str, str | None], ready: object, go: object, result: object) -> None:
     """In its own process: HEAD the feeds until every ETag differs from `before`; put the
     monotonic time it happened (None after 60 s). Only the feeds not yet seen changed are asked
     again (a new ETag stays), a round every 2 ms: polling flat out would keep the server and
-    this process busy on both CPUs, which the refresh being measured needs."""
+    this process busy on both CPUs, which the refresh being measured needs. Says `ready` once
+    connected (on a busy machine starting a process takes longer than any fixed wait)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    head_etag(conn, paths[0])
+    ready.set()  # type: ignore[attr-defined]
     go.wait()  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60
     waiting = list(paths)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         while time.monotonic() < deadline:
             waiting = [path for path in waiting if head_etag(conn, path) == before[path]]
@@ -273,10 +276,12 @@ def incremental(
             copy.write_bytes(edited)
             # The reader is another process (as readers are): a poller in this one would take
             # turns with the refresh for the interpreter lock.
-            go, result = context.Event(), context.Queue()
-            watcher = context.Process(target=poll, args=(server.port, feeds, before, go, result))
+            ready, go, result = context.Event(), context.Event(), context.Queue()
+            watcher = context.Process(target=poll, args=(server.port, feeds, before, ready, go, result))
             watcher.start()
-            time.sleep(0.5)  # the poller is up before the clock starts
+            if not await asyncio.to_thread(ready.wait, 60):  # the poller is up before the clock starts
+                raise SystemExit("the poller did not start within 60 s")
+            time.sleep(0.1)
             start = time.monotonic()
             go.set()
             if direct:

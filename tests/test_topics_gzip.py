@@ -16,7 +16,7 @@ import pytest
 from feeds.app import create_app
 from feeds.config import Settings
 from feeds.publish.chunked import ChunkedGzip
-from feeds.publish.document import INDEX_GZIP_LEVEL, Memos, publish_topics
+from feeds.publish.document import GZIP_LEVEL, Memos, publish_topics
 from feeds.refresh import open_sources, refresh_all
 from feeds.render import topics as topics_module
 from feeds.render.topics import CHUNK_TOPICS, TOPICS_DOC, IndexRow, topic_chunks, topics_document
@@ -41,7 +41,7 @@ def test_chunks_join_to_the_document_and_gzip_to_exactly_its_bytes() -> None:
     body = b"".join(chunks)
     assert body == topics_document(BASE, rows)
     assert 5000 // (4 * CHUNK_TOPICS) < len(chunks) < 5000 // 16  # boundaries by slug: tens of chunks
-    compressed = ChunkedGzip(INDEX_GZIP_LEVEL).compress(chunks)
+    compressed = ChunkedGzip(GZIP_LEVEL).compress(chunks)
     assert gzip.decompress(compressed) == body
     assert zlib.decompress(compressed, wbits=31) == body  # one gzip member, nothing after it
     assert zlib.decompress(compressed, wbits=47) == body  # what an automatic-header zlib reader makes of it
@@ -61,7 +61,7 @@ def test_an_index_of_few_or_no_topics_is_one_valid_chunk(rows: list[IndexRow]) -
 
 def test_the_same_bytes_from_a_cold_or_a_warm_chunk_cache() -> None:
     rows = many_rows(3000)
-    warm = ChunkedGzip(INDEX_GZIP_LEVEL)
+    warm = ChunkedGzip(GZIP_LEVEL)
     first = warm.compress(topic_chunks(BASE, rows, {}))
     assert warm.compressed == len(topic_chunks(BASE, rows, {}))
     # A topic gains an event: it moves up the order, and the warm cache compresses only around it.
@@ -72,7 +72,7 @@ def test_the_same_bytes_from_a_cold_or_a_warm_chunk_cache() -> None:
     )
     chunks = topic_chunks(BASE, changed, {})
     again = warm.compress(chunks)
-    cold = ChunkedGzip(INDEX_GZIP_LEVEL).compress(chunks)
+    cold = ChunkedGzip(GZIP_LEVEL).compress(chunks)
     assert again == cold != first
     assert gzip.decompress(again) == b"".join(chunks) == topics_document(BASE, changed)
     assert 1 <= warm.compressed <= 3 < len(chunks)  # the chunk it left, the one it joined (maybe split)
@@ -81,8 +81,8 @@ def test_the_same_bytes_from_a_cold_or_a_warm_chunk_cache() -> None:
 
 def test_one_topic_changed_compresses_only_its_chunk_again() -> None:
     rows = many_rows(3000)
-    memo: dict[str, tuple[IndexRow, bytes]] = {}
-    warm = ChunkedGzip(INDEX_GZIP_LEVEL)
+    memo: dict[str, tuple[IndexRow, bytes, bool]] = {}
+    warm = ChunkedGzip(GZIP_LEVEL)
     before = topic_chunks(BASE, rows, memo)
     warm.compress(before)
     slug, name, events, _ = rows[1234]

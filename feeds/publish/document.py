@@ -280,12 +280,11 @@ class Memos:
         return self.index.setdefault(base_url, {})
 
     def index_gzip_for(self, base_url: str) -> ChunkedGzip:
-        return self.index_gzip.setdefault(base_url, ChunkedGzip(INDEX_GZIP_LEVEL))
+        return self.index_gzip.setdefault(base_url, ChunkedGzip(GZIP_LEVEL))
 
 
 # The /topics index is MBs of JSON made again at every refresh: its gzip is joined from chunks
 # (only changed ones compressed again), its Brotli made fast (quality 1 is as small as 3 on it).
-INDEX_GZIP_LEVEL = 6
 INDEX_BROTLI_QUALITY = 1
 
 

@@ -12,7 +12,7 @@ from feeds.render import feed_url
 TOPICS_DOC = "_topics"  # stored as a rendition of this pseudo-feed, served like any feed
 
 IndexRow = tuple[str, str, int, str | None]  # slug, name, events, updated (ISO 8601)
-IndexMemo = dict[str, tuple[IndexRow, bytes]]  # slug -> (row, its JSON object)
+IndexMemo = dict[str, tuple[IndexRow, bytes, bool]]  # slug -> (row, its JSON object, whether a chunk ends after it)
 
 
 # A chunk of the document ends after a topic whose slug hashes to 0 modulo this (about this many
@@ -38,9 +38,10 @@ def topic_chunks(base_url: str, rows: Iterable[IndexRow], memo: IndexMemo | None
     for row in rows:
         kept = memo.get(row[0])
         if kept is None or kept[0] != row:
-            kept = memo[row[0]] = (row, _topic(base_url, *row))
+            ends = zlib.crc32(row[0].encode()) % CHUNK_TOPICS == 0
+            kept = memo[row[0]] = (row, _topic(base_url, *row), ends)
         parts.append(kept[1])
-        if len(parts) >= MAX_CHUNK_TOPICS or zlib.crc32(row[0].encode()) % CHUNK_TOPICS == 0:
+        if kept[2] or len(parts) >= MAX_CHUNK_TOPICS:
             chunks.append(b",".join(parts))
             parts = []
     if parts or not chunks:
