@@ -291,7 +291,7 @@ def test_the_topics_index_writes_again_only_the_topics_that_changed() -> None:
         ("euro", "Euro \u20ac", 3, None),
         ("erdogan", "Recep Tayyip Erdoğan\x01", 2, "2025-12-31T23:59:59+00:00"),
     ]
-    memo: dict[str, tuple[tuple[str, str, int, str | None], bytes, bool]] = {}
+    memo: dict[str, tuple[tuple[str, str, int, str | None], bytes]] = {}
     assert topics_document("http://x", rows, memo) == whole(rows)
     kept = memo["isil"][1]
     changed = [("euro", "Euro \u20ac", 12, "2026-02-01T00:00:00+00:00"), rows[0], rows[2]]

@@ -15,11 +15,11 @@ import pytest
 
 from feeds.app import create_app
 from feeds.config import Settings
-from feeds.publish.chunked import ChunkedGzip
+from feeds.publish import chunked
+from feeds.publish.chunked import CHUNK_TOPICS, ChunkedGzip, ChunkMemo, index_chunks
 from feeds.publish.document import GZIP_LEVEL, Memos, publish_topics
 from feeds.refresh import open_sources, refresh_all
-from feeds.render import topics as topics_module
-from feeds.render.topics import CHUNK_TOPICS, TOPICS_DOC, IndexRow, topic_chunks, topics_document
+from feeds.render.topics import TOPICS_DOC, IndexRow, topics_document
 from feeds.store import Store
 from tests.conftest import LiveServer
 
@@ -37,7 +37,7 @@ def many_rows(count: int) -> list[IndexRow]:
 
 def test_chunks_join_to_the_document_and_gzip_to_exactly_its_bytes() -> None:
     rows = many_rows(5000)
-    chunks = topic_chunks(BASE, rows, {})
+    chunks = index_chunks(BASE, rows, {})
     body = b"".join(chunks)
     assert body == topics_document(BASE, rows)
     assert 5000 // (4 * CHUNK_TOPICS) < len(chunks) < 5000 // 16  # boundaries by slug: tens of chunks
@@ -52,7 +52,7 @@ def test_chunks_join_to_the_document_and_gzip_to_exactly_its_bytes() -> None:
 
 @pytest.mark.parametrize("rows", [[], many_rows(1), many_rows(3)])
 def test_an_index_of_few_or_no_topics_is_one_valid_chunk(rows: list[IndexRow]) -> None:
-    chunks = topic_chunks(BASE, rows, {})
+    chunks = index_chunks(BASE, rows, {})
     assert len(chunks) == 1 and chunks[0] == topics_document(BASE, rows)
     assert gzip.decompress(ChunkedGzip(1).compress(chunks)) == chunks[0]
     if not rows:
@@ -62,15 +62,15 @@ def test_an_index_of_few_or_no_topics_is_one_valid_chunk(rows: list[IndexRow]) -
 def test_the_same_bytes_from_a_cold_or_a_warm_chunk_cache() -> None:
     rows = many_rows(3000)
     warm = ChunkedGzip(GZIP_LEVEL)
-    first = warm.compress(topic_chunks(BASE, rows, {}))
-    assert warm.compressed == len(topic_chunks(BASE, rows, {}))
+    first = warm.compress(index_chunks(BASE, rows, {}))
+    assert warm.compressed == len(index_chunks(BASE, rows, {}))
     # A topic gains an event: it moves up the order, and the warm cache compresses only around it.
     slug, name, events, _ = rows[2000]
     changed = sorted(
         [*rows[:2000], (slug, name, events + 100, "2024-02-01T00:00:00+00:00"), *rows[2001:]],
         key=lambda r: (-r[2], r[0]),
     )
-    chunks = topic_chunks(BASE, changed, {})
+    chunks = index_chunks(BASE, changed, {})
     again = warm.compress(chunks)
     cold = ChunkedGzip(GZIP_LEVEL).compress(chunks)
     assert again == cold != first
@@ -81,13 +81,13 @@ def test_the_same_bytes_from_a_cold_or_a_warm_chunk_cache() -> None:
 
 def test_one_topic_changed_compresses_only_its_chunk_again() -> None:
     rows = many_rows(3000)
-    memo: dict[str, tuple[IndexRow, bytes, bool]] = {}
+    memo: ChunkMemo = {}
     warm = ChunkedGzip(GZIP_LEVEL)
-    before = topic_chunks(BASE, rows, memo)
+    before = index_chunks(BASE, rows, memo)
     warm.compress(before)
     slug, name, events, _ = rows[1234]
     rows[1234] = (slug, name, events, "2024-03-01T00:00:00+00:00")  # reworded: same place in the order
-    after = topic_chunks(BASE, rows, memo)
+    after = index_chunks(BASE, rows, memo)
     compressed = warm.compress(after)
     assert warm.compressed == 1
     differing = [n for n, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
@@ -101,11 +101,11 @@ async def test_the_served_index_decompresses_to_its_plain_bytes(
     """Through a real server, with httpx and curl --compressed: the gzip of the stored index is
     the plain document, after a refresh that changed topics too; and a server's warm chunks
     give the bytes a fresh process makes."""
-    monkeypatch.setattr(topics_module, "CHUNK_TOPICS", 3)  # the example's topics in many chunks
+    monkeypatch.setattr(chunked, "CHUNK_TOPICS", 3)  # the example's topics in many chunks
     memos = Memos()
     await refresh_all(store, settings, open_sources(settings.sources), memos)
     rendition = await store.rendition(TOPICS_DOC, "json")
-    assert rendition is not None and len(topic_chunks(settings.base_url, await store.topic_index(), {})) > 3
+    assert rendition is not None and len(index_chunks(settings.base_url, await store.topic_index(), {})) > 3
     # A topic's events change in the source: the next refresh publishes the index again.
     page = next(p for p in sorted(settings_tree(settings).rglob("*.md")) if p.name != "index.md")
     page.unlink()
@@ -113,7 +113,7 @@ async def test_the_served_index_decompresses_to_its_plain_bytes(
     changed = await store.rendition(TOPICS_DOC, "json")
     assert changed is not None and changed.etag != rendition.etag
     assert memos.index_gzip_for(settings.base_url).compressed < len(
-        topic_chunks(settings.base_url, await store.topic_index(), {})
+        index_chunks(settings.base_url, await store.topic_index(), {})
     )
     await store.delete_renditions(TOPICS_DOC)
     await publish_topics(store, settings)  # cold: a fresh process

@@ -15,6 +15,42 @@ from collections.abc import Iterable
 
 from isal import isal_zlib
 
+from feeds.render.topics import IndexRow, topics_document
+
+# A chunk of the index ends after a topic whose slug hashes to 0 modulo this (about this many
+# topics a chunk, tens of KB): boundaries follow the content, so a topic that appears, goes or
+# moves in the order changes the chunks around it, not every chunk after it.
+CHUNK_TOPICS = 256
+MAX_CHUNK_TOPICS = 4 * CHUNK_TOPICS
+
+# slug -> (row, its JSON object, whether a chunk ends after it), kept between calls per base URL.
+ChunkMemo = dict[str, tuple[IndexRow, bytes, bool]]
+
+
+def index_chunks(base_url: str, rows: Iterable[IndexRow], memo: ChunkMemo | None = None) -> list[bytes]:
+    """The /topics document (`topics_document`: its concatenation) in chunks of topics; a topic
+    whose row did not change since the last call (`memo`) is not written again."""
+    memo = {} if memo is None else memo
+    chunks: list[bytes] = []
+    parts: list[bytes] = []
+    for row in rows:
+        kept = memo.get(row[0])
+        if kept is None or kept[0] != row:
+            ends = zlib.crc32(row[0].encode()) % CHUNK_TOPICS == 0
+            # A topic's object as the index writes it (between "[" and "]\n").
+            kept = memo[row[0]] = (row, topics_document(base_url, [row])[1:-2], ends)
+        parts.append(kept[1])
+        if kept[2] or len(parts) >= MAX_CHUNK_TOPICS:
+            chunks.append(b",".join(parts))
+            parts = []
+    if parts or not chunks:
+        chunks.append(b",".join(parts))
+    # Separators end every chunk but the last: a chunk's bytes depend on its topics alone.
+    chunks = [c + b"," for c in chunks[:-1]] + [chunks[-1] + b"]\n"]
+    chunks[0] = b"[" + chunks[0]
+    return chunks
+
+
 # gzip header: deflate, no flags, no time (mtime 0, as every other rendition), no extra flags,
 # operating system "unknown" (as Python's gzip with mtime=0).
 HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"

@@ -26,10 +26,10 @@ from feeds.entries import (
     spans_of,
 )
 from feeds.model import FORMATS, FeedKey, Member, Rendition
-from feeds.publish.chunked import ChunkedGzip
+from feeds.publish.chunked import ChunkedGzip, ChunkMemo, index_chunks
 from feeds.publish.plan import describe
 from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
-from feeds.render.topics import TOPICS_DOC, IndexMemo, topic_chunks
+from feeds.render.topics import TOPICS_DOC
 from feeds.store import Store
 
 # Documents published at once: all of a refresh's usually (they wait for the store and for
@@ -273,10 +273,10 @@ class Memos:
     written (per base URL: the JSON holds URLs)."""
 
     entries: EntryMemo = field(default_factory=EntryMemo)
-    index: dict[str, IndexMemo] = field(default_factory=dict)
+    index: dict[str, ChunkMemo] = field(default_factory=dict)
     index_gzip: dict[str, ChunkedGzip] = field(default_factory=dict)  # its compressed chunks
 
-    def index_for(self, base_url: str) -> IndexMemo:
+    def index_for(self, base_url: str) -> ChunkMemo:
         return self.index.setdefault(base_url, {})
 
     def index_gzip_for(self, base_url: str) -> ChunkedGzip:
@@ -300,7 +300,7 @@ async def publish_topics(store: Store, settings: Settings, memos: Memos | None =
     memo, gzipped = memos.index_for(settings.base_url), memos.index_gzip_for(settings.base_url)
 
     def render() -> Rendition | None:
-        chunks = topic_chunks(settings.base_url, rows, memo)
+        chunks = index_chunks(settings.base_url, rows, memo)
         body = b"".join(chunks)
         etag = etag_of(body)
         if current == etag:
