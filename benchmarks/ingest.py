@@ -215,7 +215,7 @@ def incremental(
     from feeds import config as feeds_config
     from feeds.config import SourceConfig
     from feeds.process import tune_gc
-    from feeds.publish import publish_changes
+    from feeds.publish import Memos, publish_changes
     from feeds.refresh import ingest, settle
     from feeds.sources import Collected, Document
     from feeds.sources.directory import DirectorySource
@@ -226,6 +226,7 @@ def incremental(
     from feeds.publish import changes as feeds_publish
 
     marks: dict[str, float] = {}
+    memos = Memos()  # kept from one refresh to the next, as a server's scheduler keeps them
     index = feeds_publish.publish_topics
 
     async def timed_index(*args: object) -> int:
@@ -265,6 +266,7 @@ def incremental(
                 if not direct:
                     await settle(store, source, await source.collect(store), processes=os.cpu_count() or 1)
                 source.follows_watcher = True
+                await index(store, settings, memos)  # what a server's first refresh keeps in memory
                 return [await one(store, n, page) for n, page in enumerate(pages)]
             finally:
                 source.follows_watcher = False  # restored: collected whatever the watcher said so far
@@ -307,7 +309,7 @@ def incremental(
                 report = await settle(store, source, await source.collect(store))
             stored = time.monotonic()
             await publish_changes(
-                store, settings, report.result.feeds, report.result.events, renamed=report.result.renamed
+                store, settings, report.result.feeds, report.result.events, renamed=report.result.renamed, memos=memos
             )
             published = time.monotonic()
             documents = marks.pop("topics index", published)
