@@ -97,7 +97,7 @@ class Refresher:
 
         for source in self.sources:
             if isinstance(source, DirectorySource):
-                source.on_change = changed
+                source.on_change, source.follows_watcher = changed, True
         self._following = asyncio.create_task(self._follow())
 
     async def _run(self) -> None:

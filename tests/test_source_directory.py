@@ -139,6 +139,33 @@ async def test_a_page_in_another_folder_spelling_is_not_deleted_with_one_of_its_
         await source.aclose()
 
 
+async def test_a_source_refreshed_at_each_report_takes_it_without_waiting_and_loses_nothing(
+    store: Store, tmp_path: Path, counted_scans: list[Path]
+) -> None:
+    """As the scheduler runs it (`follows_watcher`): a refresh takes what the watcher reported,
+    without waiting for its next rounds; a change it has not reported yet is in the refresh its
+    report starts."""
+    root = tree_with(tmp_path, TAX)
+    source = DirectorySource(SourceConfig(name="d", kind="directory", location=str(root)))
+    seen, source.follows_watcher = watched(source), True
+    try:
+        await refresh_source(store, source)
+        shutil.copy(OFFSTREAM / BOAT, root / BOAT)
+        await reported(seen)
+        assert len((await refresh_source(store, source)).result.added) == 1
+        # Written, and refreshed at once: taken now, or by the refresh its report starts.
+        text = (root / TAX).read_text()
+        (root / TAX).write_text(text.replace("Taxation", "Taxes", 1))
+        now = await refresh_source(store, source)
+        while not now.result.changed:  # each turn waits for a report: none in 10 s fails
+            await reported(seen)
+            now = await refresh_source(store, source)
+        assert len(now.result.changed) == 1
+        assert len(await keys(store)) == 2 and len(counted_scans) == 1
+    finally:
+        await source.aclose()
+
+
 async def test_when_the_kernel_account_is_incomplete_the_tree_is_scanned_again(
     store: Store, tmp_path: Path, counted_scans: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

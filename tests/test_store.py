@@ -22,10 +22,21 @@ T1 = T0 + dt.timedelta(hours=1)
 
 async def test_schema_is_versioned_and_wal(store: Store) -> None:
     conn = sqlite3.connect(store.path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 19
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 20
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
     conn.close()
+
+
+async def test_the_archives_newest_time_is_read_from_an_index(store: Store) -> None:
+    """Every refresh and every document published asks for it: never a scan of every event."""
+    await store.apply(read_pages(EXAMPLE))
+    conn = sqlite3.connect(store.path)
+    plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN SELECT max(updated) FROM events"))
+    newest = conn.execute("SELECT updated FROM events ORDER BY updated DESC LIMIT 1").fetchone()[0]
+    conn.close()
+    assert "INDEX events_updated" in plan and "SCAN" not in plan, plan
+    assert (await store.newest_time()).isoformat() == dt.datetime.fromisoformat(newest).isoformat()
 
 
 async def test_statement_journals_of_the_writer_stay_in_memory(store: Store) -> None:

@@ -20,9 +20,9 @@ MEMO_BYTES = 16 << 20  # entries kept between documents made on request (neighbo
 
 async def may_show(store: Store, settings: Settings, key: FeedKey) -> bool:
     """Whether document `key` may have something to show (events, or tombstones of events it
-    showed): a topic the store knows, a page of it within range, any day, `latest` once there are
-events. Cheap
-    reads, so that a request for a made-up name costs no render; `describe` decides the rest."""
+    showed): a topic the store knows and a page of it within range, any day, `latest` once there
+    are events. Cheap reads, so that a request for a made-up name costs no render; `describe`
+    decides the rest."""
     if key.kind == "latest":
         return await store.newest_date() is not None  # an empty store has no feed yet
     if key.kind == "date":

@@ -26,9 +26,10 @@ from feeds.entries import (
     spans_of,
 )
 from feeds.model import FORMATS, FeedKey, Member, Rendition
+from feeds.publish.chunked import ChunkedGzip, ChunkMemo, index_chunks
 from feeds.publish.plan import describe
 from feeds.render import CONTENT_TYPES, FeedInfo, Format, formats
-from feeds.render.topics import TOPICS_DOC, IndexMemo, topics_document
+from feeds.render.topics import TOPICS_DOC
 from feeds.store import ContentVersion, Store
 
 # Documents published at once: all of a refresh's usually (they wait for the store and for
@@ -283,27 +284,48 @@ class Memos:
     written (per base URL: the JSON holds URLs)."""
 
     entries: EntryMemo = field(default_factory=EntryMemo)
-    index: dict[str, IndexMemo] = field(default_factory=dict)
+    index: dict[str, ChunkMemo] = field(default_factory=dict)
+    index_gzip: dict[str, ChunkedGzip] = field(default_factory=dict)  # its compressed chunks
 
-    def index_for(self, base_url: str) -> IndexMemo:
+    def index_for(self, base_url: str) -> ChunkMemo:
         return self.index.setdefault(base_url, {})
+
+    def index_gzip_for(self, base_url: str) -> ChunkedGzip:
+        return self.index_gzip.setdefault(base_url, ChunkedGzip(GZIP_LEVEL))
+
+
+# The /topics index is MBs of JSON made again at every refresh: its gzip is joined from chunks
+# (only changed ones compressed again), its Brotli made fast (quality 1 is as small as 3 on it).
+INDEX_BROTLI_QUALITY = 1
 
 
 async def publish_topics(store: Store, settings: Settings, memos: Memos | None = None) -> int:
     """The /topics index, after the feeds it lists (they are what readers wait for). With 25,000
-    topics it is a few MB of JSON: only the topics that changed are written again, and the
-    document is joined and compressed off the event loop."""
+    topics it is a few MB of JSON: only the topics that changed are written again and only the
+    gzip chunks holding them compressed again, off the event loop."""
     rows = await store.topic_index()
     current = (await store.rendition_etags(TOPICS_DOC)).get("json")
     newest = max((r[3] for r in rows if r[3]), default=None)  # ISO 8601 in UTC: they sort as they read
     updated = dt.datetime.fromisoformat(newest) if newest else await store.created()
-    memo = (memos or Memos()).index_for(settings.base_url)
+    memos = memos or Memos()
+    memo, gzipped = memos.index_for(settings.base_url), memos.index_gzip_for(settings.base_url)
 
     def render() -> Rendition | None:
-        body = topics_document(settings.base_url, rows, memo)
-        if current == etag_of(body):
+        chunks = index_chunks(settings.base_url, rows, memo)
+        body = b"".join(chunks)
+        etag = etag_of(body)
+        if current == etag:
             return None
-        return encode(TOPICS_DOC, "json", body, updated, "application/json; charset=utf-8")
+        return Rendition(
+            feed=TOPICS_DOC,
+            fmt="json",
+            body=body,
+            gzip=gzipped.compress(chunks),
+            br=brotli.compress(body, quality=INDEX_BROTLI_QUALITY),
+            etag=etag,
+            last_modified=updated,
+            content_type="application/json; charset=utf-8",
+        )
 
     rendition = await asyncio.to_thread(render)
     if rendition is None:

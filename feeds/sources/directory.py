@@ -74,6 +74,10 @@ class DirectorySource:
         self._watch: TreeWatch | None = None
         # Called (on the watcher's thread) when watched files changed: the scheduler refreshes then.
         self.on_change: Callable[[], None] | None = None
+        # Set by a caller that refreshes at each `on_change`: a collection takes what the watcher
+        # reported and does not wait for its next rounds (20-60 ms); what it has not reported yet
+        # starts the next refresh.
+        self.follows_watcher = False
 
     def forget(self) -> None:
         """Read every file again at the next collect (the store forgot them: feeds.refresh)."""
@@ -83,7 +87,12 @@ class DirectorySource:
     async def collect(self, store: Store) -> Collected:
         if not (self.root / "news").is_dir():
             raise SourceError(self.name, f"{self.root} has no news/ directory")
-        touched = await asyncio.to_thread(self._watch.changes) if self._watch else None
+        if self._watch is None:
+            touched = None
+        elif self.follows_watcher:
+            touched = self._watch.changes(wait=False)
+        else:
+            touched = await asyncio.to_thread(self._watch.changes)
         retry, self._retry = self._retry, set()
         if touched is None or self._unsettled is None:
             self._unsettled = None

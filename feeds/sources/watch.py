@@ -30,7 +30,7 @@ ADDED, MODIFIED, DELETED = 1, 2, 3  # watchfiles.Change
 # A change is reported once nothing more changed for STEP_MS, or DEBOUNCE_MS after the first
 # change of a burst at the latest: a copy of many files is a few refreshes, not one per file.
 DEBOUNCE_MS = 1000
-STEP_MS = 50
+STEP_MS = 20
 # How long `flush` waits for the watcher to go round twice before the account is taken as lost.
 FLUSH_SECONDS = 5.0
 
@@ -169,11 +169,12 @@ class TreeWatch:
             files += [f"{rel}/{name}" for name in filenames if is_document(f"{rel}/{name}")]
         return files
 
-    def changes(self) -> set[str] | None:
+    def changes(self, wait: bool = True) -> set[str] | None:
         """Relpaths of documents created, written, touched, moved or deleted since the last call,
-        up to the call itself (it waits a round or two of the watcher: 50-100 ms); None when that
-        cannot be known (then scan everything)."""
-        flushed = self._watch.flush()  # what changed before this call is in the account
+        up to the call itself (it waits two rounds of the watcher: 20-60 ms); None when that
+        cannot be known (then scan everything). Without `wait`, up to the watcher's last report:
+        for a caller that refreshes on every report (`on_change`), which starts it again."""
+        flushed = self._watch.flush() if wait else True  # what changed before this call is in the account
         with self._lock:
             touched, complete = self._touched, self._complete
             self._touched = set()
