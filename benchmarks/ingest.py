@@ -37,6 +37,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from results import record
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -100,6 +101,27 @@ def run_ingest(config: Path, location: Path) -> tuple[float, int, Peak, str]:
     if child.returncode not in (0, 1):
         raise SystemExit(f"ingest failed ({child.returncode}):\n{output[-3000:]}")
     return wall, max(peak, before) * 1024, summed, output
+
+
+def bytes_by_table(database: Path) -> dict[str, int]:
+    """Bytes of each table and index of a store (SQLite's `dbstat`: its pages, whole), largest
+    first; FTS5's shadow tables under their own names (`search_data`, ...)."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC, 1").fetchall()
+    except sqlite3.OperationalError:  # a build without SQLITE_ENABLE_DBSTAT_VTAB
+        return {}
+    finally:
+        conn.close()
+    return {name: int(size) for name, size in rows}
+
+
+def bytes_line(sizes: dict[str, int], shown: int = 12) -> str:
+    """The largest tables and indexes in MB, the rest summed."""
+    total = sum(sizes.values())
+    parts = [f"{name} {size / 1e6:.1f}" for name, size in list(sizes.items())[:shown]]
+    rest = sum(list(sizes.values())[shown:])
+    return f"store {total / 1e6:.1f} MB: " + ", ".join(parts) + f", the other {len(sizes) - shown} {rest / 1e6:.1f}"
 
 
 def small_corpus(corpus: Path, target: Path, events: int) -> None:
@@ -333,6 +355,17 @@ def incremental(
         server.stop()
 
 
+def bulk_summary(bulk: dict[str, object]) -> str:
+    """The bulk load as a RESULTS.md row: its phases, memory and the store's bytes by table."""
+    sizes = bulk["store_bytes_by_table"]
+    assert isinstance(sizes, dict)
+    return (
+        f"bulk {bulk['wall_s']} s for {bulk['events']} events (read and stored {bulk['read_and_stored_s']} s, "
+        f"published {bulk['published_s']} s); largest process {bulk['peak_rss_mib']} MiB, all processes "
+        f"{bulk['peak_rss_all_processes_mib']} MiB at most; {bytes_line(sizes)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, help="a generated corpus (benchmarks/generate_corpus.py)")
@@ -412,11 +445,20 @@ def main() -> None:
             "peak_rss_all_processes_mib": round(summed.summed / 2**20, 1),
             "peak_all_processes_at_s": round(summed.at, 1),
             "peak_all_processes_each_mib": [round(size / 2**20) for size in summed.each],
+            "store_bytes_by_table": bytes_by_table(bulk_dir / "feeds.db"),
         }
         big_times = incremental(bulk_cfg, args.corpus, port, args.repeat, work, args.direct)
         results["incremental_big_ms"] = round(statistics.median(big_times) * 1000, 1)
         results["incremental_ratio_big_small"] = round(statistics.median(big_times) / statistics.median(small_times), 2)
     print(json.dumps(results, indent=2))
+    if isinstance(bulk := results.get("bulk"), dict) and not args.quick:  # a smoke run records nothing
+        print(
+            record(
+                f"ingest.py --corpus {args.corpus} --repeat {args.repeat}",
+                f"{bulk_summary(bulk)}; incremental medians {results['incremental_small_ms']} ms at "
+                f"{args.small} events, {results['incremental_big_ms']} ms at {bulk['events']}",
+            )
+        )
     if args.keep:
         print(f"kept: {work} (bulk store config: {work / 'bulk' / 'feeds.toml'})", file=sys.stderr)
     else:

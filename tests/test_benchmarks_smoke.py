@@ -159,5 +159,8 @@ def test_ingest_benchmark_smoke_run_measures_every_figure() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.rindex("\n{") :])
     assert report["bulk"]["events"] == 2000 and report["bulk"]["peak_rss_mib"] > 0
+    sizes = report["bulk"]["store_bytes_by_table"]  # SQLite's dbstat, by table and index
+    assert sizes["events"] > 0 and sizes["pages"] > 0 and sizes["search_data"] > 0
+    assert list(sizes.values()) == sorted(sizes.values(), reverse=True)
     assert report["incremental_small_ms"] > 0 and report["incremental_big_ms"] > 0
     assert re.fullmatch(r"[0-9.]+", str(report["incremental_ratio_big_small"]))
