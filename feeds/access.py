@@ -9,6 +9,7 @@ line appears within about a second. Off, nothing is added to a request.
 
 from __future__ import annotations
 
+import logging
 import re
 import select
 import sys
@@ -22,6 +23,8 @@ from typing import IO
 from starlette.types import Scope
 
 from feeds.exchange import Answered
+
+log = logging.getLogger("feeds.access")
 
 BATCH = 400  # lines (~64 KB of text lines) that wake the writer before its second is up
 EVERY = 1.0  # seconds at most between a request and its line being written
@@ -42,7 +45,7 @@ def _escaped(text: str) -> str:
     return text if _UNSAFE.search(text) is None else text.translate(_ESCAPES)
 
 
-class _Clock:
+class Clock:
     """A log line's UTC time, formatted once per second rather than once per line."""
 
     def __init__(self) -> None:
@@ -56,7 +59,7 @@ class _Clock:
         return self.text
 
 
-def _text_line(entry: Entry, clock: _Clock) -> str:
+def text_line(entry: Entry, clock: Clock) -> str:
     at, client, method, path, query, status, sent, encoding, took, agent = entry
     target = _escaped(f"{path}?{query.decode('latin-1')}" if query else path)
     return (
@@ -65,7 +68,7 @@ def _text_line(entry: Entry, clock: _Clock) -> str:
     )
 
 
-def _json_line(entry: Entry, clock: _Clock) -> str:
+def json_line(entry: Entry, clock: Clock) -> str:
     """What `json.dumps(fields, ensure_ascii=False, separators=(",", ":"))` gives, assembled with
     json's own string encoder: a third of the time of building and dumping a dict."""
     at, client, method, path, query, status, sent, encoding, took, agent = entry
@@ -94,7 +97,7 @@ class Writer:
     """The deque requests append to and the thread that empties it into `stream`."""
 
     def __init__(self, kind: str, stream: IO[str]) -> None:
-        self.line: Callable[[Entry, _Clock], str] = _json_line if kind == "json" else _text_line
+        self.line: Callable[[Entry, Clock], str] = json_line if kind == "json" else text_line
         self.stream = stream
         self.encoding = getattr(stream, "encoding", None) or "utf-8"
         self.pending: deque[Entry] = deque()  # append and popleft are atomic: no lock needed
@@ -105,7 +108,7 @@ class Writer:
 
     def note(self, entry: Entry) -> None:
         self.pending.append(entry)
-        if len(self.pending) == BATCH:
+        if len(self.pending) >= BATCH and not self.wake.is_set():
             self.wake.set()
 
     def stop(self) -> None:
@@ -115,18 +118,23 @@ class Writer:
         self.thread.join(timeout=10)
 
     def _run(self) -> None:
-        clock = _Clock()
+        clock = Clock()
         while not self.stopping:
             self.wake.wait(EVERY)
             self.wake.clear()
-            self._write(clock)
-        self._write(clock)
+            self._guarded(clock)
+        self._guarded(clock)
 
-    def _write(self, clock: _Clock) -> None:
-        lines = []
+    def _guarded(self, clock: Clock) -> None:
+        try:
+            self._write(clock)
+        except Exception:  # a bug in formatting loses its batch, not the log: the thread goes on
+            log.exception("access log: a batch of lines could not be written")
+
+    def _write(self, clock: Clock) -> None:
         pending, line = self.pending, self.line
-        while pending:
-            lines.append(line(pending.popleft(), clock))
+        # What is pending now, not what arrives meanwhile: a batch is bounded even under a flood.
+        lines = [line(pending.popleft(), clock) for _ in range(len(pending))]
         if not lines:
             return
         data = "".join(lines).encode(self.encoding, "backslashreplace")
