@@ -3,8 +3,8 @@
 Buffered as nginx's `access_log ... buffer=64k flush=1s` is: a request only appends a tuple of
 what it learnt to a deque; a writer thread formats and writes what has gathered once there are
 about 64 KB of lines (BATCH) and at least every second (EVERY), and everything left when the
-server stops. So a request never formats, never takes a lock and never waits for stderr, and a
-line appears within about a second. Off, nothing is added to a request.
+server stops. So a request never formats or writes (one in BATCH wakes the writer), never waits
+for stderr, and a line appears within about a second. Off, nothing is added to a request.
 """
 
 from __future__ import annotations
