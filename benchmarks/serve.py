@@ -60,11 +60,16 @@ PLANS = {
     # feeds with the rate limiter (never limiting: wrk is one client) and subscriber statistics on,
     # vs feeds with both off
     "etiquette": ("feeds-polite", "feeds-plain"),
+    # feeds as configured by default (its access log on), feeds with the access log off, and the bare app
+    "default-config": ("feeds-default", "feeds-off", "bare"),
 }
+BASELINE = "@base"  # suffix of the servers run from --baseline's tree
 # What a server of a plan runs with besides the common environment.
 SERVER_ENV = {
     "feeds-polite": {"FEEDS_RATE_LIMIT": "1000000", "FEEDS_RATE_BURST": "1000000", "FEEDS_SUBSCRIBER_STATS": "true"},
     "feeds-plain": {"FEEDS_RATE_LIMIT": "0", "FEEDS_SUBSCRIBER_STATS": "false"},
+    "feeds-default": {"FEEDS_ACCESS_LOG": Settings().access_log},
+    "feeds-off": {"FEEDS_ACCESS_LOG": "off"},
 }
 
 
@@ -170,10 +175,11 @@ def pinned(cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu)] if cpu is not None else []
 
 
-def start(name: str, argv: list[str], env: dict[str, str], port: int, work: Path) -> Server:
+def start(name: str, argv: list[str], env: dict[str, str], port: int, work: Path, tree: Path = REPO) -> Server:
+    """`argv` run in `tree` (`python -m feeds` imports the feeds package found there)."""
     log = work / f"{name}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, env=env, cwd=tree, stdout=out, stderr=subprocess.STDOUT)
     return Server(name, port, process, log)
 
 
@@ -349,15 +355,25 @@ def main(argv: list[str] | None = None) -> int:
         help="feeds serve's access log (default off: the serving cost alone; text or json adds a line per request)",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another feeds source tree (e.g. `git archive main` unpacked): its feeds servers run beside this "
+        f"tree's in the same rounds, named with {BASELINE!r} (before/after in one run)",
+    )
+    parser.add_argument(
         "--against",
         choices=sorted(PLANS),
         default="bare",
-        help="bare: feeds vs a bare app (default); workers: --workers 2 vs 1; servers: granian, hypercorn, uvicorn",
+        help="bare: feeds vs a bare app (default); workers: --workers 2 vs 1; servers: granian, hypercorn, uvicorn; "
+        "default-config: feeds as configured by default (access log on) and with the access log off, vs the bare app",
     )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if args.duration < 1 or args.rounds < 1:
         parser.error("--duration and --rounds must be at least 1 (wrk takes whole seconds)")
+    if args.baseline and not (args.baseline / "feeds" / "__init__.py").is_file():
+        parser.error(f"--baseline {args.baseline}: no feeds package there")
     if args.quick:
         args.rounds, args.duration, args.warmup, args.events = 1, 1, 1, min(args.events, 800)
     if shutil.which("wrk") is None:
@@ -397,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"feed: {path}: {chosen[1]} entries, {chosen[2]} bytes plain, {chosen[3]} gzip, {chosen[4]} br")
 
         names = PLANS[args.against]
+        if args.baseline:  # each feeds server again from the other tree, before the reference
+            twins = tuple(f"{name}{BASELINE}" for name in names[:-1] if name.startswith("feeds"))
+            names = (*names[:-1], *twins, names[-1])
         pin_servers = args.against != "workers"  # two workers need both CPUs
         cpu = server_cpu if pin_servers else None
         wrk_cpu = wrk_cpu if pin_servers else None
@@ -404,12 +423,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for name in names:
                 port = free_port()
-                argv = server_argv(name, port, database, feed)
+                plain_name = name.removesuffix(BASELINE)
+                argv = server_argv(plain_name, port, database, feed)
                 if argv is None:
                     print(f"{name}: not installed, skipped (pip install {name})")
                     continue
-                own = env | SERVER_ENV.get(name, {}) | {"FEEDS_PORT": str(port)}
-                servers.append(start(name, pinned(cpu) + argv, own, port, work))
+                own = env | SERVER_ENV.get(plain_name, {}) | {"FEEDS_PORT": str(port)}
+                tree = args.baseline if name.endswith(BASELINE) else REPO
+                servers.append(start(name, pinned(cpu) + argv, own, port, work, tree))
             if len(servers) < 2:
                 fail("fewer than two servers to compare")
             for server in servers:
@@ -462,7 +483,7 @@ def report(results: dict[tuple[str, str], Result], names: list[str], rounds: int
     reference = names[-1]
     print()
     print(f"median over {rounds} round(s), [min-max] across rounds; ratios against {reference}")
-    header = f"{'case':<6} {'server':<10} {'req/s':>24} {'ratio':>6} {'paired':>6}   {'CPU us/req':>10} {'p50 ms':>7} {'bytes/resp':>10}"
+    header = f"{'case':<6} {'server':<18} {'req/s':>24} {'ratio':>6} {'paired':>6}   {'CPU us/req':>10} {'p50 ms':>7} {'bytes/resp':>10}"
     print(header)
     print("-" * len(header))
     for case in CASES:
@@ -474,7 +495,7 @@ def report(results: dict[tuple[str, str], Result], names: list[str], rounds: int
             paired = statistics.median(x / y for x, y in zip(r.rps, ref.rps, strict=True))
             cpu = f"{statistics.median(r.cpu_us):>10.1f}" if r.cpu_us else f"{'n/a':>10}"
             print(
-                f"{case:<6} {name:<10} {median:>9,.0f} [{min(r.rps):>6,.0f}-{max(r.rps):>6,.0f}] {ratio:>6.2f} {paired:>6.2f}   "
+                f"{case:<6} {name:<18} {median:>9,.0f} [{min(r.rps):>6,.0f}-{max(r.rps):>6,.0f}] {ratio:>6.2f} {paired:>6.2f}   "
                 f"{cpu} {statistics.median(r.p50_ms):>7.2f} {statistics.median(r.bytes_per_response):>10,.0f}"
             )
     print(
@@ -488,7 +509,7 @@ def server_argv(name: str, port: int, database: Path, feed: str) -> list[str] | 
     """How to start each server; None when its software is not installed."""
     factory = "feeds.app:app_from_environment"
     host = "127.0.0.1"
-    if name in ("feeds", "feeds-1w", "uvicorn", "feeds-polite", "feeds-plain"):
+    if name in ("feeds", "feeds-1w", "uvicorn", "feeds-polite", "feeds-plain", "feeds-default", "feeds-off"):
         return [sys.executable, "-m", "feeds", "serve", "--port", str(port)]
     if name == "feeds-2w":
         return [sys.executable, "-m", "feeds", "serve", "--port", str(port), "--workers", "2"]

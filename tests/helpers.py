@@ -125,22 +125,27 @@ def entries(fmt: str, body: bytes) -> list[dict[str, object]]:
 
 
 @contextlib.contextmanager
-def feeds_serve(config_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """`feeds serve` as a user runs it, in a process group of its own (stopped with it)."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "feeds", "--config", str(config_path), "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, **(env or {})},
-    )
+def feeds_serve(
+    config_path: Path, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`feeds serve` as a user runs it, in a process group of its own (stopped with it). Its output
+    goes to a pipe, or to the file `log` (which a test can read while it runs)."""
+    with open(log, "wb") if log else contextlib.nullcontext() as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "feeds", "--config", str(config_path), "serve", *args],
+            stdout=out or subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
     try:
         yield server
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
         # What it wrote, for the test to read after the block.
-        server.output = server.communicate(timeout=30)[0].decode()  # type: ignore[attr-defined]
+        written = server.communicate(timeout=30)[0]
+        server.output = log.read_text() if log else written.decode()  # type: ignore[attr-defined]
 
 
 def wait_for(server: subprocess.Popen[bytes], url: str, ready: str = "", timeout: float = 60) -> httpx.Response:
