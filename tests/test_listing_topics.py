@@ -116,10 +116,12 @@ async def test_a_store_from_before_listings_gave_names_reads_them_at_its_next_re
         finally:
             await before.close()
     conn = sqlite3.connect(path)
-    # What that program left: no listed.contexts, listings hashed without their names.
+    # What that program left: no listed.contexts, listings hashed without their names (and
+    # entries with a column per format, as before schema 21).
     conn.executescript(
-        "ALTER TABLE listed DROP COLUMN contexts; ALTER TABLE renditions DROP COLUMN stale; "
-        "UPDATE listings SET hash = 'before'; PRAGMA user_version = 17;"
+        "ALTER TABLE listed DROP COLUMN contexts; ALTER TABLE renditions DROP COLUMN stale; UPDATE listings SET hash = 'before'; "
+        "DROP TABLE entries; CREATE TABLE entries (event TEXT PRIMARY KEY, stamp TEXT NOT NULL, atom BLOB NOT NULL, "
+        "rss BLOB NOT NULL, json BLOB NOT NULL, html BLOB NOT NULL DEFAULT x''); PRAGMA user_version = 17;"
     )
     conn.close()
     store = await Store.open(path)

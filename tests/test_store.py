@@ -22,7 +22,7 @@ T1 = T0 + dt.timedelta(hours=1)
 
 async def test_schema_is_versioned_and_wal(store: Store) -> None:
     conn = sqlite3.connect(store.path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 20
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 21
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
     conn.close()

@@ -419,7 +419,8 @@ async def test_schema_7_splits_topics_a_transliterating_key_had_merged(
     # What that code left: no tables of schema 7 (it reserved the number), no folding recorded.
     conn.executescript(
         "DROP TABLE known_names; DROP TABLE event_contexts; DROP TABLE context_pairs; DROP TABLE pending; "
-        "ALTER TABLE entries DROP COLUMN html; ALTER TABLE listed DROP COLUMN contexts; "
+        "DROP TABLE entries; CREATE TABLE entries (event TEXT PRIMARY KEY, stamp TEXT NOT NULL, atom BLOB NOT NULL, "
+        "rss BLOB NOT NULL, json BLOB NOT NULL); ALTER TABLE listed DROP COLUMN contexts; "
         "DROP TABLE websub_outbox; ALTER TABLE websub DROP COLUMN sent; ALTER TABLE renditions DROP COLUMN stale; "
         "DELETE FROM meta WHERE key IN ('topic_folding', 'known_names'); PRAGMA user_version = 8;"
     )

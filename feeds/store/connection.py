@@ -22,6 +22,7 @@ from feeds.model import (
 )
 from feeds.places import PLACE_RULE
 from feeds.process import trim_heap
+from feeds.store.entry_blobs import pack_columns
 from feeds.store.failures import quick_check, said, translate
 from feeds.store.rekey import context_rule_of, folding_of, rekey
 from feeds.store.retime import TIMES, retime, times_of
@@ -214,17 +215,23 @@ class StoreBase:
         self._readers.append(conn)
         return conn
 
-    async def _read_keys(self, sql: str, keys: Sequence[Any], prefix: Sequence[Any] = ()) -> list[Any]:
+    async def _read_keys(
+        self,
+        sql: str,
+        keys: Sequence[Any],
+        prefix: Sequence[Any] = (),
+        then: Callable[[list[Any]], list[Any]] | None = None,
+    ) -> list[Any]:
         """Rows of `sql`, whose `{keys}` is an `IN` list, for many keys: in parts on the reader
         connections at once. Each key is a random read (an event, an entry), which on a cold
-        page cache is a disk read; in parts, they overlap."""
+        page cache is a disk read; in parts, they overlap. `then`: as for `_read`, per part."""
         if not keys:
             return []
         parts = max(1, min(self._max_readers, len(keys) // 16))
         size = min(500, -(-len(keys) // parts))
         chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
         found = await asyncio.gather(
-            *(self._read(sql.format(keys=",".join("?" * len(c))), (*prefix, *c)) for c in chunks)
+            *(self._read(sql.format(keys=",".join("?" * len(c))), (*prefix, *c), then) for c in chunks)
         )
         return [row for rows in found for row in rows]
 
@@ -289,6 +296,7 @@ class StoreBase:
                     raise StoreError(
                         f"store: {self.path} has schema {version}, newer than this program's {SCHEMA_VERSION}"
                     )
+                conn.create_function("pack_entry", 4, pack_columns, deterministic=True)  # schema 21
                 for number in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _statements(MIGRATIONS[number]):
                         conn.execute(statement)

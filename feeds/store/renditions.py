@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, cast
@@ -15,7 +17,10 @@ from feeds.model import (
 )
 from feeds.store.batch import _bump
 from feeds.store.connection import StoreBase
+from feeds.store.entry_blobs import DamagedEntry, pack, unpack
 from feeds.store.records import from_iso, iso
+
+log = logging.getLogger(__name__)
 
 
 def _gunzip(data: bytes) -> bytes:
@@ -70,6 +75,8 @@ class Renditions(StoreBase):
         content version the documents were rendered from; if a change was stored since, they are
         stored stale (served to whoever waited for them, made again at the next request)."""
         stamp = iso(now or utcnow())
+        # Compressed off the event loop and outside the write transaction (other writers wait on it).
+        packed = await asyncio.to_thread(lambda: [(event, s, pack(f)) for event, s, f in entries]) if entries else []
 
         def put(conn: sqlite3.Connection) -> None:
             stale = int(based_on is not None and _content_version(conn) != based_on)
@@ -101,8 +108,8 @@ class Renditions(StoreBase):
                     [(stale, version, feed, fmt, etag) for feed, fmt, etag in fresh_again],
                 )
             conn.executemany(
-                "INSERT OR REPLACE INTO entries (event, stamp, atom, rss, json, html) VALUES (?,?,?,?,?,?)",
-                [(event, s, f["atom"], f["rss"], f["json"], f["html"]) for event, s, f in entries],
+                "INSERT OR REPLACE INTO entries (event, stamp, packed) VALUES (?,?,?)",
+                packed,
             )
             conn.executemany(
                 "UPDATE renditions SET spans = ? WHERE feed = ? AND fmt = ? AND etag = ?",
@@ -151,9 +158,22 @@ class Renditions(StoreBase):
     async def entries(self, events: Sequence[str]) -> dict[str, tuple[str, dict[str, bytes]]]:
         """Stored entries of these events: event -> (stamp, format -> bytes)."""
         rows = await self._read_keys(
-            "SELECT event, stamp, atom, rss, json, html FROM entries WHERE event IN ({keys})", events
+            "SELECT event, stamp, packed FROM entries WHERE event IN ({keys})", events, then=self._unpacked
         )
-        return {e: (s, {"atom": a, "rss": r, "json": j, "html": h}) for e, s, a, r, j, h in rows}
+        return {event: (stamp, fragments) for event, stamp, fragments in rows}
+
+    def _unpacked(self, rows: list[Any]) -> list[Any]:
+        """Rows with their blobs unpacked (on the reader's thread). A memo: an entry that cannot
+        be read is left out, so it is made again and stored over, never served."""
+        out = []
+        for event, stamp, packed in rows:
+            try:
+                out.append((event, stamp, unpack(packed)))
+            except DamagedEntry as exc:
+                log.warning(
+                    "store: %s: the stored entry of %s is damaged (%s); it is made again", self.path, event, exc
+                )
+        return out
 
     async def put_rendition(self, rendition: Rendition, now: dt.datetime | None = None) -> None:
         await self.put_renditions([rendition], now=now)
