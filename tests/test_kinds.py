@@ -22,7 +22,7 @@ from feeds.config import Settings, SourceConfig
 from feeds.refresh import open_sources, refresh_all
 from feeds.store import Store
 from tests.conftest import DATA, OFFSTREAM
-from tests.helpers import sql
+from tests.helpers import every_document, sql
 from tests.test_source_git import Origin, hermetic_git
 
 __all__ = ["hermetic_git"]  # autouse: no git here reads the user's or the system's config
@@ -68,14 +68,17 @@ def site(origin: Origin) -> Iterator[str]:
 
 
 async def served(settings: Settings, source: SourceConfig, home: Path) -> tuple[Documents, list[str]]:
-    """Every stored document of a store that refreshed once from `source` alone, and the problems."""
+    """Every document of a store that refreshed once from `source` alone, and the problems."""
     home.mkdir()
     config = replace(settings, database=str(home / "feeds.db"), sources=(source,))
     store = await Store.open(config.database)
     sources = open_sources(config.sources)
     try:
         report = await refresh_all(store, config, sources)
-        rows = await sql(store, "SELECT feed, fmt, gz, br, etag, last_modified, content_type FROM renditions")
+        await every_document(store, config)  # as requests for each would make them
+        rows = await sql(
+            store, "SELECT feed, fmt, gz, br, etag, last_modified, content_type FROM renditions WHERE stale = 0"
+        )
     finally:
         for s in sources:
             await s.aclose()
