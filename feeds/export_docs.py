@@ -19,10 +19,10 @@ from feeds.export_config import TWINS
 from feeds.export_manifest import Manifest
 from feeds.model import FEED_FORMATS, FeedKey
 from feeds.pages.write import archive_url, day_url
-from feeds.publish.plan import Paging, affected
+from feeds.publish.plan import Paging, affected, tombstone_horizon
 from feeds.render import feed_url, page_url
 from feeds.render.topics import TOPICS_DOC
-from feeds.store import Store
+from feeds.store import Store, iso
 
 STATIC = ("/static/style.css", "/static/icon.svg")
 INDEX = "index"
@@ -65,6 +65,10 @@ async def every_doc(store: Store, settings: Settings, size: int) -> AsyncIterato
     # Feeds are a few per day and topic (tens of thousands at most), not per event.
     slots = {t.slug: t.slots for t in await store.topics()}
     names = await store.feed_names()
+    # Documents left with only tombstones (a day whose events were all removed) are still served.
+    dates, topics = await store.tombstoned_feeds(iso(await tombstone_horizon(store, settings)))
+    names += sorted({f"dates/{d}" for d in dates} | {f"topics/{s}" for s, _ in topics} - set(names))
+    slots.update((s, n) for s, n in topics if s not in slots)
     for start in range(0, len(names), size):
         part: list[Doc] = []
         for name in names[start : start + size]:

@@ -51,3 +51,14 @@ class ChangeQueries(StoreBase):
             keys,
         )
         return {s for (s,) in rows}
+
+    async def tombstoned_feeds(self, since: str) -> tuple[list[str], list[tuple[str, int]]]:
+        """Dates, and (slug, slots) of topics, of events deleted at `since` or later (ISO 8601):
+        documents that show a tombstone though they may have no live event left."""
+        dates = await self._read("SELECT DISTINCT date FROM events WHERE live = 0 AND deleted_at >= ?", (since,))
+        topics = await self._read(
+            "SELECT DISTINCT t.slug, t.slots FROM events e JOIN event_topics et ON et.event = e.key "
+            "JOIN topics t ON t.id = et.topic_id WHERE e.live = 0 AND e.deleted_at >= ? ORDER BY t.slug",
+            (since,),
+        )
+        return [d for (d,) in dates], [(s, int(n)) for s, n in topics]
