@@ -31,8 +31,10 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
-import httpx
+from starlette.types import ASGIApp, Message
 
 from feeds import fingerprint
 from feeds.config import Settings
@@ -79,7 +81,7 @@ def file_of(url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _app_client(settings: Settings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
+async def _app(settings: Settings, store: Store) -> AsyncIterator[ASGIApp]:
     from feeds.app import create_app
 
     quiet = dataclasses.replace(
@@ -87,9 +89,50 @@ async def _app_client(settings: Settings, store: Store) -> AsyncIterator[httpx.A
     )
     app = create_app(quiet, store=store, scheduler=False, push=False)  # an export pushes nothing
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 0))
-        async with httpx.AsyncClient(transport=transport, base_url="http://export.invalid") as client:
-            yield client
+        yield app
+
+
+async def _call(app: ASGIApp, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    """GET `url` of the app in process, as a client on 127.0.0.1 would (httpx's ASGI transport
+    did the same with a request and a response object per call: most of an export's time)."""
+    started: dict[str, Any] = {}
+    body: list[bytes] = []
+    done = asyncio.Event()
+    asked = False
+
+    async def receive() -> Message:
+        nonlocal asked
+        if asked:
+            await done.wait()
+            return {"type": "http.disconnect"}
+        asked = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            started.update(message)
+        elif message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": unquote(url),
+        "raw_path": url.encode("ascii"),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"export.invalid")] + [(k.encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 0),
+        "server": ("export.invalid", 80),
+    }
+    await app(scope, receive, send)
+    got = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in started.get("headers", [])}
+    return int(started["status"]), got, b"".join(body)
 
 
 async def _state(store: Store, settings: Settings) -> dict[str, str]:
@@ -121,8 +164,8 @@ def _follows(record: dict[str, str], now: dict[str, str]) -> bool:
 class _Run:
     """One export run: asks documents, writes their files, notes them in the manifest."""
 
-    def __init__(self, client: httpx.AsyncClient, store: Store, settings: Settings, site: Path, manifest: Manifest):
-        self.client, self.store, self.settings, self.site, self.manifest = client, store, settings, site, manifest
+    def __init__(self, app: ASGIApp, store: Store, settings: Settings, site: Path, manifest: Manifest):
+        self.app, self.store, self.settings, self.site, self.manifest = app, store, settings, site, manifest
         self.run = int(manifest.record().get("run", "0")) + 1
         self.counts = Counts()
         self.limit = asyncio.Semaphore(AT_ONCE)
@@ -187,11 +230,9 @@ class _Run:
         self.counts.written += 1
         return file
 
-    async def _get(self, url: str, headers: dict[str, str]) -> tuple[int, httpx.Headers, bytes]:
+    async def _get(self, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         self.counts.asked += 1
-        async with self.client.stream("GET", url, headers=headers) as response:
-            body = b"".join([chunk async for chunk in response.aiter_raw()])
-        return response.status_code, response.headers, body
+        return await _call(self.app, url, headers)
 
     def _write(self, name: str, body: bytes, mtime: float) -> None:
         if ".." in Path(name).parts:  # names come from stored paths: never outside the export
@@ -279,8 +320,8 @@ async def _export(settings: Settings, store: Store, out: Path, origin: str, mani
     site = out / "site"
     site.mkdir(exist_ok=True)
     manifest.set_record({"complete": "0"})  # until this run ends, the next one walks everything
-    async with _app_client(settings, store) as client:
-        run = _Run(client, store, settings, site, manifest)
+    async with _app(settings, store) as app:
+        run = _Run(app, store, settings, site, manifest)
         if docs is None:
             await run.walk()
         else:

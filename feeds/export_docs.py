@@ -67,7 +67,7 @@ async def every_doc(store: Store, settings: Settings, size: int) -> AsyncIterato
     names = await store.feed_names()
     # Documents left with only tombstones (a day whose events were all removed) are still served.
     dates, topics = await store.tombstoned_feeds(iso(await tombstone_horizon(store, settings)))
-    names += sorted({f"dates/{d}" for d in dates} | {f"topics/{s}" for s, _ in topics} - set(names))
+    names += sorted(({f"dates/{d}" for d in dates} | {f"topics/{s}" for s, _ in topics}) - set(names))
     slots.update((s, n) for s, n in topics if s not in slots)
     for start in range(0, len(names), size):
         part: list[Doc] = []
