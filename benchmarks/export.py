@@ -33,6 +33,8 @@ from results import record
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+# `python -m feeds`, saying first where the package it runs comes from.
+CHECKED = "import sys, feeds; print(feeds.__file__, flush=True); from feeds.cli import main; main()"
 
 
 def run_export(config: Path, out: Path, code: Path) -> tuple[float, int, str]:
@@ -42,12 +44,18 @@ def run_export(config: Path, out: Path, code: Path) -> tuple[float, int, str]:
     started = time.monotonic()
     with log.open("w") as output:
         proc = subprocess.Popen(
-            [PYTHON, "-m", "feeds", "--config", str(config), "export", str(out)], env=env, stdout=output, stderr=output
+            [PYTHON, "-c", CHECKED, "--config", str(config), "export", str(out)],
+            env=env,
+            stdout=output,
+            stderr=output,
+            cwd=out.parent,  # `python -m` puts its directory first: not the checkout's own `feeds`
         )
         _, status, usage = os.wait4(proc.pid, 0)  # the kernel's account of the child: its peak RSS
         proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.monotonic() - started
     text = log.read_text()
+    if f"{code}/feeds/" not in text:
+        raise SystemExit(f"feeds export did not run the code in {code}: {text[-2000:]}")
     if proc.returncode:
         raise SystemExit(f"feeds export ({code}) failed: {text[-2000:]}")
     return seconds, usage.ru_maxrss // 1024, text.strip().splitlines()[-1].split(";")[0]
