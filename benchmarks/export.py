@@ -155,8 +155,8 @@ def main() -> int:
             for step in figures["new"]
         )
         parts.append(f"new vs baseline: {ratio}")
-    events = args.events if not args.config else f"store of {args.config}"
-    print(record(f"export.py --events {events} --baseline {args.baseline} (shared, noisy machine)", "; ".join(parts)))
+    given = f"--config {args.config}" if args.config else f"--events {args.events}"
+    print(record(f"export.py {given} --baseline {args.baseline} (shared, noisy machine)", "; ".join(parts)))
     return 0
 
 
