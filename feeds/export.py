@@ -1,12 +1,20 @@
 """`feeds export DIR`: the whole site as files nginx serves with the same URLs, bytes, ETags and
 Last-Modified as `feeds serve`: every feed in every format, every page (topics, days, events and
 their `.md`/`.json`/`.xml` twins), `/topics`, OPML and the stylesheet, each with its `.gz` and `.br`
-twins, and a generated nginx configuration (feeds/export-nginx.conf).
+twins, and a generated nginx configuration (feeds/export-nginx.conf, feeds/export_config.py).
 
 The documents are asked of the app itself, in process, with each Accept-Encoding: what is exported
-is what the server answers, made by the same code. Incremental: the previous export's manifest
-gives each file's ETag, asked again as If-None-Match, so a document that did not change costs a
-304 and no write; files of documents that went are removed.
+is what the server answers, made by the same code (a document made on request is made by asking).
+Which documents: feeds/export_docs.py, from what the store holds, a part at a time, a few asked at
+once; each file is written as it comes and noted in the manifest (feeds/export_manifest.py), so
+memory stays bounded whatever the archive's size.
+
+Incremental: the manifest records the store's counters (renditions written and deleted, its last
+change) and the settings digest the export reflects. Next time only the documents a change since
+then may have touched are asked, each with its files' ETags as If-None-Match (a 304 costs no
+write); those that went are removed; with nothing changed nothing is asked. Without a record
+(a first export, one interrupted, another store, other settings), every document is asked, with
+the ETags the manifest holds, and files of documents that went are removed.
 
 What depends on a query or a POST (search, combined feeds, `/changes`, the WebSub hub, a chosen
 OPML list, filtered or paged `/topics`) is not a file: the configuration sends it to `--origin`
@@ -15,37 +23,33 @@ when one is given, and answers 404 otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import email.utils
-import json
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote
+from typing import Any
+from urllib.parse import unquote
 
-import httpx
-from jinja2 import Environment, StrictUndefined
+from starlette.types import ASGIApp, Message
 
+from feeds import fingerprint
 from feeds.config import Settings
 from feeds.errors import FeedsError
-from feeds.model import FEED_FORMATS
-from feeds.pages.write import archive_url, day_url
-from feeds.render import feed_url, page_url
-from feeds.render.topics import TOPICS_DOC
-from feeds.responses import cache_control
+from feeds.export_config import write_config
+from feeds.export_docs import EVENT, INDEX, Doc, changed_docs, every_doc
+from feeds.export_manifest import FORMAT, File, Manifest, ManifestError
+from feeds.model import FeedKey
 from feeds.store import Store
-from feeds.websub_links import hub_url
 
-MANIFEST = "manifest.json"
-PCHARS = "/:@!$&'()*+,;=~"
 ENCODINGS = {"identity": "", "gzip": ".gz", "br": ".br"}
-TWINS = ("html", "md", "json", "xml")
-STATIC = ("/static/style.css", "/static/icon.svg")
-# Headers an nginx map carries per URL; the rest follows from the URL (content type, Link).
-CARRIED = ("etag", "cache-control", "vary")
+PART = 200  # documents enumerated and noted in the manifest at once
+AT_ONCE = 8  # documents asked of the app at once (its store reads overlap the others' rendering)
+GONE = (301, 404, 410)  # a document no longer there (moved, never was, removed at its source)
+EXPORT_CACHE_BYTES = 16 << 20  # the app's rendition cache: each document is asked once or thrice
 
 
 class ExportError(FeedsError):
@@ -57,6 +61,8 @@ class Counts:
     written: int = 0
     unchanged: int = 0
     removed: int = 0
+    asked: int = 0  # requests made of the app
+    walked: bool = False  # every document asked (no usable record), not only changed ones
 
     def line(self) -> str:
         return f"{self.written} files written, {self.unchanged} unchanged, {self.removed} removed"
@@ -74,160 +80,254 @@ def file_of(url: str) -> str:
     return url if "." in url.rpartition("/")[2] else url + ".html"
 
 
-async def urls(store: Store) -> list[str]:
-    """Every URL the export holds, in a stable order."""
-    found: list[str] = ["/opml", "/topics", *STATIC]
-    for feed, fmt in await store.rendition_keys():
-        if feed == TOPICS_DOC:
-            found.append("/topics.json")
-        elif fmt in FEED_FORMATS:
-            found.append(feed_url("", feed, fmt))
-        elif fmt == "html":
-            found.append(page_url("", feed))
-    for date in await store.dates():
-        found += [day_url(dt.date.fromisoformat(date), ext) for ext in TWINS if ext != "html"]
-    for current in await store.live_pages():
-        found += [archive_url(current, ext) for ext in TWINS]
-    return sorted(set(found))
-
-
-async def moves(store: Store) -> dict[str, str]:
-    """Older versions' URLs (and padded days) -> the current version's, as the server redirects."""
-    out = {}
-    for path, current in [(current, current) for current in await store.live_pages()] + await store.older_versions():
-        for ext in TWINS:
-            target = archive_url(current, ext)
-            for old in (archive_url(path, ext), f"{path}.{ext}"):
-                if old != target:
-                    out[old] = target
-    return out
-
-
 @contextlib.asynccontextmanager
-async def _app_client(settings: Settings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
+async def _app(settings: Settings, store: Store) -> AsyncIterator[ASGIApp]:
     from feeds.app import create_app
 
-    quiet = dataclasses.replace(settings, rate_limit=0.0, subscriber_stats=False, access_log="off")
+    quiet = dataclasses.replace(
+        settings, rate_limit=0.0, subscriber_stats=False, access_log="off", cache_bytes=EXPORT_CACHE_BYTES
+    )
     app = create_app(quiet, store=store, scheduler=False, push=False)  # an export pushes nothing
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 0))
-        async with httpx.AsyncClient(transport=transport, base_url="http://export.invalid") as client:
-            yield client
+        yield app
 
 
-def _write(root: Path, name: str, body: bytes, mtime: float) -> None:
-    path = root / name.lstrip("/")
-    if ".." in Path(name).parts:  # names come from stored paths: never outside the export
-        raise ExportError(f"{name}: not a path inside the export")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(body)
-    os.utime(temporary, (mtime, mtime))
-    os.replace(temporary, path)
+async def _call(app: ASGIApp, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    """GET `url` of the app in process, as a client on 127.0.0.1 would (httpx's ASGI transport
+    did the same with a request and a response object per call: most of an export's time)."""
+    started: dict[str, Any] = {}
+    body: list[bytes] = []
+    done = asyncio.Event()
+    asked = False
+
+    async def receive() -> Message:
+        nonlocal asked
+        if asked:
+            await done.wait()
+            return {"type": "http.disconnect"}
+        asked = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            started.update(message)
+        elif message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": unquote(url),
+        "raw_path": url.encode("ascii"),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"export.invalid")] + [(k.encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 0),
+        "server": ("export.invalid", 80),
+    }
+    await app(scope, receive, send)
+    got = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in started.get("headers", [])}
+    return int(started["status"]), got, b"".join(body)
+
+
+async def _state(store: Store, settings: Settings) -> dict[str, str]:
+    """What the store is now, as the record notes it. `store`: which database file (another one
+    put in its place is another store)."""
+    renditions, deleted = await store.rendition_versions()
+    stat = os.stat(store.path)
+    return {
+        "format": FORMAT,
+        "store": f"{stat.st_dev}:{stat.st_ino}",
+        "renditions": str(renditions),
+        "renditions_deleted": str(deleted),
+        "changes": str(await store.last_change()),
+        "settings": fingerprint.settings_digest(settings),
+    }
+
+
+def _follows(record: dict[str, str], now: dict[str, str]) -> bool:
+    """Whether an export recorded as `record` can be brought to `now` by following the changes:
+    it finished, from this store and these settings, whose counters only grew since."""
+    if record.get("complete") != "1" or any(record.get(k) != now[k] for k in ("format", "store", "settings")):
+        return False
+    try:
+        return all(int(record[k]) <= int(now[k]) for k in ("renditions", "renditions_deleted", "changes"))
+    except (KeyError, ValueError):
+        return False
+
+
+class _Run:
+    """One export run: asks documents, writes their files, notes them in the manifest."""
+
+    def __init__(self, app: ASGIApp, store: Store, settings: Settings, site: Path, manifest: Manifest):
+        self.app, self.store, self.settings, self.site, self.manifest = app, store, settings, site, manifest
+        self.run = int(manifest.record().get("run", "0")) + 1
+        self.counts = Counts()
+        self.limit = asyncio.Semaphore(AT_ONCE)
+        self.dirs: set[Path] = set()
+
+    async def part(self, docs: list[Doc], extra: bool) -> list[str]:
+        """Ask these documents (`extra`: also at the URLs the manifest holds for them), write and
+        note their files; the documents that are gone."""
+        names = [file_of(url) + suffix for _, urls in docs for url in urls for suffix in ENCODINGS.values()]
+        known = self.manifest.of_names(names)
+        if extra:
+            known.update(self.manifest.of_docs(doc for doc, _ in docs))
+        by_doc: dict[str, set[str]] = {}
+        for file in known.values():
+            by_doc.setdefault(file.doc, set()).add(file.url)
+        results = await asyncio.gather(
+            *(self._doc(doc, sorted({*urls, *by_doc.get(doc, ())}), known) for doc, urls in docs)
+        )
+        kept = [f for files, _, _ in results for f in files]
+        gone_names = [n for _, names, _ in results for n in names]
+        with self.manifest.batch():
+            self.manifest.put(kept, self.run)
+            self.manifest.forget(gone_names)
+        return [doc for (doc, _), (_, _, gone) in zip(docs, results, strict=True) if gone]
+
+    async def _doc(self, doc: str, urls: list[str], known: dict[str, File]) -> tuple[list[File], list[str], bool]:
+        """(files kept or written, names removed, whether the document is gone) of one document."""
+        kept: list[File] = []
+        removed: list[str] = []
+        async with self.limit:
+            for url in urls:
+                for encoding, suffix in ENCODINGS.items():
+                    name = file_of(url) + suffix
+                    file = await self._ask(doc, url, name, encoding, known.get(name))
+                    if file is not None:
+                        kept.append(file)
+                    elif name in known:
+                        with contextlib.suppress(FileNotFoundError):
+                            (self.site / name.lstrip("/")).unlink()
+                        removed.append(name)
+                        self.counts.removed += 1
+        return kept, removed, not kept
+
+    async def _ask(self, doc: str, url: str, name: str, encoding: str, old: File | None) -> File | None:
+        """The file of one URL in one coding, written if it changed; None if the URL is gone."""
+        headers = {"accept-encoding": encoding, "accept": "text/html" if url == "/topics" else "*/*"}
+        if old and old.etag and (self.site / name.lstrip("/")).exists():
+            headers["if-none-match"] = old.etag
+        status, got, body = await self._get(url, headers)
+        if status == 503 and await _render(self.store, self.settings, doc):
+            status, got, body = await self._get(url, headers)
+        control = got.get("cache-control", "")
+        if status == 304 and old:  # same bytes; a settled day's max-age may be new
+            return dataclasses.replace(old, doc=doc, control=control)
+        if status in GONE:
+            return None
+        if status != 200:
+            raise ExportError(f"{url} ({encoding}): the server answered {status}: {body[:200]!r}")
+        file = File(name, url, doc, got["etag"], got["last-modified"], control)
+        stamp = email.utils.parsedate_to_datetime(file.last_modified).timestamp()
+        self._write(name, body, stamp)
+        self.counts.written += 1
+        return file
+
+    async def _get(self, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        self.counts.asked += 1
+        return await _call(self.app, url, headers)
+
+    def _write(self, name: str, body: bytes, mtime: float) -> None:
+        if ".." in Path(name).parts:  # names come from stored paths: never outside the export
+            raise ExportError(f"{name}: not a path inside the export")
+        path = self.site / name.lstrip("/")
+        if path.parent not in self.dirs:  # a few per day and topic, not per file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.dirs.add(path.parent)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_bytes(body)
+        os.utime(temporary, (mtime, mtime))
+        os.replace(temporary, path)
+
+    async def walk(self) -> None:
+        """Every document; then what the manifest holds that no document had goes."""
+        self.counts.walked = True
+        async for docs in every_doc(self.store, self.settings, PART):
+            await self.part(docs, extra=False)
+        for names in self.manifest.unseen(self.run):
+            for name in names:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.site / name.lstrip("/")).unlink()
+            with self.manifest.batch():
+                self.manifest.forget(names)
+            self.counts.removed += len(names)
+
+    async def follow(self, docs: dict[str, tuple[str, ...]]) -> None:
+        """The documents a change touched, asked also at the URLs they were exported at; a topic
+        gone takes its older pages along."""
+        items = sorted(docs.items())
+        while items:
+            gone = await self.part(items[:PART], extra=True)
+            items = items[PART:]
+            items += [(d, ()) for g in gone if g.startswith("topics/") for d in self.manifest.docs_under(g + "/pages/")]
+
+
+async def _render(store: Store, settings: Settings, doc: str) -> bool:
+    """Until the app renders a document on its first request (it answers 503 for one it has not
+    rendered yet), render it here: a feed's document, or an event's day (which makes its entry)."""
+    from feeds.publish.document import publish
+    from feeds.render import formats
+
+    if doc in (INDEX, "static"):
+        return False
+    if doc.startswith(EVENT):
+        places = await store.event_places([doc.removeprefix(EVENT)])
+        if not places:
+            return False
+        doc = f"dates/{places[0][2]}"
+    await publish(store, settings, FeedKey.parse(doc), formats())
+    await asyncio.sleep(1.1)  # the app's cache looks for new renditions every second
+    return True
+
+
+def _open(out: Path) -> Manifest:
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return Manifest(out)
+    except ManifestError as exc:
+        raise ExportError(str(exc)) from None
 
 
 async def export(settings: Settings, store: Store, out: Path, origin: str = "") -> Counts:
-    """Export the store's site into `out` (site/, nginx.conf, maps, manifest.json)."""
+    """Export the store's site into `out` (site/, nginx.conf, maps, manifest.sqlite)."""
+    manifest = _open(out)
+    try:
+        return await _export(settings, store, out, origin, manifest)
+    finally:
+        manifest.close()
+
+
+async def _export(settings: Settings, store: Store, out: Path, origin: str, manifest: Manifest) -> Counts:
+    record, now = manifest.record(), await _state(store, settings)
+    follows = _follows(record, now)
+    if follows and all(record[k] == now[k] for k in ("renditions", "renditions_deleted", "changes")):
+        if record.get("origin") != origin:
+            await write_config(settings, store, out, manifest, origin)
+            manifest.set_record({"origin": origin})
+        return Counts(unchanged=manifest.count())
+    docs = (
+        await changed_docs(store, settings, manifest, int(record["renditions"]), int(record["changes"]))
+        if follows
+        else None
+    )
     site = out / "site"
-    site.mkdir(parents=True, exist_ok=True)
-    manifest_path = out / MANIFEST
-    before: dict[str, dict[str, str]] = {}
-    if manifest_path.exists():
-        try:
-            before = json.loads(manifest_path.read_text())["files"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ExportError(f"{manifest_path}: not an export manifest ({exc}); remove it to export anew") from None
-    counts = Counts()
-    files: dict[str, dict[str, str]] = {}
-    accept = {"/topics": "text/html"}
-    async with _app_client(settings, store) as client:
-        for url in await urls(store):
-            for encoding, suffix in ENCODINGS.items():
-                name = file_of(url) + suffix
-                old = before.get(name)
-                headers = {"accept-encoding": encoding, "accept": accept.get(url, "*/*")}
-                if old and (site / name.lstrip("/")).exists():
-                    headers["if-none-match"] = old["etag"]
-                async with client.stream("GET", url, headers=headers) as response:
-                    body = b"".join([chunk async for chunk in response.aiter_raw()])
-                if response.status_code == 304 and old:  # same bytes; a settled day's max-age may be new
-                    files[name] = {**old, **{k: response.headers[k] for k in CARRIED if k in response.headers}}
-                    counts.unchanged += 1
-                    continue
-                if response.status_code != 200:
-                    raise ExportError(f"{url} ({encoding}): the server answered {response.status_code}: {body[:200]!r}")
-                kept = {k: response.headers[k] for k in CARRIED if k in response.headers}
-                kept["url"], kept["last-modified"] = url, response.headers["last-modified"]
-                stamp = email.utils.parsedate_to_datetime(kept["last-modified"]).timestamp()
-                _write(site, name, body, stamp)
-                files[name] = kept
-                counts.written += 1
-    for name in sorted(set(before) - set(files)):
-        with contextlib.suppress(FileNotFoundError):
-            (site / name.lstrip("/")).unlink()
-        counts.removed += 1
-    _write_config(settings, out, files, await moves(store), origin)
-    manifest_path.write_text(json.dumps({"files": files}, indent=0, sort_keys=True) + "\n")
+    site.mkdir(exist_ok=True)
+    manifest.set_record({"complete": "0"})  # until this run ends, the next one walks everything
+    async with _app(settings, store) as app:
+        run = _Run(app, store, settings, site, manifest)
+        if docs is None:
+            await run.walk()
+        else:
+            await run.follow(docs)
+    await write_config(settings, store, out, manifest, origin)
+    manifest.set_record({**now, "origin": origin, "run": str(run.run), "complete": "1"})
+    counts = run.counts
+    counts.unchanged = manifest.count() - counts.written
     return counts
-
-
-def _quote(value: str) -> str:
-    """A string as an nginx configuration token in double quotes."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _as_requested(url: str, safe: str = PCHARS) -> str:
-    """A URL path as clients send it (`$request_uri`): UTF-8 percent-encoded, RFC 3986's path
-    characters kept. A map's resulting values are not allowed a `$` (nginx reads a variable)."""
-    return quote(unquote(url), safe=safe)
-
-
-def _power_of_two(at_least: int, floor: int) -> int:
-    return max(floor, 1 << (at_least - 1).bit_length())
-
-
-def _map_lines(pairs: Iterable[tuple[str, str]]) -> str:
-    return "".join(f"{_quote(k)} {_quote(v)};\n" for k, v in pairs)
-
-
-def _write_config(
-    settings: Settings, out: Path, files: dict[str, dict[str, str]], moved: dict[str, str], origin: str
-) -> None:
-    """nginx.conf (maps and a server block) and the maps it includes, next to site/."""
-    live = cache_control(settings)
-    by_suffix = {".gz": "gzip", ".br": "br"}
-    etags = [
-        (f"{_as_requested(h['url'])}|{by_suffix.get(name[-3:], 'identity')}", h["etag"])
-        for name, h in sorted(files.items())
-    ]
-    controls = sorted(
-        {(_as_requested(h["url"]), h["cache-control"]) for h in files.values() if h.get("cache-control", live) != live}
-    )
-    moved_lines = sorted(
-        (_as_requested(old), _as_requested(new, PCHARS.replace("$", ""))) for old, new in moved.items()
-    )
-    keys = [k for k, _ in etags] + [k for k, _ in controls] + [k for k, _ in moved_lines]
-    (out / "etags.map").write_text(_map_lines(etags))
-    (out / "cache.map").write_text(_map_lines(controls))
-    (out / "moved.map").write_text(
-        _map_lines(
-            sorted((_as_requested(old), _as_requested(new, PCHARS.replace("$", ""))) for old, new in moved.items())
-        )
-    )
-    # Beside this module, not among the renderers' templates (their digest marks every entry).
-    template = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True).from_string(
-        Path(__file__).with_name("export-nginx.conf").read_text(encoding="utf-8")
-    )
-    (out / "nginx.conf").write_text(
-        template.render(
-            out=str(out.resolve()),
-            base=settings.base_url.rstrip("/"),
-            hub=hub_url(settings),
-            origin=origin.rstrip("/"),
-            live=live,
-            quote=_quote,
-            # nginx's map hashes must hold the longest key and every key of the largest map
-            bucket_size=_power_of_two(max(map(len, keys), default=0) + 32, 64),
-            max_size=_power_of_two(2 * len(etags), 2048),
-        )
-    )

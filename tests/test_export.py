@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -46,9 +48,8 @@ def answers(base: str, url: str, encoding: str, **headers: str) -> tuple[int, di
 
 
 def manifest_urls(out: Path) -> list[str]:
-    import json
-
-    return sorted({f["url"] for f in json.loads((out / "manifest.json").read_text())["files"].values()})
+    with closing(sqlite3.connect(out / "manifest.sqlite")) as db:
+        return [u for (u,) in db.execute("SELECT DISTINCT url FROM files ORDER BY url")]
 
 
 async def test_nginx_serves_an_export_as_the_server_answers(settings: Settings, store: Store, tmp_path: Path) -> None:
