@@ -40,9 +40,8 @@ from feeds import fingerprint
 from feeds.config import Settings
 from feeds.errors import FeedsError
 from feeds.export_config import write_config
-from feeds.export_docs import EVENT, INDEX, Doc, changed_docs, every_doc
+from feeds.export_docs import Doc, changed_docs, every_doc
 from feeds.export_manifest import FORMAT, File, Manifest, ManifestError
-from feeds.model import FeedKey
 from feeds.store import Store
 
 ENCODINGS = {"identity": "", "gzip": ".gz", "br": ".br"}
@@ -214,9 +213,7 @@ class _Run:
         headers = {"accept-encoding": encoding, "accept": "text/html" if url == "/topics" else "*/*"}
         if old and old.etag and (self.site / name.lstrip("/")).exists():
             headers["if-none-match"] = old.etag
-        status, got, body = await self._get(url, headers)
-        if status == 503 and await _render(self.store, self.settings, doc):
-            status, got, body = await self._get(url, headers)
+        status, got, body = await self._get(url, headers)  # made by the app if it has no current one
         control = got.get("cache-control", "")
         if status == 304 and old:  # same bytes; a settled day's max-age may be new
             return dataclasses.replace(old, doc=doc, control=control)
@@ -267,24 +264,6 @@ class _Run:
             gone = await self.part(items[:PART], extra=True)
             items = items[PART:]
             items += [(d, ()) for g in gone if g.startswith("topics/") for d in self.manifest.docs_under(g + "/pages/")]
-
-
-async def _render(store: Store, settings: Settings, doc: str) -> bool:
-    """Until the app renders a document on its first request (it answers 503 for one it has not
-    rendered yet), render it here: a feed's document, or an event's day (which makes its entry)."""
-    from feeds.publish.document import publish
-    from feeds.render import formats
-
-    if doc in (INDEX, "static"):
-        return False
-    if doc.startswith(EVENT):
-        places = await store.event_places([doc.removeprefix(EVENT)])
-        if not places:
-            return False
-        doc = f"dates/{places[0][2]}"
-    await publish(store, settings, FeedKey.parse(doc), formats())
-    await asyncio.sleep(1.1)  # the app's cache looks for new renditions every second
-    return True
 
 
 def _open(out: Path) -> Manifest:
