@@ -285,6 +285,7 @@ async def export(settings: Settings, store: Store, out: Path, origin: str = "") 
 
 async def _export(settings: Settings, store: Store, out: Path, origin: str, manifest: Manifest) -> Counts:
     record, now = manifest.record(), await _state(store, settings)
+    content = await store.content_version()
     follows = _follows(record, now)
     if follows and all(record[k] == now[k] for k in ("renditions", "renditions_deleted", "changes")):
         if record.get("origin") != origin:
@@ -306,6 +307,10 @@ async def _export(settings: Settings, store: Store, out: Path, origin: str, mani
         else:
             await run.follow(docs)
     await write_config(settings, store, out, manifest, origin)
+    if await store.content_version() == content:
+        # Nothing changed while it ran: what was written meanwhile is what this run made the app
+        # render (documents made on request), and is exported as made.
+        now = await _state(store, settings)
     manifest.set_record({**now, "origin": origin, "run": str(run.run), "complete": "1"})
     counts = run.counts
     counts.unchanged = manifest.count() - counts.written

@@ -4,7 +4,7 @@ conditional request (304) every document answers alike."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -96,6 +96,15 @@ class Prepared:
                 ok.append((b"content-encoding", encoding.encode()))
             encodings[encoding] = Representation(body, etag, ok + validators, validators)
         return cls(rendition.last_modified, encodings)
+
+    def varied(self, vary: str) -> Prepared:
+        """The same bytes answered with another `Vary` (a negotiated URL of a stored document)."""
+
+        def swap(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+            return [(name, vary.encode() if name == b"vary" else value) for name, value in headers]
+
+        encodings = {e: replace(r, ok=swap(r.ok), not_modified=swap(r.not_modified)) for e, r in self.encodings.items()}
+        return Prepared(self.last_modified, encodings)
 
 
 class RawResponse(Response):

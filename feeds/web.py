@@ -314,12 +314,8 @@ async def index_answer(request: Request, fmt: str) -> Response:
     etag = stored.encodings["identity"].etag
     if fmt == "json":
         if not request.query_params:
-            if negotiated:  # the stored bytes, answered with the negotiation they came through
-                body = stored.encodings["identity"].body
-                return await _generated(
-                    request, stored, (etag, "whole"), "json", "application/json; charset=utf-8", lambda: body, vary
-                )
-            return serve(request, stored)
+            # The stored bytes, every encoding (`/topics.json`'s), with the negotiation they came through.
+            return serve(request, stored.varied(vary) if negotiated else stored)
         return await _generated(
             request,
             stored,
