@@ -115,9 +115,11 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env_config = args.config.parent / "first-request.toml"
+    # The store's own settings (those that shape documents unchanged: nothing is rendered again at
+    # start), on another port.
     env_config.write_text(
         re.sub(r'database = "[^"]+"', f'database = "{database}"', re.sub(r"^port = .*$", "", text, flags=re.M))
-        + f'\nport = {port}\nbase_url = "{base}"\naccess_log = "off"\nrate_limit = 0\nrefresh_interval = 86400\n'
+        + f"\nport = {port}\n"
     )
     server = subprocess.Popen([PYTHON, "-m", "feeds", "--config", str(env_config), "serve"], stderr=subprocess.DEVNULL)
     try:
