@@ -40,6 +40,7 @@ from feeds.cache import _watch_log
 from feeds.config import Settings
 from feeds.errors import FeedsError
 from feeds.model import FEED_FORMATS, Rendition, utcnow
+from feeds.publish.demand import known
 from feeds.render import CONTENT_TYPES, feed_url
 from feeds.responses import error
 from feeds.store import Store
@@ -168,7 +169,10 @@ class Hub:
         if mode not in ("subscribe", "unsubscribe"):
             return error(400, "hub.mode: subscribe or unsubscribe")
         found = self.topic_of(topic)
-        if found is None or not await self.current(*found):
+        # Checked, not rendered: a cold feed is made when a change is first delivered.
+        if found is None or not (
+            await self.store.rendition(*found) or await known(self.store, self.settings, found[0])
+        ):
             return error(400, f"hub.topic: not a feed of this server: {topic[:200]!r}")
         if problem := await callback_problem(callback, self.settings.websub_allow_private_callbacks):
             return error(400, problem)

@@ -31,6 +31,22 @@ async def may_show(store: Store, settings: Settings, key: FeedKey) -> bool:
     return topic is not None and key.page <= Paging(topic.slots, settings.items_per_feed).archive_pages
 
 
+async def known(store: Store, settings: Settings, name: str) -> bool:
+    """Whether the store holds events document `name` shows now (a feed one may subscribe to),
+    found without rendering it."""
+    try:
+        key = FeedKey.parse(name)
+    except ValueError:
+        return False
+    if key.kind == "date":
+        return bool(await store.members(key, 1))
+    if key.kind == "topic":
+        topic = await store.topic(key.value)
+        if topic is None or not topic.events:
+            return False
+    return await may_show(store, settings, key)
+
+
 class OnRequest:
     """Makes the documents a server is asked for and does not hold: one render per document
     however many requests wait for it."""
