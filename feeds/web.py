@@ -314,8 +314,15 @@ async def index_answer(request: Request, fmt: str) -> Response:
     etag = stored.encodings["identity"].etag
     if fmt == "json":
         if not request.query_params:
-            # The stored bytes, every encoding (`/topics.json`'s), with the negotiation they came through.
-            return serve(request, stored.varied(vary) if negotiated else stored)
+            if not negotiated:
+                return serve(request, stored)
+            # The stored bytes, every encoding (`/topics.json`'s), with the negotiation they came
+            # through: headers made once per version of the index.
+            cache: LRUCache[tuple[object, ...], tuple[Prepared, int]] = request.app.state.generated
+            kept = cache.get((etag, "whole"))
+            if kept is None:
+                kept = cache[(etag, "whole")] = (stored.varied(vary), 1024)
+            return serve(request, kept[0])
         return await _generated(
             request,
             stored,
