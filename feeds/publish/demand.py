@@ -40,10 +40,11 @@ async def known(store: Store, settings: Settings, name: str) -> bool:
         return False
     if key.kind == "date":
         return bool(await store.members(key, 1))
-    if key.kind == "topic":
+    if key.kind == "topic":  # one read of the topic: it has events, and the page is in range
         topic = await store.topic(key.value)
         if topic is None or not topic.events:
             return False
+        return key.page <= Paging(topic.slots, settings.items_per_feed).archive_pages
     return await may_show(store, settings, key)
 
 
